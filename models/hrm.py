@@ -1,0 +1,90 @@
+"""HRM: Hierarchical Reasoning Model (sapientinc/HRM, ``hrm_act_v1``).
+
+Two recurrent modules with separate weights: a fast low-level ``L_level`` and
+a slow high-level ``H_level``. Within one segment::
+
+    for i in range(H_cycles):
+        for j in range(L_cycles):
+            z_L = L_level(z_L, z_H + x)      # hook seg{s}.h{i}.l{j}.hook_z_L
+        z_H = H_level(z_H, z_L)              # hook seg{s}.h{i}.hook_z_H
+
+With the 1-step gradient every update but the final L and H one runs under
+``torch.no_grad()``; with ``grad_mode="full_bptt"`` gradient flows through all
+of them. The carry is detached between segments either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from .blocks import ReasoningModule, TransformerBlock, trunc_normal_
+from .config import HRMConfig
+from .puzzle_base import PuzzleModel, SegmentOutput
+
+
+def _blocks(cfg: HRMConfig, n: int) -> list[TransformerBlock]:
+    return [
+        TransformerBlock(cfg.hidden_size, cfg.num_heads, cfg.expansion, eps=cfg.rms_norm_eps, attn_backend=cfg.attn_backend)
+        for _ in range(n)
+    ]
+
+
+class HRM(PuzzleModel):
+    state_names = ("z_H", "z_L")
+    answer_state = "z_H"
+
+    def __init__(self, cfg: HRMConfig):
+        super().__init__(cfg)
+        self.H_level = ReasoningModule(_blocks(cfg, cfg.H_layers))
+        self.L_level = ReasoningModule(_blocks(cfg, cfg.L_layers))
+        # fixed initial states, never trained (persistent so checkpoints carry them)
+        self.register_buffer("H_init", trunc_normal_(torch.empty(cfg.hidden_size), std=1.0))
+        self.register_buffer("L_init", trunc_normal_(torch.empty(cfg.hidden_size), std=1.0))
+        self.ensure_segment_hooks(cfg.halt_max_steps)
+
+    def step_hook_names(self, seg: int) -> list[str]:
+        names = [f"seg{seg}.hook_x"]
+        for i in range(self.cfg.H_cycles):
+            names += [f"seg{seg}.h{i}.l{j}.hook_z_L" for j in range(self.cfg.L_cycles)]
+            names.append(f"seg{seg}.h{i}.hook_z_H")
+        return names
+
+    def init_states(self, batch_size: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
+        shape = (batch_size, self.total_len, self.cfg.hidden_size)
+        return {
+            "z_H": self.H_init.to(device).expand(shape).clone(),
+            "z_L": self.L_init.to(device).expand(shape).clone(),
+        }
+
+    def segment(
+        self,
+        states: dict[str, torch.Tensor],
+        inputs: torch.Tensor,
+        puzzle_ids: torch.Tensor | None = None,
+        seg: int = 0,
+        cycles: tuple[int, int] | None = None,
+    ) -> tuple[dict[str, torch.Tensor], SegmentOutput]:
+        H_cycles, L_cycles = cycles or (self.cfg.H_cycles, self.cfg.L_cycles)
+        rotary = self.rotary_tables()
+        x = self.hook(f"seg{seg}.hook_x", self.embed(inputs, puzzle_ids))
+        z_H, z_L = states["z_H"], states["z_L"]
+        full_bptt = self.cfg.grad_mode == "full_bptt"
+        for i in range(H_cycles):
+            for j in range(L_cycles):
+                last_L = i == H_cycles - 1 and j == L_cycles - 1
+                with _grad_if(full_bptt or last_L):
+                    z_L = self.hook(f"seg{seg}.h{i}.l{j}.hook_z_L", self.L_level(z_L, z_H + x, rotary))
+            with _grad_if(full_bptt or i == H_cycles - 1):
+                z_H = self.hook(f"seg{seg}.h{i}.hook_z_H", self.H_level(z_H, z_L, rotary))
+        return self.finish_segment({"z_H": z_H, "z_L": z_L}, seg)
+
+
+def _grad_if(enabled: bool):
+    """``torch.no_grad()`` unless ``enabled`` (never *enables* grad inside an outer no_grad)."""
+    return contextlib.nullcontext() if enabled else torch.no_grad()
+
+
+__all__ = ["HRM", "HRMConfig", "_grad_if"]

@@ -1,0 +1,171 @@
+"""What every puzzle model (HRM, TRM, UniTF, Transformer) shares.
+
+Input embedding as in the reference HRM/TRM: token embedding (init std
+1/sqrt(D)), an optional per-puzzle embedding prepended as prefix tokens,
+optional learned positions (added, then scaled by 1/sqrt(2)), everything
+multiplied by sqrt(D). ``lm_head`` decodes states (prefix dropped), ``q_head``
+reads the first position and gives (halt, continue) logits in float32.
+
+A model runs in *segments* (ACT / deep-supervision steps). ``segment`` takes
+the carried states and returns detached new states plus a ``SegmentOutput``;
+``forward`` is evaluation semantics: fresh states, every segment, no early
+halting, logits of the last segment. Subclasses implement ``state_names``,
+``init_states``, ``step_hook_names`` and ``segment``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .blocks import CastedLinear, Embedding, RotaryEmbedding
+from .config import PuzzleConfig
+from .hooks import HookedModel
+
+
+@dataclass
+class SegmentOutput:
+    logits: torch.Tensor  # [B, seq_len, vocab] answer logits (prefix dropped)
+    q_halt: torch.Tensor  # [B] float32 halting logit (halt when > 0 / > q_continue)
+    q_continue: torch.Tensor  # [B] float32 continue logit (HRM's Q-learning target)
+
+
+class PuzzleEmbedding(nn.Module):
+    """Per-puzzle embedding table, zero-initialised (reference key ``puzzle_emb.weights``)."""
+
+    def __init__(self, num_ids: int, ndim: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(num_ids, ndim))
+
+    def forward(self, puzzle_ids: torch.Tensor) -> torch.Tensor:
+        return self.weights[puzzle_ids]
+
+
+class PuzzleModel(HookedModel):
+    """Base class of the puzzle families; see module docstring."""
+
+    cfg: PuzzleConfig
+
+    def __init__(self, cfg: PuzzleConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        D = cfg.hidden_size
+        self.embed_scale = math.sqrt(D)
+        self.embed_tokens = Embedding(cfg.vocab_size, D, init_std=1.0 / self.embed_scale)
+        self.lm_head = CastedLinear(D, cfg.vocab_size)
+        self.q_head = CastedLinear(D, 2, bias=True)
+        with torch.no_grad():  # halting starts "never halt": weight 0, bias -5
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+        self.prefix_len = cfg.prefix_len
+        if cfg.puzzle_emb_ndim > 0:
+            self.puzzle_emb = PuzzleEmbedding(cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim)
+        self.total_len = cfg.seq_len + self.prefix_len
+        if cfg.pos_encodings == "rope":
+            self.rotary = RotaryEmbedding(D // cfg.num_heads, self.total_len, base=cfg.rope_theta)
+        elif cfg.pos_encodings == "learned":
+            self.embed_pos = Embedding(self.total_len, D, init_std=1.0 / self.embed_scale)
+
+    # ----- input / output -------------------------------------------------
+    def check_inputs(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor | None = None) -> None:
+        """Raise a one-line ``ValueError`` for inputs the model cannot read."""
+        if inputs.dim() != 2 or inputs.shape[1] != self.cfg.seq_len:
+            raise ValueError(
+                f"inputs must have shape [batch, {self.cfg.seq_len}], got {list(inputs.shape)}"
+            )
+        if inputs.dtype not in (torch.int64, torch.int32, torch.uint8, torch.int16):
+            raise ValueError(f"inputs must be integer token ids, got dtype {inputs.dtype}")
+        if inputs.numel() and (int(inputs.min()) < 0 or int(inputs.max()) >= self.cfg.vocab_size):
+            raise ValueError(f"token ids must lie in [0, {self.cfg.vocab_size}), got [{int(inputs.min())}, {int(inputs.max())}]")
+        if puzzle_ids is not None and puzzle_ids.shape != inputs.shape[:1]:
+            raise ValueError(f"puzzle_ids must have shape [{inputs.shape[0]}], got {list(puzzle_ids.shape)}")
+
+    def embed(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Token (+ puzzle prefix, + learned position) embedding times sqrt(D): [B, prefix+L, D]."""
+        x = self.embed_tokens(inputs.long())
+        if self.prefix_len:
+            B, D = inputs.shape[0], self.cfg.hidden_size
+            if puzzle_ids is None:
+                puzzle_ids = torch.zeros(B, dtype=torch.long, device=inputs.device)
+            pe = self.puzzle_emb(puzzle_ids.long())
+            pad = self.prefix_len * D - pe.shape[-1]
+            if pad > 0:
+                pe = torch.nn.functional.pad(pe, (0, pad))
+            x = torch.cat((pe.view(B, self.prefix_len, D).to(x.dtype), x), dim=1)
+        if self.cfg.pos_encodings == "learned":
+            x = 0.707106781 * (x + self.embed_pos.embedding_weight.to(x.dtype))
+        return self.embed_scale * x
+
+    def rotary_tables(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return self.rotary(self.total_len) if self.cfg.pos_encodings == "rope" else None
+
+    def decode(self, state: torch.Tensor) -> torch.Tensor:
+        """Answer logits from any state [B, prefix+L, D] (the per-step "logit lens")."""
+        return self.lm_head(state)[:, self.prefix_len:]
+
+    def halt_logits(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(q_halt, q_continue) in float32 from position 0 of the answer-carrying state."""
+        q = self.q_head(state[:, 0]).float()
+        return q[..., 0], q[..., 1]
+
+    # ----- recurrence -----------------------------------------------------
+    state_names: tuple[str, ...] = ()
+    answer_state: str = ""  # which state ``decode``/``halt_logits`` read at the end of a segment
+
+    def init_states(self, batch_size: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def step_hook_names(self, seg: int) -> list[str]:
+        """Hook names one segment emits (states per step), excluding the segment-level ones."""
+        raise NotImplementedError
+
+    def segment_hook_names(self, seg: int) -> list[str]:
+        return [*self.step_hook_names(seg), f"seg{seg}.hook_logits", f"seg{seg}.hook_q"]
+
+    def ensure_segment_hooks(self, n_segments: int) -> None:
+        """Make sure hook points exist for segments 0..n_segments-1 (idempotent)."""
+        have = getattr(self, "_hooked_segments", 0)
+        if n_segments > have:
+            self.setup_hooks(n for s in range(have, n_segments) for n in self.segment_hook_names(s))
+            self._hooked_segments = n_segments
+
+    def segment(
+        self,
+        states: dict[str, torch.Tensor],
+        inputs: torch.Tensor,
+        puzzle_ids: torch.Tensor | None = None,
+        seg: int = 0,
+        cycles: tuple[int, int] | None = None,
+    ) -> tuple[dict[str, torch.Tensor], SegmentOutput]:
+        """One ACT segment. ``cycles`` overrides (H_cycles, L_cycles) for depth curricula."""
+        raise NotImplementedError
+
+    def finish_segment(self, states: dict[str, torch.Tensor], seg: int) -> tuple[dict[str, torch.Tensor], SegmentOutput]:
+        """Heads on the answer state, segment hooks, detached carry: the common end of ``segment``."""
+        answer = states[self.answer_state]
+        logits = self.hook(f"seg{seg}.hook_logits", self.decode(answer))
+        q = self.hook(f"seg{seg}.hook_q", torch.stack(self.halt_logits(answer), dim=-1))
+        out = SegmentOutput(logits=logits, q_halt=q[..., 0], q_continue=q[..., 1])
+        return {k: v.detach() for k, v in states.items()}, out
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        puzzle_ids: torch.Tensor | None = None,
+        n_segments: int | None = None,
+    ) -> torch.Tensor:
+        """Evaluation semantics: fresh states, ``n_segments`` (default halt_max_steps) segments, last logits."""
+        self.check_inputs(inputs, puzzle_ids)
+        n = self.cfg.halt_max_steps if n_segments is None else n_segments
+        if n < 1:
+            raise ValueError(f"n_segments must be >= 1, got {n}")
+        self.ensure_segment_hooks(n)
+        states = self.init_states(inputs.shape[0], inputs.device)
+        out = None
+        for s in range(n):
+            states, out = self.segment(states, inputs, puzzle_ids, seg=s)
+        return out.logits

@@ -167,7 +167,8 @@ class TransformerBlock(nn.Module):
     """Post-norm block: ``h = norm(h + mix(h)); h = norm(h + swiglu(h))``.
 
     Token mixing is self-attention (``self_attn``) or, with ``mlp_t=True``, a
-    SwiGLU over the sequence axis (``mlp_t``, the MLP-mixer variant of TRM).
+    SwiGLU over the sequence axis (``mlp_t``, the MLP-mixer variant of TRM);
+    like TRM, the ``mlp_t`` residual is normalised over the token axis.
     """
 
     def __init__(
@@ -197,10 +198,12 @@ class TransformerBlock(nn.Module):
 
     def forward(self, h: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         if self.mlp_t_enabled:
-            mixed = self.mlp_t(h.transpose(1, 2)).transpose(1, 2)
+            # as in TRM: mix and normalise in the transposed [B, D, L] layout, so this
+            # residual is RMS-normalised over the token axis, not the channel axis
+            t = h.transpose(1, 2)
+            h = rms_norm(t + self.mlp_t(t), self.eps).transpose(1, 2)
         else:
-            mixed = self.self_attn(h, rotary)
-        h = rms_norm(h + mixed, self.eps)
+            h = rms_norm(h + self.self_attn(h, rotary), self.eps)
         h = rms_norm(h + self.mlp(h), self.eps)
         return h
 

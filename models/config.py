@@ -147,6 +147,11 @@ class HRMLMConfig(BaseConfig):
 
     def validate(self) -> None:
         super().validate()
+        for name in ("slow_period", "slow_updates", "passes", "fast_layers", "slow_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.encoder_layers < 0:
+            raise ConfigError(f"encoder_layers must be >= 0, got {self.encoder_layers}")
         if not 1 <= self.tbptt_steps <= self.steps_per_pass:
             raise ConfigError(f"tbptt_steps K={self.tbptt_steps} must be in [1, M={self.steps_per_pass}]")
 

@@ -105,6 +105,10 @@ class HookedModel(nn.Module):
             point.name = name
             container.add_module(leaf, point)
             index[name] = point
+            # a point created while a ``hooks()`` context is open (e.g. a segment past
+            # halt_max_steps) gets that context's matching hooks too
+            for pairs, handles in getattr(self, "_open_hook_sets", []):
+                handles.extend(point.add_hook(fn) for f, fn in pairs if _matches(name, f))
         # a plain dict (not registered twice as submodules) for O(1) lookup in forward
         object.__setattr__(self, "_hook_index", index)
 
@@ -140,16 +144,21 @@ class HookedModel(nn.Module):
     @contextlib.contextmanager
     def hooks(self, fwd_hooks: Sequence[tuple[NameFilter, HookFn]] = ()) -> Iterator["HookedModel"]:
         """Temporarily attach ``(name_or_filter, fn)`` pairs; removed on exit even on error."""
-        handles = []
+        handles: list = []
+        open_sets = self.__dict__.setdefault("_open_hook_sets", [])
+        entry = (list(fwd_hooks), handles)
         try:
-            for names_filter, fn in fwd_hooks:
+            for names_filter, fn in entry[0]:
                 matched = self.hook_names(names_filter)
                 if not matched:
                     raise KeyError(f"no hook point matches {names_filter!r}")
                 for name in matched:
                     handles.append(self._hook_index[name].add_hook(fn))
+            open_sets.append(entry)
             yield self
         finally:
+            if any(e is entry for e in open_sets):
+                open_sets[:] = [e for e in open_sets if e is not entry]
             for h in handles:
                 h.remove()
             for point in self._hook_index.values():
@@ -166,12 +175,13 @@ class HookedModel(nn.Module):
         """Run ``forward`` and return ``(output, {hook_name: tensor})`` for every hook that fired.
 
         Hook points that did not fire (e.g. segments beyond the run's depth) are absent.
+        A ``names_filter`` that matches no hook point raises ``KeyError`` (a typo, not an empty cache).
         """
         cache: dict[str, torch.Tensor] = {}
 
         def save(t: torch.Tensor, hook: HookPoint) -> None:
             cache[hook.name] = t.detach() if detach else t
 
-        with self.hooks([(names_filter, save)] if self.hook_names(names_filter) else []):
+        with self.hooks([(names_filter, save)] if names_filter is not None or self.hook_names() else []):
             out = self(*args, **kwargs)
         return out, cache

@@ -68,6 +68,7 @@ class HRM(PuzzleModel):
         cycles: tuple[int, int] | None = None,
     ) -> tuple[dict[str, torch.Tensor], SegmentOutput]:
         H_cycles, L_cycles = cycles or (self.cfg.H_cycles, self.cfg.L_cycles)
+        self.ensure_segment_hooks(seg + 1)  # hook points for a segment past halt_max_steps
         rotary = self.rotary_tables()
         x = self.hook(f"seg{seg}.hook_x", self.embed(inputs, puzzle_ids))
         z_H, z_L = states["z_H"], states["z_L"]

@@ -83,6 +83,10 @@ class PuzzleModel(HookedModel):
             raise ValueError(f"token ids must lie in [0, {self.cfg.vocab_size}), got [{int(inputs.min())}, {int(inputs.max())}]")
         if puzzle_ids is not None and puzzle_ids.shape != inputs.shape[:1]:
             raise ValueError(f"puzzle_ids must have shape [{inputs.shape[0]}], got {list(puzzle_ids.shape)}")
+        if puzzle_ids is not None and self.prefix_len and puzzle_ids.numel():
+            n_ids = self.cfg.num_puzzle_identifiers
+            if puzzle_ids.is_floating_point() or int(puzzle_ids.min()) < 0 or int(puzzle_ids.max()) >= n_ids:
+                raise ValueError(f"puzzle_ids must be integers in [0, {n_ids}), got {puzzle_ids.tolist()[:8]}")
 
     def embed(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Token (+ puzzle prefix, + learned position) embedding times sqrt(D): [B, prefix+L, D]."""
@@ -132,6 +136,23 @@ class PuzzleModel(HookedModel):
         if n_segments > have:
             self.setup_hooks(n for s in range(have, n_segments) for n in self.segment_hook_names(s))
             self._hooked_segments = n_segments
+
+    def _hooks_for_call(self, args: tuple, kwargs: dict) -> None:
+        """Create hook points for a ``forward(inputs, puzzle_ids, n_segments)`` call before hooks attach,
+        so filters such as ``"seg12.*"`` match segments past halt_max_steps."""
+        n = kwargs.get("n_segments", args[2] if len(args) > 2 else None)
+        if isinstance(n, int) and n > 0:
+            self.ensure_segment_hooks(n)
+
+    def run_with_hooks(self, *args, fwd_hooks=(), **kwargs):
+        """As ``HookedModel.run_with_hooks``; hook points for ``n_segments`` are created first."""
+        self._hooks_for_call(args, kwargs)
+        return super().run_with_hooks(*args, fwd_hooks=fwd_hooks, **kwargs)
+
+    def run_with_cache(self, *args, **kwargs):
+        """As ``HookedModel.run_with_cache``; hook points for ``n_segments`` are created first."""
+        self._hooks_for_call(args, kwargs)
+        return super().run_with_cache(*args, **kwargs)
 
     def segment(
         self,

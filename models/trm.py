@@ -109,6 +109,7 @@ class TRM(PuzzleModel):
         cycles: tuple[int, int] | None = None,
     ) -> tuple[dict[str, torch.Tensor], SegmentOutput]:
         T, n = cycles or (self.cfg.H_cycles, self.cfg.L_cycles)
+        self.ensure_segment_hooks(seg + 1)  # hook points for a segment past halt_max_steps
         x = self.hook(f"seg{seg}.hook_x", self.embed(inputs, puzzle_ids))
         y, z = self.deep_recursion(x, states["y"], states["z"], n, T, seg)
         return self.finish_segment({"y": y, "z": z}, seg)

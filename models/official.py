@@ -1,0 +1,418 @@
+"""Load checkpoints written by the reference HRM and TRM training code.
+
+The reference repositories (sapientinc/HRM ``hrm_act_v1``, SamsungSAILMontreal/
+TinyRecursiveModels ``trm`` and its ``hrm`` port, and forks of either) save a
+checkpoint as::
+
+    <run dir>/step_26040          # torch.save(state_dict), no extension
+    <run dir>/all_config.yaml     # the training config (``arch:`` holds the model)
+
+(the published Hugging Face checkpoints call the weights file ``checkpoint``).
+State-dict keys carry the wrappers' prefixes, ``_orig_mod.`` (torch.compile)
+and ``model.inner.`` (loss head, ACT wrapper); below them the names equal ours
+(``embed_tokens.embedding_weight``, ``L_level.layers.0.self_attn.qkv_proj.weight``, ...).
+
+The YAML does not hold ``seq_len``, ``vocab_size`` or ``num_puzzle_identifiers``
+(the reference reads them from the dataset). They are taken, in this order,
+from keyword overrides, the tensors' shapes (vocab and puzzle count always;
+sequence length from learned positions or the token-mixing MLP), a
+``dataset.json`` (``dataset=`` or the YAML's ``data_path`` when it exists), and
+finally the well-known task of the YAML's ``data_path`` (Sudoku 81, Maze NxN,
+ARC 900). ``meta["inferred"]`` says where each value came from.
+
+Weights are read with ``torch.load(weights_only=True)`` only: no pickled code
+is ever executed. Anything that does not fit raises a one-line
+``CheckpointError``.
+
+Command line::
+
+    python -m models.official info    <weights file or run dir>
+    python -m models.official convert <weights file or run dir> <out dir> [--seq-len N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from .checkpoint import CheckpointError, load_state, save_checkpoint
+from .config import ConfigError, HRMConfig, PuzzleConfig, TRMConfig
+from .registry import build_model
+
+CONFIG_YAML = "all_config.yaml"
+WEIGHT_NAMES = ("checkpoint",)  # the published files; run dirs hold step_N
+PREFIXES = ("_orig_mod.", "module.", "model.", "inner.")  # compile, DDP, loss head, ACT wrapper
+
+# reference class name -> (our family, repository); the module part tells the HRM ports apart
+SUPPORTED_ARCHS = {
+    "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1": ("hrm", "sapientinc/HRM"),
+    "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1": ("hrm", "SamsungSAILMontreal/TinyRecursiveModels"),
+    "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1": ("trm", "SamsungSAILMontreal/TinyRecursiveModels"),
+}
+
+# arch fields copied unchanged into our config
+_COMMON_FIELDS = (
+    "hidden_size", "num_heads", "expansion", "rms_norm_eps", "rope_theta", "pos_encodings",
+    "halt_max_steps", "halt_exploration_prob", "puzzle_emb_ndim", "H_cycles", "L_cycles",
+)
+
+# task keyword of the dataset path -> (vocab_size, seq_len) of the reference builders
+_KNOWN_TASKS = {"sudoku": (11, 81), "maze": (6, 900), "arc": (12, 900)}
+
+
+# ----- files ------------------------------------------------------------------
+def find_official_files(path: str | os.PathLike, config_yaml: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """(weights file, YAML) for a weights file or a run directory (latest ``step_N`` or ``checkpoint``)."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"official checkpoint not found: {p}")
+    if p.is_dir():
+        weights = _pick_weights(p)
+    else:
+        weights = p
+    yml = Path(config_yaml) if config_yaml is not None else weights.parent / CONFIG_YAML
+    if not yml.is_file():
+        raise CheckpointError(
+            f"no {CONFIG_YAML} beside {weights}; pass config_yaml=<path> (or --config-yaml)"
+        )
+    return weights, yml
+
+
+def _pick_weights(d: Path) -> Path:
+    for name in WEIGHT_NAMES:
+        if (d / name).is_file():
+            return d / name
+    steps = sorted(
+        (int(m.group(1)), f) for f in d.iterdir() if f.is_file() and (m := re.fullmatch(r"step_(\d+)", f.name))
+    )
+    if not steps:
+        raise CheckpointError(f"{d} holds no official weights file (`checkpoint` or `step_N`)")
+    return steps[-1][1]
+
+
+def read_official_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict of a ``torch.save``d (or ``.safetensors``) file, prefixes removed; never unpickles objects."""
+    p = Path(path)
+    if p.suffix == ".safetensors":  # some derivatives re-upload the state dict as safetensors
+        try:
+            obj = load_file(str(p), device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{p} is not a readable safetensors file ({e})") from None
+        return {strip_prefixes(k): v for k, v in obj.items()}
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{p} is not a tensor-only torch.save file (refusing to unpickle objects): {first}"
+        ) from None
+    if isinstance(obj, dict) and not _all_tensors(obj):
+        nested = [k for k in ("state_dict", "model", "ema") if isinstance(obj.get(k), dict) and _all_tensors(obj[k])]
+        if len(nested) >= 1:
+            obj = obj[nested[0]]
+    if not isinstance(obj, dict) or not obj or not _all_tensors(obj):
+        raise CheckpointError(f"{p} does not hold a state dict (a mapping of names to tensors)")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        name = strip_prefixes(str(key))
+        if name in out:
+            raise CheckpointError(f"{p}: two keys map to {name!r} after removing wrapper prefixes")
+        out[name] = value
+    return out
+
+
+def _all_tensors(d: dict) -> bool:
+    return all(isinstance(v, torch.Tensor) for v in d.values())
+
+
+def strip_prefixes(key: str) -> str:
+    """``_orig_mod.model.inner.lm_head.weight`` -> ``lm_head.weight``."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """The YAML as a dict with an ``arch`` mapping (a bare ``config/arch/*.yaml`` is accepted too)."""
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+        raise CheckpointError(f"{p} is not readable YAML ({type(e).__name__})") from None
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{p} is not a YAML mapping")
+    if "arch" not in doc and "name" in doc:  # an arch file on its own
+        doc = {"arch": doc}
+    arch = doc.get("arch")
+    if not isinstance(arch, dict) or "name" not in arch:
+        raise CheckpointError(f"{p} has no `arch:` section with a `name` (is it an HRM/TRM all_config.yaml?)")
+    doc["arch"] = _resolve_interpolations(arch, p)
+    return doc
+
+
+def _resolve_interpolations(arch: dict[str, Any], where: Path) -> dict[str, Any]:
+    """Resolve hydra's ``${.field}`` (as in the raw arch YAMLs; all_config.yaml is already resolved)."""
+    out = dict(arch)
+    for key, value in arch.items():
+        if isinstance(value, str) and (m := re.fullmatch(r"\$\{\.(\w+)\}", value.strip())):
+            if m.group(1) not in arch:
+                raise CheckpointError(f"{where}: {key} refers to missing field {m.group(1)!r}")
+            out[key] = arch[m.group(1)]
+    return out
+
+
+# ----- config -----------------------------------------------------------------
+def official_config(
+    doc: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
+    overrides: dict[str, Any] | None = None,
+    dataset: str | os.PathLike | None = None,
+    base_dir: Path | None = None,
+) -> tuple[PuzzleConfig, dict[str, Any]]:
+    """Our config for a reference ``all_config.yaml`` + its tensors; returns (config, provenance info)."""
+    overrides = dict(overrides or {})
+    arch = doc["arch"]
+    name = str(arch["name"])
+    if name not in SUPPORTED_ARCHS:
+        raise CheckpointError(
+            f"architecture {name!r} is not supported (supported: {', '.join(sorted(SUPPORTED_ARCHS))})"
+        )
+    family, repo = SUPPORTED_ARCHS[name]
+    cls: type[PuzzleConfig] = HRMConfig if family == "hrm" else TRMConfig
+    inferred: dict[str, str] = {}
+
+    fields: dict[str, Any] = {k: arch[k] for k in _COMMON_FIELDS if k in arch}
+    missing = [k for k in ("hidden_size", "num_heads", "H_cycles", "L_cycles") if k not in fields and k not in overrides]
+    if missing:
+        raise CheckpointError(f"{name}: the YAML lacks {', '.join(missing)}")
+    if family == "hrm":
+        if arch.get("mlp_t"):
+            raise CheckpointError("HRM with mlp_t=True (token-MLP mixing) is not supported; our HRM uses attention")
+        for k in ("H_layers", "L_layers"):
+            if k in arch:
+                fields[k] = arch[k]
+        if fields.get("pos_encodings", "rope") not in ("rope", "learned"):
+            raise CheckpointError(f"HRM pos_encodings {fields['pos_encodings']!r} is not rope or learned")
+    else:
+        if "L_layers" in arch:
+            fields["num_layers"] = arch["L_layers"]  # TRM's single network; H_layers is ignored
+        fields["mlp_t"] = bool(arch.get("mlp_t", False))
+        # TRM pads the puzzle embedding to puzzle_emb_len tokens (default 16; 0 = ceil(ndim / hidden))
+        fields["puzzle_emb_len"] = int(arch.get("puzzle_emb_len", 16))
+        if "puzzle_emb_len" not in arch:
+            inferred["puzzle_emb_len"] = "TRM default 16 (absent from the YAML)"
+        if fields.get("pos_encodings", "rope") not in ("rope", "learned"):
+            fields["pos_encodings"] = "none"  # TRM treats any other value as no positional encoding
+    used = {"H_layers", "L_layers"} if family == "hrm" else {"L_layers", "mlp_t", "puzzle_emb_len"}
+    fields.setdefault("puzzle_emb_ndim", 0)
+    fields["grad_mode"] = "one_step" if family == "hrm" else "last_recursion"
+
+    # sizes the YAML does not hold
+    D = int(overrides.get("hidden_size", fields["hidden_size"]))
+    emb = tensors.get("embed_tokens.embedding_weight")
+    if emb is not None and emb.dim() == 2:
+        fields["vocab_size"] = int(emb.shape[0])
+        inferred["vocab_size"] = "embed_tokens.embedding_weight rows"
+    pe = tensors.get("puzzle_emb.weights")
+    ndim = int(overrides.get("puzzle_emb_ndim", fields["puzzle_emb_ndim"]))
+    if pe is not None and pe.dim() == 2:
+        fields["num_puzzle_identifiers"] = int(pe.shape[0])
+        inferred["num_puzzle_identifiers"] = "puzzle_emb.weights rows"
+    elif ndim == 0:
+        fields["num_puzzle_identifiers"] = 1
+    plen_field = int(overrides.get("puzzle_emb_len", fields.get("puzzle_emb_len", 0)))
+    prefix = plen_field if plen_field else (-(-ndim // D) if ndim else 0)
+    if family == "trm" and prefix and ndim == 0:
+        raise CheckpointError("TRM with puzzle_emb_len > 0 needs puzzle_emb_ndim > 0 (the reference cannot run it)")
+    if ndim > prefix * D:
+        raise CheckpointError(f"puzzle_emb_ndim {ndim} does not fit in {prefix} prefix tokens of width {D}")
+    seq_len, how = _infer_seq_len(tensors, prefix, fields.get("vocab_size"), doc, dataset, base_dir)
+    if seq_len is not None:
+        fields["seq_len"] = seq_len
+        inferred["seq_len"] = how
+
+    for k, v in overrides.items():
+        fields[k] = v
+        inferred[k] = "argument"
+    if "seq_len" not in fields:
+        raise CheckpointError(
+            "cannot infer seq_len (RoPE checkpoints do not store it): pass seq_len=N, "
+            "e.g. 81 for Sudoku 9x9, 900 for Maze 30x30 / ARC, or dataset=<dir with dataset.json>"
+        )
+    try:
+        cfg = cls.from_dict(fields)
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"cannot build a {family} config from {name}: {e}") from None
+    info = {
+        "arch_name": name,
+        "repository": repo,
+        "inferred": inferred,
+        "ignored_fields": {k: v for k, v in arch.items() if k not in _COMMON_FIELDS and k not in used},
+    }
+    return cfg, info
+
+
+def _infer_seq_len(
+    tensors: dict[str, torch.Tensor],
+    prefix: int,
+    vocab: int | None,
+    doc: dict[str, Any],
+    dataset: str | os.PathLike | None,
+    base_dir: Path | None,
+) -> tuple[int | None, str]:
+    pos = tensors.get("embed_pos.embedding_weight")
+    if pos is not None and pos.dim() == 2:
+        return int(pos.shape[0]) - prefix, "embed_pos.embedding_weight rows minus the prefix"
+    tok_mlp = tensors.get("L_level.layers.0.mlp_t.gate_up_proj.weight")
+    if tok_mlp is not None and tok_mlp.dim() == 2:
+        return int(tok_mlp.shape[1]) - prefix, "mlp_t input width minus the prefix"
+    meta = _dataset_json(dataset, doc, base_dir)
+    if meta is not None:
+        where, d = meta
+        if "seq_len" in d:
+            if vocab is not None and "vocab_size" in d and int(d["vocab_size"]) != vocab:
+                raise CheckpointError(f"{where}: vocab_size {d['vocab_size']} != the checkpoint's {vocab}")
+            return int(d["seq_len"]), f"{where}"
+    data_path = str(doc.get("data_path") or (doc.get("data_paths") or [""])[0])
+    name = Path(data_path).name.lower()
+    for task, (task_vocab, task_len) in _KNOWN_TASKS.items():
+        if task in name and vocab == task_vocab:
+            grid = re.search(r"(\d+)x(\d+)", name)
+            if task == "maze" and grid:
+                task_len = int(grid.group(1)) * int(grid.group(2))
+            return task_len, f"guessed from data_path {data_path!r} ({task}, vocab {vocab})"
+    return None, ""
+
+
+def _dataset_json(
+    dataset: str | os.PathLike | None, doc: dict[str, Any], base_dir: Path | None
+) -> tuple[str, dict[str, Any]] | None:
+    candidates: list[Path] = []
+    if dataset is not None:
+        candidates.append(Path(dataset))
+    else:
+        data_path = doc.get("data_path") or (doc.get("data_paths") or [None])[0]
+        if data_path:
+            candidates += [Path(data_path)] + ([base_dir / data_path] if base_dir else [])
+    for root in candidates:
+        for f in (root, root / "dataset.json", root / "train" / "dataset.json", root / "test" / "dataset.json"):
+            if f.is_file() and f.name == "dataset.json":
+                try:
+                    return str(f), json.loads(f.read_text())
+                except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                    raise CheckpointError(f"{f} is not valid JSON ({e})") from None
+    if dataset is not None:
+        raise CheckpointError(f"no dataset.json under {dataset}")
+    return None
+
+
+# ----- public API -------------------------------------------------------------
+def load_official(
+    path: str | os.PathLike,
+    config_yaml: str | os.PathLike | None = None,
+    dataset: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Build our HRM/TRM from a reference checkpoint; returns ``(model in eval mode, meta)``.
+
+    ``path``: the weights file (``step_N``, ``checkpoint``) or its run directory.
+    ``overrides``: config fields (``seq_len=81``, ``halt_max_steps=16``, ...) that win over the YAML.
+    """
+    weights, yml = find_official_files(path, config_yaml)
+    doc = read_official_yaml(yml)
+    tensors = read_official_state(weights)
+    cfg, info = official_config(doc, tensors, overrides, dataset=dataset, base_dir=weights.parent)
+    model = build_model(cfg)
+    load_state(model, tensors, where=f"official checkpoint {weights}")
+    model.eval()
+    step = re.fullmatch(r"step_(\d+)", weights.name)
+    train = {k: v for k, v in doc.items() if k != "arch" and isinstance(v, (int, float, str, bool, list, type(None)))}
+    meta = {
+        "format": "official",
+        "model": cfg.to_dict(),
+        "source": {"weights": str(weights), "config_yaml": str(yml), **info},
+        "step": int(step.group(1)) if step else None,
+        "train": train,
+    }
+    return model, meta
+
+
+def convert_official(
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config_yaml: str | os.PathLike | None = None,
+    dataset: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> Path:
+    """Write a reference checkpoint in our format (safetensors + config.json); returns the directory."""
+    model, meta = load_official(path, config_yaml=config_yaml, dataset=dataset, **overrides)
+    extra = {"source": meta["source"], "step": meta["step"], "train": meta["train"]}
+    return save_checkpoint(out_dir, model, extra=_jsonable(extra))
+
+
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x, default=str))
+
+
+# ----- command line -----------------------------------------------------------
+def _parse_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.seq_len is not None:
+        out["seq_len"] = args.seq_len
+    for item in args.set or []:
+        if "=" not in item:
+            raise CheckpointError(f"--set expects FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.official", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for cmd in ("info", "convert"):
+        sp = sub.add_parser(cmd)
+        sp.add_argument("path", help="weights file (step_N / checkpoint) or its run directory")
+        if cmd == "convert":
+            sp.add_argument("out_dir", help="where to write our checkpoint directory")
+        sp.add_argument("--config-yaml", default=None, help=f"the run's {CONFIG_YAML} if not beside the weights")
+        sp.add_argument("--dataset", default=None, help="dataset directory with dataset.json (gives seq_len)")
+        sp.add_argument("--seq-len", type=int, default=None)
+        sp.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field")
+    args = parser.parse_args(argv)
+    try:
+        overrides = _parse_overrides(args)
+        if args.cmd == "info":
+            model, meta = load_official(args.path, args.config_yaml, args.dataset, **overrides)
+            meta["parameters"] = sum(p.numel() for p in model.parameters())
+            print(json.dumps(_jsonable(meta), indent=2))
+        else:
+            out = convert_official(args.path, args.out_dir, args.config_yaml, args.dataset, **overrides)
+            print(f"wrote {out}")
+    except (CheckpointError, ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -224,7 +224,7 @@ def official_config(
     fields["grad_mode"] = "one_step" if family == "hrm" else "last_recursion"
 
     # sizes the YAML does not hold
-    D = int(overrides.get("hidden_size", fields["hidden_size"]))
+    D = int(overrides.get("hidden_size", fields.get("hidden_size")))
     emb = tensors.get("embed_tokens.embedding_weight")
     if emb is not None and emb.dim() == 2:
         fields["vocab_size"] = int(emb.shape[0])

@@ -1,0 +1,42 @@
+"""Probes of recursive-model states: per-cell targets, linear probes per step, trajectory projections.
+
+Modules: ``probes.features`` (Sudoku cell targets), ``probes.linear``
+(GroupKFold logistic-regression probes with a shuffled-label control),
+``probes.projection`` (PCA / optional UMAP of trajectories, Plotly figures).
+Names are imported lazily so ``import probes`` does not load scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "sudoku_targets": "probes.features",
+    "candidate_counts": "probes.features",
+    "prediction_correct": "probes.features",
+    "probe_curves": "probes.linear",
+    "probe_step": "probes.linear",
+    "group_splits": "probes.linear",
+    "probes_from_trace": "probes.linear",
+    "pca_trajectories": "probes.projection",
+    "umap_trajectories": "probes.projection",
+    "pca_from_trace": "probes.projection",
+    "umap_from_trace": "probes.projection",
+    "trajectory_figure": "probes.projection",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'probes' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

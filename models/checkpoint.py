@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -36,16 +36,53 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded; the message names the problem in one line."""
 
 
+def _old(final: Path) -> Path:
+    return final.with_name(final.name + ".old")
+
+
 def _atomic_replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished directory ``tmp`` to ``final``, replacing an older ``final``.
+
+    Two renames (``final`` -> ``final.old``, ``tmp`` -> ``final``): a crash between
+    them leaves only ``final.old``, the previous complete version, which readers
+    fall back to (``checkpoint_dir``) and writers rename back (``recover_checkpoint_dir``).
+    """
+    old = _old(final)
     if final.exists():
-        old = final.with_name(final.name + ".old")
         if old.exists():
             shutil.rmtree(old)
         os.replace(final, old)
         os.replace(tmp, final)
-        shutil.rmtree(old)
     else:
         os.replace(tmp, final)
+    if old.exists():  # also a stale one from a crash in a previous replace
+        shutil.rmtree(old)
+
+
+def checkpoint_dir(path: str | os.PathLike) -> Path:
+    """``path``, or ``path.old`` when a crash inside ``_atomic_replace_dir`` left only that (never renames)."""
+    p = Path(path)
+    if not p.exists() and (_old(p) / CONFIG).is_file():
+        return _old(p)
+    return p
+
+
+def recover_checkpoint_dir(path: str | os.PathLike) -> Path:
+    """For the directory's writer (e.g. training resume): rename a lone ``path.old`` back to ``path``."""
+    p = Path(path)
+    if not p.exists() and _old(p).is_dir():
+        os.replace(_old(p), p)
+        fsync_dir(p.parent)
+    return p
+
+
+def recover_checkpoint_dirs(root: str | os.PathLike) -> list[Path]:
+    """``recover_checkpoint_dir`` for every ``<name>.old`` directly under ``root``; returns the recovered paths."""
+    r = Path(root)
+    if not r.is_dir():
+        return []
+    found = [o.with_name(o.name[: -len(".old")]) for o in sorted(r.glob("*.old")) if o.is_dir()]
+    return [recover_checkpoint_dir(p) for p in found if not p.exists()]
 
 
 def fsync_dir(path: Path) -> None:
@@ -98,7 +135,7 @@ def save_checkpoint(
 
 def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint's ``config.json`` as a dict, validated."""
-    p = Path(path)
+    p = checkpoint_dir(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {p}")
     if p.is_file():
@@ -113,7 +150,7 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
         meta = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"checkpoint {p}: {CONFIG} is not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "model" not in meta:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("model"), dict):
         raise CheckpointError(f"checkpoint {p}: {CONFIG} is not a {FORMAT} config")
     return meta
 
@@ -121,12 +158,19 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
 def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
     """Load tensors strictly; mismatches become one ``CheckpointError`` listing the offenders."""
     own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
+    check_shapes(model, {k: tuple(v.shape) for k, v in tensors.items()}, where)
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=True)
+
+
+def check_shapes(model: nn.Module, shapes: dict[str, tuple[int, ...]], where: str = "checkpoint") -> None:
+    """Raise one ``CheckpointError`` listing missing / unexpected / wrong-shape keys of ``shapes`` vs ``model``."""
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(own) - set(shapes))
+    unexpected = sorted(set(shapes) - set(own))
     wrong = sorted(
-        f"{k} {list(tensors[k].shape)} != {list(own[k].shape)}"
-        for k in set(own) & set(tensors)
-        if tensors[k].shape != own[k].shape
+        f"{k} {list(shapes[k])} != {list(own[k])}"
+        for k in set(own) & set(shapes)
+        if tuple(shapes[k]) != own[k]
     )
     problems = []
     if missing:
@@ -137,20 +181,40 @@ def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], where: str = 
         problems.append(f"wrong shape {', '.join(wrong[:8])}")
     if problems:
         raise CheckpointError(f"{where} does not fit the model: {'; '.join(problems)}")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=True)
+
+
+def build_fitting_model(cfg: Any, shapes: dict[str, tuple[int, ...]], where: str) -> nn.Module:
+    """Build the model of ``cfg`` only after checking, on the meta device, that weights of ``shapes`` fit it.
+
+    A tampered config (``hidden_size: 1000000``) thus fails with a one-line error
+    instead of allocating memory the weights file never held.
+    """
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(cfg)
+    except (ConfigError, TypeError, ValueError, ArithmeticError, RuntimeError) as e:
+        raise CheckpointError(f"{where}: bad model config ({type(e).__name__}: {e})") from None
+    check_shapes(skeleton, shapes, where)
+    return build_model(cfg)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model from ``config.json`` and load ``model.safetensors``; returns (model, meta)."""
-    p = Path(path)
+    p = checkpoint_dir(path)
     meta = read_checkpoint_config(p)
     try:
-        model = build_model(config_from_dict(meta["model"]))
-    except (ConfigError, TypeError) as e:
+        cfg = config_from_dict(meta["model"])
+    except (ConfigError, TypeError, ValueError, ArithmeticError) as e:
         raise CheckpointError(f"checkpoint {p}: bad model config ({e})") from None
     weights = p / WEIGHTS
     if not weights.exists():
         raise CheckpointError(f"checkpoint {p} has no {WEIGHTS}")
+    try:
+        with safe_open(str(weights), framework="pt") as f:  # the header only: shapes before any allocation
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {p}: {WEIGHTS} is corrupt or truncated ({e})") from None
+    model = build_fitting_model(cfg, shapes, where=f"checkpoint {p}")
     try:
         tensors = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as e:
@@ -168,7 +232,7 @@ def load_any(path: str | os.PathLike, **kwargs: Any) -> tuple[nn.Module, dict[st
     official one (``models.official.load_official``, which takes ``kwargs`` such as
     ``seq_len=81``).
     """
-    p = Path(path)
+    p = checkpoint_dir(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {p}")
     if p.is_dir() and (p / CONFIG).exists():

@@ -1,0 +1,151 @@
+"""The ``interp`` command line on tiny checkpoints: traces, files of puzzles, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from interp import load_trace
+from interp.cli import main
+from models import HRMConfig, TRMConfig, build_model
+from models.checkpoint import save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
+SOLUTION = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
+HARD = "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpts")
+    torch.manual_seed(0)
+    trm = build_model(TRMConfig(vocab_size=11, seq_len=81, hidden_size=32, num_heads=2, num_layers=1, H_cycles=2,
+                                L_cycles=2, halt_max_steps=2, expansion=2.0))
+    save_checkpoint(root / "trm", trm, extra={"task": {"name": "sudoku", "grid_size": 9}})
+    maze = build_model(HRMConfig(vocab_size=6, seq_len=25, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
+                                 halt_max_steps=1, expansion=2.0))
+    save_checkpoint(root / "maze", maze, extra={"task": {"name": "maze", "grid_size": 5}})
+    small = build_model(HRMConfig(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
+                                  halt_max_steps=1, expansion=2.0))
+    save_checkpoint(root / "nometa", small)  # 4x4: Sudoku or maze? the user must say
+    (root / "foreign").mkdir()
+    (root / "foreign" / "config.json").write_text(json.dumps({"format": "someone-else/2", "arch": {}}))
+    (root / "file.pt").write_bytes(b"\x80\x02not a checkpoint")
+    return root
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "interp", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+def test_trace_one_puzzle(ckpts, tmp_path, capsys):
+    out = tmp_path / "tr"
+    assert main(["trace", "--ckpt", str(ckpts / "trm"), "--puzzle", PUZZLE, "--out", str(out), "--color", "never"]) == 0
+    stdout = capsys.readouterr().out
+    assert "answer after step" in stdout and "halting logits per segment" in stdout
+    assert "result:" in stdout and f"trace written to {out}" in stdout
+    assert " 5  3  . | .  7  . | .  .  ." in stdout  # the input grid, row 1
+    tr = load_trace(out)
+    assert tr.n_puzzles == 1 and tr.family == "trm" and tr.meta["task"]["name"] == "sudoku"
+    expect = np.array([int(c) + 1 for c in SOLUTION])  # the solver's solution is the label
+    np.testing.assert_array_equal(tr.labels[0], expect)
+    assert tr.stored_states == ["y", "z"]  # full states for the printed puzzle
+
+
+def test_malformed_puzzle_subprocess_one_line(ckpts, tmp_path):
+    """``python -m interp`` end to end; bad input fails before torch is even imported."""
+    r = _run("trace", "--ckpt", str(ckpts / "trm"), "--puzzle", PUZZLE[:-3], cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "78" in lines[0], r.stderr
+    assert r.stdout == ""
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--ckpt", "{trm}", "--puzzle", PUZZLE.replace("5", "x", 1)], "illegal character"),
+    (["--ckpt", "{trm}", "--puzzle", "11" + PUZZLE[2:]], "givens"),
+    (["--ckpt", "{root}/missing", "--puzzle", PUZZLE], "not found"),
+    (["--ckpt", "{maze}", "--task", "sudoku", "--puzzle", PUZZLE], "maze model"),
+    (["--ckpt", "{root}/foreign", "--puzzle", PUZZLE], "not a recurse-interp/1 config"),
+    (["--ckpt", "{root}/file.pt", "--puzzle", PUZZLE], "is a file"),
+    (["--ckpt", "{root}/nometa", "--puzzle", "1..."], "--task"),
+    (["--ckpt", "{trm}", "--puzzle-file", "{root}/nope.sdm"], "no such file"),
+    (["--ckpt", "{trm}"], "--puzzle"),
+    (["--ckpt", "{trm}", "--puzzle", PUZZLE, "--segments", "0"], "n_segments"),
+])
+def test_bad_input_gives_one_error_line(ckpts, capsys, args, expect):
+    args = [a.format(trm=ckpts / "trm", maze=ckpts / "maze", root=ckpts) for a in args]
+    code = main(["trace", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error:") and expect in err[0], err
+
+
+def test_puzzle_file_and_show(ckpts, tmp_path, capsys):
+    f = tmp_path / "puzzles.sdm"
+    f.write_text(f"# three puzzles\n{PUZZLE}\n{HARD}\n{SOLUTION[:-1]}.\n")
+    out = tmp_path / "many"
+    assert main(["trace", "--ckpt", str(ckpts / "trm"), "--puzzle-file", str(f), "--out", str(out),
+                 "--show", "0", "--state-puzzles", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "per puzzle:" in text and "puzzles.sdm:2" in text and "summary:" in text
+    tr = load_trace(out)
+    assert tr.n_puzzles == 3 and list(tr.state_index) == [0]
+    assert (tr.labels[2] == np.array([int(c) + 1 for c in SOLUTION])).all()
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "Trace(family='trm', puzzles=3" in shown and "token_acc" in shown
+    assert main(["show", str(out), "--puzzle", "1", "--color", "never"]) == 0  # the story, without the model
+    assert "answer after step" in capsys.readouterr().out
+    assert main(["show", str(out), "--puzzle", "7"]) == 2 and "--puzzle must be in [0, 3)" in capsys.readouterr().err
+    # re-running on the same directory resumes (nothing to do); another input needs --overwrite
+    assert main(["trace", "--ckpt", str(ckpts / "trm"), "--puzzle-file", str(f), "--out", str(out), "--show", "0",
+                 "--state-puzzles", "1"]) == 0
+    assert main(["trace", "--ckpt", str(ckpts / "trm"), "--puzzle", PUZZLE, "--out", str(out)]) == 2
+    assert "different trace" in capsys.readouterr().err
+
+
+def test_maze_checkpoint(ckpts, tmp_path, capsys):
+    maze = "#####\n# S #\n# ###\n#G  #\n#####\n"
+    f = tmp_path / "maze.txt"
+    f.write_text(maze)
+    assert main(["trace", "--ckpt", str(ckpts / "maze"), "--puzzle-file", str(f), "--out", str(tmp_path / "m"),
+                 "--color", "never"]) == 0
+    text = capsys.readouterr().out
+    assert "task: maze 5x5" in text and " #  #  #  #  #" in text
+    tr = load_trace(tmp_path / "m")
+    assert (tr.labels[0] == 5).sum() == 2  # the solver's path: two 'o' cells between S and G
+
+
+def test_ablate_command(ckpts, capsys):
+    assert main(["ablate", "--ckpt", str(ckpts / "trm"), "--puzzle", PUZZLE, "--mode", "freeze_init,zero"]) == 0
+    text = capsys.readouterr().out
+    assert "freeze_init" in text and "delta_ce" in text
+
+
+def test_zoo_checkpoints_if_present(tmp_path, capsys):
+    zoo = sorted(p.parent for p in (REPO / "zoo").glob("*/config.json")
+                 if (json.loads(p.read_text()).get("task") or {}).get("name") == "sudoku"
+                 and json.loads(p.read_text())["model"].get("seq_len") == 81)
+    if not zoo:
+        pytest.skip("no 9x9 Sudoku checkpoint in zoo/")
+    assert main(["trace", "--ckpt", str(zoo[0]), "--puzzle", PUZZLE, "--out", str(tmp_path / "z")]) == 0
+    assert "result:" in capsys.readouterr().out

@@ -326,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="slow", help="state to ablate (slow, fast, z_H, y, gate_slow, ...)")
     p.add_argument("--mode", default="freeze_init,zero,mean", help="comma-separated: freeze_init, zero, mean, skip")
     p.set_defaults(func=cmd_ablate)
+    from .demo import add_demo_parser
+
+    add_demo_parser(sub)
     try:  # `interp report` lives in its own module (interp/report.py) when present
         from .report import add_report_parser
     except ImportError:

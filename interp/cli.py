@@ -40,9 +40,14 @@ def _checkpoint_task(ckpt: str, task_arg: str | None):
     """The checkpoint's task, read from its config.json before torch is imported (bad input fails fast)."""
     from .puzzles import resolve_task
 
+    p = Path(ckpt)
+    if p.exists() and not (p / "config.json").exists() and (p.is_file() or (p / "all_config.yaml").exists()):
+        # an official HRM/TRM checkpoint: its task follows from the model's shapes
+        model, _ = _load_model(ckpt)
+        return resolve_task(model.cfg.to_dict(), None, task_arg)
     meta = None
     try:
-        meta = json.loads((Path(ckpt) / "config.json").read_text())
+        meta = json.loads((p / "config.json").read_text())
     except (OSError, ValueError):
         pass
     if not (isinstance(meta, dict) and meta.get("format") == "recurse-interp/1" and isinstance(meta.get("model"), dict)):
@@ -52,10 +57,16 @@ def _checkpoint_task(ckpt: str, task_arg: str | None):
     return resolve_task(meta["model"], meta.get("task"), task_arg)
 
 
-def _load_model(ckpt: str):
-    from models.checkpoint import load_checkpoint
+_LOADED: dict[str, Any] = {}
 
-    return load_checkpoint(ckpt)
+
+def _load_model(ckpt: str):
+    """Our checkpoint directory or an official HRM/TRM file (``load_any``), loaded once per process."""
+    if ckpt not in _LOADED:
+        from models.checkpoint import load_any
+
+        _LOADED[ckpt] = load_any(ckpt)
+    return _LOADED[ckpt]
 
 
 def _color(args: argparse.Namespace) -> bool:
@@ -289,7 +300,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True, help="checkpoint directory (model.safetensors + config.json)")
+    p.add_argument("--ckpt", required=True, help="checkpoint directory (model.safetensors + config.json), "
+                   "or an official HRM/TRM weights file / run directory with all_config.yaml")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
     src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text, ARC JSON)")

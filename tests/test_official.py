@@ -414,3 +414,22 @@ def test_cli_convert_and_error(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: cannot infer seq_len")
     assert main(["info", str(run), "--set", "seq_len=16"]) == 0
     assert '"arch_name": "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1"' in capsys.readouterr().out
+
+
+def test_interp_trace_cli_accepts_an_official_sudoku_checkpoint(tmp_path, capsys):
+    """`interp trace --ckpt <official step_N file>` loads it (weights_only) and traces a Sudoku puzzle."""
+    from interp.cli import main
+
+    arch = reference_arch("hrm", puzzle_emb_ndim=32)
+    sd = reference_state(arch, vocab=11, seq_len=81, n_ids=1)
+    run = save_reference(tmp_path, arch, sd, data_path="data/sudoku-extreme-1k-aug-1000")
+    puzzle = "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"
+    code = main(["trace", "--ckpt", str(run / "step_1200"), "--puzzle", puzzle, "--out", str(tmp_path / "tr"),
+                 "--color", "never"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "model: hrm" in out.out and "sudoku 9x9" in out.out
+    from interp.storage import load_trace
+
+    tr = load_trace(tmp_path / "tr")
+    assert tr.n_puzzles == 1 and tr.family == "hrm"

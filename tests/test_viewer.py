@@ -1,0 +1,266 @@
+"""Step viewer and dataset views: self-contained HTML, correct cells per frame, and (with Chromium) the slider."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from interp.synthetic import synthetic_trace
+from interp.trace_format import TraceError
+from interp.viewer import frame_steps, step_figure, write_viewer
+from interp.viewer_grid import ZMAX, ZMIN, Z_GIVEN, cell_classes, cell_z, grid_spec, step_confidence
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DIGITS = np.array(list(".123456789"))  # token t -> digit t-1 (1 = blank shown as '.')
+
+
+def _planted_trace(T: int = 6, seed: int = 0):
+    """A 9x9 Sudoku trace with known predictions: step t fixes t wrong cells of puzzle 0, slow every 3rd step."""
+    rng = np.random.default_rng(seed)
+    N, L = 2, 81
+    labels = rng.integers(2, 11, size=(N, L))
+    inputs = np.where(rng.random((N, L)) < 0.4, labels, 1)
+    blanks = np.flatnonzero(inputs[0] == 1)
+    preds = np.repeat(labels[:, None], T, axis=1).copy()
+    wrong = blanks[: T - 1]
+    for t in range(T):
+        for j, cell in enumerate(wrong):
+            if j >= t:  # cell j is wrong until step j+1
+                preds[0, t, cell] = 2 + (labels[0, cell] - 2 + 1) % 9
+    states = {"z_H": rng.normal(size=(N, T, L, 8)).astype(np.float32),
+              "z_L": rng.normal(size=(N, T, L, 8)).astype(np.float32)}
+    updated = ["z_H" if t % 3 == 2 else "z_L" for t in range(T)]
+    segments = [t // 3 for t in range(T)]
+    tr = synthetic_trace(states, updated=updated, segments=segments, predictions=preds, labels=labels,
+                         inputs=inputs, answer_state="z_H", slow_state="z_H", family="hrm")
+    tr.meta["task"] = {"name": "sudoku", "grid": [9, 9]}
+    return tr
+
+
+def _grid_string(tokens: np.ndarray) -> str:
+    g = DIGITS[np.clip(tokens, 1, 10) - 1].reshape(9, 9)
+    return "/".join(" ".join(r) for r in g)
+
+
+# ----------------------------------------------------------------------------- cells
+def test_cell_classes_and_colour_bands():
+    x = np.array([2, 1, 1, 3, 1])
+    y = np.array([2, 4, 5, 3, -100])
+    pred = np.array([2, 4, 6, 9, 7])
+    cls = cell_classes(pred, x, y, grid_spec(_planted_trace()))
+    # given+reproduced, correct, wrong, given but overwritten (counts as wrong), unscored
+    assert cls.tolist() == [2, 1, 0, 0, 3]
+    z = cell_z(cls, np.array([0.9, 0.2, 0.8, 1.0, 0.5]))
+    assert z[0] == Z_GIVEN
+    assert 1.0 <= z[1] < 2.0 and 0.0 <= z[2] < 1.0 and 0.0 <= z[3] < 1.0 and 3.0 <= z[4] < 4.0
+    # more confidence -> further into the band (darker); never into the next band
+    lo, hi = cell_z(np.array([1, 1]), np.array([0.1, 1.0]))
+    assert lo < hi < 2.0
+
+
+def test_grid_spec_from_task_and_fallbacks():
+    tr = _planted_trace()
+    s = grid_spec(tr)
+    assert (s.task, s.rows, s.cols, s.box) == ("sudoku", 9, 9, 3)
+    tr.meta["task"] = None
+    assert grid_spec(tr).task == "tokens"  # no model config, no task: a plain 9x9 token grid
+
+
+# ----------------------------------------------------------------------------- figure content
+def test_frames_show_each_steps_prediction_with_pinned_colour_scale():
+    tr = _planted_trace()
+    fig = step_figure(tr, puzzle=0)
+    assert [f.name for f in fig.frames] == [str(k) for k in range(tr.n_steps)]
+    heat = fig.data[0]
+    assert heat.type == "heatmap" and heat.zmin == ZMIN and heat.zmax == ZMAX
+    for k, fr in enumerate(fig.frames):
+        h = fr.data[0]
+        assert h.zmin is None and h.zmax is None and h.zauto is None  # frames never re-scale the colours
+        text = np.array(h.text)
+        shown = "/".join(" ".join(c if c else "." for c in row) for row in text)
+        assert shown == _grid_string(tr.predictions[0, k])
+        z = np.array(h.z, dtype=float).reshape(-1)
+        right = tr.predictions[0, k] == tr.labels[0]
+        given = (tr.inputs[0] == tr.labels[0]) & right
+        assert np.all(z[given] == Z_GIVEN)
+        assert np.all((z[right & ~given] >= 1) & (z[right & ~given] < 2))
+        assert int((z < 1).sum()) == int(tr.metric("n_wrong")[0, k]) == tr.n_steps - 1 - k
+    # slider steps animate the frames with the agreed options
+    steps = fig.layout.sliders[0].steps
+    assert [list(s.args[0]) for s in steps] == [[str(k)] for k in range(tr.n_steps)]
+    opts = steps[0].args[1]
+    assert opts["mode"] == "immediate" and opts["frame"] == {"duration": 0, "redraw": True}
+    # step structure: one thin line per slow update per panel, dashed at segment ends
+    n_panels = sum(1 for a in fig.layout.annotations if a.text != "decoded z_H")
+    slow = int(tr.steps["is_slow"].sum())
+    lines = [s for s in fig.layout.shapes if s.yref and s.yref.endswith("domain")]
+    assert len(lines) == n_panels * (slow + int(tr.steps["segment_end"].sum()) - 1)
+
+
+def test_frame_steps_thin_long_traces_keeping_answer_updates():
+    tr = _planted_trace(T=12)
+    keep = frame_steps(tr, "z_H", max_frames=6)
+    assert keep[0] == 0 and keep[-1] == tr.n_steps - 1
+    assert set(np.flatnonzero(tr.steps["is_slow"])) <= set(keep)
+    assert frame_steps(tr, "z_H", max_frames=100) == list(range(12))
+
+
+def test_bad_arguments_raise_one_line_errors():
+    tr = _planted_trace()
+    with pytest.raises(TraceError, match="puzzle must be an index"):
+        step_figure(tr, puzzle=5)
+    with pytest.raises(TraceError, match="was not decoded"):
+        step_figure(tr, state="z_L")
+    with pytest.raises(TraceError, match="needs a Trace"):
+        step_figure({"not": "a trace"})
+
+
+def _tiny_trm():
+    from models.registry import build_model
+
+    return build_model({"family": "trm", "vocab_size": 11, "seq_len": 81, "hidden_size": 32, "num_heads": 2,
+                        "H_cycles": 2, "L_cycles": 2, "num_layers": 1, "halt_max_steps": 2}).eval()
+
+
+def test_confidence_from_trace_or_recomputed_from_stored_states():
+    import interp
+
+    m = _tiny_trm()
+    x = torch.randint(1, 11, (2, 81))
+    y = torch.randint(2, 11, (2, 81))
+    tr = interp.trace(m, x, y, states=["y"], task={"name": "sudoku", "grid": [9, 9]})
+    with torch.no_grad():
+        want = torch.softmax(m.decode(torch.as_tensor(tr.states("y", puzzles=[1])[0])), -1).amax(-1).numpy()
+    if "conf/y" in tr.arrays:  # the tracer records max-softmax confidence (float16)
+        np.testing.assert_allclose(step_confidence(tr, 1), want, atol=2e-3)
+        for k in [k for k in tr.arrays if k.startswith("conf/")]:
+            del tr.arrays[k]
+    assert step_confidence(tr, 1) is None  # no model, no conf/ array: unknown
+    conf = step_confidence(tr, 1, model=m)  # recomputed from the stored states with the model's decode
+    np.testing.assert_allclose(conf, want, rtol=1e-5)
+    fig = step_figure(tr, puzzle=1, model=m)
+    hover = fig.frames[-1].data[0].customdata[0][0]
+    assert f"confidence {want[-1, 0]:.3f}" in hover
+
+
+def test_hrm_lm_viewer_shows_gates_and_predictions():
+    import interp
+    from models.registry import build_model
+
+    m = build_model({"family": "hrm_lm", "vocab_size": 256, "seq_len": 16, "hidden_size": 32, "num_heads": 2}).eval()
+    tr = interp.trace(m, torch.randint(32, 127, (2, 16)))
+    fig = step_figure(tr, puzzle=0)
+    assert list(fig.data[0].y) == ["input", "prediction (fast)", "gate_fast", "gate_slow"]
+    titles = [a.text for a in fig.layout.annotations]
+    assert "gate mean" in titles
+    k = int(np.flatnonzero(tr.steps["is_slow"])[0])
+    z = np.array(fig.frames[k].data[0].z, dtype=float)
+    g = tr.states("gate_slow", puzzles=[0])[0, k].mean(-1)
+    np.testing.assert_allclose(z[3] - 3.0, np.clip(g, 0, 0.999), atol=1e-6)
+    # the slow gate does not fire on the step before a slow update: blank cells there
+    assert np.isnan(np.array(fig.frames[k - 1].data[0].z, dtype=float)[3]).all()
+
+
+# ----------------------------------------------------------------------------- HTML
+def _assert_self_contained(text: str) -> None:
+    """No script or stylesheet is fetched from elsewhere, and the plotly.js bundle is inline.
+
+    (The bundle itself mentions URLs in strings, e.g. plotly's server default; only the page's own tags matter.)
+    """
+    tags = re.findall(r"<script\b[^>]*>", text, flags=re.I)
+    assert tags and not [t for t in tags if re.search(r"\bsrc\s*=", t, flags=re.I)], "a script is loaded from a file/URL"
+    outside = re.sub(r"<script\b[^>]*>.*?</script>", "<script></script>", text, flags=re.S | re.I)
+    remote = re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", outside, flags=re.I)
+    assert remote is None, f"page references a remote file: {remote.group(0) if remote else ''}"
+    assert re.search(r"plotly\.js v\d", text) is not None, "plotly.js bundle is not embedded"
+    assert len(text) > 1_000_000, "too small to hold the plotly.js bundle"
+
+
+def test_write_viewer_html_is_self_contained(tmp_path):
+    tr = _planted_trace()
+    out = write_viewer(tr, tmp_path / "sub" / "viewer.html", puzzle=0)
+    assert out == tmp_path / "sub" / "viewer.html"
+    text = out.read_text()
+    _assert_self_contained(text)
+    assert "window.__viewer" in text
+    assert not list(out.parent.glob(".*tmp*"))  # atomic write leaves no temp file
+
+
+def test_cli_viewer_call_site_writes_viewer(tmp_path, capsys):
+    from interp.cli import _viewer
+
+    _viewer(_planted_trace(), tmp_path)
+    assert (tmp_path / "viewer.html").exists()
+    assert "viewer written to" in capsys.readouterr().out
+
+
+def test_dataset_views_build_from_analysis_tables(tmp_path):
+    from interp.analyses import critical_steps, hl_alignment
+    from interp.viewer import write_html
+    from interp.viewer_dataset import (
+        hl_cosine_figure,
+        jump_histogram_figure,
+        probe_accuracy_figure,
+        residual_figure,
+    )
+
+    tr = _planted_trace()
+    cs = critical_steps(tr)
+    fig = jump_histogram_figure(cs, tr.n_steps)
+    bar = fig.data[0]
+    solved = cs["critical_step"][cs["critical_step"] >= 0]
+    assert list(bar.y) == np.bincount(solved, minlength=tr.n_steps).tolist()
+    al = hl_alignment(tr)
+    fig = hl_cosine_figure({"a": al})
+    line = [d for d in fig.data if d.name == "a"][0]
+    np.testing.assert_allclose(line.y, al["cos_mean"])
+    res = pd.DataFrame({"puzzle": [0, 1, 2], "residual.z_H": [1e-3, 1e-2, 0.0], "exact": [True, False, True]})
+    fig = residual_figure(res)
+    solved_hist = [d for d in fig.data if d.name == "solved"][0]
+    np.testing.assert_allclose(solved_hist.x, [-3.0])  # the exact zero is counted apart, not plotted
+    pr = pd.DataFrame({"step": [0, 1, 0, 1], "target": ["v", "v", "c", "c"], "accuracy": [.2, .5, .6, .7],
+                       "control_accuracy": [.1, .1, .5, .5], "chance": [.1, .1, .5, .5]})
+    fig = probe_accuracy_figure(pr)
+    assert {d.name for d in fig.data} == {"v", "v control", "v chance", "c", "c control", "c chance"}
+    path = write_html(fig, tmp_path / "probes.html")
+    _assert_self_contained(path.read_text())
+    with pytest.raises(TraceError, match="lacks columns"):
+        probe_accuracy_figure(pr.drop(columns=["accuracy"]))
+
+
+# ----------------------------------------------------------------------------- real browser
+def _chromium(args: list[str], tmp: Path, timeout: int = 90) -> subprocess.CompletedProcess:
+    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp / 'chrome-profile'}", "--virtual-time-budget=8000"]
+    return subprocess.run(base + args, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_chromium_renders_and_slider_step_changes_grid(tmp_path):
+    tr = _planted_trace()
+    path = write_viewer(tr, tmp_path / "viewer.html", puzzle=0)
+    k = 4
+    doms = {}
+    for step in (None, k):
+        url = path.as_uri() + (f"#step={step}" if step is not None else "")
+        r = _chromium(["--dump-dom", url], tmp_path)
+        assert r.returncode == 0, r.stderr[-500:]
+        doms[step] = r.stdout
+    for step, want in ((None, 0), (k, k)):
+        dom = doms[step]
+        m = re.search(r'data-step="(\d+)"', dom)
+        g = re.search(r'data-grid="([^"]*)"', dom)
+        assert m and g, "viewer hook did not run (plotly failed to render?)"
+        assert int(m.group(1)) == want
+        assert html_lib.unescape(g.group(1)) == _grid_string(tr.predictions[0, want])
+        assert "main-svg" in dom  # plotly drew its SVG
+    assert _grid_string(tr.predictions[0, 0]) != _grid_string(tr.predictions[0, k])

@@ -36,6 +36,12 @@ class _UsageError(Exception):
 
 
 # ----------------------------------------------------------------------------- helpers
+def error_line(e: BaseException) -> str:
+    """An error as the one line after ``error:`` (KeyError's quotes dropped, whitespace folded)."""
+    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return " ".join(msg.split()) or type(e).__name__
+
+
 def _checkpoint_task(ckpt: str, task_arg: str | None):
     """The checkpoint's task, read from its config.json before torch is imported (bad input fails fast)."""
     from .puzzles import resolve_task
@@ -362,9 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")
         return 0
     except (ValueError, OSError, KeyError) as e:
-        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        msg = " ".join(msg.split()) or type(e).__name__
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return EXIT_USAGE
 
 

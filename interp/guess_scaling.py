@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from training.evaluate import bootstrap_ci as bootstrap_interval  # percentile bootstrap, resampling puzzles
+
+from .atomic import atomic_write
 from .voting import ALL_RULES, IGNORE_LABEL, VotingError, rule_uses_label, solved_by_rule
 
 STRATEGIES = ("perturb", "bootstrap", "combined")
@@ -513,21 +515,6 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float,
     return (lo, hi)
 
 
-def bootstrap_interval(flags: np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``flags``, resampling puzzles."""
-    v = np.asarray(flags, dtype=np.float64)
-    if v.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // v.size)
-    for i in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - i)
-        means[i : i + b] = v[rng.integers(0, v.size, size=(b, v.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
 def scaling_table(
     candidates: Candidates,
     labels: Any,
@@ -650,17 +637,6 @@ def guess_scaling_curve(
 # =========================================================================== figures
 
 
-def _atomic_target(path: str | os.PathLike) -> tuple[Path, str]:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-    return path, tmp
-
-
 def _check_table(df: pd.DataFrame) -> None:
     need = {"strategy", "rule", "k", "accuracy", "ci_low", "ci_high"}
     missing = need - set(df.columns)
@@ -703,14 +679,7 @@ def plot_guess_scaling(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("exact accuracy")
     axes[-1].legend(fontsize=7, loc="lower right")
-    path, tmp = _atomic_target(path)
-    try:
-        fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=150)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=150))
 
 
 def guess_scaling_figure(df: pd.DataFrame):
@@ -746,14 +715,7 @@ def guess_scaling_figure(df: pd.DataFrame):
 
 def write_html(fig: Any, path: str | os.PathLike) -> Path:
     """Write a Plotly figure as standalone HTML (plotly.js embedded, works offline), atomically."""
-    path, tmp = _atomic_target(path)
-    try:
-        fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: fig.write_html(tmp, include_plotlyjs=True, full_html=True))
 
 
 __all__ = [

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
@@ -60,6 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_write_text
 from .report_tables import BUILDERS, ReportError, ReportTable, gate_phase_rows, puzzle_rows, training_run_row
 
 ANALYSES = ("summary", "jumps", "alignment", "fixed_points", "gates", "ablation", "probes", "trajectories", "viewer")
@@ -244,14 +244,6 @@ def load_config(path: str | os.PathLike) -> ReportConfig:
 
 
 # ----------------------------------------------------------------------------- inputs of a run
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _text_windows(d: Path, split: str, seq_len: int, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
     meta = json.loads((d / "meta.json").read_text())
     name = "val" if split in ("test", "val") else split
@@ -353,7 +345,7 @@ def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = Fal
         step_strip_plot,
         trajectory_plot,
     )
-    from .tracer import trace
+    from .tracer import file_sha256, trace
     from .viewer import write_html, write_viewer
     from .viewer_dataset import (
         gate_stats_figure,
@@ -367,8 +359,8 @@ def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = Fal
     model, meta = load_checkpoint(run.checkpoint)
     model.eval()
     weights = run.checkpoint / "model.safetensors"
-    ck = {"path": str(run.checkpoint), "model.safetensors_sha256": sha256_file(weights),
-          "config.json_sha256": sha256_file(run.checkpoint / "config.json"), "family": meta["model"].get("family")}
+    ck = {"path": str(run.checkpoint), "model.safetensors_sha256": file_sha256(weights),
+          "config.json_sha256": file_sha256(run.checkpoint / "config.json"), "family": meta["model"].get("family")}
     x, y, task = run_inputs(run, model, meta)
     lm = ck["family"] == "hrm_lm"
     wanted = set(cfg.analyses if cfg.analyses is not None else DEFAULT_ANALYSES)
@@ -529,24 +521,8 @@ def build_table(spec: TableSpec, df: pd.DataFrame, alpha: float) -> ReportTable:
 
 
 # ----------------------------------------------------------------------------- writing
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    _atomic_text(path, df.to_csv(index=False))
+    atomic_write_text(path, df.to_csv(index=False))
 
 
 def package_versions() -> dict[str, str | None]:
@@ -613,6 +589,8 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
     folder and moved into place at the end, so an interrupted run leaves no
     half-written report.
     """
+    from .tracer import file_sha256
+
     out = Path(out)
     if out.exists():
         if not out.is_dir():
@@ -633,16 +611,16 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
         for spec in cfg.tables:
             df = table_input(spec, results)
             if spec.source is not None:
-                sources[str(spec.source)] = sha256_file(spec.source)
+                sources[str(spec.source)] = file_sha256(spec.source)
             t = build_table(spec, df, cfg.alpha)
             tables.append(t)
-            _atomic_text(work / "tables" / f"{t.name}.md", t.markdown())
-            _atomic_text(work / "tables" / f"{t.name}.tex", "% requires \\usepackage{booktabs}\n" + t.latex())
+            atomic_write_text(work / "tables" / f"{t.name}.md", t.markdown())
+            atomic_write_text(work / "tables" / f"{t.name}.tex", "% requires \\usepackage{booktabs}\n" + t.latex())
             _write_csv(t.numbers, work / "tables" / f"{t.name}.csv")
             _write_csv(df, work / "data" / "tables" / f"{t.name}_input.csv")
-        _atomic_text(work / "report.md", _markdown(cfg, results, tables, created, command))
+        atomic_write_text(work / "report.md", _markdown(cfg, results, tables, created, command))
         cwd = os.getcwd()
-        _atomic_text(work / "commands.txt", "\n".join([
+        atomic_write_text(work / "commands.txt", "\n".join([
             "# rebuild this report (run from the working directory below)",
             f"cd {shlex.quote(cwd)}",
             command,
@@ -657,7 +635,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
             "versions": package_versions(),
             "platform": platform.platform(),
             "config_path": str(cfg.path) if cfg.path else None,
-            "config_sha256": sha256_file(cfg.path) if cfg.path and cfg.path.is_file() else None,
+            "config_sha256": file_sha256(cfg.path) if cfg.path and cfg.path.is_file() else None,
             "config": cfg.raw,
             "checkpoints": {r.name: r.checkpoint for r in results},
             "table_sources_sha256": sources,
@@ -665,7 +643,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
             "alpha": cfg.alpha,
             "ci": "Student-t interval of the mean across replicates (see interp.report_tables)",
         }
-        _atomic_text(work / "provenance.json", json.dumps(prov, indent=1, default=str) + "\n")
+        atomic_write_text(work / "provenance.json", json.dumps(prov, indent=1, default=str) + "\n")
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)
@@ -715,7 +693,7 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m interp.report``: the ``interp report`` subcommand on its own."""
-    from .cli import EXIT_USAGE, _Parser, _UsageError
+    from .cli import EXIT_USAGE, _Parser, _UsageError, error_line
 
     parser = _Parser(prog="interp", description="Reports for recursive-model experiments.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -731,8 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, OSError, KeyError) as e:
-        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        print(f"error: {' '.join(msg.split()) or type(e).__name__}", file=sys.stderr)
+        print(f"error: {error_line(e)}", file=sys.stderr)
         return EXIT_USAGE
 
 

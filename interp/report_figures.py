@@ -11,7 +11,6 @@ per-step error curve.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_write
 from .trace_format import Trace, TraceError
 from .viewer_grid import COLORSCALE, ZMAX, ZMIN, cell_classes, cell_text, cell_z, grid_spec, step_confidence, to_grid, with_crop
 
@@ -39,17 +39,8 @@ def save_figure(fig: Any, base: str | os.PathLike, dpi: int = 150, formats: Sequ
     out = []
     for fmt in formats:
         path = base.with_name(base.name + f".{fmt}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        metadata = {"Date": None} if fmt == "svg" else None  # reproducible SVGs
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata))
         out.append(path)
     return out
 

@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -42,6 +41,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 from torch import nn
 
+from .atomic import atomic_write, atomic_write_text
 from .schema import STEP_COLUMNS, build_schema
 from .tracer import (
     _DTYPES,
@@ -65,26 +65,8 @@ class TraceIncompleteError(TraceError):
 
 
 # ----------------------------------------------------------------------------- small I/O helpers
-def _file_mode() -> int:
-    """The mode a plain ``open`` would give (mkstemp's 0600 is too strict for shared trace directories)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _atomic_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.chmod(tmp, _file_mode())
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default), fsync=True, mkdir=False)
 
 
 def _json_default(o: Any) -> Any:
@@ -100,18 +82,8 @@ def _json_default(o: Any) -> Any:
 
 
 def _atomic_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> int:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.chmod(tmp, _file_mode())  # after writing: safetensors keeps the 0600 of mkstemp's file
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=metadata), fsync=True, mkdir=False)
     return path.stat().st_size
 
 

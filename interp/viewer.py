@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write_text
 from .trace_format import Trace, TraceError
 from .viewer_grid import (
     CLASS_NAMES,
@@ -85,23 +85,9 @@ _HOOK_JS = """
 
 def write_html(fig: Any, path: str | os.PathLike, post_script: str | None = None) -> Path:
     """Write a Plotly figure as one self-contained HTML file (plotly.js embedded), atomically."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     html = fig.to_html(validate=False, include_plotlyjs=True, full_html=True, auto_play=False, post_script=post_script,
                        config={"responsive": True, "displaylogo": False}, default_height="100%")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a report is meant to be shared
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out
+    return atomic_write_text(path, html)
 
 
 # ----------------------------------------------------------------------------- line panels

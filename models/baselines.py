@@ -161,8 +161,7 @@ class UniTF(BaselineModel):
     def init_states(
         self, batch_size: int, device: torch.device | None = None, length: int | None = None
     ) -> dict[str, torch.Tensor]:
-        shape = (batch_size, self.total_len if length is None else length, self.cfg.hidden_size)
-        return {"z": self.z_init.to(device).expand(shape).clone()}
+        return self.expand_inits({"z": self.z_init}, batch_size, device, length)
 
     def segment(
         self,

@@ -164,8 +164,22 @@ class HookedModel(nn.Module):
             for point in self._hook_index.values():
                 point.fwd_hooks = [h for h in point.fwd_hooks if h.id in point._forward_hooks]
 
+    def _extend_hook_grid(self, counter: str, n: int, names_of: Callable[[int], Iterable[str]]) -> None:
+        """Create the hook points of groups (segments, passes) ``0..n-1`` not made yet (idempotent).
+
+        ``counter`` names the attribute remembering how many groups exist; ``names_of(k)`` lists group k's names.
+        """
+        have = getattr(self, counter, 0)
+        if n > have:
+            self.setup_hooks(name for k in range(have, n) for name in names_of(k))
+            setattr(self, counter, n)
+
+    def _hooks_for_call(self, args: tuple, kwargs: dict) -> None:
+        """Create hook points a ``forward(*args, **kwargs)`` call will need before hooks attach (default: none)."""
+
     def run_with_hooks(self, *args: Any, fwd_hooks: Sequence[tuple[NameFilter, HookFn]] = (), **kwargs: Any) -> Any:
         """Run ``forward`` with temporary hooks (TransformerLens-style)."""
+        self._hooks_for_call(args, kwargs)
         with self.hooks(fwd_hooks):
             return self(*args, **kwargs)
 
@@ -177,6 +191,7 @@ class HookedModel(nn.Module):
         Hook points that did not fire (e.g. segments beyond the run's depth) are absent.
         A ``names_filter`` that matches no hook point raises ``KeyError`` (a typo, not an empty cache).
         """
+        self._hooks_for_call(args, kwargs)
         cache: dict[str, torch.Tensor] = {}
 
         def save(t: torch.Tensor, hook: HookPoint) -> None:

@@ -46,18 +46,10 @@ class HRM(PuzzleModel):
         self.ensure_segment_hooks(cfg.halt_max_steps)
 
     def step_hook_names(self, seg: int) -> list[str]:
-        names = [f"seg{seg}.hook_x"]
-        for i in range(self.cfg.H_cycles):
-            names += [f"seg{seg}.h{i}.l{j}.hook_z_L" for j in range(self.cfg.L_cycles)]
-            names.append(f"seg{seg}.h{i}.hook_z_H")
-        return names
+        return self.cycle_hook_names(seg, inner="h{i}.l{j}.hook_z_L", outer="h{i}.hook_z_H")
 
     def init_states(self, batch_size: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
-        shape = (batch_size, self.total_len, self.cfg.hidden_size)
-        return {
-            "z_H": self.H_init.to(device).expand(shape).clone(),
-            "z_L": self.L_init.to(device).expand(shape).clone(),
-        }
+        return self.expand_inits({"z_H": self.H_init, "z_L": self.L_init}, batch_size, device)
 
     def segment(
         self,

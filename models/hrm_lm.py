@@ -117,26 +117,13 @@ class HRMLM(HookedModel):
 
     def ensure_pass_hooks(self, n_passes: int) -> None:
         """Make sure hook points exist for passes 0..n_passes-1 (idempotent)."""
-        have = getattr(self, "_hooked_passes", 0)
-        if n_passes > have:
-            self.setup_hooks(n for p in range(have, n_passes) for n in self.pass_hook_names(p))
-            self._hooked_passes = n_passes
+        self._extend_hook_grid("_hooked_passes", n_passes, self.pass_hook_names)
 
     def _hooks_for_call(self, args: tuple, kwargs: dict) -> None:
         """Create hook points for a ``forward(tokens, n_passes)`` call before hooks are attached."""
         n = kwargs.get("n_passes", args[1] if len(args) > 1 else None)
         if isinstance(n, int):
             self.ensure_pass_hooks(n)
-
-    def run_with_hooks(self, *args: Any, fwd_hooks=(), **kwargs: Any) -> Any:
-        """As ``HookedModel.run_with_hooks``; hook points of passes beyond cfg.passes are created first."""
-        self._hooks_for_call(args, kwargs)
-        return super().run_with_hooks(*args, fwd_hooks=fwd_hooks, **kwargs)
-
-    def run_with_cache(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``HookedModel.run_with_cache``; hook points of passes beyond cfg.passes are created first."""
-        self._hooks_for_call(args, {k: v for k, v in kwargs.items() if k == "n_passes"})
-        return super().run_with_cache(*args, **kwargs)
 
     # ----- input / output -------------------------------------------------
     def check_inputs(self, tokens: torch.Tensor) -> None:

@@ -127,15 +127,30 @@ class PuzzleModel(HookedModel):
         """Hook names one segment emits (states per step), excluding the segment-level ones."""
         raise NotImplementedError
 
+    def expand_inits(
+        self, inits: dict[str, torch.Tensor], batch_size: int, device: torch.device | None = None, length: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Fixed start vectors [D] as fresh states [B, length (default total_len), D], one per name."""
+        shape = (batch_size, self.total_len if length is None else length, self.cfg.hidden_size)
+        return {name: v.to(device).expand(shape).clone() for name, v in inits.items()}
+
+    def cycle_hook_names(self, seg: int, inner: str, outer: str) -> list[str]:
+        """``seg{s}.hook_x``, then per outer cycle i the ``L_cycles`` inner hooks and the outer one.
+
+        ``inner``/``outer`` are name templates filled with ``i`` and ``j`` (HRM: ``"h{i}.l{j}.hook_z_L"``).
+        """
+        names = [f"seg{seg}.hook_x"]
+        for i in range(self.cfg.H_cycles):
+            names += [f"seg{seg}." + inner.format(i=i, j=j) for j in range(self.cfg.L_cycles)]
+            names.append(f"seg{seg}." + outer.format(i=i))
+        return names
+
     def segment_hook_names(self, seg: int) -> list[str]:
         return [*self.step_hook_names(seg), f"seg{seg}.hook_logits", f"seg{seg}.hook_q"]
 
     def ensure_segment_hooks(self, n_segments: int) -> None:
         """Make sure hook points exist for segments 0..n_segments-1 (idempotent)."""
-        have = getattr(self, "_hooked_segments", 0)
-        if n_segments > have:
-            self.setup_hooks(n for s in range(have, n_segments) for n in self.segment_hook_names(s))
-            self._hooked_segments = n_segments
+        self._extend_hook_grid("_hooked_segments", n_segments, self.segment_hook_names)
 
     def _hooks_for_call(self, args: tuple, kwargs: dict) -> None:
         """Create hook points for a ``forward(inputs, puzzle_ids, n_segments)`` call before hooks attach,
@@ -143,16 +158,6 @@ class PuzzleModel(HookedModel):
         n = kwargs.get("n_segments", args[2] if len(args) > 2 else None)
         if isinstance(n, int) and n > 0:
             self.ensure_segment_hooks(n)
-
-    def run_with_hooks(self, *args, fwd_hooks=(), **kwargs):
-        """As ``HookedModel.run_with_hooks``; hook points for ``n_segments`` are created first."""
-        self._hooks_for_call(args, kwargs)
-        return super().run_with_hooks(*args, fwd_hooks=fwd_hooks, **kwargs)
-
-    def run_with_cache(self, *args, **kwargs):
-        """As ``HookedModel.run_with_cache``; hook points for ``n_segments`` are created first."""
-        self._hooks_for_call(args, kwargs)
-        return super().run_with_cache(*args, **kwargs)
 
     def segment(
         self,

@@ -60,18 +60,10 @@ class TRM(PuzzleModel):
         return None if self.cfg.mlp_t else super().rotary_tables()
 
     def step_hook_names(self, seg: int) -> list[str]:
-        names = [f"seg{seg}.hook_x"]
-        for i in range(self.cfg.H_cycles):
-            names += [f"seg{seg}.t{i}.n{j}.hook_z" for j in range(self.cfg.L_cycles)]
-            names.append(f"seg{seg}.t{i}.hook_y")
-        return names
+        return self.cycle_hook_names(seg, inner="t{i}.n{j}.hook_z", outer="t{i}.hook_y")
 
     def init_states(self, batch_size: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
-        shape = (batch_size, self.total_len, self.cfg.hidden_size)
-        return {
-            "y": self.H_init.to(device).expand(shape).clone(),
-            "z": self.L_init.to(device).expand(shape).clone(),
-        }
+        return self.expand_inits({"y": self.H_init, "z": self.L_init}, batch_size, device)
 
     def latent_recursion(self, x, y, z, n: int, seg: int, i: int, grad: str = "all"):
         """n updates of z from (y + x), then one update of y from z.

@@ -8,8 +8,7 @@ Names are imported lazily so ``import probes`` does not load scikit-learn.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from interp.lazy import lazy_exports
 
 _EXPORTS = {
     "sudoku_targets": "probes.features",
@@ -27,16 +26,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'probes' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports("probes", _EXPORTS, globals())

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+
+from interp.atomic import atomic_write
 
 POOLS = ("mean", "flatten")
 
@@ -234,20 +235,7 @@ def trajectory_figure(df: pd.DataFrame, x: str | None = None, y: str | None = No
 
 def write_html(fig: Any, path: str | os.PathLike) -> Path:
     """Write a Plotly figure as standalone HTML with plotly.js embedded (works offline), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".html", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-    try:
-        fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: fig.write_html(tmp, include_plotlyjs=True, full_html=True))
 
 
 __all__ = [

@@ -24,14 +24,6 @@ from interp.analyses import (
 from models import HRMConfig, HRMLMConfig, build_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ----------------------------------------------------------------------------- fixed points
 def _contraction(N=3, T=40, D=6, rho=0.7, seed=0):
     """x_{t+1} = A x_t + b with A = rho * Q (Q orthogonal): the unique fixed point is (I - A)^-1 b."""

@@ -23,15 +23,6 @@ from models.blocks import (
 )
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matmuls: one thread is ~20x faster than two on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # ----- RMSNorm ----------------------------------------------------------------
 def test_rms_norm_matches_hand_formula():
     x = torch.randn(3, 5, 16) * 3.0 + 0.5

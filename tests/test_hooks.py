@@ -12,15 +12,6 @@ V, L, D, B = 6, 8, 32, 2
 COMMON = dict(vocab_size=V, seq_len=L, hidden_size=D, num_heads=2, expansion=2.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matmuls: one thread is ~20x faster than two on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def hrm(**kw):
     return build_model(HRMConfig(**COMMON, H_cycles=2, L_cycles=2, H_layers=1, L_layers=1, halt_max_steps=2, **kw))
 

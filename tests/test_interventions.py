@@ -12,14 +12,6 @@ from interp.interventions import final_outputs, slow_ablation_table
 from models import HRMConfig, HRMLMConfig, build_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def hrm():
     torch.manual_seed(0)

@@ -63,15 +63,6 @@ def randomise_puzzle_emb(model) -> None:
             model.puzzle_emb.weights.normal_()
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matmuls: one thread is ~20x faster than two on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # ----- shapes and dtypes ------------------------------------------------------
 def test_registry_builds_every_family_from_a_dict():
     for name, cls in (("hrm", HRM), ("trm_mlp", TRM), ("unitf", UniTF), ("transformer", TransformerBaseline)):

@@ -11,15 +11,6 @@ from interp import TraceError, build_schema, trace
 from models import HRMConfig, HRMLMConfig, TransformerConfig, TRMConfig, UniTFConfig, build_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster than two on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _hrm(**kw):
     cfg = dict(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, H_layers=1, L_layers=1, H_cycles=2, L_cycles=2,
                halt_max_steps=2, expansion=2.0)

@@ -20,15 +20,6 @@ from training.losses import row_mean_loss, row_stats, token_cross_entropy
 TINY = dict(vocab_size=6, seq_len=8, hidden_size=32, num_heads=2, expansion=2, halt_max_steps=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded (and do not fight other jobs for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _hrm():
     torch.manual_seed(0)
     m = build_model(dict(family="hrm", H_cycles=1, L_cycles=2, H_layers=1, L_layers=1, **TINY))

@@ -22,15 +22,6 @@ HRM = dict(family="hrm", hidden_size=32, num_heads=2, expansion=2, H_cycles=1, L
 TRM = dict(family="trm", hidden_size=32, num_heads=2, expansion=2, H_cycles=2, L_cycles=2, num_layers=1, halt_max_steps=3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded (and do not fight other jobs for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def write_shift_task(root: Path, n_train: int = 48, n_test: int = 16, L: int = 8, seed: int = 0) -> Path:
     """label = (input digit + 1) mod 4, tokens 2..5: a per-cell map a tiny model learns in a few steps."""
     rng = np.random.default_rng(seed)

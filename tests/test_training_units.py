@@ -18,15 +18,6 @@ from training.losses import IGNORE_LABEL, log_stablemax, row_mean_loss, row_stat
 from training.optim import EMA, lr_at
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded (and do not fight other jobs for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ----- losses ---------------------------------------------------------------------------
 
 

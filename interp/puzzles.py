@@ -195,16 +195,46 @@ def read_puzzles(task: TaskInfo, puzzle: str | None, puzzle_file: str | None, li
         raise PuzzleInputError(f"{path}: no such file")
     if task.name == "sudoku":
         return _sudoku_file(path, rows, limit)
-    # maze file: mazes separated by blank lines, or one N*N-character maze per line
-    text = path.read_text(encoding="utf-8", errors="replace")
-    blocks = [b for b in text.replace("\r\n", "\n").split("\n\n") if b.strip()]
-    if len(blocks) == 1 and all(len(line) == rows * cols for line in blocks[0].splitlines() if line.strip()) and rows > 1:
-        blocks = [line for line in blocks[0].splitlines() if line.strip()]
-    if limit is not None:
-        blocks = blocks[:limit]
+    blocks = _maze_blocks(path, rows, cols, limit)
     if not blocks:
         raise PuzzleInputError(f"{path}: no mazes in the file")
-    return _mazes([(f"{path.name}#{i + 1}", b) for i, b in enumerate(blocks)], rows)
+    return _mazes(blocks, rows)
+
+
+def _maze_blocks(path: Path, rows: int, cols: int, limit: int | None) -> list[tuple[str, str]]:
+    """(name, text) of the mazes in a file, streamed so a huge or wrong file is never read whole.
+
+    Mazes are separated by empty lines, or written one ``rows*cols``-character maze per line.
+    """
+    if limit is not None and limit < 1:
+        return []
+    max_line = max(4 * rows * cols, 1 << 16)
+    out: list[tuple[str, str]] = []
+    block: list[str] = []
+
+    def flush() -> None:
+        if block:
+            out.append((f"{path.name}#{len(out) + 1}", "\n".join(block)))
+        block.clear()
+
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(iter(lambda: f.readline(max_line + 1), b""), start=1):
+            if len(raw) > max_line:
+                raise PuzzleInputError(f"{path}:{lineno}: line longer than {max_line} bytes; not a maze file")
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if not line:
+                flush()
+            elif not block and rows > 1 and len(line) == rows * cols:
+                out.append((f"{path.name}#{len(out) + 1}", line))
+            elif block or line.strip():
+                block.append(line)
+                if len(block) > rows:
+                    raise PuzzleInputError(f"{path}:{lineno}: maze #{len(out) + 1} has more than {rows} rows; "
+                                           f"the model reads {rows}x{cols} mazes")
+            if limit is not None and len(out) >= limit:
+                return out
+        flush()
+    return out if limit is None else out[:limit]
 
 
 # ----------------------------------------------------------------------------- rendering

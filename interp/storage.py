@@ -123,7 +123,44 @@ def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
     for key in ("complete", "chunks", "meta", "steps", "arrays", "n_puzzles"):
         if key not in man:
             raise TraceError(f"{p} lacks the field {key!r}")
+    _check_manifest_types(man, p)
     return man
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_manifest_types(man: dict[str, Any], p: Path) -> None:
+    """Field types of a manifest (a damaged or hand-edited one fails here, not deep inside ``load_trace``)."""
+    def bad(what: str) -> TraceError:
+        return TraceError(f"{p}: {what}")
+
+    if not isinstance(man["complete"], bool):
+        raise bad(f"'complete' must be true or false, got {man['complete']!r}")
+    if not _is_int(man["n_puzzles"]) or man["n_puzzles"] < 0:
+        raise bad(f"'n_puzzles' must be a count, got {man['n_puzzles']!r}")
+    if "n_chunks" in man and (not _is_int(man["n_chunks"]) or man["n_chunks"] < 0):
+        raise bad(f"'n_chunks' must be a count, got {man['n_chunks']!r}")
+    if not isinstance(man["meta"], dict):
+        raise bad("'meta' must be a mapping")
+    if not isinstance(man["steps"], list) or not all(isinstance(r, dict) for r in man["steps"]):
+        raise bad("'steps' must be a list of step records")
+    for key in ("arrays", "state_arrays"):
+        specs = man.get(key, {})
+        ok = isinstance(specs, dict) and all(
+            isinstance(v, dict) and isinstance(v.get("dtype"), str) and isinstance(v.get("tail"), list)
+            and all(_is_int(n) and n >= 0 for n in v["tail"]) for v in specs.values())
+        if not ok:
+            raise bad(f"'{key}' must map array names to {{dtype, tail}} specs")
+    if not isinstance(man["chunks"], list):
+        raise bad("'chunks' must be a list")
+    for i, c in enumerate(man["chunks"]):
+        ok = (isinstance(c, dict) and all(_is_int(c.get(k)) for k in ("index", "start", "stop", "bytes"))
+              and _is_int(c.get("n_state_puzzles", 0)) and 0 <= c["start"] <= c["stop"]
+              and c.get("file") == _chunk_name(c["index"]))
+        if not ok:
+            raise bad(f"chunk entry {i} is malformed: {str(c)[:120]}")
 
 
 # ----------------------------------------------------------------------------- data sources

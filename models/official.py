@@ -38,6 +38,7 @@ import os
 import pickle
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from .checkpoint import CheckpointError, load_state, save_checkpoint
+from .checkpoint import CheckpointError, build_fitting_model, load_state, save_checkpoint
 from .config import ConfigError, HRMConfig, PuzzleConfig, TRMConfig
-from .registry import build_model
 
 CONFIG_YAML = "all_config.yaml"
 WEIGHT_NAMES = ("checkpoint",)  # the published files; run dirs hold step_N
@@ -112,11 +112,13 @@ def read_official_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"{p} is not a readable safetensors file ({e})") from None
         return {strip_prefixes(k): v for k, v in obj.items()}
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise on top of our one-line error
+            warnings.simplefilter("ignore")
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError,
+            KeyError, IndexError, ImportError, MemoryError, OverflowError) as e:
         raise CheckpointError(
-            f"{p} is not a tensor-only torch.save file (refusing to unpickle objects): {first}"
+            f"{p} is not a tensor-only torch.save file (refusing to unpickle objects): {_load_reason(e)}"
         ) from None
     if isinstance(obj, dict) and not _all_tensors(obj):
         nested = [k for k in ("state_dict", "model", "ema") if isinstance(obj.get(k), dict) and _all_tensors(obj[k])]
@@ -131,6 +133,17 @@ def read_official_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"{p}: two keys map to {name!r} after removing wrapper prefixes")
         out[name] = value
     return out
+
+
+def _load_reason(e: BaseException) -> str:
+    """The informative sentence of a ``torch.load`` error, without torch's advice to set weights_only=False."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    m = re.search(r"(Unsupported [^\n]*|Trying to load unsupported [^\n]*)", text)
+    if m:
+        return re.split(r"(?<=\.)\s", m.group(1).strip())[0][:300]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Weights only load failed", "Check the documentation"))]
+    return (useful or [type(e).__name__])[0][:300]
 
 
 def _all_tensors(d: dict) -> bool:
@@ -338,8 +351,9 @@ def load_official(
     doc = read_official_yaml(yml)
     tensors = read_official_state(weights)
     cfg, info = official_config(doc, tensors, overrides, dataset=dataset, base_dir=weights.parent)
-    model = build_model(cfg)
-    load_state(model, tensors, where=f"official checkpoint {weights}")
+    where = f"official checkpoint {weights}"
+    model = build_fitting_model(cfg, {k: tuple(v.shape) for k, v in tensors.items()}, where)
+    load_state(model, tensors, where=where)
     model.eval()
     step = re.fullmatch(r"step_(\d+)", weights.name)
     train = {k: v for k, v in doc.items() if k != "arch" and isinstance(v, (int, float, str, bool, list, type(None)))}

@@ -370,6 +370,7 @@ class Trainer:
         if meta["model"] != self.model_cfg.to_dict():
             raise CheckpointError(f"{path} was trained with a different model config; start a new --out directory")
         st = meta["state"]
+        check_training_state(st, path, self.dist.rank if self.carry is not None and full else None)
         main = read_tensors(path, "model")
         if st.get("weights") == "ema":
             load_state(self.model, read_tensors(path, "live"), where=f"{path}/live.safetensors")
@@ -485,6 +486,22 @@ class Trainer:
             if self._tb is not None:
                 self._tb.close()
         return {"step": self.step, "eval": self.last_eval, "out": str(self.out)}
+
+
+def check_training_state(st: Any, path: Path, rank: int | None = None) -> None:
+    """One ``CheckpointError`` for a damaged or hand-edited ``state`` in a training checkpoint's config.json."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    ok = (isinstance(st, dict) and is_int(st.get("step")) and st["step"] >= 0 and is_int(st.get("world_size"))
+          and st["world_size"] >= 1 and isinstance(st.get("optimizer_groups"), list)
+          and all(isinstance(g, dict) for g in st["optimizer_groups"])
+          and isinstance(st.get("stream_positions", []), list) and all(is_int(v) for v in st.get("stream_positions", []))
+          and isinstance(st.get("injected", []), list) and is_int(st.get("text_position", 0))
+          and (rank is None or len(st.get("stream_positions", [])) > rank))
+    if not ok:
+        raise CheckpointError(f"{path}: the training state in config.json is damaged (step, world_size, "
+                              "optimizer_groups, stream_positions); resume from another checkpoint")
 
 
 def _postfix(rec: dict[str, Any]) -> dict[str, str]:

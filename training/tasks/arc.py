@@ -29,6 +29,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import reprlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from .puzzle_dataset import write_json_atomic, write_puzzle_split
 
 CANVAS = 30
 MAX_GRID = 30
+MAX_TASK_FILE_BYTES = 32 << 20  # real task files are < 1 MB; refuse to read junk of any size
 NUM_COLOURS = 10
 PAD, EOS, COLOUR_OFFSET = 0, 1, 2
 VOCAB_SIZE = NUM_COLOURS + 2
@@ -110,7 +112,7 @@ def validate_grid(grid: Any, where: str) -> np.ndarray:
     if bad.any():
         r, c = (int(i) for i in np.argwhere(bad)[0])
         v = arr[r, c].item() if isinstance(arr[r, c], np.generic) else arr[r, c]
-        raise ArcTaskError(f"{where}: cell ({r}, {c}) is {v!r}, colours must be integers 0..9")
+        raise ArcTaskError(f"{where}: cell ({r}, {c}) is {reprlib.repr(v)}, colours must be integers 0..9")
     return arr.astype(np.uint8)
 
 
@@ -142,11 +144,18 @@ def load_task_file(path: str | Path, collection: str = "evaluation") -> ArcTask:
     """Read and validate one task JSON file; the task id is the file name without ``.json``."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_TASK_FILE_BYTES:
+            raise ArcTaskError(f"{path}: {path.stat().st_size} bytes is too large for an ARC task file "
+                               f"(limit {MAX_TASK_FILE_BYTES})")
         obj = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ArcTaskError(f"{path}: no such task file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArcTaskError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ArcTaskError(f"{path}: JSON nested too deeply to be an ARC task") from None
+    except OSError as exc:
+        raise ArcTaskError(f"{path}: cannot read task file ({exc.strerror or exc})") from None
     return parse_task(obj, path.stem, str(path), collection)
 
 

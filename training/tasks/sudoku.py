@@ -354,7 +354,10 @@ def _iter_csv_file(path: Path, size: int, check_solutions: bool) -> Iterator[Puz
             break
     if header_line is None:
         return
-    header = [h.strip().lower() for h in next(csv.reader([header_line[1]]))]
+    try:
+        header = [h.strip().lower() for h in next(csv.reader([header_line[1]]))]
+    except csv.Error as exc:
+        raise PuzzleFormatError(f"{path}:{header_line[0]}: bad CSV header ({exc})") from None
     if "question" not in header:
         raise PuzzleFormatError(f"{path}:{header_line[0]}: CSV header must name a 'question' column, got {header}")
     col = {name: header.index(name) for name in ("source", "question", "answer", "rating") if name in header}

@@ -342,8 +342,8 @@ def cgar_table(df: pd.DataFrame, variant: str = "variant", accuracy: str = "exac
         a, t = _ci_of(num, {variant: v}, accuracy), _ci_of(num, {variant: v}, time)
         sp = base_t / t.mean if np.isfinite(base_t) and t.mean > 0 else float("nan")
         speed.append({variant: v, "metric": "speedup", "mean": sp, "ci_low": np.nan, "ci_high": np.nan, "n": t.n})
-        md.append({"variant": str(v), "accuracy": format_ci(a, digits), "wall time (s)": format_ci(t, 1),
-                   "speed-up": f"{sp:.2f}×" if np.isfinite(sp) else "n/a"})
+        md.append({"variant": str(v), accuracy.replace("_", " "): format_ci(a, digits),
+                   "wall time (s)": format_ci(t, 1), "speed-up": f"{sp:.2f}×" if np.isfinite(sp) else "n/a"})
     num = pd.concat([num, pd.DataFrame(speed)], ignore_index=True)
     notes = [] if np.isfinite(base_t) else [f"No {baseline!r} rows: speed-up not computed."]
     return ReportTable("cgar", "CGAR ablation", num, pd.DataFrame(md),
@@ -409,6 +409,11 @@ def training_run_row(run_dir: str, **labels: Any) -> dict[str, Any]:
     """One row from a training run directory's ``metrics.jsonl``: the last evaluation and the wall time.
 
     ``wall_time_s`` = time of the last record minus time of the first record.
+    ``train_time_s`` = the largest ``elapsed`` of the training records (seconds
+    from the start of the training loop to the last logged step, as the
+    trainer writes it; it counts evaluations inside the loop, and restarts
+    on resume), NaN when no record has one. Unlike ``wall_time_s`` it includes the steps
+    before the first log line and excludes the final evaluation.
     """
     import json
     from pathlib import Path
@@ -430,6 +435,8 @@ def training_run_row(run_dir: str, **labels: Any) -> dict[str, Any]:
     times = [r["time"] for r in recs if isinstance(r.get("time"), (int, float))]
     row = {k: v for k, v in last.items() if isinstance(v, (int, float, str, bool)) and k != "split"}
     row["wall_time_s"] = float(max(times) - min(times)) if len(times) >= 2 else float("nan")
+    elapsed = [r["elapsed"] for r in recs if r.get("split") == "train" and isinstance(r.get("elapsed"), (int, float))]
+    row["train_time_s"] = float(max(elapsed)) if elapsed else float("nan")
     row["run_dir"] = str(run_dir)
     row.update(labels)
     return row

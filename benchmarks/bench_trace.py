@@ -9,7 +9,7 @@ resident memory (after the plain runs, and overall = while tracing) and
 the traced/plain time ratio.
 
     python benchmarks/bench_trace.py --sizes 1000 10000
-    python benchmarks/bench_trace.py --sizes 1000 --hidden 64 --threads 1   # what docs/sections/tracing.md reports
+    python benchmarks/bench_trace.py --sizes 1000 --hidden 64 --threads 1   # what the README reports
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ rebuilds the model (``models.build_model``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 

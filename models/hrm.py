@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from torch import nn
 
 from .blocks import ReasoningModule, TransformerBlock, trunc_normal_
 from .config import HRMConfig

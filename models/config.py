@@ -80,6 +80,7 @@ class HRMConfig(PuzzleConfig):
     L_cycles: int = 2
     H_layers: int = 2
     L_layers: int = 2
+    mlp_t: bool = False  # True: TRM's MLP-over-tokens mixer in both modules instead of self-attention (a variant, not the paper's HRM)
     grad_mode: str = "one_step"  # "one_step" | "full_bptt" (seed 000's 2x2 pairs this with TRM as the flat arm)
 
     def validate(self) -> None:

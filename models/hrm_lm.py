@@ -35,8 +35,8 @@ from torch import nn
 
 from .blocks import CastedLinear, Embedding, ReasoningModule, RotaryEmbedding, TransformerBlock, rms_norm, trunc_normal_
 from .config import HRMLMConfig
+from .grad import grad_if
 from .hooks import HookedModel
-from .hrm import _grad_if
 
 STATE_NAMES = ("fast", "slow")
 FUSION_SOURCES = ("fast", "slow", "encoded")
@@ -203,7 +203,7 @@ class HRMLM(HookedModel):
         rotary = self.rotary_tables(e.shape[1])
         fast, slow = states["fast"], states["slow"]
         for m in range(M):
-            with _grad_if(m >= M - K):
+            with grad_if(m >= M - K):
                 fast = self.fast_update(fast, slow, e, rotary, f"pass{p}.step{m}")
                 if self.slow_fires(m):
                     slow = self.slow_update(slow, fast, rotary, f"pass{p}.step{m}")

@@ -216,7 +216,10 @@ def official_config(
         raise CheckpointError(f"{name}: the YAML lacks {', '.join(missing)}")
     if family == "hrm":
         if arch.get("mlp_t"):
-            raise CheckpointError("HRM with mlp_t=True (token-MLP mixing) is not supported; our HRM uses attention")
+            raise CheckpointError(
+                "official HRM checkpoints with mlp_t=True (token-MLP mixing) are not supported; "
+                "only the attention HRM is checked against the reference"
+            )
         for k in ("H_layers", "L_layers"):
             if k in arch:
                 fields[k] = arch[k]

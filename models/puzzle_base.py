@@ -124,7 +124,9 @@ class PuzzleModel(HookedModel):
         raise NotImplementedError
 
     def step_hook_names(self, seg: int) -> list[str]:
-        """Hook names one segment emits (states per step), excluding the segment-level ones."""
+        """Hook names one segment emits (states per step), excluding the segment-level ones.
+
+        HRM and TRM also take ``cycles`` (the names of a segment run deeper or shallower than the config)."""
         raise NotImplementedError
 
     def expand_inits(
@@ -134,14 +136,16 @@ class PuzzleModel(HookedModel):
         shape = (batch_size, self.total_len if length is None else length, self.cfg.hidden_size)
         return {name: v.to(device).expand(shape).clone() for name, v in inits.items()}
 
-    def cycle_hook_names(self, seg: int, inner: str, outer: str) -> list[str]:
+    def cycle_hook_names(self, seg: int, inner: str, outer: str, cycles: tuple[int, int] | None = None) -> list[str]:
         """``seg{s}.hook_x``, then per outer cycle i the ``L_cycles`` inner hooks and the outer one.
 
-        ``inner``/``outer`` are name templates filled with ``i`` and ``j`` (HRM: ``"h{i}.l{j}.hook_z_L"``).
+        ``inner``/``outer`` are name templates filled with ``i`` and ``j`` (HRM: ``"h{i}.l{j}.hook_z_L"``);
+        ``cycles`` overrides the config's (H_cycles, L_cycles).
         """
+        H, L = cycles or (self.cfg.H_cycles, self.cfg.L_cycles)
         names = [f"seg{seg}.hook_x"]
-        for i in range(self.cfg.H_cycles):
-            names += [f"seg{seg}." + inner.format(i=i, j=j) for j in range(self.cfg.L_cycles)]
+        for i in range(H):
+            names += [f"seg{seg}." + inner.format(i=i, j=j) for j in range(L)]
             names.append(f"seg{seg}." + outer.format(i=i))
         return names
 
@@ -151,6 +155,11 @@ class PuzzleModel(HookedModel):
     def ensure_segment_hooks(self, n_segments: int) -> None:
         """Make sure hook points exist for segments 0..n_segments-1 (idempotent)."""
         self._extend_hook_grid("_hooked_segments", n_segments, self.segment_hook_names)
+
+    def ensure_cycle_hooks(self, seg: int, cycles: tuple[int, int] | None) -> None:
+        """Hook points for segment ``seg`` run at ``cycles`` deeper than the config (e.g. a test-time depth sweep)."""
+        if cycles and (cycles[0] > self.cfg.H_cycles or cycles[1] > self.cfg.L_cycles):
+            self.setup_hooks(self.step_hook_names(seg, cycles))
 
     def _hooks_for_call(self, args: tuple, kwargs: dict) -> None:
         """Create hook points for a ``forward(inputs, puzzle_ids, n_segments)`` call before hooks attach,

@@ -24,6 +24,7 @@ PUZZLE = dict(num_puzzle_identifiers=5, puzzle_emb_ndim=48)  # 48 > D -> two pre
 
 CONFIGS = {
     "hrm": HRMConfig(**COMMON, H_layers=1, L_layers=1, halt_max_steps=2),
+    "hrm_mlp": HRMConfig(**COMMON, H_layers=1, L_layers=1, mlp_t=True, halt_max_steps=2),
     "hrm_puzzle_learned": HRMConfig(**COMMON, **PUZZLE, H_layers=1, L_layers=1, pos_encodings="learned", halt_max_steps=1),
     "trm_mlp": TRMConfig(**COMMON, H_cycles=2, L_cycles=2, num_layers=1, mlp_t=True, halt_max_steps=2),
     "trm_mlp_puzzle": TRMConfig(**COMMON, **PUZZLE, H_cycles=2, L_cycles=2, num_layers=1, mlp_t=True, halt_max_steps=1),
@@ -210,13 +211,18 @@ def test_puzzle_models_reject_bad_input(name):
 
 
 # ----- the models compute their pseudocode -------------------------------------
-def test_hrm_forward_matches_pseudocode():
-    model = build_model(CONFIGS["hrm"])
+@pytest.mark.parametrize("name", ["hrm", "hrm_mlp"])
+def test_hrm_forward_matches_pseudocode(name):
+    model = build_model(CONFIGS[name])
+    mlp_t = CONFIGS[name].mlp_t
+    for block in [*model.H_level.layers, *model.L_level.layers]:
+        assert block.mlp_t_enabled == mlp_t and hasattr(block, "mlp_t") == mlp_t
     x = tokens()
     emb = model.embed(x)
     z_H = model.H_init.expand(B, L, D)
     z_L = model.L_init.expand(B, L, D)
     rot = model.rotary_tables()
+    assert (rot is None) == mlp_t  # the token MLP carries position itself; no RoPE tables
     for _segment in range(2):
         for _i in range(2):
             for _j in range(2):
@@ -303,6 +309,21 @@ def test_cycles_override_for_depth_curricula():
         _, small = model.segment(s0, x, cycles=(1, 1))
         assert torch.equal(full.logits, default.logits)
         assert not torch.allclose(small.logits, full.logits)
+
+
+@pytest.mark.parametrize("name", ["hrm", "trm_mlp"])
+def test_cycles_deeper_than_config_get_hook_points(name):
+    """A test-time depth sweep past the trained (H, L) cycles runs and every extra step is observable."""
+    model = build_model(CONFIGS[name])
+    x, s0 = tokens(), model.init_states(B)
+    deep = (3, 4)
+    seen: list[str] = []
+    with model.hooks([(lambda n: ".hook_z" in n or ".hook_y" in n, lambda t, hook: seen.append(hook.name))]):
+        _, out = model.segment(s0, x, cycles=deep)
+    assert seen == [n for n in model.step_hook_names(0, deep) if not n.endswith("hook_x")]
+    assert len(seen) == deep[0] * (deep[1] + 1)
+    _, again = model.segment(s0, x, cycles=deep)  # second call: hook points reused, same answer
+    assert torch.equal(out.logits, again.logits)
 
 
 # ----- gradient boundaries ----------------------------------------------------

@@ -345,8 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="freeze_init,zero,mean", help="comma-separated: freeze_init, zero, mean, skip")
     p.set_defaults(func=cmd_ablate)
     from .demo import add_demo_parser
+    from .guess_scaling_cli import add_guess_scale_parser
 
     add_demo_parser(sub)
+    add_guess_scale_parser(sub)
     try:  # `interp report` lives in its own module (interp/report.py) when present
         from .report import add_report_parser
     except ImportError:
@@ -360,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return int(args.func(args) or 0)
     except _UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
     train train --config training/configs/sudoku4_trm.yaml --out runs/s4 [--set optim.lr=3e-4 ...] [--resume]
     train eval --ckpt runs/s4/best [--data DIR] [--n 500] [--json]
+    train data --config zoo/configs/trm_sudoku9.yaml     # build (or find) the config's dataset, print its directory
 
 Under ``torchrun --nproc_per_node=K -m training train ...`` the same command
 trains data-parallel (gloo on CPU, nccl on CUDA). Errors in the input print
@@ -40,7 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     e.add_argument("--json", action="store_true", help="print the full result as JSON")
+
+    d = sub.add_parser("data", help="build (or find in the cache) a config's dataset and print its directory")
+    d.add_argument("--config", required=True, help="training config (YAML or JSON) or a checkpoint directory")
+    d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .config import load_train_config
+    from .data import resolve_data
+    from .trainer import data_spec
+
+    src = Path(args.config)
+    if src.is_dir():
+        task = read_checkpoint_config(src).get("task", {})
+        if task.get("data") is None and task.get("data_dir"):
+            print(task["data_dir"])
+            return 0
+    else:
+        task = load_train_config(args.config, args.overrides).to_dict()["task"]
+    if task.get("data") is None:
+        raise ValueError(f"{args.config} names no dataset")
+    print(resolve_data(data_spec(task)))
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -117,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .trainer import TrainingDiverged
 
     try:
-        return _cmd_train(args) if args.command == "train" else _cmd_eval(args)
+        return {"train": _cmd_train, "eval": _cmd_eval, "data": _cmd_data}[args.command](args)
     except (ValueError, CheckpointError) as e:  # ConfigError / DataError are ValueErrors too
         print(f"error: {e}", file=sys.stderr)
         return 2

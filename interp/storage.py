@@ -265,6 +265,7 @@ def _prepare_dir(out: Path, fingerprint: str, overwrite: bool, resume: bool) -> 
     if not (out / MANIFEST).exists():
         if any(p for p in out.iterdir() if not p.name.startswith(".")):
             raise TraceError(f"{out} is not empty and holds no trace manifest; choose another directory")
+        _remove_stale_temporaries(out)
         return None
     man = read_manifest(out)
     if man.get("fingerprint") != fingerprint:
@@ -272,7 +273,15 @@ def _prepare_dir(out: Path, fingerprint: str, overwrite: bool, resume: bool) -> 
                          "pass overwrite=True or choose another directory")
     if not resume:
         raise TraceError(f"{out} already holds this trace; pass resume=True to continue it or overwrite=True")
+    _remove_stale_temporaries(out)
     return man
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete ``.<name>.tmp-*`` files a killed writer left behind (readers never look at them)."""
+    for p in out.glob(".*.tmp-*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
 
 
 def _chunk_ok(out: Path, c: dict[str, Any], fingerprint: str) -> bool:

@@ -156,9 +156,13 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
-    """Load tensors strictly; mismatches become one ``CheckpointError`` listing the offenders."""
+    """Load tensors strictly; mismatches or NaN/inf weights become one ``CheckpointError`` listing the offenders."""
     own = model.state_dict()
     check_shapes(model, {k: tuple(v.shape) for k, v in tensors.items()}, where)
+    bad = sorted(k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if bad:
+        raise CheckpointError(f"{where} holds NaN/inf values in {', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''} "
+                              "(a diverged run or a damaged file); use an earlier checkpoint")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=True)
 
 

@@ -198,8 +198,11 @@ def test_kill_9_while_tracing_then_resume(model, data, reference, tiny_ckpts, tm
         load_trace(out)
     for c in man["chunks"]:  # whatever the manifest lists is whole
         assert (out / c["file"]).stat().st_size == c["bytes"]
+    stale = out / ".chunk_00009.safetensors.tmp-killed"  # what a kill during atomic_write leaves
+    stale.write_bytes(b"half a chunk")
     _write(model, data, out)
     assert_same_trace(reference, out)
+    assert not list(out.glob(".*.tmp-*")), "resuming removes the temporaries of the killed writer"
 
 
 # ----------------------------------------------------------------------------- tampering

@@ -159,6 +159,16 @@ def test_broken_checkpoints_fail_with_one_line(tmp_path, tiny_ckpts):
          lambda d: (d / "config.json").write_text(json.dumps({**meta, "model": "trm"})))
     case("config_other_format", "is not a recurse-interp/1 config",
          lambda d: (d / "config.json").write_text(json.dumps({**meta, "format": "recurse-interp/99"})))
+    from safetensors.torch import load_file, save_file
+
+    def poison(d: Path, value: float) -> None:
+        tensors = load_file(str(d / "model.safetensors"))
+        name = sorted(k for k, v in tensors.items() if v.is_floating_point())[0]
+        tensors[name].view(-1)[3] = value
+        save_file(tensors, str(d / "model.safetensors"))
+
+    case("nan_weight", "NaN/inf values in", lambda d: poison(d, float("nan")))
+    case("inf_weight", "NaN/inf values in", lambda d: poison(d, float("-inf")))
     bad_models = {
         "family_unknown": ({"family": "gpt5"}, "unknown model family"),
         "family_hrm": ({"family": "hrm", "H_layers": 1, "L_layers": 1, "grad_mode": "one_step",

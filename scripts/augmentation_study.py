@@ -12,7 +12,8 @@
 3. Runs ``interp guess-scale`` on ``hard``: input perturbation (k = 1..16) for each model; model bootstrapping
    and combined voting across the four checkpoints (zoo TRM, zoo HRM, both arms); and bootstrapping across the
    training stages of the augmented arm.
-4. Writes ``reports/augmentation/summary.md`` from those files (every number in it is read back from them).
+4. Writes ``reports/augmentation/summary.md`` from those files (every number in it is read back from them) and
+   copies the model-bootstrapping figure to ``figures/guess_scaling_hard.png``.
 
 Every job runs with OMP_NUM_THREADS=1 (the defaults fit a 2-core CPU in about 70 minutes, mostly training).
 """
@@ -133,7 +134,9 @@ def main() -> None:
 
     rules = ["majority", "cell_majority", "confidence", "oracle_any", "augmented_hrm"]
     perturb = {name: guess_scale([c], hard, out / f"perturb_{i}", "perturb") for i, (name, c) in enumerate(ckpts.items())}
-    boot = guess_scale(list(ckpts.values()), hard, out / "bootstrap_models", "bootstrap,combined")
+    boot = guess_scale(list(ckpts.values()), hard, out / "bootstrap_models", "perturb,bootstrap,combined")
+    figure = REPO / "figures" / "guess_scaling_hard.png"
+    figure.write_bytes((out / "bootstrap_models" / "guess_scaling.png").read_bytes())
     stages = stage_checkpoints(runs / "aug99")
     boot_stages = guess_scale(stages, hard, out / "bootstrap_stages", "bootstrap", k=",".join(
         str(k) for k in (1, 2, 4, 8) if k <= len(stages)))

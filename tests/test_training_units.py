@@ -219,3 +219,21 @@ def test_shipped_configs_validate_and_arms_differ_only_where_intended():
     # the three language models share a parameter budget (within 3%)
     counts = {n: sum(p.numel() for p in build_model(cfgs[n].model).parameters()) for n in ("lm_hrm_lm", "lm_unitf", "lm_transformer")}
     assert max(counts.values()) / min(counts.values()) < 1.03, counts
+    # the augmentation study: the two arms differ only in the number of augmented copies
+    no, aug = cfgs["aug_trm_sudoku9_noaug"].to_dict(), cfgs["aug_trm_sudoku9_aug99"].to_dict()
+    assert (no["task"]["data"]["n_aug"], aug["task"]["data"]["n_aug"]) == (0, 99)
+    aug["task"]["data"]["n_aug"] = 0
+    assert aug == no
+
+
+def test_zoo_configs_validate_and_build():
+    from pathlib import Path
+
+    from models.registry import build_model
+
+    root = Path(__file__).resolve().parents[1] / "zoo" / "configs"
+    cfgs = {p.stem: load_train_config(p) for p in sorted(root.glob("*.yaml"))}
+    assert {"trm_sudoku9", "hrm_sudoku9", "hrm_attn_sudoku9", "trm_maze9"} <= set(cfgs)
+    for name, c in cfgs.items():
+        build_model(c.model)
+    assert cfgs["hrm_sudoku9"].model["mlp_t"] is True and "mlp_t" not in cfgs["hrm_attn_sudoku9"].model

@@ -9,7 +9,8 @@
 2. Evaluates every model with ``python -m training eval`` on two held-out sets: ``moderate`` (the zoo's test
    split, 1000 puzzles with 30-45 blanks, disjoint from every training set here) and ``hard`` (500 fresh puzzles
    with 46-54 blanks, harder than anything seen in training).
-3. Runs ``interp guess-scale`` on ``hard``: input perturbation (k = 1..16) for each model; model bootstrapping
+3. Runs ``interp guess-scale`` on ``hard``: input perturbation (k = 1..16) for each model (and for the zoo HRM on
+   ``moderate`` too); model bootstrapping
    and combined voting across the four checkpoints (zoo TRM, zoo HRM, both arms); and bootstrapping across the
    training stages of the augmented arm.
 4. Writes ``reports/augmentation/summary.md`` from those files (every number in it is read back from them) and
@@ -25,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +38,7 @@ ARMS = {"noaug": "training/configs/aug_trm_sudoku9_noaug.yaml", "aug99": "traini
 HARD_SPEC = {"generate": "sudoku", "n_train": 0, "n_test": 500, "seed": 11, "min_blanks": 46, "max_blanks": 54, "size": 9}
 ZOO_CONFIG = "zoo/configs/trm_sudoku9.yaml"  # its test split is the 'moderate' set
 K = "1,2,4,8,16"
+HARD_N = 250  # puzzles of the hard set used by every guess-scaling run but the first
 
 
 def sh(cmd: list[str], log: Path | None = None) -> str:
@@ -82,20 +85,41 @@ def evaluate(ckpts: dict[str, str], sets: dict[str, str], out: Path) -> pd.DataF
     return df
 
 
-def guess_scale(ckpts: list[str], data: str, out: Path, strategies: str, k: str = K) -> pd.DataFrame:
+def guess_scale(ckpts: list[str], data: str, out: Path, strategies: str, k: str = K, limit: int | None = None,
+                reuse: bool = False) -> pd.DataFrame:
+    """One ``interp guess-scale`` run into ``out``; with ``reuse``, a run whose provenance holds the same command
+    and checkpoint hashes is read back instead of recomputed."""
     cmd = ["interp", "guess-scale", "--data", data, "--k", k, "--strategies", strategies, "--out", str(out),
-           "--no-progress", "--threads", "1"]
+           "--no-progress", "--threads", "1"] + (["--limit", str(limit)] if limit else [])
     for c in ckpts:
         cmd += ["--ckpt", c]
-    sh(cmd)
+    if not (reuse and _same_run(out, cmd[1:], ckpts)):
+        sh(cmd)
     return pd.read_csv(out / "guess_scaling.csv")
 
 
+def _same_run(out: Path, argv: list[str], ckpts: list[str]) -> bool:
+    import shlex
+
+    from interp.tracer import file_sha256
+
+    try:
+        prov = json.loads((out / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return False
+    hashes = [file_sha256(Path(c) / "model.safetensors") for c in ckpts]
+    return prov.get("command") == "interp " + " ".join(shlex.quote(a) for a in argv) and \
+        [c.get("sha256") for c in prov.get("checkpoints", [])] == hashes
+
+
 def stage_checkpoints(run: Path) -> list[str]:
-    """The run's last checkpoint, then its kept step checkpoints from newest to oldest."""
+    """The run's last checkpoint, then its kept step checkpoints from newest to oldest (copies of last dropped)."""
+    from interp.tracer import file_sha256
+
     steps = sorted((p for p in run.iterdir() if p.is_dir() and p.name.startswith("step_")),
                    key=lambda p: int(p.name.split("_")[1]), reverse=True)
-    return [str(run / "last"), *(str(p) for p in steps)]
+    last = file_sha256(run / "last" / "model.safetensors")
+    return [str(run / "last"), *(str(p) for p in steps if file_sha256(p / "model.safetensors") != last)]
 
 
 def pct(v: float) -> str:
@@ -105,7 +129,8 @@ def pct(v: float) -> str:
 def curve_table(df: pd.DataFrame, strategy: str, rules: list[str]) -> str:
     part = df[(df["strategy"] == strategy) & df["rule"].isin(rules)]
     ks = sorted(part["k"].unique())
-    lines = ["| rule | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
+    lines = [f"n = {int(part['n'].iloc[0])} puzzles", "",
+             "| rule | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
     for rule in rules:
         r = part[part["rule"] == rule].set_index("k")
         cells = [f"{pct(r.at[k, 'accuracy'])} [{pct(r.at[k, 'ci_low'])}, {pct(r.at[k, 'ci_high'])}]" if k in r.index
@@ -119,6 +144,9 @@ def main() -> None:
     ap.add_argument("--runs", default="runs/aug")
     ap.add_argument("--out", default="reports/augmentation")
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--jobs", type=int, default=2, help="guess-scaling runs in parallel (one CPU thread each)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep outputs already written by the same command on the same checkpoints")
     args = ap.parse_args()
     runs, out = REPO / args.runs, REPO / args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -130,16 +158,31 @@ def main() -> None:
     moderate = sh([sys.executable, "-m", "training", "data", "--config", ZOO_CONFIG]).strip()
     hard = str(resolve_data(HARD_SPEC))
     ckpts = models(runs)
-    ev = evaluate(ckpts, {"moderate": moderate, "hard": hard}, out)
+    if args.reuse and (out / "eval.csv").exists() and set(pd.read_csv(out / "eval.csv")["ckpt"]) == set(ckpts.values()):
+        ev = pd.read_csv(out / "eval.csv")
+        ev["exact_ci"] = ev["exact_ci"].map(json.loads)
+    else:
+        ev = evaluate(ckpts, {"moderate": moderate, "hard": hard}, out)
 
     rules = ["majority", "cell_majority", "confidence", "oracle_any", "augmented_hrm"]
-    perturb = {name: guess_scale([c], hard, out / f"perturb_{i}", "perturb") for i, (name, c) in enumerate(ckpts.items())}
-    boot = guess_scale(list(ckpts.values()), hard, out / "bootstrap_models", "perturb,bootstrap,combined")
+    stages = stage_checkpoints(runs / "aug99")
+    names = list(ckpts)
+    # (key, checkpoints, data, strategies, k, limit): the zoo TRM gets the full hard set and k up to 16; the rest
+    # use the first HARD_N puzzles and k up to 8 so the whole study fits a 2-core CPU.
+    jobs = [("perturb_0", [ckpts[names[0]]], hard, "perturb", K, None)]
+    jobs += [(f"perturb_{i}", [ckpts[n]], hard, "perturb", "1,2,4,8", HARD_N) for i, n in enumerate(names) if i]
+    jobs += [("perturb_hrm_moderate", [ckpts[names[1]]], moderate, "perturb", "1,2,4,8", 500),
+             ("bootstrap_models", list(ckpts.values()), hard, "perturb,bootstrap,combined", "1,2,4", HARD_N),
+             ("bootstrap_stages", stages, hard, "bootstrap", ",".join(str(k) for k in (1, 2, 4, 8) if k <= len(stages)),
+              HARD_N)]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each job is one single-threaded process
+        futures = {key: pool.submit(guess_scale, c, d, out / key, st, k, lim, args.reuse)
+                   for key, c, d, st, k, lim in jobs}
+        res = {key: f.result() for key, f in futures.items()}
+    perturb = {n: res[f"perturb_{i}"] for i, n in enumerate(names)}
+    hrm_moderate, boot, boot_stages = res["perturb_hrm_moderate"], res["bootstrap_models"], res["bootstrap_stages"]
     figure = REPO / "figures" / "guess_scaling_hard.png"
     figure.write_bytes((out / "bootstrap_models" / "guess_scaling.png").read_bytes())
-    stages = stage_checkpoints(runs / "aug99")
-    boot_stages = guess_scale(stages, hard, out / "bootstrap_stages", "bootstrap", k=",".join(
-        str(k) for k in (1, 2, 4, 8) if k <= len(stages)))
 
     md = ["# Training-time augmentation and guess scaling (9x9 Sudoku, CPU scale)", "",
           "Built by `python scripts/augmentation_study.py`; every number below is read from the files beside this one",
@@ -158,6 +201,8 @@ def main() -> None:
     md += ["", "## Input perturbation on *hard* (each model alone, k validity-preserving transforms)", ""]
     for name, df in perturb.items():
         md += [f"**{name}**", "", curve_table(df, "perturb", rules), ""]
+    md += ["## Input perturbation on *moderate* for the zoo HRM (below the 90% target in a single pass)", "",
+           curve_table(hrm_moderate, "perturb", rules), ""]
     md += ["## Model bootstrapping on *hard* (checkpoints in the order: " + ", ".join(ckpts) + ")", "",
            "`bootstrap`: k = the first k checkpoints, one identity pass each.", "", curve_table(boot, "bootstrap", rules), "",
            "`combined`: every checkpoint x k perturbations (4k passes).", "", curve_table(boot, "combined", rules), "",

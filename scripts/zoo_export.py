@@ -40,6 +40,17 @@ PAPER_NOTES = {
 }
 
 
+def training_seconds(lines: list[dict]) -> float:
+    """Total training time of a run from its metrics log; each ``--resume`` restarts the trainer's clock."""
+    total = last = 0.0
+    for r in lines:
+        t = float(r.get("elapsed", last))
+        if t < last:  # a resumed segment: bank the previous one
+            total += last
+        last = t
+    return total + last
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="training output directory (holds last/ and metrics.jsonl)")
@@ -67,7 +78,7 @@ def main() -> int:
     (out / "eval.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
 
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    wall = max((r.get("elapsed", 0.0) for r in lines), default=0.0)
+    wall = training_seconds(lines)
     from models.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(out)

@@ -1,9 +1,9 @@
 """``interp`` command line: trace a checkpoint on puzzles, show a saved trace, ablate a module.
 
-    interp trace --ckpt zoo/trm-sudoku --puzzle "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"
-    interp trace --ckpt zoo/trm-sudoku --puzzle-file puzzles.sdm --limit 100 --out traces/run1
+    interp trace --ckpt zoo/trm-sudoku9 --puzzle "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"
+    interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --limit 100 --out traces/run1
     interp show traces/run1
-    interp ablate --ckpt zoo/hrm-sudoku --puzzle-file puzzles.sdm --target slow --mode freeze_init
+    interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file puzzles.sdm --target slow --mode freeze_init
 
 Bad input prints one line ``error: ...`` on stderr and exits with status 2.
 """

@@ -5,7 +5,7 @@ Quick start::
     import interp
     from models.checkpoint import load_checkpoint
 
-    model, meta = load_checkpoint("zoo/trm-sudoku")
+    model, meta = load_checkpoint("zoo/trm-sudoku9")
     tr = interp.trace(model, inputs, labels)          # a Trace (interp.trace_format)
     tr.summary("step")                                # per-step accuracy, loss, norms, ...
     interp.trace_to_disk(model, "data/sudoku/test", "traces/run1", states="summary")

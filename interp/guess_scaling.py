@@ -499,6 +499,15 @@ def strategy_pairs(strategy: str, k: int, n_models: int, n_perturb: int) -> list
     raise GuessScalingError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
 
 
+def needed_pairs(strategies: Sequence[str], ks: Sequence[int], n_models: int, n_perturb: int) -> set[tuple[int, int]]:
+    """Every (model, perturbation) pass some (strategy, k) needs; k values that do not fit are left out."""
+    pairs: set[tuple[int, int]] = set()
+    for s in strategies:
+        for k in ks:
+            pairs.update(strategy_pairs(s, k, n_models, n_perturb) or [])
+    return pairs
+
+
 def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion (always contains successes / n)."""
     from statistics import NormalDist
@@ -621,12 +630,7 @@ def guess_scaling_curve(
         raise GuessScalingError(f"ks must be positive integers, got {ks}")
     needs_pert = any(s in ("perturb", "combined") for s in strategies)
     pert = make_perturbations(task, perturbations, max(ks) if needs_pert else 1, seed, x.shape[1])
-    pairs: set[tuple[int, int]] = set()
-    for s in strategies:
-        for k in ks:
-            pr = strategy_pairs(s, k, len(models), len(pert))
-            if pr is not None:
-                pairs.update(pr)
+    pairs = needed_pairs(strategies, ks, len(models), len(pert))
     if not pairs:
         raise GuessScalingError(f"no k in {ks} fits the {len(models)} model(s) and {len(pert)} perturbation(s)")
     cands = collect_candidates(models, x, pert, n_segments, puzzle_ids, batch_size,

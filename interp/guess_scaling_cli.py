@@ -86,11 +86,14 @@ def _check_compatible(models: list, ckpts: list[str], x: np.ndarray) -> None:
 
 
 def _markdown(df: Any, floats: dict[str, str]) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in df.iterrows():
-        lines.append("| " + " | ".join(format(row[c], floats[c]) if c in floats else str(row[c]) for c in cols) + " |")
-    return "\n".join(lines) + "\n"
+    """``df`` as a Markdown table, the columns named in ``floats`` formatted with their format spec."""
+    from .report_tables import markdown_table
+
+    shown = df.copy()
+    for c, spec in floats.items():
+        if c in shown:
+            shown[c] = shown[c].map(lambda v, spec=spec: format(v, spec))
+    return markdown_table(shown) + "\n"
 
 
 def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
@@ -103,7 +106,7 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     from .atomic import atomic_write
     from .guess_scaling import (
         collect_candidates, guess_scaling_figure, make_perturbations, plot_guess_scaling, scaling_table,
-        strategy_pairs, write_html,
+        needed_pairs, write_html,
     )
     from .tracer import file_sha256
 
@@ -126,10 +129,8 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     _check_compatible(models, ckpts, x)
     k_max = max(ks) if any(s in ("perturb", "combined") for s in strategies) else 1
     pert = make_perturbations(task, args.preset if task != "other" else "identity", k_max, args.seed, x.shape[1])
-    pairs = {(m, 0) for m in range(len(models))}  # every checkpoint's plain pass, for models.csv
-    for s in strategies:
-        for k in ks:
-            pairs.update(strategy_pairs(s, k, len(models), len(pert)) or [])
+    pairs = needed_pairs(strategies, ks, len(models), len(pert))
+    pairs |= {(m, 0) for m in range(len(models))}  # every checkpoint's plain pass, for models.csv
     t0 = time.time()
     cands = collect_candidates(models, x, pert, args.segments, pid, args.batch_size,
                                keep_probs="prob_average" in rules, pairs=pairs, progress=not args.no_progress)

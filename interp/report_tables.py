@@ -94,11 +94,7 @@ class ReportTable:
 
     def markdown(self) -> str:
         head = f"### {self.title}\n\n" if self.title else ""
-        cols = [str(c) for c in self.display.columns]
-        lines = ["| " + " | ".join(_md_escape(c) for c in cols) + " |",
-                 "|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|"]
-        for _, row in self.display.iterrows():
-            lines.append("| " + " | ".join(_md_escape(str(v)) for v in row.tolist()) + " |")
+        lines = [markdown_table(self.display)]
         tail = ""
         if self.caption:
             tail += f"\n\n{self.caption}"
@@ -121,6 +117,16 @@ class ReportTable:
         body.append(rf"\label{{tab:{_tex_label(self.name)}}}")
         body.append(r"\end{table}")
         return "\n".join(body) + "\n"
+
+
+def markdown_table(display: pd.DataFrame) -> str:
+    """A pipe table of ``display``'s cells as strings: first column left-aligned, the others right-aligned."""
+    cols = [str(c) for c in display.columns]
+    lines = ["| " + " | ".join(_md_escape(c) for c in cols) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|"]
+    for _, row in display.iterrows():
+        lines.append("| " + " | ".join(_md_escape(str(v)) for v in row.tolist()) + " |")
+    return "\n".join(lines)
 
 
 def _md_escape(s: str) -> str:

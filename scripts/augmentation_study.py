@@ -127,16 +127,18 @@ def pct(v: float) -> str:
 
 
 def curve_table(df: pd.DataFrame, strategy: str, rules: list[str]) -> str:
+    """Accuracy [CI] per rule (rows) and k (columns) for one strategy, as Markdown with its puzzle count."""
+    from interp.report_tables import markdown_table
+
     part = df[(df["strategy"] == strategy) & df["rule"].isin(rules)]
     ks = sorted(part["k"].unique())
-    lines = [f"n = {int(part['n'].iloc[0])} puzzles", "",
-             "| rule | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
+    rows = []
     for rule in rules:
         r = part[part["rule"] == rule].set_index("k")
-        cells = [f"{pct(r.at[k, 'accuracy'])} [{pct(r.at[k, 'ci_low'])}, {pct(r.at[k, 'ci_high'])}]" if k in r.index
-                 else "" for k in ks]
-        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([rule, *(f"{pct(r.at[k, 'accuracy'])} [{pct(r.at[k, 'ci_low'])}, {pct(r.at[k, 'ci_high'])}]"
+                             if k in r.index else "" for k in ks)])
+    table = markdown_table(pd.DataFrame(rows, columns=["rule", *(f"k={k}" for k in ks)]))
+    return f"n = {int(part['n'].iloc[0])} puzzles\n\n{table}"
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ def error_line(e: BaseException) -> str:
 
 def _checkpoint_task(ckpt: str, task_arg: str | None):
     """The checkpoint's task, read from its config.json before torch is imported (bad input fails fast)."""
-    from .puzzles import resolve_task
+    from tasks.puzzles import resolve_task
 
     p = Path(ckpt)
     if p.exists() and not (p / "config.json").exists() and (p.is_file() or (p / "all_config.yaml").exists()):
@@ -108,7 +108,7 @@ def _halting_lines(tr, i: int) -> list[str]:
 
 
 def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> None:
-    from .puzzles import render_grid, view_box
+    from tasks.puzzles import render_grid, view_box
 
     x, y = tr.inputs[i], tr.labels[i]
     pred = tr.predictions[i]
@@ -181,7 +181,7 @@ def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> 
 
 # ----------------------------------------------------------------------------- commands
 def cmd_trace(args: argparse.Namespace) -> int:
-    from .puzzles import read_puzzles
+    from tasks.puzzles import read_puzzles
 
     task = _checkpoint_task(args.ckpt, args.task)
     batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
@@ -278,7 +278,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _task_from_meta(tr):
     """The puzzle task of a saved trace (for drawing grids), from its metadata."""
-    from .puzzles import TaskInfo, infer_task
+    from tasks.puzzles import TaskInfo, infer_task
 
     t = tr.meta.get("task")
     if isinstance(t, dict) and t.get("grid"):
@@ -291,7 +291,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .interventions import slow_ablation_table
-    from .puzzles import read_puzzles
+    from tasks.puzzles import read_puzzles
 
     task = _checkpoint_task(args.ckpt, args.task)
     batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)

@@ -30,8 +30,8 @@ def zoo_checkpoint(name: str) -> Path:
 
 def demo_puzzles(n: int, seed: int, size: int = 9) -> list[str]:
     """``n`` generated puzzles with unique solutions (same blank range as the zoo's training data)."""
-    from training.tasks.sudoku import grid_to_line
-    from training.tasks.sudoku_generate import generate
+    from tasks.sudoku.grid import grid_to_line
+    from tasks.sudoku.generate import generate
 
     return [grid_to_line(r.puzzle) for r in generate(n, size=size, min_blanks=30, max_blanks=45, seed=seed)]
 

@@ -240,7 +240,7 @@ class OneCellProbe:
 def _solutions_tokens(solutions, blank_token: int) -> torch.Tensor:
     if isinstance(solutions, (list, tuple)) and solutions and isinstance(solutions[0], str):
         try:
-            from training.tasks.sudoku import encode_grid, parse_puzzle, size_from_cells
+            from tasks.sudoku.grid import encode_grid, parse_puzzle, size_from_cells
         except ImportError as e:  # pragma: no cover - training package absent
             raise TraceError(f"pass solutions as token arrays (cannot parse text: {e})") from None
         grids = [parse_puzzle(s, size=size_from_cells(len(s.strip()))) for s in solutions]

@@ -16,7 +16,7 @@ in another disguise often gets it right. This module measures that effect::
 
 A *perturbation* maps input tokens to a disguised puzzle whose answer maps back
 exactly: Sudoku symmetries (:class:`SudokuPerturbation`, built on
-``training.tasks.sudoku_augment.SudokuTransform``: digit relabelling, band/row
+``tasks.sudoku.augment.SudokuTransform``: digit relabelling, band/row
 and stack/column permutations, transpose; the paper's 9 cyclic digit shifts are
 the ``"cyclic"`` preset) and maze symmetries (:class:`MazePerturbation`: the 8
 dihedral maps, optionally swapping start and goal).
@@ -161,12 +161,12 @@ def _sudoku_name(t: Any) -> str:
 
 
 class MazePerturbation:
-    """Dihedral symmetry ``tid`` (0..7, ``training.tasks.dihedral``) of a square maze, optionally swapping S and G."""
+    """Dihedral symmetry ``tid`` (0..7, ``tasks.dihedral``) of a square maze, optionally swapping S and G."""
 
     START, GOAL = 3, 4
 
     def __init__(self, tid: int, swap: bool = False, side: int | None = None):
-        from training.tasks.dihedral import DIHEDRAL_NAMES, inverse_id
+        from tasks.dihedral import DIHEDRAL_NAMES, inverse_id
 
         self.tid = int(tid)
         self.inv_tid = inverse_id(self.tid)
@@ -187,7 +187,7 @@ class MazePerturbation:
         return arr.reshape(arr.shape[0], side, side, *arr.shape[2:]), side
 
     def _move(self, arr: np.ndarray, tid: int) -> np.ndarray:
-        from training.tasks.dihedral import dihedral_transform
+        from tasks.dihedral import dihedral_transform
 
         grid, side = self._grid(arr)
         moved = np.moveaxis(dihedral_transform(np.moveaxis(grid, 0, 2), tid), 2, 0)  # batch axis out of the way
@@ -217,7 +217,7 @@ def sudoku_perturbations(k: int | None = None, preset: str = "random", seed: int
     ``"random"``: uniformly random group elements (transpose, bands/rows, stacks/columns, digits);
     ``"digits"``: random digit relabellings only; ``"geometric"``: random cell moves only.
     """
-    from training.tasks.sudoku_augment import SudokuTransform, cyclic_relabellings
+    from tasks.sudoku.augment import SudokuTransform, cyclic_relabellings
 
     if preset not in SUDOKU_PRESETS:
         raise GuessScalingError(f"unknown sudoku preset {preset!r}; choose from {', '.join(SUDOKU_PRESETS)}")

@@ -62,7 +62,7 @@ def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[
         x, y, pid = src.slice(0, n)
         task = src.task if isinstance(src.task, str) else (src.task or {}).get("name")
     else:
-        from .puzzles import read_puzzles, resolve_task
+        from tasks.puzzles import read_puzzles, resolve_task
 
         info = resolve_task(model_meta["model"], model_meta.get("task"), args.task)
         batch = read_puzzles(info, None, args.puzzle_file, args.limit)

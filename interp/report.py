@@ -265,7 +265,7 @@ def _text_windows(d: Path, split: str, seq_len: int, limit: int | None) -> tuple
 def run_inputs(run: RunSpec, model: Any, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, dict | None]:
     """(inputs, labels, task) of a run: a puzzle dataset, a text dataset or a puzzle file."""
     if run.puzzle_file is not None:
-        from .puzzles import read_puzzles, resolve_task
+        from tasks.puzzles import read_puzzles, resolve_task
 
         task = resolve_task(meta["model"], meta.get("task"), run.task)
         batch = read_puzzles(task, None, str(run.puzzle_file), run.limit)

@@ -82,8 +82,8 @@ def sudoku_puzzles(n: int, cells: int = 81, seed: int = 0) -> tuple[np.ndarray, 
 
     ``cells``: 81 for 9x9 (a model's ``cfg.seq_len``), 16 for 4x4.
     """
-    from training.tasks.sudoku import encode_grid
-    from training.tasks.sudoku_generate import generate
+    from tasks.sudoku.grid import encode_grid
+    from tasks.sudoku.generate import generate
 
     side = math.isqrt(cells)
     if side * side != cells:
@@ -96,7 +96,7 @@ def sudoku_puzzles(n: int, cells: int = 81, seed: int = 0) -> tuple[np.ndarray, 
 
 def text_windows(n: int, seq_len: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` byte windows of the bundled pydoc corpus (inputs, next-byte labels) [n, seq_len]."""
-    from training.tasks.text import default_corpus_text
+    from tasks.text import default_corpus_text
 
     data = np.frombuffer(default_corpus_text().encode("utf-8"), dtype=np.uint8).astype(np.int64)
     rng = np.random.default_rng(seed)

@@ -88,7 +88,7 @@ def grid_spec(trace: Trace) -> GridSpec:
     elif isinstance(task, str):
         name = task
     if cfg:
-        from .puzzles import infer_task
+        from tasks.puzzles import infer_task
 
         info = infer_task({**cfg, "seq_len": L}, task)
         if info is not None and info.grid is not None:
@@ -128,7 +128,7 @@ def cell_text(tokens: np.ndarray, spec: GridSpec, vocab_size: int | None = None)
     """Display strings for tokens (digits for Sudoku, maze symbols, ARC colours, bytes for text)."""
     t = np.asarray(tokens).astype(np.int64)
     if spec.task in ("sudoku", "maze", "arc"):
-        from .puzzles import cell_chars
+        from tasks.puzzles import cell_chars
 
         chars = cell_chars(spec.task, spec.rows)
         if spec.task == "sudoku":

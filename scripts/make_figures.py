@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python " + " ".join(shlex.quote(a) for a in [f"scripts/{Path(__file__).name}",
                                                                  *(sys.argv[1:] if argv is None else argv)]),
         "models": models,
-        "inputs": {"sudoku": f"{args.puzzles} puzzles from training.tasks.sudoku_generate.generate(seed={args.seed})",
+        "inputs": {"sudoku": f"{args.puzzles} puzzles from tasks.sudoku.generate.generate(seed={args.seed})",
                    "text": f"8 windows of the pydoc corpus (interp.viewer_demo.text_windows, seed={args.seed})"},
         "figures": made,
         "versions": package_versions(),

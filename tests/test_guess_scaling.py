@@ -26,11 +26,11 @@ from interp.guess_scaling import (
     write_html,
 )
 from interp.voting import ALL_RULES
-from training.tasks.dihedral import dihedral_transform
-from training.tasks.maze import GOAL, START, generate_maze, solve_maze
-from training.tasks.sudoku import decode_tokens, encode_grid
-from training.tasks.sudoku_generate import generate
-from training.tasks.sudoku_solver import solve
+from tasks.dihedral import dihedral_transform
+from tasks.maze import GOAL, START, generate_maze, solve_maze
+from tasks.sudoku.grid import decode_tokens, encode_grid
+from tasks.sudoku.generate import generate
+from tasks.sudoku.solver import solve
 
 COLUMNS = ["strategy", "rule", "k", "accuracy", "ci_low", "ci_high", "n", "n_passes", "uses_label"]
 

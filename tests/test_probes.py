@@ -19,8 +19,8 @@ from probes.projection import (
     umap_trajectories,
     write_html,
 )
-from training.tasks.sudoku import encode_grid
-from training.tasks.sudoku_generate import generate
+from tasks.sudoku.grid import encode_grid
+from tasks.sudoku.generate import generate
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .sudoku import PuzzleFormatError, box_size, check_givens, check_grid, parse_puzzle
+from tasks.sudoku.grid import PuzzleFormatError, box_size, check_givens, check_grid, parse_puzzle
 
 
 @dataclass

@@ -37,8 +37,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .dihedral import NUM_DIHEDRAL, dihedral_transform, inverse_dihedral_transform, inverse_id
-from .puzzle_dataset import write_json_atomic, write_puzzle_split
+from tasks.dihedral import NUM_DIHEDRAL, dihedral_transform, inverse_dihedral_transform, inverse_id
+from tasks.puzzle_dataset import write_json_atomic, write_puzzle_split
 
 CANVAS = 30
 MAX_GRID = 30
@@ -515,8 +515,8 @@ def build_arc_dataset(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.tasks.arc {build,list}``."""
-    parser = argparse.ArgumentParser(prog="python -m training.tasks.arc", description="ARC-AGI tasks")
+    """``python -m tasks.arc {build,list}``."""
+    parser = argparse.ArgumentParser(prog="python -m tasks.arc", description="ARC-AGI tasks")
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="write an ARC puzzle dataset")
     b.add_argument("--out", required=True)

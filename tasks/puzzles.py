@@ -1,6 +1,6 @@
 """Puzzles for the command line: which task a checkpoint solves, reading puzzles, labels, grid rendering.
 
-Parsing, encoding and solving come from the task modules in ``training/tasks``
+Parsing, encoding and solving come from the task modules in ``tasks/``
 (imported only when needed); this module only decides which to call and
 checks that a puzzle fits the model.
 """
@@ -106,8 +106,8 @@ class PuzzleBatch:
 
 
 def _sudoku(texts: list[tuple[str, str]], size: int) -> PuzzleBatch:
-    from training.tasks.sudoku import encode_grid, parse_puzzle
-    from training.tasks.sudoku_solver import solve
+    from tasks.sudoku.grid import encode_grid, parse_puzzle
+    from tasks.sudoku.solver import solve
 
     xs, ys, names, notes = [], [], [], []
     for name, text in texts:
@@ -124,8 +124,8 @@ def _sudoku(texts: list[tuple[str, str]], size: int) -> PuzzleBatch:
 
 
 def _sudoku_file(path: Path, size: int, limit: int | None) -> PuzzleBatch:
-    from training.tasks.sudoku import encode_grid, read_puzzle_file
-    from training.tasks.sudoku_solver import solve
+    from tasks.sudoku.grid import encode_grid, read_puzzle_file
+    from tasks.sudoku.solver import solve
 
     recs = read_puzzle_file(path, size=size, limit=limit)
     if not recs:
@@ -148,7 +148,7 @@ def _sudoku_file(path: Path, size: int, limit: int | None) -> PuzzleBatch:
 
 
 def _mazes(texts: list[tuple[str, str]], side: int) -> PuzzleBatch:
-    from training.tasks.maze import encode, parse_maze, solve_maze
+    from tasks.maze import encode, parse_maze, solve_maze
 
     xs, ys, names = [], [], []
     for name, text in texts:
@@ -163,7 +163,7 @@ def _mazes(texts: list[tuple[str, str]], side: int) -> PuzzleBatch:
 
 
 def _arc(path: Path) -> PuzzleBatch:
-    from training.tasks.arc import encode_grid, load_task_file
+    from tasks.arc import encode_grid, load_task_file
 
     task = load_task_file(path)
     xs, ys, names = [], [], []

@@ -19,8 +19,8 @@ from typing import Optional
 import numpy as np
 from tqdm import tqdm
 
-from .sudoku import PuzzleRecord, box_size, grid_to_line
-from .sudoku_solver import _has_other_solution, _search_flat, _to_digits
+from tasks.sudoku.grid import PuzzleRecord, box_size, grid_to_line
+from tasks.sudoku.solver import _has_other_solution, _search_flat, _to_digits
 
 DEFAULT_BLANKS = {4: (8, 10), 9: (40, 50), 16: (120, 140)}
 

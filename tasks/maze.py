@@ -29,8 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .dihedral import NUM_DIHEDRAL, dihedral_transform, inverse_dihedral_transform
-from .puzzle_dataset import write_json_atomic, write_puzzle_split
+from tasks.dihedral import NUM_DIHEDRAL, dihedral_transform, inverse_dihedral_transform
+from tasks.puzzle_dataset import write_json_atomic, write_puzzle_split
 
 PAD, WALL, OPEN, START, GOAL, PATH = 0, 1, 2, 3, 4, 5
 CHARSET = "# SGo"  # token t (1..5) is CHARSET[t - 1]
@@ -489,8 +489,8 @@ def build_maze_dataset(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.tasks.maze {build,show}``: build a dataset or print a generated maze."""
-    parser = argparse.ArgumentParser(prog="python -m training.tasks.maze", description=__doc__.split("\n")[0])
+    """``python -m tasks.maze {build,show}``: build a dataset or print a generated maze."""
+    parser = argparse.ArgumentParser(prog="python -m tasks.maze", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="write a maze puzzle dataset")
     b.add_argument("--out", required=True)

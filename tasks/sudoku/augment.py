@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .sudoku import PuzzleFormatError, box_size
+from tasks.sudoku.grid import PuzzleFormatError, box_size
 
 
 def _is_perm(p: Sequence[int], m: int) -> bool:

@@ -320,8 +320,8 @@ class TextDataset:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.tasks.text build --out DIR [--source FILE|pydoc] [--tokenizer bytes|gpt2]``."""
-    parser = argparse.ArgumentParser(prog="python -m training.tasks.text", description="text datasets")
+    """``python -m tasks.text build --out DIR [--source FILE|pydoc] [--tokenizer bytes|gpt2]``."""
+    parser = argparse.ArgumentParser(prog="python -m tasks.text", description="text datasets")
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="tokenize a corpus into train.bin / val.bin / meta.json")
     b.add_argument("--out", required=True)

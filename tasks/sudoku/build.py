@@ -1,7 +1,7 @@
 """Build a Sudoku train/test dataset in the HRM/TRM reference layout.
 
 Train: every puzzle is one group holding the original followed by ``n_aug``
-randomly transformed copies (:class:`~training.tasks.sudoku_augment.SudokuTransform`),
+randomly transformed copies (:class:`~tasks.sudoku.augment.SudokuTransform`),
 each its own puzzle with one example. With ``data_mixing`` (Augmented-HRM) every
 training example is followed by an easier twin in the same group: ``k`` of its
 blanks, ``k`` uniform in ``[1, blanks - 1]``, filled from the solution (a puzzle
@@ -17,11 +17,11 @@ from typing import Any, Optional
 import numpy as np
 from tqdm import tqdm
 
-from .puzzle_dataset import write_json_atomic, write_puzzle_split
-from .sudoku import PuzzleFormatError, PuzzleRecord, box_size, encode_grid, iter_puzzle_file
-from .sudoku_augment import SudokuTransform
-from .sudoku_generate import default_blanks, generate
-from .sudoku_solver import solve
+from tasks.puzzle_dataset import write_json_atomic, write_puzzle_split
+from tasks.sudoku.grid import PuzzleFormatError, PuzzleRecord, box_size, encode_grid, iter_puzzle_file
+from tasks.sudoku.augment import SudokuTransform
+from tasks.sudoku.generate import default_blanks, generate
+from tasks.sudoku.solver import solve
 
 
 def easier_twin(puzzle: np.ndarray, solution: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -69,7 +69,7 @@ _LOADED: dict[str, Any] = {}
 def _load_model(ckpt: str):
     """Our checkpoint directory or an official HRM/TRM file (``load_any``), loaded once per process."""
     if ckpt not in _LOADED:
-        from models.checkpoint import load_any
+        from models.load import load_any
 
         _LOADED[ckpt] = load_any(ckpt)
     return _LOADED[ckpt]

@@ -101,7 +101,8 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
     import torch
 
-    from models.checkpoint import load_any, read_checkpoint_config
+    from models.checkpoint import read_checkpoint_config
+    from models.load import load_any
 
     from .atomic import atomic_write
     from .guess_scaling import (

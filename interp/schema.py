@@ -22,21 +22,18 @@ hooks can never disagree about what a step is.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import pandas as pd
 from torch import nn
+
+from models.hook_names import act_name, parse_act_name
 
 STEP_COLUMNS = (
     "step", "segment", "step_in_segment", "outer", "inner",
     "updated", "is_slow", "after_slow", "segment_end", "hooks",
 )
 GATE_STATES = ("gate_fast", "gate_slow")
-
-_PUZZLE_HOOK = re.compile(r"^seg(\d+)\.((?:[A-Za-z_]+\d+\.)*)hook_(\w+)$")
-_LM_HOOK = re.compile(r"^pass(\d+)\.step(\d+)\.hook_(\w+)$")
-
 
 @dataclass
 class StepInfo:
@@ -128,19 +125,19 @@ def _puzzle_schema(model: nn.Module, n_segments: int) -> StepSchema:
     for seg in range(n_segments):
         k = 0
         for name in model.step_hook_names(seg):
-            m = _PUZZLE_HOOK.match(name)
-            if not m or m.group(3) not in names:
+            a = parse_act_name(name)
+            if a is None or a.keys[:1] != ("seg",) or a.state not in names:
                 continue
-            idx = [int(v) for v in re.findall(r"\d+", m.group(2))]
+            idx = a.indices[1:]
             outer = idx[0] if idx else k
             inner = idx[1] if len(idx) > 1 else -1
-            state = m.group(3)
+            state = a.state
             steps.append(StepInfo(0, seg, k, outer, inner, (state,), (name,)))
             hook_to_step[name] = (len(steps) - 1, state)
             k += 1
         if k == 0:
             raise ValueError(f"{model_family(model)} model emits no per-step state hooks in segment {seg}")
-        segment_hooks[f"seg{seg}.hook_q"] = (seg, "q")
+        segment_hooks[act_name("q", seg=seg)] = (seg, "q")
     _finish(steps, slow)
     kind = "lm" if is_lm_model(model) else "puzzle"
     return StepSchema(model_family(model), kind, names, answer, slow, fast, (), n_segments, steps,
@@ -158,13 +155,11 @@ def _lm_schema(model: nn.Module, n_passes: int) -> StepSchema:
     for p in range(n_passes):
         by_step: dict[int, list[tuple[str, str]]] = {}
         for name in model.pass_hook_names(p):
-            m = _LM_HOOK.match(name)
-            if m:
-                by_step.setdefault(int(m.group(2)), []).append((name, m.group(3)))
-            elif name.endswith("hook_fusion"):
-                segment_hooks[name] = (p, "fusion")
-            elif name.endswith("hook_logits"):
-                segment_hooks[name] = (p, "logits")
+            a = parse_act_name(name)
+            if a is not None and a.keys == ("pass", "step"):
+                by_step.setdefault(a.indices[1], []).append((name, a.state))
+            elif a is not None and a.state in ("fusion", "logits"):
+                segment_hooks[name] = (p, a.state)
         for mstep in sorted(by_step):
             hooks = by_step[mstep]
             updated = tuple(s for _, s in hooks if s in names)

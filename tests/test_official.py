@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from models.checkpoint import CheckpointError, load_any, load_checkpoint
+from models.checkpoint import CheckpointError, load_checkpoint
+from models.load import load_any
 from models.official import convert_official, load_official, main, strip_prefixes
 
 PREFIX = "_orig_mod.model.inner."

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from interp.atomic import atomic_write
+from common.io import atomic_write
 
 POOLS = ("mean", "flatten")
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from interp.guess_scaling import (
+from interp.guess_scaling.curves import (
     Candidates,
     GuessScalingError,
     collect_candidates,
@@ -25,7 +25,7 @@ from interp.guess_scaling import (
     wilson_interval,
     write_html,
 )
-from interp.voting import ALL_RULES
+from interp.guess_scaling.voting import ALL_RULES
 from tasks.dihedral import dihedral_transform
 from tasks.maze import GOAL, START, generate_maze, solve_maze
 from tasks.sudoku.grid import decode_tokens, encode_grid

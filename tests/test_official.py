@@ -430,7 +430,7 @@ def test_interp_trace_cli_accepts_an_official_sudoku_checkpoint(tmp_path, capsys
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "model: hrm" in out.out and "sudoku 9x9" in out.out
-    from interp.storage import load_trace
+    from interp.tracing.store import load_trace
 
     tr = load_trace(tmp_path / "tr")
     assert tr.n_puzzles == 1 and tr.family == "hrm"

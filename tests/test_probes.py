@@ -168,7 +168,7 @@ def test_probe_errors():
 
 
 def _sudoku_trace(x, y, T=4, planted=(2, 3), D=12):
-    from interp.synthetic import synthetic_trace
+    from interp.tracing.synthetic import synthetic_trace
 
     rng = np.random.default_rng(0)
     W = rng.normal(size=(4, D)) * 3

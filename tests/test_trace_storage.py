@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import interp.storage as storage
+import interp.tracing.store as storage
 from interp import TraceError, load_trace, save_trace, trace, trace_to_disk
-from interp.storage import TraceIncompleteError
+from interp.tracing.store import TraceIncompleteError
 from models import HRMConfig, HRMLMConfig, build_model
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from robust_helpers import PYTHON, one_error_line, sudoku_rows, subprocess_env, tree_digest
 
-import interp.storage as storage
+import interp.tracing.store as storage
 from interp import TraceError, load_trace, trace_to_disk
-from interp.storage import MANIFEST, TraceIncompleteError, read_manifest
+from interp.tracing.store import MANIFEST, TraceIncompleteError, read_manifest
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -100,7 +100,7 @@ def test_disk_full_while_writing_a_chunk(model, data, reference, tmp_path, monke
 def test_disk_full_while_writing_the_manifest(model, data, reference, tmp_path, monkeypatch):
     out = tmp_path / "t"
 
-    from interp.atomic import atomic_write
+    from common.io import atomic_write
 
     real = storage.atomic_write_text
 
@@ -167,7 +167,7 @@ def test_kill_9_while_tracing_then_resume(model, data, reference, tiny_ckpts, tm
     script = (
         "import sys, time, numpy as np, torch\n"
         "torch.set_num_threads(1)\n"
-        "import interp.storage as s\n"
+        "import interp.tracing.store as s\n"
         "from models.checkpoint import load_checkpoint\n"
         "real = s.compute_arrays\n"
         "def slow(*a, **k):\n"

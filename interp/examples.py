@@ -1,6 +1,6 @@
 """Models and inputs for the notebooks and ``scripts/make_figures.py``: a zoo checkpoint, or a tiny untrained stand-in.
 
-    from interp.viewer_demo import demo_model, sudoku_puzzles
+    from interp.examples import demo_model, sudoku_puzzles
     model, info = demo_model("trm-sudoku9")      # zoo/trm-sudoku9 if present, else a tiny untrained TRM
     print(info.describe())                        # says which one you got
     x, y = sudoku_puzzles(8, cells=model.cfg.seq_len)

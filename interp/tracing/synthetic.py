@@ -4,7 +4,7 @@ For tests with known answers (a contraction map with a known fixed point, a
 planted jump in the error curve) and for users who want to run the analyses
 on trajectories produced elsewhere. Summaries (norms, relative changes,
 cosines, decoded-metric scores) are computed with the same functions as the
-tracer (``interp.metrics``).
+tracer (``interp.tracing.metrics``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from itertools import combinations
 import numpy as np
 import torch
 
-from . import metrics as M
-from .schema import StepInfo, _finish, steps_to_frame
-from .trace_format import FORMAT, MemoryStates, Trace, TraceError
+from interp.tracing import metrics as M
+from interp.tracing.schema import StepInfo, _finish, steps_to_frame
+from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
 
 
 def synthetic_trace(

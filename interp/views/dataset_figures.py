@@ -1,22 +1,22 @@
 """Dataset-level interactive views (Plotly): each function takes an analysis DataFrame and returns a figure.
 
     from interp.analyses import critical_steps, hl_alignment
-    from interp.viewer_dataset import jump_histogram_figure, hl_cosine_figure
-    from interp.viewer import write_html
+    from interp.views.dataset_figures import jump_histogram_figure, hl_cosine_figure
+    from interp.views.trace_viewer import write_html
     write_html(jump_histogram_figure(critical_steps(tr), tr.n_steps), "jumps.html")
 
 Inputs are the tidy tables the analyses already produce, so a figure never
 needs a model:
 
 * ``jump_histogram_figure``  ``interp.analyses.jumps.critical_steps``
-* ``residual_figure``        ``interp.fixed_point_probes.fixed_point_residual`` (``residual.<state>`` columns)
+* ``residual_figure``        ``interp.interventions.fixed_point.fixed_point_residual`` (``residual.<state>`` columns)
 * ``hl_cosine_figure``       ``interp.analyses.alignment.hl_alignment`` (one table or ``{run: table}``)
 * ``gate_stats_figure``      ``interp.analyses.gates.gate_statistics`` (a ``GateStats``)
 * ``probe_accuracy_figure``  ``probes.linear.probe_curves`` / ``probes_from_trace``
-* ``guess_scaling_figure``   ``interp.guess_scaling.guess_scaling_curve`` (that module draws it)
+* ``guess_scaling_figure``   ``interp.guess_scaling.curves.guess_scaling_curve`` (that module draws it)
 * ``trajectory_figure``      ``probes.projection.pca_trajectories`` (that module draws it)
 
-Write any of them with ``interp.viewer.write_html`` (plotly.js embedded, offline).
+Write any of them with ``interp.views.trace_viewer.write_html`` (plotly.js embedded, offline).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .trace_format import TraceError
+from interp.tracing.trace import TraceError
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
@@ -226,8 +226,8 @@ def probe_accuracy_figure(df: pd.DataFrame, title: str | None = None):
 
 
 def guess_scaling_figure(df: pd.DataFrame):
-    """Accuracy vs passes per strategy and voting rule (drawn by ``interp.guess_scaling``)."""
-    from .guess_scaling import guess_scaling_figure as draw
+    """Accuracy vs passes per strategy and voting rule (drawn by ``interp.guess_scaling.curves``)."""
+    from interp.guess_scaling.curves import guess_scaling_figure as draw
 
     return draw(df)
 

@@ -1,7 +1,7 @@
 """Static report figures with matplotlib (PNG + SVG; no kaleido, no browser).
 
 Each ``*_plot`` function takes the same analysis table as its interactive
-twin in ``interp.viewer_dataset`` and returns a ``matplotlib.figure.Figure``
+twin in ``interp.views.dataset_figures`` and returns a ``matplotlib.figure.Figure``
 (built without pyplot, so nothing global changes); ``save_figure`` writes it
 as ``<base>.png`` and ``<base>.svg`` atomically. ``step_strip_plot`` is the
 static stand-in for the step viewer: the answer grid at a few steps plus the
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_write
-from .trace_format import Trace, TraceError
-from .viewer_grid import COLORSCALE, ZMAX, ZMIN, cell_classes, cell_text, cell_z, grid_spec, step_confidence, to_grid, with_crop
+from common.io import atomic_write
+from interp.tracing.trace import Trace, TraceError
+from interp.views.grid import COLORSCALE, ZMAX, ZMIN, cell_classes, cell_text, cell_z, grid_spec, step_confidence, to_grid, with_crop
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
@@ -306,7 +306,7 @@ def guess_scaling_plot(df: pd.DataFrame, title: str | None = None):
     """Accuracy vs passes k per strategy and rule with CI bands (``guess_scaling_curve`` table)."""
     need = {"strategy", "rule", "k", "accuracy"}
     if not need <= set(df.columns):
-        raise TraceError(f"guess_scaling_plot needs columns {sorted(need)} (interp.guess_scaling.guess_scaling_curve)")
+        raise TraceError(f"guess_scaling_plot needs columns {sorted(need)} (interp.guess_scaling.curves.guess_scaling_curve)")
     strategies = list(dict.fromkeys(df["strategy"]))
     fig = new_figure(max(6.5, 3.8 * len(strategies) + 0.5), 3.4)
     axes = np.atleast_1d(fig.subplots(1, len(strategies), sharey=True))

@@ -26,9 +26,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .schema import StepSchema, build_schema
-from .tracer import BatchContext, as_token_tensor, trace
-from .trace_format import Trace, TraceError
+from interp.tracing.schema import StepSchema, build_schema
+from interp.tracing.tracer import BatchContext, as_token_tensor, trace
+from interp.tracing.trace import Trace, TraceError
 
 MODES = ("freeze_init", "zero", "mean", "skip")
 

@@ -1,11 +1,11 @@
 """Step-trajectory viewer: one puzzle's answer at every step, as a self-contained Plotly HTML page.
 
-    from interp.viewer import write_viewer
+    from interp.views.trace_viewer import write_viewer
     write_viewer(trace, "viewer.html", puzzle=0)          # opens offline in any browser
 
 Left: the answer grid after the chosen step (Sudoku, maze, cropped ARC
 output), cells coloured by correctness against the label and by confidence
-(``interp.viewer_grid``), given cells grey, tokens as text. A slider (and
+(``interp.views.grid``), given cells grey, tokens as text. A slider (and
 play button) moves through the steps. Right: linked per-step panels for the
 same puzzle (state norms, relative step changes, halting logits, answer
 accuracy) with a marker at the current step, thin lines at every slow-state
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write_text
-from .trace_format import Trace, TraceError
-from .viewer_grid import (
+from common.io import atomic_write_text
+from interp.tracing.trace import Trace, TraceError
+from interp.views.grid import (
     CLASS_NAMES,
     COLORSCALE,
     Z_GIVEN,
@@ -317,7 +317,7 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
     ``state``: which decoded state the grid shows (default the answer state;
     e.g. ``"z"`` for TRM's latent through the logit lens). ``model``: used
     only to recompute confidences from stored full states (see
-    ``interp.viewer_grid.step_confidence``). Long traces show at most
+    ``interp.views.grid.step_confidence``). Long traces show at most
     ``max_frames`` steps (those that write ``state`` or end a segment).
     """
     import plotly.graph_objects as go

@@ -10,7 +10,7 @@ in another disguise often gets it right. This module measures that effect::
                                 |
                        Candidates [N puzzles, C passes]
                                 |
-         voting rules (interp.voting) for k = 1, 2, 4, ... passes
+         voting rules (interp.guess_scaling.voting) for k = 1, 2, 4, ... passes
                                 |
           tidy table: strategy, rule, k, accuracy, ci_low, ci_high, n
 
@@ -51,8 +51,8 @@ import torch
 
 from training.evaluate import bootstrap_ci as bootstrap_interval  # percentile bootstrap, resampling puzzles
 
-from .atomic import atomic_write
-from .voting import ALL_RULES, IGNORE_LABEL, VotingError, rule_uses_label, solved_by_rule
+from common.io import atomic_write
+from interp.guess_scaling.voting import ALL_RULES, IGNORE_LABEL, VotingError, rule_uses_label, solved_by_rule
 
 STRATEGIES = ("perturb", "bootstrap", "combined")
 SUDOKU_PRESETS = ("random", "cyclic", "digits", "geometric")
@@ -407,7 +407,7 @@ class Candidates:
         )
 
     def solved(self, rule: str, labels: np.ndarray, ignore_label: int = IGNORE_LABEL, halted: np.ndarray | None = None) -> np.ndarray:
-        """[N] exact-correct flags of voting ``rule`` (see ``interp.voting``)."""
+        """[N] exact-correct flags of voting ``rule`` (see ``interp.guess_scaling.voting``)."""
         return solved_by_rule(rule, self.grids, labels, self.confidence, self.probs, self.model_index, halted, ignore_label)
 
 

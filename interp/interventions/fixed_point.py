@@ -21,10 +21,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import metrics as M
-from .schema import StepSchema, build_schema
-from .tracer import as_token_tensor, initial_states, model_device, prepare_inputs
-from .trace_format import TraceError
+from interp.tracing import metrics as M
+from interp.tracing.schema import StepSchema, build_schema
+from interp.tracing.tracer import as_token_tensor, initial_states, model_device, prepare_inputs
+from interp.tracing.trace import TraceError
 
 
 def _segment_ends(model: nn.Module, schema: StepSchema, x: torch.Tensor, pid: torch.Tensor | None,

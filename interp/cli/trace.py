@@ -1,86 +1,24 @@
-"""``interp`` command line: trace a checkpoint on puzzles, show a saved trace, ablate a module.
+"""``interp trace``, ``interp show``, ``interp ablate``: trace a checkpoint on puzzles, show a saved trace, ablate a module.
 
     interp trace --ckpt zoo/trm-sudoku9 --puzzle "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"
     interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --limit 100 --out traces/run1
     interp show traces/run1
     interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file puzzles.sdm --target slow --mode freeze_init
 
-Bad input prints one line ``error: ...`` on stderr and exits with status 2.
+pandas, torch and the tracer are imported inside the commands, so ``interp --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
-EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as a single ``error: ...`` line."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
-class _UsageError(Exception):
-    pass
-
-
-# ----------------------------------------------------------------------------- helpers
-def error_line(e: BaseException) -> str:
-    """An error as the one line after ``error:`` (KeyError's quotes dropped, whitespace folded)."""
-    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-    return " ".join(msg.split()) or type(e).__name__
-
-
-def _checkpoint_task(ckpt: str, task_arg: str | None):
-    """The checkpoint's task, read from its config.json before torch is imported (bad input fails fast)."""
-    from tasks.puzzles import resolve_task
-
-    p = Path(ckpt)
-    if p.exists() and not (p / "config.json").exists() and (p.is_file() or (p / "all_config.yaml").exists()):
-        # an official HRM/TRM checkpoint: its task follows from the model's shapes
-        model, _ = _load_model(ckpt)
-        return resolve_task(model.cfg.to_dict(), None, task_arg)
-    meta = None
-    try:
-        meta = json.loads((p / "config.json").read_text())
-    except (OSError, ValueError):
-        pass
-    if not (isinstance(meta, dict) and meta.get("format") == "recurse-interp/1" and isinstance(meta.get("model"), dict)):
-        from models.checkpoint import read_checkpoint_config
-
-        meta = read_checkpoint_config(ckpt)  # raises the precise one-line error
-    return resolve_task(meta["model"], meta.get("task"), task_arg)
-
-
-_LOADED: dict[str, Any] = {}
-
-
-def _load_model(ckpt: str):
-    """Our checkpoint directory or an official HRM/TRM file (``load_any``), loaded once per process."""
-    if ckpt not in _LOADED:
-        from models.load import load_any
-
-        _LOADED[ckpt] = load_any(ckpt)
-    return _LOADED[ckpt]
-
-
-def _color(args: argparse.Namespace) -> bool:
-    if args.color == "always":
-        return True
-    if args.color == "never":
-        return False
-    return sys.stdout.isatty()
+from interp.cli.common import _checkpoint_task, _color, _load_model
 
 
 def _default_out(ckpt: str, inputs: np.ndarray, segments: int | None) -> Path:
@@ -185,7 +123,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     task = _checkpoint_task(args.ckpt, args.task)
     batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
-    from .storage import load_trace, trace_to_disk  # torch is imported only once the input is known to be good
+    from interp.tracing.store import load_trace, trace_to_disk  # torch is imported only once the input is known to be good
 
     model, _ = _load_model(args.ckpt)
     for note in batch.notes[:5]:
@@ -217,7 +155,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def _print_many(tr, names: list[str]) -> None:
-    from .analyses.jumps import critical_steps, jump_distribution
+    from interp.analyses.jumps import critical_steps, jump_distribution
 
     df = critical_steps(tr)
     print("\nper puzzle:")
@@ -235,10 +173,8 @@ def _print_many(tr, names: list[str]) -> None:
 
 
 def _viewer(tr, out: Path) -> None:
-    try:
-        from .viewer import write_viewer  # the Plotly viewer, when that module is present
-    except ImportError:
-        return
+    from interp.views.trace_viewer import write_viewer
+
     try:
         path = write_viewer(tr, out / "viewer.html")
         print(f"viewer written to {path or out / 'viewer.html'}")
@@ -249,7 +185,7 @@ def _viewer(tr, out: Path) -> None:
 def cmd_show(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .storage import load_trace
+    from interp.tracing.store import load_trace
 
     tr = load_trace(args.dir, allow_incomplete=args.allow_incomplete)
     print(repr(tr))
@@ -269,7 +205,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     with pd.option_context("display.max_rows", args.max_rows, "display.width", 160, "display.precision", 4):
         print(df[cols].to_string(index=False, max_rows=args.max_rows))
         if tr.labelled:
-            from .analyses.jumps import critical_steps, jump_distribution
+            from interp.analyses.jumps import critical_steps, jump_distribution
 
             d = jump_distribution(critical_steps(tr))
             print("jumps: " + ", ".join(f"{k} {v:.3g}" for k, v in d.items()))
@@ -290,7 +226,7 @@ def _task_from_meta(tr):
 def cmd_ablate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .interventions import slow_ablation_table
+    from interp.interventions.ablation import slow_ablation_table
     from tasks.puzzles import read_puzzles
 
     task = _checkpoint_task(args.ckpt, args.task)
@@ -304,7 +240,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------- parser
+# ----------------------------------------------------------------------------- parsers
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint directory (model.safetensors + config.json), "
                    "or an official HRM/TRM weights file / run directory with all_config.yaml")
@@ -317,9 +253,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="interp", description="Per-step traces, analyses and interventions for recursive models.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
+    """``trace``, ``show`` and ``ablate``."""
     p = sub.add_parser("trace", help="trace a checkpoint on puzzles and print the per-step story")
     _common(p)
     p.add_argument("--out", help="trace directory (default traces/<checkpoint>-<hash>)")
@@ -344,36 +279,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="slow", help="state to ablate (slow, fast, z_H, y, gate_slow, ...)")
     p.add_argument("--mode", default="freeze_init,zero,mean", help="comma-separated: freeze_init, zero, mean, skip")
     p.set_defaults(func=cmd_ablate)
-    from .demo import add_demo_parser
-    from .guess_scaling_cli import add_guess_scale_parser
-
-    add_demo_parser(sub)
-    add_guess_scale_parser(sub)
-    try:  # `interp report` lives in its own module (interp/report.py) when present
-        from .report import add_report_parser
-    except ImportError:
-        pass
-    else:
-        add_report_parser(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        args.argv = list(sys.argv[1:] if argv is None else argv)
-        return int(args.func(args) or 0)
-    except _UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokenPipeError:  # output piped into `head`: stop quietly
-        sys.stdout = open(os.devnull, "w")
-        return 0
-    except (ValueError, OSError, KeyError) as e:
-        print(f"error: {error_line(e)}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

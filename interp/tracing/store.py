@@ -41,9 +41,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 from torch import nn
 
-from .atomic import atomic_write, atomic_write_text
-from .schema import STEP_COLUMNS, build_schema
-from .tracer import (
+from common.io import atomic_write, atomic_write_text
+from interp.tracing.schema import STEP_COLUMNS, build_schema
+from interp.tracing.tracer import (
     _DTYPES,
     compute_arrays,
     base_arrays,
@@ -54,7 +54,7 @@ from .tracer import (
     resolve_states,
     trace_meta,
 )
-from .trace_format import FORMAT, MemoryStates, Trace, TraceError
+from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
 
 MANIFEST = "manifest.json"
 DataLike = Union[str, os.PathLike, np.ndarray, torch.Tensor, tuple, dict]

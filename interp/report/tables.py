@@ -251,7 +251,7 @@ def slow_ablation_table(df: pd.DataFrame, settings: Sequence[str] = ("N", "T"), 
     Input rows (per sequence or per run): the ``settings`` columns, optional
     ``mode`` (freeze_init / zero / mean), and either ``delta_<loss>`` or both
     ``<loss>_clean`` and ``<loss>_ablated`` (the columns of
-    ``interp.interventions.ablate(...).table()``).
+    ``interp.interventions.ablation.ablate(...).table()``).
     """
     settings = [s for s in settings if s in df.columns] if settings else []
     if not settings:
@@ -360,7 +360,7 @@ def cgar_table(df: pd.DataFrame, variant: str = "variant", accuracy: str = "exac
 # ----------------------------------------------------------------------------- tidy rows from traces / runs
 def puzzle_rows(trace: Any, **labels: Any) -> pd.DataFrame:
     """Per-puzzle final metrics of a trace (exact, token_acc, ce) plus constant label columns (run, seed, ...)."""
-    from .interventions import final_outputs
+    from interp.interventions.ablation import final_outputs
 
     out = final_outputs(trace)
     df = pd.DataFrame({"puzzle": np.arange(trace.n_puzzles)})

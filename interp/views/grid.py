@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .trace_format import Trace, TraceError
+from interp.tracing.trace import Trace, TraceError
 
 IGNORE = -100
 ZMIN, ZMAX = 0.0, 4.0
@@ -158,7 +158,7 @@ def cell_classes(pred: np.ndarray, inputs: np.ndarray, labels: np.ndarray | None
     """Per cell of [..., L] predictions: 0 wrong, 1 correct, 2 given, 3 unscored.
 
     *Given* cells are labelled cells whose input already equals the label (the
-    cells ``interp.metrics.eval_mask`` leaves out: Sudoku clues, maze walls) and
+    cells ``interp.tracing.metrics.eval_mask`` leaves out: Sudoku clues, maze walls) and
     that the model reproduces; a given it overwrites counts as wrong (exact
     accuracy counts it). Without labels, Sudoku digits in the input count as given.
     """

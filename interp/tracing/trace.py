@@ -70,7 +70,7 @@ class MemoryStates:
 class Trace:
     """Per-step record of a model run; see the module docstring for the arrays.
 
-    ``steps`` is the step table (``interp.schema``); ``meta`` holds the model
+    ``steps`` is the step table (``interp.tracing.schema``); ``meta`` holds the model
     config, state names, checkpoint hash, task and settings.
     """
 
@@ -337,8 +337,8 @@ class Trace:
                 f"full_states={self.stored_states or 'none'} for {len(self.state_index)} puzzles)")
 
     def save(self, out_dir: str, chunk_size: int = 1024) -> Any:
-        """Write to a trace directory (see ``interp.storage``)."""
-        from .storage import save_trace
+        """Write to a trace directory (see ``interp.tracing.store``)."""
+        from interp.tracing.store import save_trace
 
         return save_trace(self, out_dir, chunk_size=chunk_size)
 

@@ -3,7 +3,7 @@
 ``trace(model, inputs, labels)`` runs an HRM, TRM, UniTF, Transformer or HRM-LM
 with one recording hook on every per-step state hook point (registered after
 any user ``fwd_hooks``, so it records what the model actually carries on,
-interventions included) and returns a ``Trace`` (``interp.trace_format``).
+interventions included) and returns a ``Trace`` (``interp.tracing.trace``).
 
 Puzzle models are driven segment by segment with ``model.segment`` (exactly
 what ``forward`` does, but starting states can be replaced to probe fixed
@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import metrics as M
-from .schema import StepSchema, build_schema, is_lm_model
-from .trace_format import FORMAT, MemoryStates, Trace, TraceError
+from interp.tracing import metrics as M
+from interp.tracing.schema import StepSchema, build_schema, is_lm_model
+from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
 InitSpec = Union[None, Callable[[int, torch.device], dict], dict]

@@ -37,7 +37,7 @@ def demo_puzzles(n: int, seed: int, size: int = 9) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .cli import cmd_trace
+    from interp.cli.trace import cmd_trace
 
     ckpt = zoo_checkpoint(args.ckpt)
     out = Path(args.out)

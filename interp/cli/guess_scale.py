@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .voting import ALL_RULES, LABEL_FREE_RULES
+from interp.guess_scaling.voting import ALL_RULES, LABEL_FREE_RULES
 
 DEFAULT_RULES = ("majority", "cell_majority", "confidence", "oracle_any", "augmented_hrm")
 
@@ -55,7 +55,7 @@ def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[
     """(inputs, labels, puzzle ids or None, task name) from ``--data`` (a dataset directory) or ``--puzzle-file``."""
     pid = None
     if args.data:
-        from .storage import open_data
+        from interp.tracing.store import open_data
 
         src = open_data(args.data, split=args.split)
         n = len(src) if args.limit is None else min(len(src), args.limit)
@@ -87,7 +87,7 @@ def _check_compatible(models: list, ckpts: list[str], x: np.ndarray) -> None:
 
 def _markdown(df: Any, floats: dict[str, str]) -> str:
     """``df`` as a Markdown table, the columns named in ``floats`` formatted with their format spec."""
-    from .report_tables import markdown_table
+    from interp.report.tables import markdown_table
 
     shown = df.copy()
     for c, spec in floats.items():
@@ -104,12 +104,12 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     from models.checkpoint import read_checkpoint_config
     from models.load import load_any
 
-    from .atomic import atomic_write
-    from .guess_scaling import (
+    from common.io import atomic_write
+    from interp.guess_scaling.curves import (
         collect_candidates, guess_scaling_figure, make_perturbations, plot_guess_scaling, scaling_table,
         needed_pairs, write_html,
     )
-    from .tracer import file_sha256
+    from interp.tracing.tracer import file_sha256
 
     ks = _ks(args.k)
     strategies = _csv_list(args.strategies, "strategies", ("perturb", "bootstrap", "combined"))

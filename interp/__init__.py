@@ -23,7 +23,7 @@ _EXPORTS = {
     "trace": "interp.tracing.tracer",
     "Trace": "interp.tracing.trace",
     "TraceError": "interp.tracing.trace",
-    "trace_to_disk": "interp.tracing.store",
+    "trace_to_disk": "interp.tracing.stream",
     "load_trace": "interp.tracing.store",
     "save_trace": "interp.tracing.store",
     "TraceIncompleteError": "interp.tracing.store",

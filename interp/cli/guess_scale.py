@@ -55,7 +55,7 @@ def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[
     """(inputs, labels, puzzle ids or None, task name) from ``--data`` (a dataset directory) or ``--puzzle-file``."""
     pid = None
     if args.data:
-        from interp.tracing.store import open_data
+        from interp.tracing.stream import open_data
 
         src = open_data(args.data, split=args.split)
         n = len(src) if args.limit is None else min(len(src), args.limit)

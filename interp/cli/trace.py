@@ -123,7 +123,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     task = _checkpoint_task(args.ckpt, args.task)
     batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
-    from interp.tracing.store import load_trace, trace_to_disk  # torch is imported only once the input is known to be good
+    from interp.tracing.store import load_trace
+    from interp.tracing.stream import trace_to_disk  # torch is imported only once the input is known to be good
 
     model, _ = _load_model(args.ckpt)
     for note in batch.notes[:5]:

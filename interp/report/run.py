@@ -61,7 +61,7 @@ def run_inputs(run: RunSpec, model: Any, meta: dict[str, Any]) -> tuple[np.ndarr
         raise ReportError(f"run {run.name!r}: data directory not found: {d}")
     if (d / "meta.json").exists() and not (d / "dataset.json").exists():
         return (*_text_windows(d, run.split, int(model.cfg.seq_len), run.limit), {"name": "text"})
-    from interp.tracing.store import open_data
+    from interp.tracing.stream import open_data
 
     src = open_data(str(d), split=run.split)
     n = len(src) if run.limit is None else min(len(src), run.limit)

@@ -336,12 +336,6 @@ class Trace:
                 f"segments={self.meta.get('n_segments')}, states={self.state_names}, "
                 f"full_states={self.stored_states or 'none'} for {len(self.state_index)} puzzles)")
 
-    def save(self, out_dir: str, chunk_size: int = 1024) -> Any:
-        """Write to a trace directory (see ``interp.tracing.store``)."""
-        from interp.tracing.store import save_trace
-
-        return save_trace(self, out_dir, chunk_size=chunk_size)
-
 
 def _shape_of(store: StateStore, key: str) -> tuple[int, ...]:
     shape_fn = getattr(store, "shape", None)

@@ -34,7 +34,7 @@ from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
 InitSpec = Union[None, Callable[[int, torch.device], dict], dict]
-_DTYPES = {"float32": np.float32, "float16": np.float16}
+STATE_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -493,8 +493,8 @@ def trace(
     """
     if batch_size < 1:
         raise TraceError(f"batch_size must be >= 1, got {batch_size}")
-    if state_dtype not in _DTYPES:
-        raise TraceError(f"state_dtype must be one of {sorted(_DTYPES)}, got {state_dtype!r}")
+    if state_dtype not in STATE_DTYPES:
+        raise TraceError(f"state_dtype must be one of {sorted(STATE_DTYPES)}, got {state_dtype!r}")
     schema = build_schema(model, n_segments)
     x, y, pid = prepare_inputs(model, inputs, labels, puzzle_ids)
     keep_states = resolve_states(schema, states)
@@ -507,7 +507,7 @@ def trace(
         bar = tqdm(total=x.shape[0], unit="puzzle", desc="trace")
     try:
         arrays, st = compute_arrays(model, schema, x, y, pid, keep, keep_states, decode_states, batch_size,
-                                    _DTYPES[state_dtype], init_states, 0, fwd_hooks, bar, confidence)
+                                    STATE_DTYPES[state_dtype], init_states, 0, fwd_hooks, bar, confidence)
     finally:
         if bar is not None:
             bar.close()

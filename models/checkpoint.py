@@ -24,6 +24,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from common.io import read_json
+
 from .config import ConfigError, config_from_dict
 from .registry import build_model
 
@@ -146,10 +148,7 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
     cfg_path = p / CONFIG
     if not cfg_path.exists():
         raise CheckpointError(f"checkpoint {p} has no {CONFIG}")
-    try:
-        meta = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"checkpoint {p}: {CONFIG} is not valid JSON ({e})") from None
+    meta = read_json(cfg_path, CheckpointError, where=f"checkpoint {p}: {CONFIG}")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("model"), dict):
         raise CheckpointError(f"checkpoint {p}: {CONFIG} is not a {FORMAT} config")
     return meta

@@ -38,7 +38,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from tasks.dihedral import NUM_DIHEDRAL, dihedral_transform, inverse_dihedral_transform, inverse_id
-from tasks.puzzle_dataset import write_json_atomic, write_puzzle_split
+from common.io import atomic_write_json, read_json
+from tasks.puzzle_dataset import write_puzzle_split
 
 CANVAS = 30
 MAX_GRID = 30
@@ -147,11 +148,9 @@ def load_task_file(path: str | Path, collection: str = "evaluation") -> ArcTask:
         if path.stat().st_size > MAX_TASK_FILE_BYTES:
             raise ArcTaskError(f"{path}: {path.stat().st_size} bytes is too large for an ARC task file "
                                f"(limit {MAX_TASK_FILE_BYTES})")
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = read_json(path, ArcTaskError)
     except FileNotFoundError:
         raise ArcTaskError(f"{path}: no such task file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArcTaskError(f"{path}: not valid JSON ({exc})") from None
     except RecursionError:
         raise ArcTaskError(f"{path}: JSON nested too deeply to be an ARC task") from None
     except OSError as exc:
@@ -507,7 +506,7 @@ def build_arc_dataset(
             meta,
             identifiers=names,
         )
-    write_json_atomic(Path(out_dir) / "identifiers.json", names)  # also where the reference layout keeps it
+    atomic_write_json(Path(out_dir) / "identifiers.json", names)  # also where the reference layout keeps it
     return Path(out_dir)
 
 

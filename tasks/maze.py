@@ -30,7 +30,8 @@ from typing import Sequence
 import numpy as np
 
 from tasks.dihedral import NUM_DIHEDRAL, dihedral_transform, inverse_dihedral_transform
-from tasks.puzzle_dataset import write_json_atomic, write_puzzle_split
+from common.io import atomic_write_json
+from tasks.puzzle_dataset import write_puzzle_split
 
 PAD, WALL, OPEN, START, GOAL, PATH = 0, 1, 2, 3, 4, 5
 CHARSET = "# SGo"  # token t (1..5) is CHARSET[t - 1]
@@ -481,7 +482,7 @@ def build_maze_dataset(
             meta,
             identifiers=["<blank>"],
         )
-    write_json_atomic(out_dir / "identifiers.json", ["<blank>"])  # also where the reference layout keeps it
+    atomic_write_json(out_dir / "identifiers.json", ["<blank>"])  # also where the reference layout keeps it
     return out_dir
 
 

@@ -30,6 +30,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from common.io import read_json, replace_dir
+
 FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 META_KEYS = (
     "pad_id", "ignore_label_id", "blank_identifier_id", "vocab_size", "seq_len",
@@ -157,17 +159,6 @@ def _validate(meta: dict[str, Any], arrays: dict[str, np.ndarray], where: str, c
         )
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: "str | Path", obj: Any) -> None:
-    """Write JSON via a temporary file and ``os.replace`` (readers never see half a file)."""
-    _write_json(Path(path), obj)
-
-
 def write_puzzle_split(
     directory: "str | Path",
     inputs: np.ndarray,
@@ -234,21 +225,11 @@ def write_puzzle_split(
             np.save(tmp / f"{set_name}__{name}.npy", arr, allow_pickle=False)
         (tmp / "dataset.json").write_text(json.dumps(full, indent=2) + "\n")
         (tmp / "identifiers.json").write_text(json.dumps(names) + "\n")
-        _replace_dir(tmp, directory)
+        replace_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        os.replace(final, old / final.name)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
 
 
 def _load(path: Path, mmap: bool) -> np.ndarray:
@@ -274,10 +255,7 @@ def read_puzzle_split(
     meta_path = directory / "dataset.json"
     if not meta_path.is_file():
         raise PuzzleDatasetError(f"{where}: no dataset.json (not a puzzle dataset split?)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PuzzleDatasetError(f"{meta_path}: not valid JSON ({exc})") from None
+    meta = read_json(meta_path, PuzzleDatasetError)
     if not isinstance(meta, dict):
         raise PuzzleDatasetError(f"{meta_path}: expected a JSON object")
     sets = meta.get("sets") or ["all"]
@@ -289,10 +267,7 @@ def read_puzzle_split(
     identifiers = None
     for candidate in (directory / "identifiers.json", directory.parent / "identifiers.json"):
         if candidate.is_file():
-            try:
-                identifiers = json.loads(candidate.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise PuzzleDatasetError(f"{candidate}: not valid JSON ({exc})") from None
+            identifiers = read_json(candidate, PuzzleDatasetError)
             if not isinstance(identifiers, list):
                 raise PuzzleDatasetError(f"{candidate}: expected a JSON list of names")
             break

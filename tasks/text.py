@@ -26,6 +26,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from common.io import atomic_write_bytes, atomic_write_json, read_json
+
 META = "meta.json"
 SPLITS = ("train", "val")
 
@@ -138,15 +140,6 @@ def _read_source(source: str | os.PathLike | bytes) -> bytes:
     return path.read_bytes()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def build_text_dataset(
     out_dir: str | Path,
     source: str | os.PathLike | bytes = "pydoc",
@@ -187,8 +180,8 @@ def build_text_dataset(
     dtype = token_dtype(tok.vocab_size)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(out / "train.bin", ids[:n_train].astype(dtype).tobytes())
-    _atomic_write_bytes(out / "val.bin", ids[n_train:].astype(dtype).tobytes())
+    atomic_write_bytes(out / "train.bin", ids[:n_train].astype(dtype).tobytes(), fsync=True)
+    atomic_write_bytes(out / "val.bin", ids[n_train:].astype(dtype).tobytes(), fsync=True)
     meta = {
         "vocab_size": int(tok.vocab_size),
         "tokenizer": tok.name,
@@ -199,7 +192,7 @@ def build_text_dataset(
         "source": "<bytes>" if isinstance(source, bytes) else str(source),
         "corpus_bytes": len(raw),
     }
-    _atomic_write_bytes(out / META, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_json(out / META, meta, fsync=True)
     return meta
 
 
@@ -208,10 +201,7 @@ def read_text_meta(data_dir: str | Path) -> dict[str, Any]:
     path = Path(data_dir) / META
     if not path.is_file():
         raise TextDataError(f"no {META} in {data_dir}: not a text dataset (build one with build_text_dataset)")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise TextDataError(f"{path}: invalid JSON ({exc})") from None
+    meta = read_json(path, TextDataError)
     for key in ("vocab_size", "tokenizer", "dtype"):
         if key not in meta:
             raise TextDataError(f"{path}: missing key {key!r}")

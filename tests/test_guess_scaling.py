@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from common.io import write_html
 from interp.guess_scaling.curves import (
     Candidates,
     GuessScalingError,
@@ -23,7 +24,6 @@ from interp.guess_scaling.curves import (
     scaling_table,
     sudoku_perturbations,
     wilson_interval,
-    write_html,
 )
 from interp.guess_scaling.voting import ALL_RULES
 from tasks.dihedral import dihedral_transform

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.io import write_html
 from probes.features import FeatureError, candidate_counts, cell_values, is_given, prediction_correct, sudoku_targets
 from probes.linear import COLUMNS, ProbeError, group_splits, probe_curves, probe_step, probes_from_trace
 from probes.projection import (
@@ -17,7 +18,6 @@ from probes.projection import (
     pool_states,
     trajectory_figure,
     umap_trajectories,
-    write_html,
 )
 from tasks.sudoku.grid import encode_grid
 from tasks.sudoku.generate import generate

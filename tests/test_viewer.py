@@ -204,7 +204,7 @@ def test_cli_viewer_call_site_writes_viewer(tmp_path, capsys):
 
 def test_dataset_views_build_from_analysis_tables(tmp_path):
     from interp.analyses import critical_steps, hl_alignment
-    from interp.views.trace_viewer import write_html
+    from common.io import write_html
     from interp.views.dataset_figures import (
         hl_cosine_figure,
         jump_histogram_figure,

@@ -104,12 +104,11 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     from models.checkpoint import read_checkpoint_config
     from models.load import load_any
 
-    from common.io import atomic_write
+    from common.io import atomic_write, file_sha256, write_html
     from interp.guess_scaling.curves import (
         collect_candidates, guess_scaling_figure, make_perturbations, plot_guess_scaling, scaling_table,
-        needed_pairs, write_html,
+        needed_pairs,
     )
-    from interp.tracing.tracer import file_sha256
 
     ks = _ks(args.k)
     strategies = _csv_list(args.strategies, "strategies", ("perturb", "bootstrap", "combined"))

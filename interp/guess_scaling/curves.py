@@ -717,14 +717,9 @@ def guess_scaling_figure(df: pd.DataFrame):
     return fig
 
 
-def write_html(fig: Any, path: str | os.PathLike) -> Path:
-    """Write a Plotly figure as standalone HTML (plotly.js embedded, works offline), atomically."""
-    return atomic_write(path, lambda tmp: fig.write_html(tmp, include_plotlyjs=True, full_html=True))
-
-
 __all__ = [
     "STRATEGIES", "GuessScalingError", "Perturbation", "IdentityPerturbation", "SudokuPerturbation",
     "MazePerturbation", "sudoku_perturbations", "maze_perturbations", "make_perturbations", "model_outputs",
     "Candidates", "collect_candidates", "strategy_pairs", "wilson_interval", "bootstrap_interval",
-    "scaling_table", "guess_scaling_curve", "plot_guess_scaling", "guess_scaling_figure", "write_html",
+    "scaling_table", "guess_scaling_curve", "plot_guess_scaling", "guess_scaling_figure",
 ]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.io import atomic_write_text
+from common.io import atomic_write_text, file_sha256, replace_dir, write_html
 from interp.report.config import DEFAULT_ANALYSES, ReportConfig, RunSpec, TableSpec
 from interp.report.tables import BUILDERS, ReportError, ReportTable, gate_phase_rows, puzzle_rows, training_run_row
 
@@ -131,8 +131,8 @@ def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = Fal
         step_strip_plot,
         trajectory_plot,
     )
-    from interp.tracing.tracer import file_sha256, trace
-    from interp.views.trace_viewer import write_html, write_viewer
+    from interp.tracing.tracer import trace
+    from interp.views.trace_viewer import write_viewer
     from interp.views.dataset_figures import (
         gate_stats_figure,
         hl_cosine_figure,
@@ -375,7 +375,6 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
     folder and moved into place at the end, so an interrupted run leaves no
     half-written report.
     """
-    from interp.tracing.tracer import file_sha256
 
     out = Path(out)
     if out.exists():
@@ -430,13 +429,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
             "ci": "Student-t interval of the mean across replicates (see interp.report.tables)",
         }
         atomic_write_text(work / "provenance.json", json.dumps(prov, indent=1, default=str) + "\n")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(work, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, out)
+        replace_dir(work, out)
         mode = 0o777 & ~_umask()
         os.chmod(out, mode)
     finally:

@@ -39,7 +39,7 @@ import pandas as pd
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from common.io import atomic_write, atomic_write_text
+from common.io import atomic_write, atomic_write_text, read_json
 from interp.tracing.schema import STEP_COLUMNS
 from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
 
@@ -97,10 +97,7 @@ def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
     p = d / MANIFEST
     if not p.exists():
         raise TraceError(f"{d} has no {MANIFEST}: not a trace directory (or its writer stopped before the first chunk)")
-    try:
-        man = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TraceError(f"{p} is not valid JSON ({e})") from None
+    man = read_json(p, TraceError)
     fmt = man.get("format") if isinstance(man, dict) else None
     if not isinstance(fmt, str) or not fmt.startswith("recurse-interp-trace/"):
         raise TraceError(f"{p} is not a recurse-interp trace manifest (format {fmt!r})")

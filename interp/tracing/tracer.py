@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.io import file_sha256
 from interp.tracing import metrics as M
 from interp.tracing.schema import StepSchema, build_schema, is_lm_model
 from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
@@ -81,14 +82,6 @@ def model_sha256(model: nn.Module) -> str:
         t = v.detach().cpu().contiguous()
         h.update(f"{k}|{t.dtype}|{list(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 
@@ -518,5 +511,5 @@ def trace(
     return Trace(schema.table(), arrays, meta, MemoryStates(st, np.flatnonzero(keep)))
 
 
-__all__ = ["trace", "trace_batch", "compute_arrays", "model_sha256", "file_sha256", "checkpoint_info",
+__all__ = ["trace", "trace_batch", "compute_arrays", "model_sha256", "checkpoint_info",
            "resolve_states", "initial_states", "prepare_inputs"]

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from common.io import atomic_write_text
+from common.io import write_html
 from interp.tracing.trace import Trace, TraceError
 from interp.views.grid import (
     CLASS_NAMES,
@@ -81,13 +81,6 @@ _HOOK_JS = """
   if (m) { gotoStep(parseInt(m[1], 10)); }
 })();
 """
-
-
-def write_html(fig: Any, path: str | os.PathLike, post_script: str | None = None) -> Path:
-    """Write a Plotly figure as one self-contained HTML file (plotly.js embedded), atomically."""
-    html = fig.to_html(validate=False, include_plotlyjs=True, full_html=True, auto_play=False, post_script=post_script,
-                       config={"responsive": True, "displaylogo": False}, default_height="100%")
-    return atomic_write_text(path, html)
 
 
 # ----------------------------------------------------------------------------- line panels
@@ -465,5 +458,5 @@ def write_viewer(trace: Trace, path: str | os.PathLike, puzzle: int = 0, state: 
     return write_html(fig, path, post_script=viewer_script(fig))
 
 
-__all__ = ["write_viewer", "step_figure", "step_panels", "write_html", "frame_steps", "viewer_script", "Panel",
+__all__ = ["write_viewer", "step_figure", "step_panels", "frame_steps", "viewer_script", "Panel",
            "ANIMATE_OPTS"]

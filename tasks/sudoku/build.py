@@ -17,7 +17,8 @@ from typing import Any, Optional
 import numpy as np
 from tqdm import tqdm
 
-from tasks.puzzle_dataset import write_json_atomic, write_puzzle_split
+from common.io import atomic_write_json
+from tasks.puzzle_dataset import write_puzzle_split
 from tasks.sudoku.grid import PuzzleFormatError, PuzzleRecord, box_size, encode_grid, iter_puzzle_file
 from tasks.sudoku.augment import SudokuTransform
 from tasks.sudoku.generate import default_blanks, generate
@@ -171,5 +172,5 @@ def build_sudoku_dataset(
         test_puzzles = np.stack([r.puzzle for r in test])
         test_solutions = np.stack([r.solution for r in test])
         summary["test"] = _write_split(out / "test", test_puzzles, test_solutions, [1] * len(test), meta)
-    write_json_atomic(out / "identifiers.json", ["<blank>"])  # where the reference builders put it
+    atomic_write_json(out / "identifiers.json", ["<blank>"])  # where the reference builders put it
     return summary

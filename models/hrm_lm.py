@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.labels import IGNORE_LABEL
+
 from .blocks import CastedLinear, Embedding, ReasoningModule, RotaryEmbedding, TransformerBlock, rms_norm, trunc_normal_
 from .config import HRMLMConfig
 from .grad import grad_if
@@ -261,7 +263,7 @@ class HRMLM(HookedModel):
         targets: torch.Tensor,
         n_passes: int | None = None,
         states: dict[str, torch.Tensor] | None = None,
-        ignore_index: int = -100,
+        ignore_index: int = IGNORE_LABEL,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """``mean_p CE_p - fusion_entropy_weight * mean_p H(fusion_p)`` and float metrics.
 

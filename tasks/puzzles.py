@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from common.labels import IGNORE_LABEL
+
 TASKS = ("sudoku", "maze", "arc")
 
 
@@ -169,7 +171,7 @@ def _arc(path: Path) -> PuzzleBatch:
     xs, ys, names = [], [], []
     for i, (inp, out) in enumerate(task.test):
         xs.append(encode_grid(inp))
-        ys.append(encode_grid(out).astype(np.int64) if out is not None else np.full(900, -100))
+        ys.append(encode_grid(out).astype(np.int64) if out is not None else np.full(900, IGNORE_LABEL))
         names.append(f"{task.task_id}/test{i}")
     if not xs:
         raise PuzzleInputError(f"{path}: the task has no test pairs")

@@ -15,6 +15,7 @@ import pytest
 import torch
 from scipy import stats
 
+from common.stats import mean_ci
 from interp.report.tables import (
     PHASES,
     ReportError,
@@ -22,7 +23,6 @@ from interp.report.tables import (
     gate_alignment_table,
     gate_phase_rows,
     grad_arch_table,
-    mean_ci,
     slow_ablation_table,
     training_run_row,
 )

@@ -31,7 +31,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .losses import IGNORE_LABEL
+from common.labels import IGNORE_LABEL
+
 
 # generator name -> (module, builder function); each builder is ``fn(out_dir, **spec)``
 GENERATORS: dict[str, tuple[str, str]] = {

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from common.labels import IGNORE_LABEL
 from interp.cli.common import _checkpoint_task, _color, _load_model
 
 
@@ -51,7 +52,7 @@ def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> 
     x, y = tr.inputs[i], tr.labels[i]
     pred = tr.predictions[i]
     steps = tr.steps
-    labelled = tr.labelled and (y != -100).any()
+    labelled = tr.labelled and (y != IGNORE_LABEL).any()
     given = (x == y) if labelled else None
     box = view_box(task, x, np.where(y > 0, y, 0))
     print(f"\n=== {name} ===")
@@ -99,7 +100,7 @@ def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> 
         show.append(tr.n_steps - 1)
     prev, prev_name = x, "the input"
     for k in show:
-        wrong = (pred[k] != y) & (y != -100) if labelled else None
+        wrong = (pred[k] != y) & (y != IGNORE_LABEL) if labelled else None
         title = f"\nanswer after step {k} (segment {int(steps['segment'][k])}); [cells] changed since {prev_name}"
         if k == crit:
             title += "; correct from here on"

@@ -49,10 +49,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.evaluate import bootstrap_ci as bootstrap_interval  # percentile bootstrap, resampling puzzles
 
 from common.io import atomic_write
-from interp.guess_scaling.voting import ALL_RULES, IGNORE_LABEL, VotingError, rule_uses_label, solved_by_rule
+from common.labels import IGNORE_LABEL
+from common.stats import bootstrap_ci, wilson_interval
+from interp.guess_scaling.voting import ALL_RULES, VotingError, rule_uses_label, solved_by_rule
 
 STRATEGIES = ("perturb", "bootstrap", "combined")
 SUDOKU_PRESETS = ("random", "cyclic", "digits", "geometric")
@@ -508,22 +509,6 @@ def needed_pairs(strategies: Sequence[str], ks: Sequence[int], n_models: int, n_
     return pairs
 
 
-def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (always contains successes / n)."""
-    from statistics import NormalDist
-
-    if n == 0:
-        return (float("nan"), float("nan"))
-    z = NormalDist().inv_cdf(1 - alpha / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    lo = 0.0 if successes == 0 else max(0.0, centre - half)
-    hi = 1.0 if successes == n else min(1.0, centre + half)
-    return (lo, hi)
-
-
 def scaling_table(
     candidates: Candidates,
     labels: Any,
@@ -574,7 +559,7 @@ def scaling_table(
                 if ci == "wilson":
                     lo, hi = wilson_interval(int(flags.sum()), n, alpha)
                 else:
-                    lo, hi = bootstrap_interval(flags, n_boot, alpha, seed + 1000 * si + 10 * k + ri)
+                    lo, hi = bootstrap_ci(flags, n_boot, alpha, seed + 1000 * si + 10 * k + ri)
                 rows.append({
                     "strategy": strategy, "rule": rule, "k": k, "accuracy": acc, "ci_low": lo, "ci_high": hi,
                     "n": n, "n_passes": sub.n_candidates, "uses_label": rule_uses_label(rule),
@@ -720,6 +705,6 @@ def guess_scaling_figure(df: pd.DataFrame):
 __all__ = [
     "STRATEGIES", "GuessScalingError", "Perturbation", "IdentityPerturbation", "SudokuPerturbation",
     "MazePerturbation", "sudoku_perturbations", "maze_perturbations", "make_perturbations", "model_outputs",
-    "Candidates", "collect_candidates", "strategy_pairs", "wilson_interval", "bootstrap_interval",
+    "Candidates", "collect_candidates", "strategy_pairs",
     "scaling_table", "guess_scaling_curve", "plot_guess_scaling", "guess_scaling_figure",
 ]

@@ -32,7 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-IGNORE_LABEL = -100
+from common.labels import IGNORE_LABEL
+
 
 LABEL_FREE_RULES = ("majority", "confidence", "cell_majority", "prob_average")
 ORACLE_RULES = ("oracle_any", "augmented_hrm")

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from common.labels import IGNORE_LABEL
 from interp.tracing.schema import StepSchema, build_schema
 from interp.tracing.tracer import BatchContext, as_token_tensor, trace
 from interp.tracing.trace import Trace, TraceError
@@ -47,7 +48,7 @@ def final_outputs(tr: Trace) -> dict[str, np.ndarray]:
                 out[m] = tr.arrays[f"seg/{m}"][:, -1]
         if tr.labelled:
             lab = tr.labels
-            valid = lab != -100
+            valid = lab != IGNORE_LABEL
             out["exact"] = ((out["pred"] == lab) | ~valid).all(1) & valid.any(1)
         return out
     out = {"pred": tr.predictions[:, -1]}

@@ -23,7 +23,6 @@ Builders for the experiments the project tracks:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,42 +30,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.stats import CI, mean_ci
+
 
 class ReportError(ValueError):
     """A report config or result table that cannot be used; the message names the problem."""
 
 
-# ----------------------------------------------------------------------------- statistics
-@dataclass(frozen=True)
-class CI:
-    """Mean with a (1 - alpha) Student-t interval over ``n`` replicates."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-    @property
-    def half(self) -> float:
-        return (self.high - self.low) / 2 if np.isfinite(self.low) else float("nan")
-
-
-def mean_ci(values: Sequence[float] | np.ndarray | pd.Series, alpha: float = 0.05) -> CI:
-    """Mean and Student-t interval of the finite values (NaNs dropped)."""
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
-        return CI(float("nan"), float("nan"), float("nan"), 0)
-    m = float(v.mean())
-    if n == 1:
-        return CI(m, float("nan"), float("nan"), 1)
-    from scipy.stats import t
-
-    half = float(t.ppf(1 - alpha / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
-    return CI(m, m - half, m + half, n)
-
-
+# ----------------------------------------------------------------------------- formatting intervals
 def format_ci(ci: CI, digits: int = 3, show_n: bool = True, scale: float = 1.0) -> str:
     """``0.812 ± 0.034 (n=5)``; ``n/a`` without data; no ± for n = 1. ``scale`` multiplies (100 for percent)."""
     if ci.n == 0 or not np.isfinite(ci.mean):
@@ -456,6 +427,6 @@ BUILDERS = {
     "cgar": cgar_table,
 }
 
-__all__ = ["CI", "mean_ci", "format_ci", "ReportTable", "ReportError", "aggregate", "summary_table",
+__all__ = ["format_ci", "ReportTable", "ReportError", "aggregate", "summary_table",
            "slow_ablation_table", "gate_alignment_table", "grad_arch_table", "cgar_table", "puzzle_rows",
            "gate_phase_rows", "step_phases", "PHASES", "training_run_row", "BUILDERS", "GRAD_LABELS", "CGAR_ORDER"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE = -100  # label value of cells that are not scored
+from common.labels import IGNORE_LABEL
 
 
 def state_norm(x: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,7 @@ def eval_mask(inputs: torch.Tensor, labels: torch.Tensor, lm: bool) -> torch.Ten
     For Sudoku these are exactly the blanks (a given digit equals its label);
     for a maze, the path cells. A language model scores every labelled position.
     """
-    valid = labels != IGNORE
+    valid = labels != IGNORE_LABEL
     if lm:
         return valid
     return valid & (inputs.long() != labels)
@@ -58,7 +58,7 @@ def decoded_metrics(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tens
     (wrong ``mask`` cells) and ``exact`` (every labelled cell right), each [B].
     """
     pred = logits.argmax(-1)
-    valid = labels != IGNORE
+    valid = labels != IGNORE_LABEL
     safe = labels.clamp_min(0).long()
     ce_tok = F.cross_entropy(logits.float().transpose(1, 2), safe, reduction="none")
     n_valid = valid.sum(1)
@@ -73,4 +73,4 @@ def decoded_metrics(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tens
     return {"pred": pred, "ce": ce, "token_acc": token_acc, "n_wrong": n_wrong, "exact": exact}
 
 
-__all__ = ["IGNORE", "state_norm", "relative_change", "mean_cosine", "eval_mask", "decoded_metrics"]
+__all__ = ["state_norm", "relative_change", "mean_cosine", "eval_mask", "decoded_metrics"]

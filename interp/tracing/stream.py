@@ -20,6 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from common.labels import IGNORE_LABEL
 from interp.tracing.schema import build_schema
 from interp.tracing.store import (
     MANIFEST,
@@ -72,7 +73,7 @@ class _Data:
         if self.labels is not None:
             y = np.asarray(self.labels[a:b]).astype(np.int64)
             if self.ignore_label is not None:
-                y[y == self.ignore_label] = -100
+                y[y == self.ignore_label] = IGNORE_LABEL
         pid = None if self.puzzle_ids is None else np.asarray(self.puzzle_ids[a:b])
         return x, y, pid
 

@@ -15,6 +15,7 @@ from itertools import combinations
 import numpy as np
 import torch
 
+from common.labels import IGNORE_LABEL
 from interp.tracing import metrics as M
 from interp.tracing.schema import StepInfo, _finish, steps_to_frame
 from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
@@ -74,7 +75,7 @@ def synthetic_trace(
     else:
         L = arrs[names[0]].shape[2]
     x = np.zeros((N, L), np.int32) if inputs is None else np.asarray(inputs, np.int32)
-    y = np.full((N, L), M.IGNORE, np.int32) if labels is None else np.asarray(labels, np.int32)
+    y = np.full((N, L), IGNORE_LABEL, np.int32) if labels is None else np.asarray(labels, np.int32)
     arrays: dict[str, np.ndarray] = {"inputs": x, "labels": y, "puzzle_ids": np.zeros(N, np.int32),
                                      "puzzle_index": np.arange(N, dtype=np.int64)}
     init = {k: np.asarray(v, np.float32) for k, v in (init or {}).items()}
@@ -111,7 +112,7 @@ def synthetic_trace(
         pred = np.zeros((N, T, L), np.int32) if predictions is None else np.asarray(predictions, np.int32)
         arrays[f"pred/{answer}"] = pred
         if labels is not None:
-            valid = y != M.IGNORE
+            valid = y != IGNORE_LABEL
             right = pred == y[:, None]
             mask = valid & (x != y)
             arrays[f"step/n_wrong.{answer}"] = (mask[:, None] & ~right).sum(-1).astype(np.float32)

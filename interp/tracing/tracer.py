@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from common.io import file_sha256
+from common.labels import IGNORE_LABEL
 from interp.tracing import metrics as M
 from interp.tracing.schema import StepSchema, build_schema, is_lm_model
 from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
@@ -57,14 +58,14 @@ def prepare_labels(model: nn.Module, inputs: torch.Tensor, labels: ArrayLike | N
     if labels is None:
         if not lm:
             return None
-        y = torch.full_like(inputs, M.IGNORE)
+        y = torch.full_like(inputs, IGNORE_LABEL)
         y[:, :-1] = inputs[:, 1:]
         return y
     y = as_token_tensor(labels, "labels")
     if y.shape != inputs.shape:
         raise TraceError(f"labels must have the inputs' shape {list(inputs.shape)}, got {list(y.shape)}")
     V = model.cfg.vocab_size
-    valid = y[y != M.IGNORE]
+    valid = y[y != IGNORE_LABEL]
     if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= V):
         raise TraceError(f"label ids must lie in [0, {V}) or be -100, got [{int(valid.min())}, {int(valid.max())}]")
     return y
@@ -444,7 +445,7 @@ def base_arrays(x: torch.Tensor, y: torch.Tensor | None, pid: torch.Tensor | Non
     n = x.shape[0]
     return {
         "inputs": x.numpy().astype(np.int32),
-        "labels": (y if y is not None else torch.full_like(x, M.IGNORE)).numpy().astype(np.int32),
+        "labels": (y if y is not None else torch.full_like(x, IGNORE_LABEL)).numpy().astype(np.int32),
         "puzzle_ids": (pid.numpy() if pid is not None else np.zeros(n)).astype(np.int32),
         "puzzle_index": np.arange(offset, offset + n, dtype=np.int64),
     }

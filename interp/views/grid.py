@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from common.labels import IGNORE_LABEL
 from interp.tracing.trace import Trace, TraceError
 
-IGNORE = -100
 ZMIN, ZMAX = 0.0, 4.0
 Z_GIVEN = 2.5
 NEUTRAL_CONFIDENCE = 0.75
@@ -106,7 +106,7 @@ def grid_spec(trace: Trace) -> GridSpec:
 def arc_crop(tokens: np.ndarray, rows: int = 30, cols: int = 30) -> tuple[int, int, int, int] | None:
     """Bounding box (r0, r1, c0, c1) of the non-pad cells of [K, rows*cols] token grids (ARC: pad = 0)."""
     t = np.asarray(tokens).reshape(-1, rows, cols)
-    used = ((t != 0) & (t != IGNORE)).any(0)
+    used = ((t != 0) & (t != IGNORE_LABEL)).any(0)
     if not used.any():
         return None
     r = np.flatnonzero(used.any(1))
@@ -118,7 +118,7 @@ def with_crop(spec: GridSpec, inputs: np.ndarray, labels: np.ndarray, preds: np.
     """For ARC, crop the canvas to the label (or, without one, to everything predicted or given)."""
     if spec.task != "arc":
         return spec
-    lab = labels[labels != IGNORE]
+    lab = labels[labels != IGNORE_LABEL]
     src = labels[None] if lab.size else np.concatenate([inputs[None], preds])
     box = arc_crop(src, spec.rows, spec.cols)
     return GridSpec(spec.task, spec.rows, spec.cols, 0, box)
@@ -164,10 +164,10 @@ def cell_classes(pred: np.ndarray, inputs: np.ndarray, labels: np.ndarray | None
     """
     pred = np.asarray(pred)
     out = np.full(pred.shape, 3, dtype=np.int8)
-    if labels is not None and (np.asarray(labels) != IGNORE).any():
+    if labels is not None and (np.asarray(labels) != IGNORE_LABEL).any():
         y = np.broadcast_to(labels, pred.shape)
         x = np.broadcast_to(inputs, pred.shape)
-        scored = y != IGNORE
+        scored = y != IGNORE_LABEL
         out = np.where(scored, np.where(pred == y, 1, 0), 3).astype(np.int8)
         out[scored & (x == y) & (pred == y)] = 2  # a clue the model reproduces; a clue it overwrites stays red
         return out

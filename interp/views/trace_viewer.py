@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from common.io import write_html
+from common.labels import IGNORE_LABEL
 from interp.tracing.trace import Trace, TraceError
 from interp.views.grid import (
     CLASS_NAMES,
@@ -226,7 +227,7 @@ def puzzle_frames(trace: Trace, puzzle: int, steps: list[int], spec: GridSpec, s
     c = conf[steps] if conf is not None else None
     z = to_grid(cell_z(cls, c), spec)
     text = to_grid(cell_text(p, spec), spec)
-    lab_txt = to_grid(cell_text(np.where(y == -100, 0, y), spec), spec)
+    lab_txt = to_grid(cell_text(np.where(y == IGNORE_LABEL, 0, y), spec), spec)
     cls_g = to_grid(cls, spec)
     conf_g = to_grid(c, spec) if c is not None else None
     R, C = z.shape[1:]
@@ -256,7 +257,7 @@ def lm_frames(trace: Trace, puzzle: int, steps: list[int], spec: GridSpec) -> Gr
     rows_z.append(np.full((F, L), Z_GIVEN))
     rows_t.append(np.broadcast_to(cell_text(x, spec, V), (F, L)))
     names.append(f"prediction ({trace.answer_state})")
-    cls = np.where(y[None] == -100, 3, np.where(pred == y[None], 1, 0)).astype(np.int8)
+    cls = np.where(y[None] == IGNORE_LABEL, 3, np.where(pred == y[None], 1, 0)).astype(np.int8)
     rows_z.append(cell_z(cls, None))
     rows_t.append(cell_text(pred, spec, V))
     for g in trace.meta.get("gate_states", []):
@@ -273,13 +274,13 @@ def lm_frames(trace: Trace, puzzle: int, steps: list[int], spec: GridSpec) -> Gr
     text = np.stack([np.asarray(t, dtype=object) for t in rows_t], axis=1)
     hover = np.empty(z.shape, dtype=object)
     in_txt = cell_text(x, spec, V)
-    lab_txt = cell_text(np.where(y == -100, 0, y), spec, V)
+    lab_txt = cell_text(np.where(y == IGNORE_LABEL, 0, y), spec, V)
     for f in range(F):
         for r, name in enumerate(names):
             for k in range(L):
                 h = f"{name}, position {k} (input {in_txt[k]})"
                 if name.startswith("prediction"):
-                    h += f"<br>predicted {text[f, r, k]}, next {lab_txt[k] if y[k] != -100 else '-'}"
+                    h += f"<br>predicted {text[f, r, k]}, next {lab_txt[k] if y[k] != IGNORE_LABEL else '-'}"
                 elif r >= 2:
                     v = z[f, r, k] - 3.0
                     h += f"<br>mean gate {v:.3f}" if np.isfinite(v) else "<br>gate did not fire"

@@ -13,14 +13,11 @@ same interface, so its numbers are meaningless and its figures say so.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
 
 # small configs for the untrained fallbacks: fast on CPU, same families and tasks as the zoo
 TINY: dict[str, dict[str, Any]] = {
@@ -54,17 +51,13 @@ class DemoModel:
         return self.name if self.trained else f"tiny untrained {self.family} (no zoo/{self.name})"
 
 
-def zoo_dir() -> Path:
-    """``$RECURSE_ZOO`` or ``<repo>/zoo``."""
-    return Path(os.environ.get("RECURSE_ZOO", REPO / "zoo"))
-
-
 def demo_model(name: str, seed: int = 0) -> tuple[Any, DemoModel]:
     """(model in eval mode, DemoModel): ``zoo/<name>`` when it holds a checkpoint, else ``TINY[name]`` untrained."""
     import torch
 
     from models.checkpoint import load_checkpoint
     from models.registry import build_model
+    from models.zoo import zoo_dir
 
     ck = zoo_dir() / name
     if (ck / "model.safetensors").is_file() and (ck / "config.json").is_file():
@@ -115,4 +108,4 @@ def task_of(model: Any) -> dict[str, Any]:
     return {"name": "sudoku", "grid": [side, side]}
 
 
-__all__ = ["TINY", "DemoModel", "demo_model", "sudoku_puzzles", "text_windows", "task_of", "zoo_dir", "REPO"]
+__all__ = ["TINY", "DemoModel", "demo_model", "sudoku_puzzles", "text_windows", "task_of"]

@@ -12,20 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-ZOO = Path(__file__).resolve().parents[1] / "zoo"
 DEFAULT_CKPT = "trm-sudoku9"
-
-
-def zoo_checkpoint(name: str) -> Path:
-    """Path of a zoo checkpoint by name (or any checkpoint path); one-line error if absent."""
-    p = Path(name)
-    if p.exists():
-        return p
-    q = ZOO / name
-    if (q / "config.json").exists():
-        return q
-    have = sorted(d.name for d in ZOO.iterdir() if (d / "config.json").exists()) if ZOO.exists() else []
-    raise ValueError(f"no checkpoint {name!r} (zoo has: {', '.join(have) or 'nothing'})")
 
 
 def demo_puzzles(n: int, seed: int, size: int = 9) -> list[str]:
@@ -38,6 +25,8 @@ def demo_puzzles(n: int, seed: int, size: int = 9) -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from interp.cli.trace import cmd_trace
+
+    from models.zoo import zoo_checkpoint
 
     ckpt = zoo_checkpoint(args.ckpt)
     out = Path(args.out)

@@ -22,9 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from training.tasks.sudoku import is_valid_solution, read_puzzle_file  # noqa: E402
-from training.tasks.sudoku_generate import generate  # noqa: E402
-from training.tasks.sudoku_solver import solve  # noqa: E402
+from tasks.sudoku.grid import is_valid_solution, read_puzzle_file  # noqa: E402
+from tasks.sudoku.generate import generate  # noqa: E402
+from tasks.sudoku.solver import solve  # noqa: E402
 
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "sudoku" / "top1465.sdm"
 SOLVE_TARGET_S = 60.0  # whole top1465 set

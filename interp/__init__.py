@@ -6,7 +6,7 @@ Quick start::
     from models.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint("zoo/trm-sudoku9")
-    tr = interp.trace(model, inputs, labels)          # a Trace (interp.trace_format)
+    tr = interp.trace(model, inputs, labels)          # a Trace (interp.tracing.trace)
     tr.summary("step")                                # per-step accuracy, loss, norms, ...
     interp.trace_to_disk(model, "data/sudoku/test", "traces/run1", states="summary")
     tr = interp.load_trace("traces/run1")             # no model needed
@@ -17,24 +17,24 @@ work until a function is used, never TransformerLens/nnsight/umap/sklearn).
 
 from __future__ import annotations
 
-from .lazy import lazy_exports
+from common.lazy import lazy_exports
 
 _EXPORTS = {
-    "trace": "interp.tracer",
-    "Trace": "interp.trace_format",
-    "TraceError": "interp.trace_format",
-    "trace_to_disk": "interp.storage",
-    "load_trace": "interp.storage",
-    "save_trace": "interp.storage",
-    "TraceIncompleteError": "interp.storage",
-    "build_schema": "interp.schema",
-    "ablate": "interp.interventions",
-    "patch": "interp.interventions",
-    "slow_ablation_table": "interp.interventions",
-    "fixed_point_residual": "interp.fixed_point_probes",
-    "multiple_fixed_points": "interp.fixed_point_probes",
-    "one_unknown_cell_probe": "interp.fixed_point_probes",
-    "synthetic_trace": "interp.synthetic",
+    "trace": "interp.tracing.tracer",
+    "Trace": "interp.tracing.trace",
+    "TraceError": "interp.tracing.trace",
+    "trace_to_disk": "interp.tracing.stream",
+    "load_trace": "interp.tracing.store",
+    "save_trace": "interp.tracing.store",
+    "TraceIncompleteError": "interp.tracing.store",
+    "build_schema": "interp.tracing.schema",
+    "ablate": "interp.interventions.ablation",
+    "patch": "interp.interventions.ablation",
+    "slow_ablation_table": "interp.interventions.ablation",
+    "fixed_point_residual": "interp.interventions.fixed_point",
+    "multiple_fixed_points": "interp.interventions.fixed_point",
+    "one_unknown_cell_probe": "interp.interventions.fixed_point",
+    "synthetic_trace": "interp.tracing.synthetic",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.hook_names import parse_act_name
 from models.hooks import HookedModel, NameFilter, _matches
 
 _LENS_CLASSES: dict[str, type] = {}
@@ -103,9 +104,9 @@ def _fires(name: str, depth: tuple[str, int] | None) -> bool:
     if depth is None:
         return True
     kind, n = depth
-    head = name.split(".", 1)[0]
-    if head.startswith(kind) and head[len(kind):].isdigit():
-        return int(head[len(kind):]) < n
+    parsed = parse_act_name(name)
+    if parsed is not None and parsed.keys[:1] == (kind,):
+        return parsed.indices[0] < n
     return True
 
 

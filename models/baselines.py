@@ -36,6 +36,7 @@ from torch import nn
 
 from .blocks import ReasoningModule, TransformerBlock, trunc_normal_
 from .config import ConfigError, PuzzleConfig, TransformerConfig, UniTFConfig
+from .hook_names import act_name
 from .puzzle_base import PuzzleModel, SegmentOutput
 
 
@@ -133,7 +134,7 @@ class BaselineModel(PuzzleModel):
     def _start(self, states: dict[str, torch.Tensor], inputs: torch.Tensor, puzzle_ids, seg: int):
         """Embedded input (through ``seg{s}.hook_x``) and rotary tables sized to it; checks the carry."""
         self.ensure_segment_hooks(seg + 1)
-        x = self.hook(f"seg{seg}.hook_x", self.embed(inputs, puzzle_ids))
+        x = self.hook(act_name("x", seg=seg), self.embed(inputs, puzzle_ids))
         for name in self.state_names:
             if name not in states:
                 raise ValueError(f"states lack {name!r} (expected keys {list(self.state_names)})")
@@ -156,7 +157,7 @@ class UniTF(BaselineModel):
 
     def step_hook_names(self, seg: int, depth: int | None = None) -> list[str]:
         depth = self.cfg.depth if depth is None else depth
-        return [f"seg{seg}.hook_x", *(f"seg{seg}.r{i}.hook_z" for i in range(depth))]
+        return [act_name("x", seg=seg), *(act_name("z", seg=seg, r=i) for i in range(depth))]
 
     def init_states(
         self, batch_size: int, device: torch.device | None = None, length: int | None = None
@@ -185,7 +186,7 @@ class UniTF(BaselineModel):
         x, rotary = self._start(states, inputs, puzzle_ids, seg)
         z = states["z"]
         for i in range(depth):
-            z = self.hook(f"seg{seg}.r{i}.hook_z", self.stack(z, x, rotary))
+            z = self.hook(act_name("z", seg=seg, r=i), self.stack(z, x, rotary))
         return self.finish_segment({"z": z}, seg)
 
 
@@ -205,7 +206,7 @@ class TransformerBaseline(BaselineModel):
         self.ensure_segment_hooks(cfg.halt_max_steps)
 
     def step_hook_names(self, seg: int) -> list[str]:
-        return [f"seg{seg}.hook_x", *(f"seg{seg}.layer{i}.hook_resid" for i in range(self.cfg.num_layers))]
+        return [act_name("x", seg=seg), *(act_name("resid", seg=seg, layer=i) for i in range(self.cfg.num_layers))]
 
     def init_states(
         self, batch_size: int, device: torch.device | None = None, length: int | None = None
@@ -224,7 +225,7 @@ class TransformerBaseline(BaselineModel):
         """All layers once; ``cycles`` is accepted for API uniformity and has no effect (no recurrence)."""
         h, rotary = self._start(states, inputs, puzzle_ids, seg)
         for i, layer in enumerate(self.layers):
-            h = self.hook(f"seg{seg}.layer{i}.hook_resid", layer(h, rotary))
+            h = self.hook(act_name("resid", seg=seg, layer=i), layer(h, rotary))
         return self.finish_segment({"resid": h}, seg)
 
 

@@ -25,11 +25,6 @@ except Exception:  # pragma: no cover - not installable on CPU machines
     _flash_attn_func = None
 
 
-def flash_attn_available() -> bool:
-    """True when the flash-attn package imported and CUDA is present."""
-    return _flash_attn_func is not None and torch.cuda.is_available()
-
-
 def trunc_normal_(t: torch.Tensor, std: float = 1.0) -> torch.Tensor:
     """Truncated normal at +-2 sigma, rescaled so the result has standard deviation ``std``.
 

@@ -24,6 +24,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from common.io import read_json
+
 from .config import ConfigError, config_from_dict
 from .registry import build_model
 
@@ -146,10 +148,7 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
     cfg_path = p / CONFIG
     if not cfg_path.exists():
         raise CheckpointError(f"checkpoint {p} has no {CONFIG}")
-    try:
-        meta = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"checkpoint {p}: {CONFIG} is not valid JSON ({e})") from None
+    meta = read_json(cfg_path, CheckpointError, where=f"checkpoint {p}: {CONFIG}")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("model"), dict):
         raise CheckpointError(f"checkpoint {p}: {CONFIG} is not a {FORMAT} config")
     return meta
@@ -226,28 +225,3 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     load_state(model, tensors, where=f"checkpoint {p}")
     model.eval()
     return model, meta
-
-
-def load_any(path: str | os.PathLike, **kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
-    """Load our checkpoint directory or an official HRM/TRM checkpoint, whichever ``path`` is.
-
-    A directory with ``config.json`` is ours (``load_checkpoint``); a weights file
-    (``step_N``, ``checkpoint``) or a directory with ``all_config.yaml`` is an
-    official one (``models.official.load_official``, which takes ``kwargs`` such as
-    ``seq_len=81``).
-    """
-    p = checkpoint_dir(path)
-    if not p.exists():
-        raise CheckpointError(f"checkpoint not found: {p}")
-    if p.is_dir() and (p / CONFIG).exists():
-        return load_checkpoint(p)
-    if p.is_file() and p.name == WEIGHTS and (p.parent / CONFIG).exists():
-        return load_checkpoint(p.parent)
-    if p.is_file() or (p / "all_config.yaml").exists():
-        from .official import load_official
-
-        return load_official(p, **kwargs)
-    raise CheckpointError(
-        f"{p} is not a checkpoint: expected a directory with {CONFIG}, or an official HRM/TRM "
-        "weights file / run directory with all_config.yaml"
-    )

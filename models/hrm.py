@@ -24,6 +24,7 @@ import torch
 from .blocks import ReasoningModule, TransformerBlock, trunc_normal_
 from .config import HRMConfig
 from .grad import grad_if
+from .hook_names import act_name
 from .puzzle_base import PuzzleModel, SegmentOutput
 
 
@@ -59,7 +60,7 @@ class HRM(PuzzleModel):
         return None if self.cfg.mlp_t else super().rotary_tables()
 
     def step_hook_names(self, seg: int, cycles: tuple[int, int] | None = None) -> list[str]:
-        return self.cycle_hook_names(seg, inner="h{i}.l{j}.hook_z_L", outer="h{i}.hook_z_H", cycles=cycles)
+        return self.cycle_hook_names(seg, keys=("h", "l"), inner="z_L", outer="z_H", cycles=cycles)
 
     def init_states(self, batch_size: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
         return self.expand_inits({"z_H": self.H_init, "z_L": self.L_init}, batch_size, device)
@@ -76,16 +77,16 @@ class HRM(PuzzleModel):
         self.ensure_segment_hooks(seg + 1)  # hook points for a segment past halt_max_steps
         self.ensure_cycle_hooks(seg, cycles)
         rotary = self.rotary_tables()
-        x = self.hook(f"seg{seg}.hook_x", self.embed(inputs, puzzle_ids))
+        x = self.hook(act_name("x", seg=seg), self.embed(inputs, puzzle_ids))
         z_H, z_L = states["z_H"], states["z_L"]
         full_bptt = self.cfg.grad_mode == "full_bptt"
         for i in range(H_cycles):
             for j in range(L_cycles):
                 last_L = i == H_cycles - 1 and j == L_cycles - 1
                 with grad_if(full_bptt or last_L):
-                    z_L = self.hook(f"seg{seg}.h{i}.l{j}.hook_z_L", self.L_level(z_L, z_H + x, rotary))
+                    z_L = self.hook(act_name("z_L", seg=seg, h=i, l=j), self.L_level(z_L, z_H + x, rotary))
             with grad_if(full_bptt or i == H_cycles - 1):
-                z_H = self.hook(f"seg{seg}.h{i}.hook_z_H", self.H_level(z_H, z_L, rotary))
+                z_H = self.hook(act_name("z_H", seg=seg, h=i), self.H_level(z_H, z_L, rotary))
         return self.finish_segment({"z_H": z_H, "z_L": z_L}, seg)
 
 

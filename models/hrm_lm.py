@@ -33,9 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.labels import IGNORE_LABEL
+
 from .blocks import CastedLinear, Embedding, ReasoningModule, RotaryEmbedding, TransformerBlock, rms_norm, trunc_normal_
 from .config import HRMLMConfig
 from .grad import grad_if
+from .hook_names import act_name, act_prefix
 from .hooks import HookedModel
 
 STATE_NAMES = ("fast", "slow")
@@ -94,7 +97,7 @@ class HRMLM(HookedModel):
         # fixed initial states, never trained (persistent so checkpoints carry them)
         self.register_buffer("fast_init", trunc_normal_(torch.empty(D), std=1.0))
         self.register_buffer("slow_init", trunc_normal_(torch.empty(D), std=1.0))
-        self.setup_hooks(["hook_encoded"])
+        self.setup_hooks([act_name("encoded")])
         self.ensure_pass_hooks(cfg.passes)
 
     # ----- hook grid ------------------------------------------------------
@@ -110,10 +113,11 @@ class HRMLM(HookedModel):
         """Hook names pass ``p`` emits, in firing order."""
         names = []
         for m in range(self.steps_per_pass):
-            names += [f"pass{p}.step{m}.hook_gate_fast", f"pass{p}.step{m}.hook_fast"]
+            at = act_prefix(pass_=p, step=m)
+            names += [act_name("gate_fast", at), act_name("fast", at)]
             if self.slow_fires(m):
-                names += [f"pass{p}.step{m}.hook_gate_slow", f"pass{p}.step{m}.hook_slow"]
-        return names + [f"pass{p}.hook_fusion", f"pass{p}.hook_logits"]
+                names += [act_name("gate_slow", at), act_name("slow", at)]
+        return names + [act_name("fusion", pass_=p), act_name("logits", pass_=p)]
 
     def ensure_pass_hooks(self, n_passes: int) -> None:
         """Make sure hook points exist for passes 0..n_passes-1 (idempotent)."""
@@ -150,7 +154,7 @@ class HRMLM(HookedModel):
         if self.cfg.pos_encodings == "learned":
             x = 0.707106781 * (x + self.embed_pos.embedding_weight[:L].to(x.dtype))
         e = self.encoder(self.embed_scale * x, rotary=self.rotary_tables(L))
-        return self.hook("hook_encoded", e)
+        return self.hook(act_name("encoded"), e)
 
     def rotary_tables(self, length: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         return self.rotary(length) if self.cfg.pos_encodings == "rope" else None
@@ -178,23 +182,23 @@ class HRMLM(HookedModel):
         """One gated Fast step: context from [fast, slow, inject_scale * e], GRU-style blend."""
         context = self.fast_in(torch.cat((fast, slow, self.inject_scale.to(e.dtype) * e), dim=-1))
         candidate = self.fast_net(context, rotary=rotary)
-        g = self.hook(f"{name}.hook_gate_fast", torch.sigmoid(self.fast_gate(torch.cat((fast, candidate), dim=-1))))
-        return self.hook(f"{name}.hook_fast", (1 - g) * fast + g * candidate)
+        g = self.hook(act_name("gate_fast", name), torch.sigmoid(self.fast_gate(torch.cat((fast, candidate), dim=-1))))
+        return self.hook(act_name("fast", name), (1 - g) * fast + g * candidate)
 
     def slow_update(self, slow, fast, rotary, name: str) -> torch.Tensor:
         """One gated Slow step: context from [slow, fast] only (no token encoding)."""
         candidate = self.slow_net(self.slow_in(torch.cat((slow, fast), dim=-1)), rotary=rotary)
-        g = self.hook(f"{name}.hook_gate_slow", torch.sigmoid(self.slow_gate(torch.cat((slow, candidate), dim=-1))))
-        return self.hook(f"{name}.hook_slow", (1 - g) * slow + g * candidate)
+        g = self.hook(act_name("gate_slow", name), torch.sigmoid(self.slow_gate(torch.cat((slow, candidate), dim=-1))))
+        return self.hook(act_name("slow", name), (1 - g) * slow + g * candidate)
 
     def fuse(self, fast, slow, e, p: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-position softmax mix of (fast, slow, e) -> (logits, weights [B, L, 3], mean entropy)."""
         sources = torch.stack((fast, slow, e), dim=-2)  # [B, L, 3, D]
         scores = self.fusion(torch.cat((fast, slow, e), dim=-1)).float() / self.temperature
-        w = self.hook(f"pass{p}.hook_fusion", torch.softmax(scores, dim=-1))
+        w = self.hook(act_name("fusion", pass_=p), torch.softmax(scores, dim=-1))
         entropy = -(w * torch.log(w.clamp_min(1e-12))).sum(-1).mean()
         h = (w.to(sources.dtype).unsqueeze(-1) * sources).sum(-2)
-        logits = self.hook(f"pass{p}.hook_logits", self.decode(h))
+        logits = self.hook(act_name("logits", pass_=p), self.decode(h))
         return logits, w, entropy
 
     def run_pass(self, states: dict[str, torch.Tensor], e: torch.Tensor, p: int = 0) -> LMPassOutput:
@@ -204,9 +208,9 @@ class HRMLM(HookedModel):
         fast, slow = states["fast"], states["slow"]
         for m in range(M):
             with grad_if(m >= M - K):
-                fast = self.fast_update(fast, slow, e, rotary, f"pass{p}.step{m}")
+                fast = self.fast_update(fast, slow, e, rotary, act_prefix(pass_=p, step=m))
                 if self.slow_fires(m):
-                    slow = self.slow_update(slow, fast, rotary, f"pass{p}.step{m}")
+                    slow = self.slow_update(slow, fast, rotary, act_prefix(pass_=p, step=m))
         logits, w, entropy = self.fuse(fast, slow, e, p)
         return LMPassOutput(logits, w, entropy, {"fast": fast.detach(), "slow": slow.detach()})
 
@@ -259,7 +263,7 @@ class HRMLM(HookedModel):
         targets: torch.Tensor,
         n_passes: int | None = None,
         states: dict[str, torch.Tensor] | None = None,
-        ignore_index: int = -100,
+        ignore_index: int = IGNORE_LABEL,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """``mean_p CE_p - fusion_entropy_weight * mean_p H(fusion_p)`` and float metrics.
 

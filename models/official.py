@@ -48,6 +48,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from common.io import read_json
+
 from .checkpoint import CheckpointError, build_fitting_model, load_state, save_checkpoint
 from .config import ConfigError, HRMConfig, PuzzleConfig, TRMConfig
 
@@ -329,10 +331,7 @@ def _dataset_json(
     for root in candidates:
         for f in (root, root / "dataset.json", root / "train" / "dataset.json", root / "test" / "dataset.json"):
             if f.is_file() and f.name == "dataset.json":
-                try:
-                    return str(f), json.loads(f.read_text())
-                except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                    raise CheckpointError(f"{f} is not valid JSON ({e})") from None
+                return str(f), read_json(f, CheckpointError)
     if dataset is not None:
         raise CheckpointError(f"no dataset.json under {dataset}")
     return None

@@ -23,6 +23,7 @@ from torch import nn
 
 from .blocks import CastedLinear, Embedding, RotaryEmbedding
 from .config import PuzzleConfig
+from .hook_names import act_name
 from .hooks import HookedModel
 
 
@@ -136,21 +137,25 @@ class PuzzleModel(HookedModel):
         shape = (batch_size, self.total_len if length is None else length, self.cfg.hidden_size)
         return {name: v.to(device).expand(shape).clone() for name, v in inits.items()}
 
-    def cycle_hook_names(self, seg: int, inner: str, outer: str, cycles: tuple[int, int] | None = None) -> list[str]:
+    def cycle_hook_names(
+        self, seg: int, keys: tuple[str, str], inner: str, outer: str, cycles: tuple[int, int] | None = None
+    ) -> list[str]:
         """``seg{s}.hook_x``, then per outer cycle i the ``L_cycles`` inner hooks and the outer one.
 
-        ``inner``/``outer`` are name templates filled with ``i`` and ``j`` (HRM: ``"h{i}.l{j}.hook_z_L"``);
+        ``keys`` name the outer and inner cycle indices, ``inner``/``outer`` the states
+        (HRM: ``("h", "l")``, ``"z_L"``, ``"z_H"`` give ``seg{s}.h{i}.l{j}.hook_z_L`` and ``seg{s}.h{i}.hook_z_H``);
         ``cycles`` overrides the config's (H_cycles, L_cycles).
         """
         H, L = cycles or (self.cfg.H_cycles, self.cfg.L_cycles)
-        names = [f"seg{seg}.hook_x"]
+        ko, ki = keys
+        names = [act_name("x", seg=seg)]
         for i in range(H):
-            names += [f"seg{seg}." + inner.format(i=i, j=j) for j in range(L)]
-            names.append(f"seg{seg}." + outer.format(i=i))
+            names += [act_name(inner, seg=seg, **{ko: i, ki: j}) for j in range(L)]
+            names.append(act_name(outer, seg=seg, **{ko: i}))
         return names
 
     def segment_hook_names(self, seg: int) -> list[str]:
-        return [*self.step_hook_names(seg), f"seg{seg}.hook_logits", f"seg{seg}.hook_q"]
+        return [*self.step_hook_names(seg), act_name("logits", seg=seg), act_name("q", seg=seg)]
 
     def ensure_segment_hooks(self, n_segments: int) -> None:
         """Make sure hook points exist for segments 0..n_segments-1 (idempotent)."""
@@ -182,8 +187,8 @@ class PuzzleModel(HookedModel):
     def finish_segment(self, states: dict[str, torch.Tensor], seg: int) -> tuple[dict[str, torch.Tensor], SegmentOutput]:
         """Heads on the answer state, segment hooks, detached carry: the common end of ``segment``."""
         answer = states[self.answer_state]
-        logits = self.hook(f"seg{seg}.hook_logits", self.decode(answer))
-        q = self.hook(f"seg{seg}.hook_q", torch.stack(self.halt_logits(answer), dim=-1))
+        logits = self.hook(act_name("logits", seg=seg), self.decode(answer))
+        q = self.hook(act_name("q", seg=seg), torch.stack(self.halt_logits(answer), dim=-1))
         out = SegmentOutput(logits=logits, q_halt=q[..., 0], q_continue=q[..., 1])
         return {k: v.detach() for k, v in states.items()}, out
 

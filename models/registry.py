@@ -10,23 +10,12 @@ from .config import BaseConfig, config_from_dict
 
 
 def _classes() -> dict[str, type[nn.Module]]:
+    from .baselines import TransformerBaseline, UniTF
     from .hrm import HRM
+    from .hrm_lm import HRMLM
     from .trm import TRM
 
-    classes: dict[str, type[nn.Module]] = {"hrm": HRM, "trm": TRM}
-    try:
-        from .baselines import TransformerBaseline, UniTF
-
-        classes.update({"unitf": UniTF, "transformer": TransformerBaseline})
-    except ImportError:  # pragma: no cover - during bring-up
-        pass
-    try:
-        from .hrm_lm import HRMLM
-
-        classes["hrm_lm"] = HRMLM
-    except ImportError:  # pragma: no cover - during bring-up
-        pass
-    return classes
+    return {"hrm": HRM, "trm": TRM, "unitf": UniTF, "transformer": TransformerBaseline, "hrm_lm": HRMLM}
 
 
 def build_model(config: BaseConfig | dict[str, Any]) -> nn.Module:

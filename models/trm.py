@@ -30,6 +30,7 @@ import torch
 from .blocks import ReasoningModule, TransformerBlock, trunc_normal_
 from .config import TRMConfig
 from .grad import grad_if
+from .hook_names import act_name
 from .puzzle_base import PuzzleModel, SegmentOutput
 
 
@@ -60,7 +61,7 @@ class TRM(PuzzleModel):
         return None if self.cfg.mlp_t else super().rotary_tables()
 
     def step_hook_names(self, seg: int, cycles: tuple[int, int] | None = None) -> list[str]:
-        return self.cycle_hook_names(seg, inner="t{i}.n{j}.hook_z", outer="t{i}.hook_y", cycles=cycles)
+        return self.cycle_hook_names(seg, keys=("t", "n"), inner="z", outer="y", cycles=cycles)
 
     def init_states(self, batch_size: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
         return self.expand_inits({"y": self.H_init, "z": self.L_init}, batch_size, device)
@@ -73,9 +74,9 @@ class TRM(PuzzleModel):
         rotary = self.rotary_tables()
         for j in range(n):
             with grad_if(grad == "all" or (grad == "last" and j == n - 1)):
-                z = self.hook(f"seg{seg}.t{i}.n{j}.hook_z", self.L_level(z, y + x, rotary))
+                z = self.hook(act_name("z", seg=seg, t=i, n=j), self.L_level(z, y + x, rotary))
         with grad_if(grad != "none"):
-            y = self.hook(f"seg{seg}.t{i}.hook_y", self.L_level(y, z, rotary))
+            y = self.hook(act_name("y", seg=seg, t=i), self.L_level(y, z, rotary))
         return y, z
 
     def deep_recursion(self, x, y, z, n: int, T: int, seg: int):
@@ -103,6 +104,6 @@ class TRM(PuzzleModel):
         T, n = cycles or (self.cfg.H_cycles, self.cfg.L_cycles)
         self.ensure_segment_hooks(seg + 1)  # hook points for a segment past halt_max_steps
         self.ensure_cycle_hooks(seg, cycles)
-        x = self.hook(f"seg{seg}.hook_x", self.embed(inputs, puzzle_ids))
+        x = self.hook(act_name("x", seg=seg), self.embed(inputs, puzzle_ids))
         y, z = self.deep_recursion(x, states["y"], states["z"], n, T, seg)
         return self.finish_segment({"y": y, "z": z}, seg)

@@ -8,7 +8,7 @@ Names are imported lazily so ``import probes`` does not load scikit-learn.
 
 from __future__ import annotations
 
-from interp.lazy import lazy_exports
+from common.lazy import lazy_exports
 
 _EXPORTS = {
     "sudoku_targets": "probes.features",

@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 
-IGNORE_LABEL = -100
 
 
 class FeatureError(ValueError):

@@ -30,6 +30,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from common.labels import IGNORE_LABEL
+
+
 COLUMNS = ["step", "target", "accuracy", "control_accuracy", "n_train", "n_test", "chance", "n_classes", "n_splits"]
 
 
@@ -282,7 +285,7 @@ def probes_from_trace(
     X = trace.states(state, drop_prefix=True)
     inputs = np.asarray(trace.inputs)[rows]
     labels = np.asarray(trace.labels)[rows] if trace.labelled else None
-    if labels is not None and (labels == -100).any():
+    if labels is not None and (labels == IGNORE_LABEL).any():
         labels = None  # incomplete solutions: value/correct cannot be built
     preds = np.asarray(trace.predictions)[rows] if labels is not None else None
     if preds is not None and preds.shape[1] != X.shape[1]:

@@ -20,15 +20,12 @@ imported only when :func:`umap_trajectories` runs (the import alone takes second
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from interp.atomic import atomic_write
 
 POOLS = ("mean", "flatten")
 
@@ -233,12 +230,7 @@ def trajectory_figure(df: pd.DataFrame, x: str | None = None, y: str | None = No
     return fig
 
 
-def write_html(fig: Any, path: str | os.PathLike) -> Path:
-    """Write a Plotly figure as standalone HTML with plotly.js embedded (works offline), atomically."""
-    return atomic_write(path, lambda tmp: fig.write_html(tmp, include_plotlyjs=True, full_html=True))
-
-
 __all__ = [
     "POOLS", "ProjectionError", "pool_states", "pca_trajectories", "umap_trajectories", "pca_from_trace",
-    "umap_from_trace", "trajectory_figure", "write_html",
+    "umap_from_trace", "trajectory_figure",
 ]

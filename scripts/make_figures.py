@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     import interp
     from interp.analyses import critical_steps, gate_statistics, hl_alignment
-    from interp.guess_scaling import guess_scaling_curve
-    from interp.report import package_versions
-    from interp.report_figures import (
+    from interp.guess_scaling.curves import guess_scaling_curve
+    from interp.report.run import package_versions
+    from interp.report.figures import (
         gate_stats_plot,
         guess_scaling_plot,
         hl_cosine_plot,
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         save_figure,
         step_strip_plot,
     )
-    from interp.viewer_demo import demo_model, sudoku_puzzles, task_of, text_windows
+    from interp.examples import demo_model, sudoku_puzzles, task_of, text_windows
     from probes.linear import probes_from_trace
 
     out = Path(args.out)
@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python " + " ".join(shlex.quote(a) for a in [f"scripts/{Path(__file__).name}",
                                                                  *(sys.argv[1:] if argv is None else argv)]),
         "models": models,
-        "inputs": {"sudoku": f"{args.puzzles} puzzles from training.tasks.sudoku_generate.generate(seed={args.seed})",
-                   "text": f"8 windows of the pydoc corpus (interp.viewer_demo.text_windows, seed={args.seed})"},
+        "inputs": {"sudoku": f"{args.puzzles} puzzles from tasks.sudoku.generate.generate(seed={args.seed})",
+                   "text": f"8 windows of the pydoc corpus (interp.examples.text_windows, seed={args.seed})"},
         "figures": made,
         "versions": package_versions(),
         "seconds": round(time.time() - t0, 1),

@@ -118,7 +118,7 @@ def test_jump_statistic_edge_cases():
 
 
 def test_sudoku_conflicts_against_the_task_code():
-    sudoku = pytest.importorskip("training.tasks.sudoku")
+    sudoku = pytest.importorskip("tasks.sudoku.grid")
     solution = sudoku.parse_puzzle(
         "534678912672195348198342567859761423426853791713924856961537284287419635345286179")
     tok = sudoku.encode_grid(solution)

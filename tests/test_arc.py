@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from training.tasks import arc as A
-from training.tasks.dihedral import dihedral_transform
-from training.tasks.puzzle_dataset import read_puzzle_split
+from tasks import arc as A
+from tasks.dihedral import dihedral_transform
+from tasks.puzzle_dataset import read_puzzle_split
 
 
 @pytest.fixture(scope="module")

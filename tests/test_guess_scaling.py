@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from interp.guess_scaling import (
+from common.io import write_html
+from common.stats import bootstrap_ci, wilson_interval
+from interp.guess_scaling.curves import (
     Candidates,
     GuessScalingError,
     collect_candidates,
-    bootstrap_interval,
     guess_scaling_curve,
     guess_scaling_figure,
     make_perturbations,
@@ -22,15 +23,13 @@ from interp.guess_scaling import (
     plot_guess_scaling,
     scaling_table,
     sudoku_perturbations,
-    wilson_interval,
-    write_html,
 )
-from interp.voting import ALL_RULES
-from training.tasks.dihedral import dihedral_transform
-from training.tasks.maze import GOAL, START, generate_maze, solve_maze
-from training.tasks.sudoku import decode_tokens, encode_grid
-from training.tasks.sudoku_generate import generate
-from training.tasks.sudoku_solver import solve
+from interp.guess_scaling.voting import ALL_RULES
+from tasks.dihedral import dihedral_transform
+from tasks.maze import GOAL, START, generate_maze, solve_maze
+from tasks.sudoku.grid import decode_tokens, encode_grid
+from tasks.sudoku.generate import generate
+from tasks.sudoku.solver import solve
 
 COLUMNS = ["strategy", "rule", "k", "accuracy", "ci_low", "ci_high", "n", "n_passes", "uses_label"]
 
@@ -280,8 +279,8 @@ def test_interval_helpers():
     lo, hi = wilson_interval(8, 10)
     assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
     assert wilson_interval(0, 20)[0] == 0.0
-    assert bootstrap_interval(np.ones(30)) == (1.0, 1.0)
-    lo, hi = bootstrap_interval(np.r_[np.ones(50), np.zeros(50)], n_boot=2000)
+    assert bootstrap_ci(np.ones(30)) == (1.0, 1.0)
+    lo, hi = bootstrap_ci(np.r_[np.ones(50), np.zeros(50)], n_boot=2000)
     assert lo < 0.5 < hi and hi - lo == pytest.approx(2 * 1.96 * 0.05, abs=0.03)
 
 

@@ -13,7 +13,7 @@ import torch
 from interp.cli import main
 from models import HRMConfig, build_model
 from models.checkpoint import load_checkpoint, save_checkpoint
-from training.tasks.sudoku_build import build_sudoku_dataset
+from tasks.sudoku.build import build_sudoku_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_TRM = REPO / "zoo" / "trm-sudoku9"

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from interp import TraceError, ablate, fixed_point_residual, multiple_fixed_points, one_unknown_cell_probe, patch
-from interp.fixed_point_probes import cluster_by_distance
-from interp.interventions import final_outputs, slow_ablation_table
+from interp.interventions.fixed_point import cluster_by_distance
+from interp.interventions.ablation import final_outputs, slow_ablation_table
 from models import HRMConfig, HRMLMConfig, build_model
 
 

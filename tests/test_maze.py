@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from training.tasks import dihedral as D
-from training.tasks import maze as M
-from training.tasks.puzzle_dataset import read_puzzle_split
+from tasks import dihedral as D
+from tasks import maze as M
+from tasks.puzzle_dataset import read_puzzle_split
 
 # ----------------------------------------------------------------------------- independent references
 

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from models.checkpoint import CheckpointError, load_any, load_checkpoint
+from models.checkpoint import CheckpointError, load_checkpoint
+from models.load import load_any
 from models.official import convert_official, load_official, main, strip_prefixes
 
 PREFIX = "_orig_mod.model.inner."
@@ -429,7 +430,7 @@ def test_interp_trace_cli_accepts_an_official_sudoku_checkpoint(tmp_path, capsys
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "model: hrm" in out.out and "sudoku 9x9" in out.out
-    from interp.storage import load_trace
+    from interp.tracing.store import load_trace
 
     tr = load_trace(tmp_path / "tr")
     assert tr.n_puzzles == 1 and tr.family == "hrm"

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.io import write_html
 from probes.features import FeatureError, candidate_counts, cell_values, is_given, prediction_correct, sudoku_targets
 from probes.linear import COLUMNS, ProbeError, group_splits, probe_curves, probe_step, probes_from_trace
 from probes.projection import (
@@ -17,10 +18,9 @@ from probes.projection import (
     pool_states,
     trajectory_figure,
     umap_trajectories,
-    write_html,
 )
-from training.tasks.sudoku import encode_grid
-from training.tasks.sudoku_generate import generate
+from tasks.sudoku.grid import encode_grid
+from tasks.sudoku.generate import generate
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_probe_errors():
 
 
 def _sudoku_trace(x, y, T=4, planted=(2, 3), D=12):
-    from interp.synthetic import synthetic_trace
+    from interp.tracing.synthetic import synthetic_trace
 
     rng = np.random.default_rng(0)
     W = rng.normal(size=(4, D)) * 3

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from training.tasks.puzzle_dataset import PuzzleDatasetError, read_puzzle_split, write_puzzle_split
+from tasks.puzzle_dataset import PuzzleDatasetError, read_puzzle_split, write_puzzle_split
 
 
 def toy(n_groups: int = 3, per_group: int = 2, examples_per_puzzle: int = 2, seq_len: int = 6, vocab: int = 5):

@@ -15,14 +15,14 @@ import pytest
 import torch
 from scipy import stats
 
-from interp.report_tables import (
+from common.stats import mean_ci
+from interp.report.tables import (
     PHASES,
     ReportError,
     cgar_table,
     gate_alignment_table,
     gate_phase_rows,
     grad_arch_table,
-    mean_ci,
     slow_ablation_table,
     training_run_row,
 )
@@ -215,7 +215,7 @@ def fixture_dir(tmp_path):
 
 def test_report_command_writes_tables_figures_html_and_provenance(fixture_dir, capsys):
     import interp
-    from interp.report import main
+    from interp.cli.report import main
 
     root, model, x, y = fixture_dir
     out = root / "out"
@@ -260,7 +260,7 @@ def test_report_command_writes_tables_figures_html_and_provenance(fixture_dir, c
 
 
 def test_report_config_errors_are_one_line(tmp_path, capsys):
-    from interp.report import main
+    from interp.cli.report import main
 
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("title: x\nrunz: []\n")
@@ -279,7 +279,7 @@ def test_report_config_errors_are_one_line(tmp_path, capsys):
 
 
 def test_add_report_parser_registers_the_subcommand():
-    from interp.report import add_report_parser, cmd_report
+    from interp.cli.report import add_report_parser, cmd_report
 
     parser = argparse.ArgumentParser(prog="interp")
     add_report_parser(parser.add_subparsers(dest="command"))
@@ -289,5 +289,5 @@ def test_add_report_parser_registers_the_subcommand():
 
     sub = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)][0]
     if "report" not in sub.choices:
-        pytest.skip("interp/cli.py does not register `report` yet (add_report_parser(sub) in build_parser)")
+        pytest.skip("interp/cli/trace.py does not register `report` yet (add_report_parser(sub) in build_parser)")
     assert sub.choices["report"].get_default("func") is cmd_report

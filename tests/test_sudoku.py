@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.tasks.sudoku import (
+from tasks.sudoku.__main__ import main
+from tasks.sudoku.grid import (
     PuzzleFormatError,
     count_conflicts,
     decode_tokens,
@@ -18,7 +19,6 @@ from training.tasks.sudoku import (
     grid_to_line,
     is_valid_solution,
     iter_puzzle_file,
-    main,
     parse_puzzle,
     read_puzzle_file,
 )

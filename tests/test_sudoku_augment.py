@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.tasks.sudoku import count_conflicts, encode_grid, is_valid_solution
-from training.tasks.sudoku_augment import SudokuTransform, compose, cyclic_relabellings, random_transforms
-from training.tasks.sudoku_generate import generate
+from tasks.sudoku.grid import count_conflicts, encode_grid, is_valid_solution
+from tasks.sudoku.augment import SudokuTransform, compose, cyclic_relabellings, random_transforms
+from tasks.sudoku.generate import generate
 
 seeds = st.integers(0, 2**32 - 1)
 

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from training.tasks.puzzle_dataset import read_puzzle_split
-from training.tasks.sudoku import PuzzleFormatError, decode_tokens, grid_to_line, is_valid_solution, main
-from training.tasks.sudoku_build import build_sudoku_dataset, easier_twin
-from training.tasks.sudoku_generate import generate
-from training.tasks.sudoku_solver import solve
+from tasks.puzzle_dataset import read_puzzle_split
+from tasks.sudoku.__main__ import main
+from tasks.sudoku.grid import PuzzleFormatError, decode_tokens, grid_to_line, is_valid_solution
+from tasks.sudoku.build import build_sudoku_dataset, easier_twin
+from tasks.sudoku.generate import generate
+from tasks.sudoku.solver import solve
 
 
 def blanks(grid: np.ndarray) -> int:

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.tasks.sudoku import PuzzleFormatError, grid_to_line, parse_puzzle, read_puzzle_file
-from training.tasks.sudoku_generate import generate, random_solution
-from training.tasks.sudoku_solver import count_solutions, solve, solve_puzzle
+from tasks.sudoku.grid import PuzzleFormatError, grid_to_line, parse_puzzle, read_puzzle_file
+from tasks.sudoku.generate import generate, random_solution
+from tasks.sudoku.solver import count_solutions, solve, solve_puzzle
 
 # Known puzzles with their published solutions.
 KNOWN = {

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.tasks import text as T
+from tasks import text as T
 
 CORPUS = ("Ünïcödé and ASCII mixed. " * 40 + "\u4e2d\u6587 \U0001f600 end.\n") * 3
 

@@ -278,9 +278,9 @@ def test_import_interp_stays_light():
     from pathlib import Path
 
     code = (
-        "import sys, interp, interp.cli, interp.puzzles\n"
+        "import sys, interp, interp.cli, tasks.puzzles\n"
         "assert 'torch' not in sys.modules, 'interp / interp.cli import torch'\n"
-        "import interp.tracer, interp.storage, interp.analyses, interp.interventions, interp.fixed_point_probes\n"
+        "import interp.tracing.tracer, interp.tracing.store, interp.analyses, interp.interventions.ablation, interp.interventions.fixed_point\n"
         "heavy = [m for m in ('transformer_lens', 'nnsight', 'umap', 'sklearn', 'plotly') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

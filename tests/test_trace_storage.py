@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-import interp.storage as storage
+import interp.tracing.store as storage
+import interp.tracing.stream as stream
 from interp import TraceError, load_trace, save_trace, trace, trace_to_disk
-from interp.storage import TraceIncompleteError
+from interp.tracing.store import TraceIncompleteError
 from models import HRMConfig, HRMLMConfig, build_model
 
 
@@ -72,7 +73,7 @@ def test_states_stay_on_disk_until_asked(model, data, tmp_path):
 def test_interrupted_trace_is_marked_incomplete_and_resumes(model, data, tmp_path, monkeypatch):
     x, y, pid = data
     out = tmp_path / "t"
-    real = storage.compute_arrays
+    real = stream.compute_arrays
     calls = {"n": 0}
 
     def failing(*a, **k):
@@ -81,7 +82,7 @@ def test_interrupted_trace_is_marked_incomplete_and_resumes(model, data, tmp_pat
             raise KeyboardInterrupt  # the job dies while tracing the third chunk
         return real(*a, **k)
 
-    monkeypatch.setattr(storage, "compute_arrays", failing)
+    monkeypatch.setattr(stream, "compute_arrays", failing)
     with pytest.raises(KeyboardInterrupt):
         trace_to_disk(model, (x, y, pid), out, chunk_size=4, progress=False)
     assert not json.loads((out / "manifest.json").read_text())["complete"]

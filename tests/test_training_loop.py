@@ -15,7 +15,7 @@ from models.config import ConfigError
 from training.cli import main
 from training.config import TrainConfig
 from training.evaluate import evaluate
-from training.tasks.puzzle_dataset import write_puzzle_split
+from tasks.puzzle_dataset import write_puzzle_split
 from training.trainer import Trainer, TrainingDiverged
 
 HRM = dict(family="hrm", hidden_size=32, num_heads=2, expansion=2, H_cycles=1, L_cycles=2, H_layers=1, L_layers=1, halt_max_steps=3)
@@ -164,7 +164,7 @@ def test_evaluate_matches_forward_semantics(data, tmp_path):
 
 def test_text_training_with_hrm_lm_and_resume(tmp_path):
     from training.lm import lm_loss
-    from training.tasks.text import build_text_dataset
+    from tasks.text import build_text_dataset
 
     build_text_dataset(tmp_path / "text", source=b"the quick brown fox jumps over the lazy dog. " * 40, val_fraction=0.2)
     model = dict(family="hrm_lm", hidden_size=32, num_heads=2, expansion=2, seq_len=16, passes=2)

@@ -13,8 +13,9 @@ from models.config import ConfigError
 from training.cgar import depth_at, hsw_batch_scale, hsw_normaliser, hsw_row_weights
 from training.config import OptimConfig, TrainConfig, apply_overrides, load_train_config
 from training.data import PuzzleArrays, PuzzleStream, epoch_order, text_batch
-from training.evaluate import bootstrap_ci
-from training.losses import IGNORE_LABEL, log_stablemax, row_mean_loss, row_stats, token_cross_entropy
+from common.stats import bootstrap_ci
+from common.labels import IGNORE_LABEL
+from training.losses import log_stablemax, row_mean_loss, row_stats, token_cross_entropy
 from training.optim import EMA, lr_at
 
 

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from interp.synthetic import synthetic_trace
-from interp.trace_format import TraceError
-from interp.viewer import frame_steps, step_figure, write_viewer
-from interp.viewer_grid import ZMAX, ZMIN, Z_GIVEN, cell_classes, cell_z, grid_spec, step_confidence
+from interp.tracing.synthetic import synthetic_trace
+from interp.tracing.trace import TraceError
+from interp.views.trace_viewer import frame_steps, step_figure, write_viewer
+from interp.views.grid import ZMAX, ZMIN, Z_GIVEN, cell_classes, cell_z, grid_spec, step_confidence
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DIGITS = np.array(list(".123456789"))  # token t -> digit t-1 (1 = blank shown as '.')
@@ -195,7 +195,7 @@ def test_write_viewer_html_is_self_contained(tmp_path):
 
 
 def test_cli_viewer_call_site_writes_viewer(tmp_path, capsys):
-    from interp.cli import _viewer
+    from interp.cli.trace import _viewer
 
     _viewer(_planted_trace(), tmp_path)
     assert (tmp_path / "viewer.html").exists()
@@ -204,8 +204,8 @@ def test_cli_viewer_call_site_writes_viewer(tmp_path, capsys):
 
 def test_dataset_views_build_from_analysis_tables(tmp_path):
     from interp.analyses import critical_steps, hl_alignment
-    from interp.viewer import write_html
-    from interp.viewer_dataset import (
+    from common.io import write_html
+    from interp.views.dataset_figures import (
         hl_cosine_figure,
         jump_histogram_figure,
         probe_accuracy_figure,

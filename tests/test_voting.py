@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from interp.voting import (
+from interp.guess_scaling.voting import (
     VotingError,
     augmented_hrm_aggregate,
     exact_correct,

@@ -31,14 +31,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .losses import IGNORE_LABEL
+from common.labels import IGNORE_LABEL
+
 
 # generator name -> (module, builder function); each builder is ``fn(out_dir, **spec)``
 GENERATORS: dict[str, tuple[str, str]] = {
-    "sudoku": ("training.tasks.sudoku_build", "build_sudoku_dataset"),
-    "maze": ("training.tasks.maze", "build_maze_dataset"),
-    "arc": ("training.tasks.arc", "build_arc_dataset"),
-    "text": ("training.tasks.text", "build_text_dataset"),
+    "sudoku": ("tasks.sudoku.build", "build_sudoku_dataset"),
+    "maze": ("tasks.maze", "build_maze_dataset"),
+    "arc": ("tasks.arc", "build_arc_dataset"),
+    "text": ("tasks.text", "build_text_dataset"),
 }
 
 
@@ -167,7 +168,7 @@ def puzzle_arrays(ps: Any) -> PuzzleArrays:
 
 def load_puzzle_split(root: str | Path, split: str) -> PuzzleArrays:
     """Read one split (``root/split`` or ``root`` itself) with the tasks' ``read_puzzle_split``."""
-    from training.tasks.puzzle_dataset import read_puzzle_split
+    from tasks.puzzle_dataset import read_puzzle_split
 
     return puzzle_arrays(read_puzzle_split(split_dir(Path(root), split)))
 
@@ -243,7 +244,7 @@ class TextArrays:
 
 def load_text_dataset(root: str | Path, seq_len: int) -> TextArrays:
     """Memory-map ``train.bin``/``val.bin`` through the tasks' ``TextDataset`` (which validates them)."""
-    from training.tasks.text import TextDataError, TextDataset
+    from tasks.text import TextDataError, TextDataset
 
     try:
         train = TextDataset(root, "train", block_size=seq_len)

@@ -16,23 +16,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from common.stats import bootstrap_ci
+
 from .data import PuzzleArrays, load_puzzle_split, puzzle_arrays
 from .losses import row_mean_loss, row_stats, token_cross_entropy
-
-
-def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap (1 - alpha) interval of the mean of ``values``."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    chunk = max(1, 4_000_000 // v.size)
-    for i in range(0, n_boot, chunk):
-        k = min(chunk, n_boot - i)
-        means[i : i + k] = v[rng.integers(0, v.size, size=(k, v.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
 
 
 def default_halting(model) -> str:

@@ -16,7 +16,9 @@ import math
 import numpy as np
 import torch
 
-from .losses import IGNORE_LABEL, token_cross_entropy
+from common.labels import IGNORE_LABEL
+
+from .losses import token_cross_entropy
 
 
 def lm_loss(model, tokens: torch.Tensor, targets: torch.Tensor, loss_kind: str = "softmax", forward_fn=None):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-IGNORE_LABEL = -100
+from common.labels import IGNORE_LABEL
 
 
 def stablemax_s(x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..trace_format import Trace, TraceError
+from interp.tracing.trace import Trace, TraceError
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:

@@ -4,7 +4,7 @@ A recurrent update ``s_{t+1} = f(s_t, x)`` that converges settles at a fixed
 point ``s* = f(s*, x)``; the relative change ``||s_{t+1} - s_t|| / ||s_t||``
 then falls towards 0. These functions read the ``delta.<state>`` summaries the
 tracer records, so they work on summary-only traces. (The residual of one
-*extra* segment needs the model: ``interp.fixed_point_probes.fixed_point_residual``.)
+*extra* segment needs the model: ``interp.interventions.fixed_point.fixed_point_residual``.)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..trace_format import Trace, TraceError
+from interp.tracing.trace import Trace, TraceError
 
 
 def _state(trace: Trace, state: str | None) -> str:
@@ -51,7 +51,7 @@ def convergence_index(deltas: np.ndarray, tol: float, stay: bool = True) -> np.n
     below = np.asarray(deltas) < tol
     if not stay:
         return np.where(below.any(1), below.argmax(1), -1)
-    from ..trace_format import stays_true_from
+    from interp.tracing.trace import stays_true_from
 
     return stays_true_from(below)
 

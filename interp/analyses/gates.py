@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..trace_format import Trace, TraceError
+from interp.tracing.trace import Trace, TraceError
 
 
 @dataclass

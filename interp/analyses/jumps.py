@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..trace_format import Trace, TraceError, stays_true_from
+from interp.tracing.trace import Trace, TraceError, stays_true_from
 from .sudoku_conflicts import sudoku_conflicts
 
 ERRORS = ("token_error", "conflicts", "ce", "token_acc")

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..trace_format import TraceError
+from interp.tracing.trace import TraceError
 
 DIGIT_OFFSET = 1  # token = digit + 1
 

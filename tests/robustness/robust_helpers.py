@@ -84,7 +84,7 @@ TRM = dict(family="trm", hidden_size=32, num_heads=2, expansion=2, H_cycles=2, L
 
 def write_shift_task(root: Path, n_train: int = 32, n_test: int = 8, L: int = 8, seed: int = 0) -> Path:
     """A tiny puzzle dataset (label = input digit + 1 mod 4, tokens 2..5) in the reference layout."""
-    from training.tasks.puzzle_dataset import write_puzzle_split
+    from tasks.puzzle_dataset import write_puzzle_split
 
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("test", n_test)):

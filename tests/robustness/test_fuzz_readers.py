@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from robust_helpers import PUZZLE, PYTHON, one_error_line, subprocess_env
 
-from training.tasks.arc import ArcTaskError, load_task_file, parse_task
-from training.tasks.maze import MazeError, parse_maze
-from training.tasks.sudoku import PuzzleFormatError, grid_to_line, parse_puzzle, read_puzzle_file
+from tasks.arc import ArcTaskError, load_task_file, parse_task
+from tasks.maze import MazeError, parse_maze
+from tasks.sudoku.grid import PuzzleFormatError, grid_to_line, parse_puzzle, read_puzzle_file
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -251,7 +251,7 @@ def _bounded(fn, *args, peak_mb: float = 8.0, seconds: float = 10.0, **kwargs):
 
 
 def test_huge_files_are_streamed(tmp_path):
-    from interp.puzzles import TaskInfo, read_puzzles
+    from tasks.puzzles import TaskInfo, read_puzzles
 
     junk = _junk_file(tmp_path / "junk.sdm")
     _, err = _bounded(read_puzzle_file, junk)
@@ -283,7 +283,7 @@ def test_huge_files_are_streamed(tmp_path):
 
 
 def test_maze_file_reader_streams_with_limit(tmp_path):
-    from interp.puzzles import TaskInfo, read_puzzles
+    from tasks.puzzles import TaskInfo, read_puzzles
 
     maze = "#####\n#S  #\n# # #\n#  G#\n#####"
     p = tmp_path / "mazes.txt"

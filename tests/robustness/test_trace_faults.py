@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from robust_helpers import PYTHON, one_error_line, sudoku_rows, subprocess_env, tree_digest
 
-import interp.storage as storage
+import interp.tracing.store as storage
+import interp.tracing.stream as stream
 from interp import TraceError, load_trace, trace_to_disk
-from interp.storage import MANIFEST, TraceIncompleteError, read_manifest
+from interp.tracing.store import MANIFEST, TraceIncompleteError, read_manifest
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -100,7 +101,7 @@ def test_disk_full_while_writing_a_chunk(model, data, reference, tmp_path, monke
 def test_disk_full_while_writing_the_manifest(model, data, reference, tmp_path, monkeypatch):
     out = tmp_path / "t"
 
-    from interp.atomic import atomic_write
+    from common.io import atomic_write
 
     real = storage.atomic_write_text
 
@@ -130,7 +131,7 @@ def test_disk_full_while_writing_the_manifest(model, data, reference, tmp_path, 
 # ----------------------------------------------------------------------------- interruption
 def test_interrupted_trace_resumes(model, data, reference, tmp_path, monkeypatch, capsys):
     out = tmp_path / "t"
-    real = storage.compute_arrays
+    real = stream.compute_arrays
     calls = {"n": 0}
 
     def interrupt_on_third(*a, **k):
@@ -139,10 +140,10 @@ def test_interrupted_trace_resumes(model, data, reference, tmp_path, monkeypatch
             raise KeyboardInterrupt  # Ctrl-C in the middle of chunk 2
         return real(*a, **k)
 
-    monkeypatch.setattr(storage, "compute_arrays", interrupt_on_third)
+    monkeypatch.setattr(stream, "compute_arrays", interrupt_on_third)
     with pytest.raises(KeyboardInterrupt):
         _write(model, data, out)
-    monkeypatch.setattr(storage, "compute_arrays", real)
+    monkeypatch.setattr(stream, "compute_arrays", real)
     with pytest.raises(TraceIncompleteError):
         load_trace(out)
     from interp.cli import main
@@ -167,7 +168,7 @@ def test_kill_9_while_tracing_then_resume(model, data, reference, tiny_ckpts, tm
     script = (
         "import sys, time, numpy as np, torch\n"
         "torch.set_num_threads(1)\n"
-        "import interp.storage as s\n"
+        "import interp.tracing.stream as s\n"
         "from models.checkpoint import load_checkpoint\n"
         "real = s.compute_arrays\n"
         "def slow(*a, **k):\n"

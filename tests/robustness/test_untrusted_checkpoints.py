@@ -19,7 +19,8 @@ import pytest
 import torch
 from robust_helpers import PUZZLE, PYTHON, TRM, one_error_line, subprocess_env, tree_digest, write_evil_pickles, write_shift_task
 
-from models.checkpoint import CheckpointError, load_any, load_checkpoint, read_checkpoint_config
+from models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_config
+from models.load import load_any
 from models.official import load_official
 from models.official import main as official_main
 

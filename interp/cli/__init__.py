@@ -1,0 +1,55 @@
+"""The ``interp`` command: one module per command group.
+
+    interp trace / show / ablate     interp.cli.trace
+    interp demo                      interp.cli.demo
+    interp guess-scale               interp.cli.guess_scale
+    interp report                    interp.cli.report
+
+Shared pieces (one-line errors, loading a checkpoint) are in ``interp.cli.common``.
+Every command imports its heavy dependencies (torch, pandas, plotly, matplotlib)
+inside its function, so ``interp --help`` starts in a fraction of a second.
+Bad input prints one line ``error: ...`` on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from interp.cli.common import EXIT_USAGE, _Parser, _UsageError, error_line
+from interp.cli.demo import add_demo_parser
+from interp.cli.guess_scale import add_guess_scale_parser
+from interp.cli.report import add_report_parser
+from interp.cli.trace import add_trace_parsers
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(prog="interp", description="Per-step traces, analyses and interventions for recursive models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_trace_parsers(sub)
+    add_demo_parser(sub)
+    add_guess_scale_parser(sub)
+    add_report_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        return int(args.func(args) or 0)
+    except _UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except (ValueError, OSError, KeyError) as e:
+        print(f"error: {error_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""``interp guess-scale``: accuracy vs number of guesses for one or more checkpoints, as files for a paper.
+
+    interp guess-scale --ckpt zoo/trm-sudoku9 --data DATASET_DIR --limit 500 --k 1,2,4,8,16 --out reports/gs
+    interp guess-scale --ckpt run/a/last --ckpt run/b/last --puzzle-file hard.sdm --strategies bootstrap,combined
+
+The first ``--ckpt`` is checkpoint 0 (the ``perturb`` strategy uses it alone);
+every ``--ckpt`` votes in ``bootstrap`` and ``combined``. Writes to ``--out``:
+``guess_scaling.csv`` / ``.md`` (accuracy, CI, n per strategy, rule and k),
+``models.csv`` / ``.md`` (each checkpoint's single-pass accuracy on the same
+puzzles), ``guess_scaling.png`` and a self-contained ``guess_scaling.html``,
+and ``provenance.json`` (command, checkpoint hashes, puzzle hash, versions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interp.guess_scaling.voting import ALL_RULES, LABEL_FREE_RULES
+
+DEFAULT_RULES = ("majority", "cell_majority", "confidence", "oracle_any", "augmented_hrm")
+
+
+def _csv_list(text: str, what: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"--{what} is empty")
+    if allowed is not None:
+        bad = [t for t in items if t not in allowed]
+        if bad:
+            raise ValueError(f"--{what}: unknown {', '.join(bad)} (choose from {', '.join(allowed)})")
+    return items
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(t) for t in _csv_list(text, "k")})
+    except ValueError as e:
+        raise ValueError(f"--k must be comma-separated positive integers like 1,2,4,8 ({e})") from None
+    if ks[0] < 1:
+        raise ValueError(f"--k must be positive integers, got {ks}")
+    return ks
+
+
+def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any, str]:
+    """(inputs, labels, puzzle ids or None, task name) from ``--data`` (a dataset directory) or ``--puzzle-file``."""
+    pid = None
+    if args.data:
+        from interp.tracing.stream import open_data
+
+        src = open_data(args.data, split=args.split)
+        n = len(src) if args.limit is None else min(len(src), args.limit)
+        x, y, pid = src.slice(0, n)
+        task = src.task if isinstance(src.task, str) else (src.task or {}).get("name")
+    else:
+        from tasks.puzzles import read_puzzles, resolve_task
+
+        info = resolve_task(model_meta["model"], model_meta.get("task"), args.task)
+        batch = read_puzzles(info, None, args.puzzle_file, args.limit)
+        x, y, task = batch.inputs, batch.labels, info.name
+    if y is None:
+        raise ValueError("the puzzles have no labels (the solver found none); guess scaling needs answers")
+    task = task or args.task
+    if task not in ("sudoku", "maze"):
+        task = "other"
+    return np.asarray(x), np.asarray(y).astype(np.int64), pid, task
+
+
+def _check_compatible(models: list, ckpts: list[str], x: np.ndarray) -> None:
+    c0 = models[0].cfg
+    for m, name in zip(models, ckpts):
+        if (m.cfg.seq_len, m.cfg.vocab_size) != (c0.seq_len, c0.vocab_size):
+            raise ValueError(f"{name}: seq_len/vocab_size {m.cfg.seq_len}/{m.cfg.vocab_size} differ from "
+                             f"{ckpts[0]} ({c0.seq_len}/{c0.vocab_size}); every checkpoint must solve the same task")
+    if x.shape[1] != c0.seq_len:
+        raise ValueError(f"puzzles have {x.shape[1]} tokens but the checkpoints expect {c0.seq_len}")
+
+
+def _markdown(df: Any, floats: dict[str, str]) -> str:
+    """``df`` as a Markdown table, the columns named in ``floats`` formatted with their format spec."""
+    from interp.report.tables import markdown_table
+
+    shown = df.copy()
+    for c, spec in floats.items():
+        if c in shown:
+            shown[c] = shown[c].map(lambda v, spec=spec: format(v, spec))
+    return markdown_table(shown) + "\n"
+
+
+def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the checkpoints and puzzles, run every needed pass, write the tables, figures and provenance."""
+    import pandas as pd
+    import torch
+
+    from models.checkpoint import read_checkpoint_config
+    from models.load import load_any
+
+    from common.io import atomic_write, file_sha256, write_html
+    from interp.guess_scaling.curves import (
+        collect_candidates, guess_scaling_figure, make_perturbations, plot_guess_scaling, scaling_table,
+        needed_pairs,
+    )
+
+    ks = _ks(args.k)
+    strategies = _csv_list(args.strategies, "strategies", ("perturb", "bootstrap", "combined"))
+    rules = _csv_list(args.rules, "rules", ALL_RULES)
+    ckpts = list(args.ckpt)
+    if len(ckpts) < 2 and any(s in ("bootstrap", "combined") for s in strategies):
+        strategies = [s for s in strategies if s == "perturb"]
+        if not strategies:
+            raise ValueError("bootstrap/combined need at least two --ckpt")
+        print("note: one checkpoint, so only the perturb strategy runs", file=sys.stderr)
+    meta0 = read_checkpoint_config(ckpts[0]) if (Path(ckpts[0]) / "config.json").exists() else {"model": {}}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = [load_any(c)[0].eval() for c in ckpts]
+    if not meta0.get("model"):
+        meta0 = {"model": models[0].cfg.to_dict()}
+    x, y, pid, task = load_puzzles(args, meta0)
+    _check_compatible(models, ckpts, x)
+    k_max = max(ks) if any(s in ("perturb", "combined") for s in strategies) else 1
+    pert = make_perturbations(task, args.preset if task != "other" else "identity", k_max, args.seed, x.shape[1])
+    pairs = needed_pairs(strategies, ks, len(models), len(pert))
+    pairs |= {(m, 0) for m in range(len(models))}  # every checkpoint's plain pass, for models.csv
+    t0 = time.time()
+    cands = collect_candidates(models, x, pert, args.segments, pid, args.batch_size,
+                               keep_probs="prob_average" in rules, pairs=pairs, progress=not args.no_progress)
+    seconds = time.time() - t0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = scaling_table(cands, y, strategies, ks, rules, n_boot=args.n_boot, ci=args.ci, seed=args.seed)
+    for w in caught:  # e.g. "k=[4] skipped": more guesses than checkpoints
+        print(f"note: {w.message}", file=sys.stderr)
+    per_model = []
+    for m, c in enumerate(ckpts):
+        flags = cands.select(cands.columns([(m, 0)])).solved("majority", y)
+        per_model.append({"checkpoint": m, "path": c, "family": models[m].cfg.family,
+                          "exact_accuracy": float(flags.mean()), "n": int(flags.size)})
+    per_model = pd.DataFrame(per_model)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "guess_scaling.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.4f"))
+    atomic_write(out / "models.csv", lambda tmp: per_model.to_csv(tmp, index=False, float_format="%.4f"))
+    f3 = {"accuracy": ".3f", "ci_low": ".3f", "ci_high": ".3f", "exact_accuracy": ".3f"}
+    md = (f"# Guess scaling ({len(x)} puzzles, {len(ckpts)} checkpoint(s), perturbation preset {args.preset!r})\n\n"
+          f"Oracle rules (uses_label) look at the answer: upper bounds, not test-time methods.\n\n"
+          + _markdown(table, f3) + "\n## Checkpoints (single pass, identity input)\n\n" + _markdown(per_model, f3))
+    atomic_write(out / "guess_scaling.md", lambda tmp: Path(tmp).write_text(md))
+    plot_guess_scaling(table, out / "guess_scaling.png")
+    write_html(guess_scaling_figure(table), out / "guess_scaling.html")
+    prov = {
+        "command": "interp " + " ".join(shlex.quote(a) for a in args.argv),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "checkpoints": [{"path": c, "sha256": _weights_hash(c, file_sha256)} for c in ckpts],
+        "puzzles": {"n": int(len(x)), "sha256": hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest(),
+                    "source": args.data or args.puzzle_file, "split": args.split if args.data else None},
+        "perturbations": cands.perturb_names, "passes": int(cands.n_candidates), "seconds": round(seconds, 2),
+        "torch": torch.__version__,
+    }
+    atomic_write(out / "provenance.json", lambda tmp: Path(tmp).write_text(json.dumps(prov, indent=2)))
+    return {"table": table, "models": per_model, "out": out, "seconds": seconds}
+
+
+def _weights_hash(ckpt: str, file_sha256: Any) -> str | None:
+    p = Path(ckpt)
+    w = p / "model.safetensors" if p.is_dir() else p
+    return file_sha256(w) if w.is_file() else None
+
+
+def cmd_guess_scale(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    res = run_guess_scaling(args)
+    t = res["table"]
+    label_free = t[t["rule"].isin(LABEL_FREE_RULES)]
+    with pd.option_context("display.width", 160, "display.precision", 3, "display.max_rows", 500):
+        print(res["models"].drop(columns=["path"]).to_string(index=False))
+        print()
+        print(label_free.drop(columns=["uses_label"]).to_string(index=False))
+    print(f"\nwrote {res['out']}/guess_scaling.{{csv,md,png,html}}, models.csv, provenance.json "
+          f"({res['seconds']:.1f} s of forward passes)")
+    return 0
+
+
+def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("guess-scale", help="accuracy vs number of guesses (perturbation / checkpoint voting)")
+    p.add_argument("--ckpt", action="append", required=True,
+                   help="checkpoint (repeat for model bootstrapping; the first one is used by 'perturb')")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="dataset directory (training/test splits as written by the data builders)")
+    src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text)")
+    p.add_argument("--split", default="test", help="split of --data (default test)")
+    p.add_argument("--task", choices=["sudoku", "maze"], help="override/confirm the checkpoint's task")
+    p.add_argument("--limit", type=int, help="use the first N puzzles")
+    p.add_argument("--k", default="1,2,4,8", help="numbers of guesses, comma-separated (default 1,2,4,8)")
+    p.add_argument("--strategies", default="perturb,bootstrap,combined")
+    p.add_argument("--rules", default=",".join(DEFAULT_RULES), help=f"voting rules, from {', '.join(ALL_RULES)}")
+    p.add_argument("--preset", default="random", help="perturbations: sudoku random|cyclic|digits|geometric; "
+                   "maze dihedral|dihedral+swap|swap")
+    p.add_argument("--segments", type=int, help="segments per pass (default: each model's halt_max_steps)")
+    p.add_argument("--ci", choices=["bootstrap", "wilson"], default="bootstrap")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_guess_scale)
+    return p

@@ -1,0 +1,283 @@
+"""``interp trace``, ``interp show``, ``interp ablate``: trace a checkpoint on puzzles, show a saved trace, ablate a module.
+
+    interp trace --ckpt zoo/trm-sudoku9 --puzzle "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"
+    interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --limit 100 --out traces/run1
+    interp show traces/run1
+    interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file puzzles.sdm --target slow --mode freeze_init
+
+pandas, torch and the tracer are imported inside the commands, so ``interp --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.labels import IGNORE_LABEL
+from interp.cli.common import _checkpoint_task, _color, _load_model
+
+
+def _default_out(ckpt: str, inputs: np.ndarray, segments: int | None) -> Path:
+    h = hashlib.sha256(np.ascontiguousarray(inputs).tobytes() + str(segments).encode()).hexdigest()[:8]
+    return Path("traces") / f"{Path(ckpt).resolve().name}-{h}"
+
+
+def _yes(v: Any) -> str:
+    return "yes" if bool(v) else "no"
+
+
+def _halting_lines(tr, i: int) -> list[str]:
+    if "seg/q_halt" not in tr.arrays:
+        return []
+    qh, qc = tr.arrays["seg/q_halt"][i], tr.arrays["seg/q_continue"][i]
+    cells = [f"{s}: {h:+.2f}/{c:+.2f}" for s, (h, c) in enumerate(zip(qh, qc))]
+    out = ["halting logits per segment (q_halt/q_continue):"]
+    for a in range(0, len(cells), 6):
+        out.append("  " + "   ".join(cells[a:a + 6]))
+    trm = np.flatnonzero(qh > 0)
+    hrm = np.flatnonzero(qh > qc)
+    out.append(f"  would halt after segment: {int(trm[0]) if len(trm) else 'never'} (q_halt > 0), "
+               f"{int(hrm[0]) if len(hrm) else 'never'} (q_halt > q_continue); evaluation runs all {len(qh)}")
+    return out
+
+
+def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> None:
+    from tasks.puzzles import render_grid, view_box
+
+    x, y = tr.inputs[i], tr.labels[i]
+    pred = tr.predictions[i]
+    steps = tr.steps
+    labelled = tr.labelled and (y != IGNORE_LABEL).any()
+    given = (x == y) if labelled else None
+    box = view_box(task, x, np.where(y > 0, y, 0))
+    print(f"\n=== {name} ===")
+    print("input" + (" (cropped to the input/label area of the canvas)" if task.name == "arc" else "") + ":")
+    print(render_grid(x, task, given=given, color=color, box=box))
+    ans = tr.answer_state
+    upd = [k for k, u in enumerate(steps["updated"]) if ans in str(u).split("+")]
+    exact = tr.metric("exact")[i].astype(bool) if labelled else None
+    crit = -1
+    if exact is not None and exact[-1]:
+        bad = np.flatnonzero(~exact)
+        crit = int(bad[-1]) + 1 if len(bad) else 0
+    # per-step table over the steps that write the answer state
+    print(f"\nsteps writing the answer state {ans!r} ({len(upd)} of {tr.n_steps})"
+          + ("" if all_steps else "; rows without a change are skipped (--all-steps shows them)") + ":")
+    header = f"{'step':>5} {'seg':>4} {'changed':>7}"
+    if labelled:
+        header += f" {'acc':>6} {'wrong':>5} {'exact':>5} {'ce':>7}"
+    if "q_halt" in tr.metric_names:
+        header += f" {'q_halt':>7}"
+    print(header)
+    prev = x
+    for k in upd:
+        changed = int((pred[k] != prev).sum())
+        prev = pred[k]
+        end = bool(steps["segment_end"][k])
+        if not all_steps and changed == 0 and k != upd[-1] and k != crit:
+            continue
+        row = f"{k:>5} {int(steps['segment'][k]):>4} {changed:>7}"
+        if labelled:
+            row += (f" {tr.metric('token_acc')[i, k]:>6.3f} {int(tr.metric('n_wrong')[i, k]):>5}"
+                    f" {_yes(exact[k]):>5} {tr.metric('ce')[i, k]:>7.4f}")
+        if "q_halt" in tr.metric_names:
+            row += f" {tr.metric('q_halt')[i, k]:>+7.2f}"
+        if k == crit:
+            row += "  <- becomes correct and stays correct"
+        elif end and k != upd[-1]:
+            row += "  (segment end)"
+        print(row)
+    # grids at a few steps: the first answer, the critical step, the final answer
+    show = [upd[0]]
+    if crit > 0 and crit not in show:
+        show.append(crit)
+    if tr.n_steps - 1 not in show:
+        show.append(tr.n_steps - 1)
+    prev, prev_name = x, "the input"
+    for k in show:
+        wrong = (pred[k] != y) & (y != IGNORE_LABEL) if labelled else None
+        title = f"\nanswer after step {k} (segment {int(steps['segment'][k])}); [cells] changed since {prev_name}"
+        if k == crit:
+            title += "; correct from here on"
+        print(title + ":")
+        print(render_grid(pred[k], task, changed=pred[k] != prev, wrong=wrong, given=given, color=color, box=box))
+        prev, prev_name = pred[k], f"step {k}"
+    if labelled:
+        if crit >= 0:
+            print(f"\nresult: solved; correct from step {crit} (segment {int(steps['segment'][crit])}) to the end")
+        else:
+            first = np.flatnonzero(exact)
+            extra = f" (it was correct at step {int(first[0])} but changed again)" if len(first) else ""
+            print(f"\nresult: not solved; {int(tr.metric('n_wrong')[i, -1])} wrong cells at the end{extra}")
+    for line in _halting_lines(tr, i):
+        print(line)
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_trace(args: argparse.Namespace) -> int:
+    from tasks.puzzles import read_puzzles
+
+    task = _checkpoint_task(args.ckpt, args.task)
+    batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
+    from interp.tracing.store import load_trace
+    from interp.tracing.stream import trace_to_disk  # torch is imported only once the input is known to be good
+
+    model, _ = _load_model(args.ckpt)
+    for note in batch.notes[:5]:
+        print(f"note: {note}", file=sys.stderr)
+    out = Path(args.out) if args.out else _default_out(args.ckpt, batch.inputs, args.segments)
+    n_keep = min(len(batch.inputs), max(0, args.state_puzzles))
+    states = args.states if n_keep else "summary"
+    if states not in ("all", "summary"):
+        states = [s.strip() for s in states.split(",") if s.strip()]
+    trace_to_disk(model, (batch.inputs, batch.labels), out, chunk_size=args.chunk_size, batch_size=args.batch_size,
+                  states=states, state_puzzles=np.arange(n_keep), n_segments=args.segments,
+                  task={"name": task.name, "grid": list(task.grid)}, checkpoint=args.ckpt,
+                  overwrite=args.overwrite, progress=sys.stderr.isatty() and len(batch.inputs) > 1)
+    tr = load_trace(out)
+    ck = tr.meta.get("checkpoint") or {}
+    print(f"model: {tr.family} from {args.ckpt} (weights sha256 {str(ck.get('sha256'))[:12]}); "
+          f"task: {task.name} {task.grid[0]}x{task.grid[1]} ({task.source})")
+    seg_steps = tr.n_steps // max(1, int(tr.meta["n_segments"]))
+    print(f"traced {tr.n_puzzles} puzzle(s): {tr.meta['n_segments']} segments x {seg_steps} steps = {tr.n_steps} steps; "
+          f"states {', '.join(tr.state_names)} (answer: {tr.answer_state})")
+    color = _color(args)
+    for i in range(min(args.show, tr.n_puzzles)):
+        _print_puzzle(tr, i, task, batch.names[i], color, args.all_steps)
+    if tr.n_puzzles > 1:
+        _print_many(tr, batch.names)
+    print(f"\ntrace written to {out}")
+    _viewer(tr, out)
+    return 0
+
+
+def _print_many(tr, names: list[str]) -> None:
+    from interp.analyses.jumps import critical_steps, jump_distribution
+
+    df = critical_steps(tr)
+    print("\nper puzzle:")
+    for i, r in df.head(50).iterrows():
+        line = f"  {names[i]:<24}"
+        if "critical_step" in df:
+            line += f" {'solved' if r['critical_step'] >= 0 else 'wrong ':<6}"
+            line += f" critical step {int(r['critical_step']):>4}"
+        line += f"  final wrong cells {int(r['final_error']):>3}  jump {r['jump']:.2f}"
+        print(line)
+    if len(df) > 50:
+        print(f"  ... {len(df) - 50} more")
+    d = jump_distribution(df)
+    print("summary: " + ", ".join(f"{k} {v:.3g}" for k, v in d.items()))
+
+
+def _viewer(tr, out: Path) -> None:
+    from interp.views.trace_viewer import write_viewer
+
+    try:
+        path = write_viewer(tr, out / "viewer.html")
+        print(f"viewer written to {path or out / 'viewer.html'}")
+    except Exception as e:  # the trace is already safe on disk; a viewer failure must not hide it
+        print(f"warning: could not write the HTML viewer ({type(e).__name__}: {e})", file=sys.stderr)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from interp.tracing.store import load_trace
+
+    tr = load_trace(args.dir, allow_incomplete=args.allow_incomplete)
+    print(repr(tr))
+    if not tr.meta.get("complete", True):
+        print("note: the trace is incomplete; showing its finished chunks")
+    if args.puzzle is not None:
+        if not 0 <= args.puzzle < tr.n_puzzles:
+            raise ValueError(f"--puzzle must be in [0, {tr.n_puzzles}), got {args.puzzle}")
+        task = _task_from_meta(tr)
+        if task is None:
+            raise ValueError("the trace does not say which puzzle task it holds, so its grids cannot be drawn")
+        _print_puzzle(tr, args.puzzle, task, f"puzzle {args.puzzle}", _color(args), args.all_steps)
+        return 0
+    df = tr.summary("step")
+    cols = [c for c in ("step", "segment", "updated", "token_acc", "exact", "ce", "q_halt") if c in df]
+    cols += [c for c in df.columns if c.startswith(("delta.", "cos.")) and c not in cols]
+    with pd.option_context("display.max_rows", args.max_rows, "display.width", 160, "display.precision", 4):
+        print(df[cols].to_string(index=False, max_rows=args.max_rows))
+        if tr.labelled:
+            from interp.analyses.jumps import critical_steps, jump_distribution
+
+            d = jump_distribution(critical_steps(tr))
+            print("jumps: " + ", ".join(f"{k} {v:.3g}" for k, v in d.items()))
+    return 0
+
+
+def _task_from_meta(tr):
+    """The puzzle task of a saved trace (for drawing grids), from its metadata."""
+    from tasks.puzzles import TaskInfo, infer_task
+
+    t = tr.meta.get("task")
+    if isinstance(t, dict) and t.get("grid"):
+        return TaskInfo(t["name"], tuple(t["grid"]), "trace")
+    found = infer_task(tr.meta.get("model_config", {}), t)
+    return found if found is not None and found.grid else None
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from interp.interventions.ablation import slow_ablation_table
+    from tasks.puzzles import read_puzzles
+
+    task = _checkpoint_task(args.ckpt, args.task)
+    batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
+    model, _ = _load_model(args.ckpt)
+    modes = [m.strip() for m in args.mode.split(",")]
+    table = slow_ablation_table(model, batch.inputs, batch.labels, modes=modes, target=args.target,
+                                n_segments=args.segments, batch_size=args.batch_size)
+    with pd.option_context("display.width", 160, "display.precision", 4):
+        print(table.drop(columns=["target"]).to_string(index=False))
+    return 0
+
+
+# ----------------------------------------------------------------------------- parsers
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, help="checkpoint directory (model.safetensors + config.json), "
+                   "or an official HRM/TRM weights file / run directory with all_config.yaml")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
+    src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text, ARC JSON)")
+    p.add_argument("--task", choices=["sudoku", "maze", "arc"], help="override/confirm the checkpoint's task")
+    p.add_argument("--segments", type=int, help="segments to run (default: the model's evaluation depth)")
+    p.add_argument("--limit", type=int, help="use at most this many puzzles from --puzzle-file")
+    p.add_argument("--batch-size", type=int, default=64)
+
+
+def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
+    """``trace``, ``show`` and ``ablate``."""
+    p = sub.add_parser("trace", help="trace a checkpoint on puzzles and print the per-step story")
+    _common(p)
+    p.add_argument("--out", help="trace directory (default traces/<checkpoint>-<hash>)")
+    p.add_argument("--states", default="all", help="full states to keep: all, summary, or names (z_H,z_L)")
+    p.add_argument("--state-puzzles", type=int, default=16, help="keep full states for the first K puzzles")
+    p.add_argument("--chunk-size", type=int, default=1024)
+    p.add_argument("--show", type=int, default=1, help="print the step-by-step story of the first K puzzles")
+    p.add_argument("--all-steps", action="store_true", help="list every answer step, also those without a change")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.add_argument("--overwrite", action="store_true", help="replace a different trace already in --out")
+    p.set_defaults(func=cmd_trace)
+    p = sub.add_parser("show", help="print a saved trace's per-step summary")
+    p.add_argument("dir")
+    p.add_argument("--max-rows", type=int, default=60)
+    p.add_argument("--allow-incomplete", action="store_true")
+    p.add_argument("--puzzle", type=int, help="print the step-by-step story of puzzle K instead of the table")
+    p.add_argument("--all-steps", action="store_true")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.set_defaults(func=cmd_show)
+    p = sub.add_parser("ablate", help="Slow/H-module ablation table on puzzles")
+    _common(p)
+    p.add_argument("--target", default="slow", help="state to ablate (slow, fast, z_H, y, gate_slow, ...)")
+    p.add_argument("--mode", default="freeze_init,zero,mean", help="comma-separated: freeze_init, zero, mean, skip")
+    p.set_defaults(func=cmd_ablate)

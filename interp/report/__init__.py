@@ -1,0 +1,3 @@
+"""Reports for papers: the config (``config``), building a report directory (``run``), tables with
+intervals (``tables``) and static matplotlib figures (``figures``). The command is ``interp report``.
+"""

@@ -1,0 +1,447 @@
+"""Build a report directory: trace each configured run, analyse it, write tables, figures, HTML and provenance.
+
+The config format is in :mod:`interp.report.config`; the command is ``interp report`` (:mod:`interp.cli.report`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common.io import atomic_write_text, file_sha256, replace_dir, write_html
+from interp.report.config import DEFAULT_ANALYSES, ReportConfig, RunSpec, TableSpec
+from interp.report.tables import BUILDERS, ReportError, ReportTable, gate_phase_rows, puzzle_rows, training_run_row
+
+PACKAGES = ("recurse-interp", "torch", "numpy", "pandas", "safetensors", "plotly", "matplotlib", "scikit-learn",
+            "scipy", "pyyaml")
+
+
+# ----------------------------------------------------------------------------- inputs of a run
+def _text_windows(d: Path, split: str, seq_len: int, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    meta = json.loads((d / "meta.json").read_text())
+    name = "val" if split in ("test", "val") else split
+    f = d / f"{name}.bin"
+    if not f.is_file():
+        raise ReportError(f"text dataset {d} has no {f.name}")
+    dtype = np.dtype(meta.get("dtype", "uint16"))
+    toks = np.memmap(f, dtype=dtype, mode="r")
+    n_win = (len(toks) - 1) // seq_len
+    if n_win < 1:
+        raise ReportError(f"{f} holds {len(toks)} tokens, fewer than one window of {seq_len + 1}")
+    n = min(n_win, limit or n_win)
+    starts = np.linspace(0, len(toks) - seq_len - 1, n).round().astype(np.int64)
+    x = np.stack([np.asarray(toks[s:s + seq_len]) for s in starts]).astype(np.int64)
+    y = np.stack([np.asarray(toks[s + 1:s + seq_len + 1]) for s in starts]).astype(np.int64)
+    return x, y
+
+
+def run_inputs(run: RunSpec, model: Any, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, dict | None]:
+    """(inputs, labels, task) of a run: a puzzle dataset, a text dataset or a puzzle file."""
+    if run.puzzle_file is not None:
+        from tasks.puzzles import read_puzzles, resolve_task
+
+        task = resolve_task(meta["model"], meta.get("task"), run.task)
+        batch = read_puzzles(task, None, str(run.puzzle_file), run.limit)
+        return batch.inputs, batch.labels, {"name": task.name, "grid": list(task.grid)}
+    d = run.data
+    if d is None or not d.is_dir():
+        raise ReportError(f"run {run.name!r}: data directory not found: {d}")
+    if (d / "meta.json").exists() and not (d / "dataset.json").exists():
+        return (*_text_windows(d, run.split, int(model.cfg.seq_len), run.limit), {"name": "text"})
+    from interp.tracing.stream import open_data
+
+    src = open_data(str(d), split=run.split)
+    n = len(src) if run.limit is None else min(len(src), run.limit)
+    x, y, _ = src.slice(0, n)
+    task = src.task
+    if isinstance(task, str):
+        task = {"name": task}
+    return x, y, task
+
+
+# ----------------------------------------------------------------------------- per-run analyses
+@dataclass
+class RunResult:
+    name: str
+    family: str
+    checkpoint: dict[str, Any]
+    n: int
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # tidy tables (also written as CSV)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (title, relative path base)
+    html: list[tuple[str, str]] = field(default_factory=list)  # (title, relative path)
+    notes: list[str] = field(default_factory=list)
+    labels: dict[str, Any] = field(default_factory=dict)
+
+
+def auto_labels(run: RunSpec, model: Any) -> dict[str, Any]:
+    """Columns every tidy row of a run gets: run, family, and the settings the seed tables group by."""
+    cfg = model.cfg
+    fam = getattr(cfg, "family", type(model).__name__.lower())
+    out: dict[str, Any] = {"run": run.name, "family": fam}
+    if fam == "hrm_lm":
+        out.update({"N": int(cfg.slow_period), "T": int(cfg.slow_updates)})
+    else:
+        out["arch"] = fam.upper()
+        if hasattr(cfg, "grad_mode"):
+            out["grad_mode"] = cfg.grad_mode
+    out.update(run.labels)
+    return out
+
+
+def _state_plan(cfg: ReportConfig, wanted: set[str], lm: bool, n: int) -> tuple[Any, list[int], list[int]]:
+    viewer_p = [int(p) for p in cfg.viewer.get("puzzles", [0])]
+    bad = [p for p in viewer_p if not 0 <= p < n]
+    if bad:
+        raise ReportError(f"viewer puzzles {bad} are outside the {n} traced puzzles")
+    keep = set(viewer_p) if "viewer" in wanted else set()
+    if wanted & {"probes", "trajectories"}:
+        keep |= set(range(min(n, int(cfg.probes.get("puzzles", 16)))))
+    if not keep:
+        return "summary", [], viewer_p
+    return ("all" if lm else ["answer"]), sorted(keep), viewer_p
+
+
+def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = False) -> RunResult:
+    """Load, trace and analyse one run; writes its CSV/figure/HTML files under ``out``; returns what it made."""
+    import torch
+
+    from models.checkpoint import load_checkpoint
+
+    from interp.analyses import critical_steps, gate_statistics, hl_alignment
+    from interp.report.figures import (
+        gate_stats_plot,
+        hl_cosine_plot,
+        jump_histogram_plot,
+        probe_curve_plot,
+        residual_plot,
+        save_figure,
+        step_strip_plot,
+        trajectory_plot,
+    )
+    from interp.tracing.tracer import trace
+    from interp.views.trace_viewer import write_viewer
+    from interp.views.dataset_figures import (
+        gate_stats_figure,
+        hl_cosine_figure,
+        jump_histogram_figure,
+        probe_accuracy_figure,
+        residual_figure,
+    )
+
+    torch.manual_seed(0)
+    model, meta = load_checkpoint(run.checkpoint)
+    model.eval()
+    weights = run.checkpoint / "model.safetensors"
+    ck = {"path": str(run.checkpoint), "model.safetensors_sha256": file_sha256(weights),
+          "config.json_sha256": file_sha256(run.checkpoint / "config.json"), "family": meta["model"].get("family")}
+    x, y, task = run_inputs(run, model, meta)
+    lm = ck["family"] == "hrm_lm"
+    wanted = set(cfg.analyses if cfg.analyses is not None else DEFAULT_ANALYSES)
+    if cfg.analyses is None and cfg.ablation:
+        wanted.add("ablation")
+    states, state_puzzles, viewer_p = _state_plan(cfg, wanted, lm, len(x))
+    labels = auto_labels(run, model)
+    res = RunResult(run.name, ck["family"], ck, len(x), labels=labels)
+    tr = trace(model, x, y, n_segments=run.segments, states=states, state_puzzles=state_puzzles or None,
+               batch_size=cfg.batch_size, task=task, checkpoint=run.checkpoint, progress=progress)
+    data_dir, fig_dir, html_dir = out / "data" / run.name, out / "figures", out / "html"
+    tag = run.name
+
+    def fig(key: str, title: str, static: Any, interactive: Any) -> None:
+        save_figure(static, fig_dir / f"{tag}_{key}")
+        res.figures.append((f"{run.name}: {title}", f"figures/{tag}_{key}"))
+        if interactive is not None:
+            write_html(interactive, html_dir / f"{tag}_{key}.html")
+            res.html.append((f"{run.name}: {title}", f"html/{tag}_{key}.html"))
+
+    with warnings.catch_warnings():  # all-NaN columns (e.g. a gate that never fires at a step) are expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res.frames["steps"] = tr.summary("step")
+    if "summary" in wanted and tr.labelled:
+        res.frames["puzzles"] = puzzle_rows(tr, **labels)
+    if "jumps" in wanted and tr.labelled and not lm:
+        cs = critical_steps(tr)
+        res.frames["critical_steps"] = cs.assign(**labels)
+        fig("jumps", "critical steps and jumps", jump_histogram_plot(cs, tr.n_steps),
+            jump_histogram_figure(cs, tr.n_steps))
+    if "alignment" in wanted and len(tr.state_names) >= 2:
+        try:
+            al = hl_alignment(tr)
+        except ValueError as e:
+            res.notes.append(f"alignment skipped: {e}")
+        else:
+            res.frames["alignment"] = al.assign(**labels)
+            fig("alignment", "slow/fast cosine per step", hl_cosine_plot(al), hl_cosine_figure(al))
+    if "fixed_points" in wanted:
+        from interp.interventions.fixed_point import fixed_point_residual
+
+        fp = fixed_point_residual(model, x, y, n_segments=run.segments, batch_size=cfg.batch_size)
+        res.frames["fixed_point_residual"] = fp.assign(**labels)
+        fig("residual", "fixed-point residual", residual_plot(fp), residual_figure(fp))
+    if "gates" in wanted and tr.meta.get("gate_states"):
+        gs = gate_statistics(tr)
+        res.frames["gates_per_step"] = gs.per_step.assign(**labels)
+        res.frames["gate_phase"] = gate_phase_rows(tr, **labels)
+        if not gs.fusion.empty:
+            res.frames["fusion"] = gs.fusion.assign(**labels)
+        fig("gates", "gate statistics", gate_stats_plot(gs), gate_stats_figure(gs))
+    if "ablation" in wanted:
+        from interp.interventions.ablation import ablate
+
+        target = cfg.ablation.get("target", "slow")
+        rows = []
+        for mode in cfg.ablation.get("modes", ["freeze_init"]):
+            r = ablate(model, x, y, target=target, mode=mode, n_segments=run.segments, batch_size=cfg.batch_size)
+            rows.append(r.table().assign(mode=mode, target=target, **labels))
+        res.frames["ablation"] = pd.concat(rows, ignore_index=True)
+    if "probes" in wanted and not lm:
+        from probes.linear import probes_from_trace
+
+        seg_end = tr.steps.index[tr.steps["segment_end"].astype(bool)].tolist()
+        try:
+            pr = probes_from_trace(tr, state=tr.answer_state, steps=cfg.probes.get("steps", seg_end),
+                                   max_cells=int(cfg.probes.get("max_cells", 2000)),
+                                   n_splits=int(cfg.probes.get("n_splits", 3)))
+        except ValueError as e:
+            res.notes.append(f"probes skipped: {e}")
+        else:
+            res.frames["probes"] = pr.assign(**labels)
+            fig("probes", "linear probes per step", probe_curve_plot(pr), probe_accuracy_figure(pr))
+    if "trajectories" in wanted:
+        from probes.projection import pca_from_trace, trajectory_figure
+
+        try:
+            pc = pca_from_trace(tr, state=tr.slow_state or tr.answer_state)
+        except ValueError as e:
+            res.notes.append(f"trajectories skipped: {e}")
+        else:
+            res.frames["trajectories"] = pc.assign(**labels)
+            fig("trajectories", "PCA trajectories", trajectory_plot(pc), trajectory_figure(pc))
+    if "viewer" in wanted:
+        for p in viewer_p:
+            path = html_dir / f"{tag}_viewer_p{p}.html"
+            write_viewer(tr, path, puzzle=p, model=model, max_frames=int(cfg.viewer.get("max_frames", 400)))
+            res.html.append((f"{run.name}: step viewer, puzzle {p}", f"html/{path.name}"))
+            if not lm:
+                save_figure(step_strip_plot(tr, p, n_frames=int(cfg.viewer.get("strip_frames", 6)), model=model),
+                            fig_dir / f"{tag}_steps_p{p}")
+                res.figures.append((f"{run.name}: answer per step, puzzle {p}", f"figures/{tag}_steps_p{p}"))
+    for key, df in res.frames.items():
+        _write_csv(df, data_dir / f"{key}.csv")
+    return res
+
+
+# ----------------------------------------------------------------------------- tables
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ReportError(f"table source not found: {path}")
+    suf = path.suffix.lower()
+    try:
+        if suf == ".csv":
+            return pd.read_csv(path)
+        if suf == ".jsonl":
+            return pd.read_json(path, lines=True)
+        if suf == ".json":
+            return pd.DataFrame(json.loads(path.read_text()))
+        if suf in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except (ValueError, OSError) as e:
+        raise ReportError(f"cannot read table source {path}: {' '.join(str(e).split())[:200]}") from None
+    raise ReportError(f"table source {path} must be .csv, .json, .jsonl or .parquet")
+
+
+RUN_FRAME = {"summary": "puzzles", "slow_ablation": "ablation", "gate_alignment": "gate_phase",
+             "grad_arch": "puzzles", "cgar": None}
+
+
+def table_input(spec: TableSpec, results: list[RunResult]) -> pd.DataFrame:
+    """The tidy DataFrame a table is built from: a file, training run directories, or the traced runs."""
+    if spec.source is not None:
+        return _read_table(spec.source)
+    if spec.training_runs:
+        return pd.DataFrame([training_run_row(str(d["dir"]), **{k: v for k, v in d.items() if k != "dir"})
+                             for d in spec.training_runs])
+    key = RUN_FRAME[spec.kind]
+    if key is None:
+        raise ReportError(f"table {spec.name!r} ({spec.kind}) needs a source file or training_runs")
+    chosen = [r for r in results if spec.runs is None or r.name in spec.runs]
+    parts = [r.frames[key] for r in chosen if key in r.frames]
+    if not parts:
+        hint = {"ablation": "add 'ablation' to analyses (and an ablation: section)",
+                "gate_phase": "trace HRM-LM runs with the 'gates' analysis",
+                "puzzles": "trace labelled runs with the 'summary' analysis"}[key]
+        raise ReportError(f"table {spec.name!r} ({spec.kind}) has no input from the runs: {hint}")
+    return pd.concat(parts, ignore_index=True)
+
+
+def build_table(spec: TableSpec, df: pd.DataFrame, alpha: float) -> ReportTable:
+    opts = dict(spec.options)
+    opts.setdefault("alpha", alpha)
+    if spec.kind == "slow_ablation" and "settings" not in opts:
+        opts["settings"] = [c for c in ("N", "T") if c in df.columns] or ["run"]
+    if spec.kind == "gate_alignment" and "settings" not in opts:
+        opts["settings"] = [c for c in ("N", "T") if c in df.columns] or ["run"]
+    if spec.kind == "grad_arch" and "value" not in opts and "exact_accuracy" not in df.columns and "exact" in df:
+        opts["value"] = "exact"
+    if spec.kind == "summary" and "group" not in opts and "run" not in df.columns:
+        raise ReportError(f"table {spec.name!r}: summary needs a run column or options.group")
+    try:
+        table = BUILDERS[spec.kind](df, **opts)
+    except TypeError as e:
+        raise ReportError(f"table {spec.name!r}: bad options {sorted(spec.options)} ({e})") from None
+    table.name = spec.name
+    return table
+
+
+# ----------------------------------------------------------------------------- writing
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    atomic_write_text(path, df.to_csv(index=False))
+
+
+def package_versions() -> dict[str, str | None]:
+    import importlib.metadata as im
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = im.version(p)
+        except im.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def _git_commit(where: Path) -> str | None:
+    import subprocess
+
+    try:
+        r = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if r.returncode != 0:
+        return None
+    return r.stdout.strip() or None
+
+
+def _markdown(cfg: ReportConfig, results: list[RunResult], tables: list[ReportTable], created: str,
+              command: str) -> str:
+    lines = [f"# {cfg.title}", "", f"Generated {created} by `{command}`.", ""]
+    if results:
+        lines += ["## Runs", "", "| run | family | checkpoint | sha256 (model.safetensors) | n |", "|---|---|---|---|---:|"]
+        for r in results:
+            lines.append(f"| {r.name} | {r.family} | `{r.checkpoint['path']}` | "
+                         f"`{r.checkpoint['model.safetensors_sha256'][:16]}…` | {r.n} |")
+        lines.append("")
+    if tables:
+        lines += ["## Tables", ""]
+        for t in tables:
+            lines += [t.markdown(), f"(LaTeX: `tables/{t.name}.tex`, numbers: `tables/{t.name}.csv`)", ""]
+    figs = [f for r in results for f in r.figures]
+    if figs:
+        lines += ["## Figures", ""]
+        for title, base in figs:
+            lines += [f"**{title}** ([SVG]({base}.svg))", "", f"![{title}]({base}.png)", ""]
+    html = [h for r in results for h in r.html]
+    if html:
+        lines += ["## Interactive views", "", "Self-contained HTML (plotly.js embedded; open offline):", ""]
+        lines += [f"- [{title}]({path})" for title, path in html]
+        lines.append("")
+    notes = [f"- {r.name}: {n}" for r in results for n in r.notes]
+    if notes:
+        lines += ["## Notes", "", *notes, ""]
+    lines += ["## Provenance", "", "`commands.txt` (how to rebuild), `provenance.json` (versions, hashes, config), "
+              "`data/<run>/*.csv` (every number above comes from these tables).", ""]
+    return "\n".join(lines)
+
+
+def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None = None,
+                 overwrite: bool = False, progress: bool = False) -> Path:
+    """Build the report directory ``out`` from a parsed config; returns ``out``.
+
+    ``out`` must be new, empty, or (with ``overwrite``) a previous report
+    (one holding ``provenance.json``); it is filled in a temporary sibling
+    folder and moved into place at the end, so an interrupted run leaves no
+    half-written report.
+    """
+
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise ReportError(f"{out} exists and is not a directory")
+        if any(out.iterdir()):
+            if not overwrite:
+                raise ReportError(f"{out} is not empty; pass --overwrite to replace a previous report")
+            if not (out / "provenance.json").exists():
+                raise ReportError(f"refusing to overwrite {out}: it is not empty and holds no report (provenance.json)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        command = command or f"python -m interp.report --config {cfg.path} --out {out}"
+        results = [analyse_run(r, cfg, work, progress) for r in cfg.runs]
+        tables = []
+        sources: dict[str, str] = {}
+        for spec in cfg.tables:
+            df = table_input(spec, results)
+            if spec.source is not None:
+                sources[str(spec.source)] = file_sha256(spec.source)
+            t = build_table(spec, df, cfg.alpha)
+            tables.append(t)
+            atomic_write_text(work / "tables" / f"{t.name}.md", t.markdown())
+            atomic_write_text(work / "tables" / f"{t.name}.tex", "% requires \\usepackage{booktabs}\n" + t.latex())
+            _write_csv(t.numbers, work / "tables" / f"{t.name}.csv")
+            _write_csv(df, work / "data" / "tables" / f"{t.name}_input.csv")
+        atomic_write_text(work / "report.md", _markdown(cfg, results, tables, created, command))
+        cwd = os.getcwd()
+        atomic_write_text(work / "commands.txt", "\n".join([
+            "# rebuild this report (run from the working directory below)",
+            f"cd {shlex.quote(cwd)}",
+            command,
+            "",
+        ]))
+        prov = {
+            "created": created,
+            "command": command,
+            "cwd": cwd,
+            "argv": list(sys.argv),
+            "git_commit": _git_commit(Path(__file__).resolve().parent),
+            "versions": package_versions(),
+            "platform": platform.platform(),
+            "config_path": str(cfg.path) if cfg.path else None,
+            "config_sha256": file_sha256(cfg.path) if cfg.path and cfg.path.is_file() else None,
+            "config": cfg.raw,
+            "checkpoints": {r.name: r.checkpoint for r in results},
+            "table_sources_sha256": sources,
+            "training_runs": {s.name: [str(d["dir"]) for d in s.training_runs] for s in cfg.tables if s.training_runs},
+            "alpha": cfg.alpha,
+            "ci": "Student-t interval of the mean across replicates (see interp.report.tables)",
+        }
+        atomic_write_text(work / "provenance.json", json.dumps(prov, indent=1, default=str) + "\n")
+        replace_dir(work, out)
+        mode = 0o777 & ~_umask()
+        os.chmod(out, mode)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _umask() -> int:
+    u = os.umask(0)
+    os.umask(u)
+    return u
+
+
+__all__ = ["build_report", "analyse_run", "run_inputs", "table_input", "build_table", "package_versions"]

@@ -1,0 +1,321 @@
+"""Traces on disk: chunked safetensors files plus a JSON manifest.
+
+Layout of a trace directory::
+
+    manifest.json             format, completeness, fingerprint, metadata, step table,
+                              array dtypes/shapes, the list of finished chunks
+    chunk_00000.safetensors   puzzles [0, chunk_size): every per-puzzle array,
+    chunk_00001.safetensors   plus full states of the selected puzzles in that range
+    ...
+
+Why safetensors and not npz: the same no-pickle format as our checkpoints,
+a JSON header that gives every array's dtype and shape without reading the
+data (``load_trace`` validates shapes and sizes lazily-loaded states that
+way), and direct reads of one named array from a file. npz would need a zip
+directory walk and, when compressed, decompression of the whole member; its
+only gain, compression, is small for float states.
+
+Crash safety: every chunk is written to a temporary file and renamed into
+place; the manifest is rewritten atomically after each chunk with
+``"complete": false`` and a final time with ``"complete": true``, so a reader
+can always tell a finished trace from an interrupted one. Re-running
+``trace_to_disk`` (``interp.tracing.stream``, which writes this format while
+the tracer runs) with the same model, data and settings resumes: chunks the
+manifest lists (and whose files check out) are skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
+
+from common.io import atomic_write, atomic_write_text, read_json
+from interp.tracing.schema import STEP_COLUMNS
+from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
+
+MANIFEST = "manifest.json"
+
+
+class TraceIncompleteError(TraceError):
+    """The trace directory was written by a run that did not finish."""
+
+
+# ----------------------------------------------------------------------------- small I/O helpers
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, default=json_default), fsync=True, mkdir=False)
+
+
+def json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (np.bool_,)):
+        return bool(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_chunk(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> int:
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=metadata), fsync=True, mkdir=False)
+    return path.stat().st_size
+
+
+def chunk_name(i: int) -> str:
+    return f"chunk_{i:05d}.safetensors"
+
+
+def array_specs(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    return {k: {"dtype": str(v.dtype), "tail": list(v.shape[1:])} for k, v in arrays.items()}
+
+
+def steps_records(steps: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(steps.to_json(orient="records"))
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a trace directory, with format checks."""
+    d = Path(out_dir)
+    if not d.is_dir():
+        raise TraceError(f"trace directory not found: {d}")
+    p = d / MANIFEST
+    if not p.exists():
+        raise TraceError(f"{d} has no {MANIFEST}: not a trace directory (or its writer stopped before the first chunk)")
+    man = read_json(p, TraceError)
+    fmt = man.get("format") if isinstance(man, dict) else None
+    if not isinstance(fmt, str) or not fmt.startswith("recurse-interp-trace/"):
+        raise TraceError(f"{p} is not a recurse-interp trace manifest (format {fmt!r})")
+    if fmt != FORMAT:
+        raise TraceError(f"{d}: trace format {fmt!r} is not supported by this version (expected {FORMAT!r})")
+    for key in ("complete", "chunks", "meta", "steps", "arrays", "n_puzzles"):
+        if key not in man:
+            raise TraceError(f"{p} lacks the field {key!r}")
+    _check_manifest_types(man, p)
+    return man
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_manifest_types(man: dict[str, Any], p: Path) -> None:
+    """Field types of a manifest (a damaged or hand-edited one fails here, not deep inside ``load_trace``)."""
+    def bad(what: str) -> TraceError:
+        return TraceError(f"{p}: {what}")
+
+    if not isinstance(man["complete"], bool):
+        raise bad(f"'complete' must be true or false, got {man['complete']!r}")
+    if not _is_int(man["n_puzzles"]) or man["n_puzzles"] < 0:
+        raise bad(f"'n_puzzles' must be a count, got {man['n_puzzles']!r}")
+    if "n_chunks" in man and (not _is_int(man["n_chunks"]) or man["n_chunks"] < 0):
+        raise bad(f"'n_chunks' must be a count, got {man['n_chunks']!r}")
+    if not isinstance(man["meta"], dict):
+        raise bad("'meta' must be a mapping")
+    if not isinstance(man["steps"], list) or not all(isinstance(r, dict) for r in man["steps"]):
+        raise bad("'steps' must be a list of step records")
+    for key in ("arrays", "state_arrays"):
+        specs = man.get(key, {})
+        ok = isinstance(specs, dict) and all(
+            isinstance(v, dict) and isinstance(v.get("dtype"), str) and isinstance(v.get("tail"), list)
+            and all(_is_int(n) and n >= 0 for n in v["tail"]) for v in specs.values())
+        if not ok:
+            raise bad(f"'{key}' must map array names to {{dtype, tail}} specs")
+    if not isinstance(man["chunks"], list):
+        raise bad("'chunks' must be a list")
+    for i, c in enumerate(man["chunks"]):
+        ok = (isinstance(c, dict) and all(_is_int(c.get(k)) for k in ("index", "start", "stop", "bytes"))
+              and _is_int(c.get("n_state_puzzles", 0)) and 0 <= c["start"] <= c["stop"]
+              and c.get("file") == chunk_name(c["index"]))
+        if not ok:
+            raise bad(f"chunk entry {i} is malformed: {str(c)[:120]}")
+
+
+# ----------------------------------------------------------------------------- writing
+def prepare_dir(out: Path, fingerprint: str, overwrite: bool, resume: bool) -> dict[str, Any] | None:
+    """Returns the manifest to resume from (or None for a fresh start)."""
+    if out.exists() and not out.is_dir():
+        raise TraceError(f"{out} exists and is not a directory")
+    if overwrite and out.exists():
+        if (out / MANIFEST).exists() or not any(out.iterdir()):
+            shutil.rmtree(out)
+        else:
+            raise TraceError(f"refusing to overwrite {out}: it is not empty and holds no trace manifest")
+    if not out.exists():
+        out.mkdir(parents=True)
+        return None
+    if not (out / MANIFEST).exists():
+        if any(p for p in out.iterdir() if not p.name.startswith(".")):
+            raise TraceError(f"{out} is not empty and holds no trace manifest; choose another directory")
+        remove_stale_temporaries(out)
+        return None
+    man = read_manifest(out)
+    if man.get("fingerprint") != fingerprint:
+        raise TraceError(f"{out} holds a different trace (other model, data or settings); "
+                         "pass overwrite=True or choose another directory")
+    if not resume:
+        raise TraceError(f"{out} already holds this trace; pass resume=True to continue it or overwrite=True")
+    remove_stale_temporaries(out)
+    return man
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Delete ``.<name>.tmp-*`` files a killed writer left behind (readers never look at them)."""
+    for p in out.glob(".*.tmp-*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+
+
+def save_trace(trace: Trace, out_dir: str | os.PathLike, chunk_size: int = 1024, overwrite: bool = False) -> Path:
+    """Write an in-memory ``Trace`` as a (complete) trace directory."""
+    out = Path(out_dir)
+    h = hashlib.sha256(json.dumps(trace.meta, sort_keys=True, default=json_default).encode())
+    h.update(np.ascontiguousarray(trace.inputs).tobytes())
+    fingerprint = "saved-" + h.hexdigest()
+    if out.exists() and (out / MANIFEST).exists() and not overwrite:
+        raise TraceError(f"{out} already holds a trace; pass overwrite=True")
+    prepare_dir(out, fingerprint, overwrite=True, resume=False)
+    trace.load_all_states()
+    N = trace.n_puzzles
+    idx = trace.state_index
+    man = {"format": FORMAT, "complete": False, "fingerprint": fingerprint, "n_puzzles": N, "chunk_size": chunk_size,
+           "n_chunks": -(-N // chunk_size), "chunks": [], "meta": trace.meta, "steps": steps_records(trace.steps),
+           "arrays": array_specs(trace.arrays), "state_arrays": {}, "updated": utc_now()}
+    write_json(out / MANIFEST, man)
+    st_keys = trace._states.keys()
+    for ci in range(man["n_chunks"]):
+        a, b = ci * chunk_size, min(N, (ci + 1) * chunk_size)
+        tensors = {k: v[a:b] for k, v in trace.arrays.items()}
+        rows = np.flatnonzero((idx >= a) & (idx < b))
+        if len(rows) and st_keys:
+            for k in st_keys:
+                tensors[k] = trace._states.get(k)[rows]
+            tensors["state_index"] = idx[rows].astype(np.int64)
+            man["state_arrays"] = {k: {"dtype": str(tensors[k].dtype), "tail": list(tensors[k].shape[1:])}
+                                   for k in st_keys}
+        size = write_chunk(out / chunk_name(ci), tensors,
+                                   {"fingerprint": fingerprint, "chunk": str(ci), "start": str(a), "stop": str(b)})
+        man["chunks"].append({"index": ci, "file": chunk_name(ci), "start": a, "stop": b, "bytes": size,
+                              "n_state_puzzles": int(len(rows))})
+    man["complete"] = True
+    write_json(out / MANIFEST, man)
+    return out
+
+
+# ----------------------------------------------------------------------------- reading
+class ChunkStates:
+    """Full states read on demand from the chunk files (one array at a time)."""
+
+    def __init__(self, root: Path, chunks: list[dict[str, Any]], specs: dict[str, dict[str, Any]]):
+        self.root, self.specs = root, specs
+        self.chunks = [c for c in chunks if c.get("n_state_puzzles", 0) > 0]
+        parts = []
+        for c in self.chunks:
+            with safe_open(str(root / c["file"]), framework="np") as f:
+                parts.append(f.get_tensor("state_index") if "state_index" in f.keys() else np.zeros(0, np.int64))
+        self.index = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def keys(self) -> list[str]:
+        return list(self.specs) if len(self.index) else []
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return (len(self.index), *self.specs[key]["tail"])
+
+    def get(self, key: str) -> np.ndarray:
+        parts = []
+        for c in self.chunks:
+            with safe_open(str(self.root / c["file"]), framework="np") as f:
+                parts.append(f.get_tensor(key))
+        return np.concatenate(parts)
+
+
+def load_trace(trace_dir: str | os.PathLike, allow_incomplete: bool = False, lazy_states: bool = True) -> Trace:
+    """Read a trace directory (no model needed); validates format version, sizes, dtypes and shapes.
+
+    An interrupted trace raises ``TraceIncompleteError`` unless ``allow_incomplete``
+    (then the finished chunks are returned). Full states stay on disk until
+    ``trace.states(name)`` asks for them, unless ``lazy_states=False``.
+    """
+    root = Path(trace_dir)
+    man = read_manifest(root)
+    chunks = sorted(man["chunks"], key=lambda c: c["start"])
+    if not man["complete"]:
+        if not allow_incomplete:
+            raise TraceIncompleteError(
+                f"trace at {root} is incomplete ({len(chunks)} of {man.get('n_chunks', '?')} chunks written); "
+                "re-run trace_to_disk with the same arguments to resume, or pass allow_incomplete=True")
+        # keep only the contiguous prefix of finished chunks so puzzle indices stay 0..n-1
+        prefix, nxt = [], 0
+        for c in chunks:
+            if c["start"] != nxt:
+                break
+            prefix.append(c)
+            nxt = c["stop"]
+        chunks = prefix
+    elif sum(c["stop"] - c["start"] for c in chunks) != man["n_puzzles"]:
+        raise TraceError(f"trace at {root}: chunks cover {sum(c['stop'] - c['start'] for c in chunks)} puzzles, "
+                         f"manifest says {man['n_puzzles']}")
+    if not chunks:
+        raise TraceError(f"trace at {root} holds no finished chunk")
+    specs, st_specs = man["arrays"], man.get("state_arrays", {})
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in specs}
+    for c in chunks:
+        p = root / c["file"]
+        if not p.exists():
+            raise TraceError(f"trace at {root}: missing chunk file {c['file']}")
+        if p.stat().st_size != c["bytes"]:
+            raise TraceError(f"trace at {root}: {c['file']} has {p.stat().st_size} bytes, manifest says {c['bytes']} "
+                             "(truncated or replaced)")
+        try:
+            with safe_open(str(p), framework="np") as f:
+                keys = set(f.keys())
+                for k, spec in specs.items():
+                    if k not in keys:
+                        raise TraceError(f"trace at {root}: {c['file']} lacks array {k!r}")
+                    a = f.get_tensor(k)
+                    n = c["stop"] - c["start"]
+                    if list(a.shape) != [n, *spec["tail"]] or str(a.dtype) != spec["dtype"]:
+                        raise TraceError(f"trace at {root}: {c['file']}:{k} is {a.dtype}{list(a.shape)}, "
+                                         f"expected {spec['dtype']}{[n, *spec['tail']]}")
+                    parts[k].append(a)
+                for k, spec in st_specs.items():
+                    if c.get("n_state_puzzles", 0) > 0:
+                        if k not in keys:
+                            raise TraceError(f"trace at {root}: {c['file']} lacks state array {k!r}")
+                        shape = f.get_slice(k).get_shape()
+                        if list(shape) != [c["n_state_puzzles"], *spec["tail"]]:
+                            raise TraceError(f"trace at {root}: {c['file']}:{k} has shape {shape}, expected "
+                                             f"{[c['n_state_puzzles'], *spec['tail']]}")
+        except SafetensorError as e:
+            raise TraceError(f"trace at {root}: {c['file']} is corrupt ({e})") from None
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    steps = pd.DataFrame(man["steps"])
+    missing = [c for c in STEP_COLUMNS if c not in steps.columns]
+    if missing:
+        raise TraceError(f"trace at {root}: step table lacks columns {missing}")
+    store = ChunkStates(root, chunks, st_specs) if st_specs else MemoryStates()
+    meta = dict(man["meta"])
+    meta["complete"] = bool(man["complete"])
+    tr = Trace(steps, arrays, meta, store)
+    if not lazy_states:
+        tr.load_all_states()
+    return tr
+
+
+__all__ = ["save_trace", "load_trace", "read_manifest", "TraceIncompleteError",
+           "MANIFEST"]

@@ -1,0 +1,257 @@
+"""Streaming a whole dataset through the tracer onto disk, chunk by chunk, resumable.
+
+``trace_to_disk`` reads its inputs (``open_data``: a puzzle dataset directory,
+memory-mapped, or arrays), runs the tracer one chunk at a time and writes each
+finished chunk in the trace directory format of ``interp.tracing.store``, so
+memory stays bounded by one chunk and a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import nn
+
+from common.labels import IGNORE_LABEL
+from interp.tracing.schema import build_schema
+from interp.tracing.store import (
+    MANIFEST,
+    array_specs,
+    chunk_name,
+    json_default,
+    prepare_dir,
+    steps_records,
+    utc_now,
+    write_chunk,
+    write_json,
+)
+from interp.tracing.trace import FORMAT, TraceError
+from interp.tracing.tracer import (
+    STATE_DTYPES,
+    base_arrays,
+    compute_arrays,
+    decode_state_list,
+    keep_mask,
+    model_sha256,
+    prepare_inputs,
+    resolve_states,
+    trace_meta,
+)
+
+DataLike = Union[str, os.PathLike, np.ndarray, torch.Tensor, tuple, dict]
+
+
+# ----------------------------------------------------------------------------- data sources
+class _Data:
+    """Inputs/labels/puzzle ids that can be sliced chunk by chunk (memory-mapped for dataset dirs)."""
+
+    def __init__(self, inputs, labels=None, puzzle_ids=None, task: Any = None, ignore_label: int | None = None,
+                 source: str = "arrays"):
+        self.inputs, self.labels, self.puzzle_ids = inputs, labels, puzzle_ids
+        self.task, self.ignore_label, self.source = task, ignore_label, source
+        if np.ndim(inputs) != 2:
+            raise TraceError(f"inputs must be a [N, L] array, got shape {np.shape(inputs)}")
+        if labels is not None and np.shape(labels) != np.shape(inputs):
+            raise TraceError(f"labels must have the inputs' shape {np.shape(inputs)}, got {np.shape(labels)}")
+        if puzzle_ids is not None and len(puzzle_ids) != len(inputs):
+            raise TraceError(f"puzzle_ids must have {len(inputs)} entries, got {len(puzzle_ids)}")
+
+    def __len__(self) -> int:
+        return int(np.shape(self.inputs)[0])
+
+    def slice(self, a: int, b: int):
+        x = np.array(self.inputs[a:b])  # a copy: memory maps are read-only
+        y = None
+        if self.labels is not None:
+            y = np.asarray(self.labels[a:b]).astype(np.int64)
+            if self.ignore_label is not None:
+                y[y == self.ignore_label] = IGNORE_LABEL
+        pid = None if self.puzzle_ids is None else np.asarray(self.puzzle_ids[a:b])
+        return x, y, pid
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for a in (self.inputs, self.labels, self.puzzle_ids):
+            if a is None:
+                h.update(b"none")
+                continue
+            arr = np.asarray(a)
+            h.update(f"{arr.dtype}|{arr.shape}|".encode())
+            step = 1 << 16
+            for i in range(0, len(arr), step):
+                h.update(np.ascontiguousarray(arr[i:i + step]).tobytes())
+        h.update(str(self.ignore_label).encode())
+        return h.hexdigest()
+
+
+def _np(a):
+    return a.cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def open_data(data: DataLike, labels=None, puzzle_ids=None, split: str = "test") -> _Data:
+    """Inputs from a puzzle dataset directory (``<root>/<split>`` or the split dir), arrays, a tuple or a dict."""
+    if isinstance(data, (str, os.PathLike)):
+        d = Path(data)
+        if not (d / "dataset.json").exists() and (d / split / "dataset.json").exists():
+            d = d / split
+        if not (d / "dataset.json").exists():
+            raise TraceError(f"{d} is not a puzzle dataset directory (no dataset.json)")
+        info = json.loads((d / "dataset.json").read_text())
+        try:
+            x = np.load(d / "all__inputs.npy", mmap_mode="r")
+            y = np.load(d / "all__labels.npy", mmap_mode="r") if (d / "all__labels.npy").exists() else None
+        except (OSError, ValueError) as e:
+            raise TraceError(f"cannot read the arrays of dataset {d}: {e}") from None
+        pid = None
+        ids_p, idx_p = d / "all__puzzle_identifiers.npy", d / "all__puzzle_indices.npy"
+        if ids_p.exists() and idx_p.exists():
+            ids, idx = np.load(ids_p), np.load(idx_p)
+            owner = np.searchsorted(idx, np.arange(len(x)), side="right") - 1
+            pid = ids[np.clip(owner, 0, len(ids) - 1)]
+        task = info.get("task")
+        return _Data(x, y, pid, task=task, ignore_label=info.get("ignore_label_id"), source=str(d))
+    if isinstance(data, dict):
+        return _Data(_np(data["inputs"]), None if data.get("labels") is None else _np(data["labels"]),
+                     None if data.get("puzzle_identifiers", data.get("puzzle_ids")) is None
+                     else _np(data.get("puzzle_identifiers", data.get("puzzle_ids"))), task=data.get("task"))
+    if isinstance(data, tuple):
+        parts = [None if a is None else _np(a) for a in data] + [None, None]
+        return _Data(parts[0], parts[1], parts[2])
+    x = _np(data)
+    return _Data(x, None if labels is None else _np(labels), None if puzzle_ids is None else _np(puzzle_ids))
+
+
+# ----------------------------------------------------------------------------- writing
+def _fingerprint(model_hash: str, data_hash: str, settings: dict[str, Any]) -> str:
+    blob = json.dumps({"format": FORMAT, "model": model_hash, "data": data_hash, "settings": settings},
+                      sort_keys=True, default=json_default)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _chunk_ok(out: Path, c: dict[str, Any], fingerprint: str) -> bool:
+    p = out / c["file"]
+    if not p.exists() or p.stat().st_size != c.get("bytes"):
+        return False
+    try:
+        with safe_open(str(p), framework="np") as f:
+            return (f.metadata() or {}).get("fingerprint") == fingerprint
+    except (SafetensorError, OSError):
+        return False
+
+
+def trace_to_disk(
+    model: nn.Module,
+    data: DataLike,
+    out_dir: str | os.PathLike,
+    chunk_size: int = 1024,
+    batch_size: int = 64,
+    states: str | Sequence[str] | None = "summary",
+    state_puzzles: Sequence[int] | np.ndarray | None = None,
+    labels=None,
+    puzzle_ids=None,
+    n_segments: int | None = None,
+    decode_latents: bool = True,
+    state_dtype: str = "float32",
+    task: Any = None,
+    checkpoint: str | os.PathLike | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+    confidence: bool = True,
+) -> Path:
+    """Trace a whole dataset into ``out_dir`` chunk by chunk, in memory bounded by one chunk.
+
+    ``data``: a puzzle dataset directory (memory-mapped), an inputs array, an
+    ``(inputs, labels[, puzzle_ids])`` tuple or a dict. Summaries are always
+    written; full states only for ``states`` (``"summary"`` = none, ``"all"``
+    or a list of names) and, if given, only for the puzzles ``state_puzzles``.
+    ``limit`` traces only the first ``limit`` puzzles; ``confidence=False``
+    drops the per-cell confidence arrays (the largest summaries). Returns ``out_dir``.
+    """
+    if chunk_size < 1 or batch_size < 1:
+        raise TraceError(f"chunk_size and batch_size must be >= 1, got {chunk_size}, {batch_size}")
+    if state_dtype not in STATE_DTYPES:
+        raise TraceError(f"state_dtype must be one of {sorted(STATE_DTYPES)}, got {state_dtype!r}")
+    src = open_data(data, labels, puzzle_ids, split)
+    N = len(src) if limit is None else min(len(src), int(limit))
+    if N == 0:
+        raise TraceError("no puzzles to trace")
+    schema = build_schema(model, n_segments)
+    keep_states = resolve_states(schema, states)
+    decode_states = decode_state_list(schema, decode_latents, model)
+    sp = None if state_puzzles is None else np.unique(np.asarray(state_puzzles, dtype=np.int64))
+    if sp is not None and len(sp) and (sp.min() < 0 or sp.max() >= N):
+        raise TraceError(f"state_puzzles must lie in [0, {N}), got [{sp.min()}, {sp.max()}]")
+    settings = {"n_segments": schema.n_segments, "states": keep_states, "decode_latents": decode_latents,
+                "state_puzzles": None if sp is None else sp.tolist(), "chunk_size": chunk_size, "n": N,
+                "state_dtype": state_dtype, "confidence": confidence}
+    m_hash = model_sha256(model)
+    fingerprint = _fingerprint(m_hash, src.digest(), settings)
+    out = Path(out_dir)
+    man = prepare_dir(out, fingerprint, overwrite, resume)
+    if man is not None and man.get("complete"):
+        return out
+    n_chunks = -(-N // chunk_size)
+    done = {c["index"]: c for c in (man or {}).get("chunks", []) if _chunk_ok(out, c, fingerprint)}
+    task = task if task is not None else src.task
+    x0, _, _ = src.slice(0, 1)
+    meta = trace_meta(model, schema, seq_len=x0.shape[1], labelled=src.labels is not None or schema.kind == "lm",
+                      decode_states=decode_states, stored=keep_states, state_dtype=state_dtype, task=task,
+                      checkpoint=checkpoint, extra={"source": src.source})
+    man = {
+        "format": FORMAT, "complete": False, "fingerprint": fingerprint, "n_puzzles": N, "chunk_size": chunk_size,
+        "n_chunks": n_chunks, "chunks": [done[i] for i in sorted(done)], "meta": meta,
+        "steps": steps_records(schema.table()), "arrays": (man or {}).get("arrays", {}),
+        "state_arrays": (man or {}).get("state_arrays", {}), "updated": utc_now(),
+    }
+    write_json(out / MANIFEST, man)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=N, unit="puzzle", desc=f"trace -> {out.name}", initial=sum(c["stop"] - c["start"] for c in done.values()))
+    try:
+        for ci in range(n_chunks):
+            if ci in done:
+                continue
+            a, b = ci * chunk_size, min(N, (ci + 1) * chunk_size)
+            xs, ys, ps = src.slice(a, b)
+            x, y, pid = prepare_inputs(model, xs, ys, ps)
+            keep = keep_mask(b - a, keep_states, sp, offset=a)
+            arrays, st = compute_arrays(model, schema, x, y, pid, keep, keep_states, decode_states, batch_size,
+                                        STATE_DTYPES[state_dtype], progress=bar, confidence=confidence)
+            arrays = {**base_arrays(x, y, pid, offset=a), **arrays}
+            tensors = dict(arrays)
+            if st:
+                tensors.update(st)
+                tensors["state_index"] = (np.flatnonzero(keep) + a).astype(np.int64)
+            size = write_chunk(out / chunk_name(ci), tensors,
+                                       {"fingerprint": fingerprint, "chunk": str(ci), "start": str(a), "stop": str(b)})
+            man["arrays"] = array_specs(arrays)
+            if st:
+                man["state_arrays"] = array_specs(st)
+            man["chunks"].append({"index": ci, "file": chunk_name(ci), "start": a, "stop": b, "bytes": size,
+                                  "n_state_puzzles": int(keep.sum())})
+            man["chunks"].sort(key=lambda c: c["index"])
+            man["updated"] = utc_now()
+            write_json(out / MANIFEST, man)
+    finally:
+        if bar is not None:
+            bar.close()
+    man["complete"] = True
+    man["updated"] = utc_now()
+    write_json(out / MANIFEST, man)
+    return out
+
+
+__all__ = ["trace_to_disk", "open_data", "DataLike"]

@@ -1,0 +1,40 @@
+"""Load any checkpoint: ours (``models.checkpoint``) or an official HRM/TRM one (``models.official``).
+
+Kept apart from both so neither imports the other.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from torch import nn
+
+from models.checkpoint import CONFIG, WEIGHTS, CheckpointError, checkpoint_dir, load_checkpoint
+from models.official import load_official
+
+
+def load_any(path: str | os.PathLike, **kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """Load our checkpoint directory or an official HRM/TRM checkpoint, whichever ``path`` is.
+
+    A directory with ``config.json`` is ours (``load_checkpoint``); a weights file
+    (``step_N``, ``checkpoint``) or a directory with ``all_config.yaml`` is an
+    official one (``models.official.load_official``, which takes ``kwargs`` such as
+    ``seq_len=81``).
+    """
+    p = checkpoint_dir(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    if p.is_dir() and (p / CONFIG).exists():
+        return load_checkpoint(p)
+    if p.is_file() and p.name == WEIGHTS and (p.parent / CONFIG).exists():
+        return load_checkpoint(p.parent)
+    if p.is_file() or (p / "all_config.yaml").exists():
+        return load_official(p, **kwargs)
+    raise CheckpointError(
+        f"{p} is not a checkpoint: expected a directory with {CONFIG}, or an official HRM/TRM "
+        "weights file / run directory with all_config.yaml"
+    )
+
+
+__all__ = ["load_any"]

@@ -116,21 +116,24 @@ class _Recorder:
         self.pending: int | None = None
         self.staged: dict[str, torch.Tensor] = {}
         self.cache: dict[str, dict[str, torch.Tensor]] = {}
-        self.out: dict[str, np.ndarray] = {}
-        self.states_out: dict[str, np.ndarray] = {}
+        # Everything is gathered in tensors on the model's device and copied to the host once per batch
+        # (``result``): a copy per quantity and step would synchronise a GPU dozens of times per step.
+        self.out: dict[str, tuple[torch.Tensor, Any]] = {}
+        self.states_out: dict[str, torch.Tensor] = {}
         self.done = np.zeros(T, dtype=bool)
-        self.init_kept = {f"init/{s}": self._np_state(v) for s, v in init.items() if s in self.keep_states}
+        self.init_kept = {f"init/{s}": v[self.keep_rows].float() for s, v in init.items() if s in self.keep_states}
 
-    def _np_state(self, v: torch.Tensor) -> np.ndarray:
-        return v[self.keep_rows].float().cpu().numpy().astype(self.state_dtype, copy=False)
+    def _buffer(self, key: str, shape: tuple[int, ...], dtype: Any, device: torch.device) -> torch.Tensor:
+        """The [B, T|S, ...] device buffer of ``key`` (host dtype ``dtype``), made on first use."""
+        if key not in self.out:
+            fill = False if dtype is bool else (0 if np.issubdtype(dtype, np.integer) else float("nan"))
+            tdtype = torch.bool if dtype is bool else (torch.int64 if np.issubdtype(dtype, np.integer) else torch.float32)
+            self.out[key] = (torch.full(shape, fill, dtype=tdtype, device=device), dtype)
+        return self.out[key][0]
 
     def _put(self, key: str, k: int, value: torch.Tensor, width: int | None = None, dtype=np.float32) -> None:
-        arr = self.out.get(key)
-        if arr is None:
-            shape = (self.B, self.T) if width is None else (self.B, self.T, width)
-            fill = False if dtype is bool else (0 if np.issubdtype(dtype, np.integer) else np.nan)
-            arr = self.out[key] = np.full(shape, fill, dtype=dtype)
-        arr[:, k] = value.detach().cpu().numpy()
+        shape = (self.B, self.T) if width is None else (self.B, self.T, width)
+        self._buffer(key, shape, dtype, value.device)[:, k] = value.detach()
 
     def __call__(self, t: torch.Tensor, hook: Any) -> None:
         name = hook.name
@@ -158,11 +161,8 @@ class _Recorder:
         return None
 
     def _seg(self, key: str, seg: int, value: torch.Tensor, width: int | None = None, dtype=np.float32) -> None:
-        arr = self.out.get(key)
-        if arr is None:
-            shape = (self.B, self.S) if width is None else (self.B, self.S, width)
-            arr = self.out[key] = np.full(shape, 0 if np.issubdtype(dtype, np.integer) else np.nan, dtype=dtype)
-        arr[:, seg] = value.detach().cpu().numpy()
+        shape = (self.B, self.S) if width is None else (self.B, self.S, width)
+        self._buffer(key, shape, dtype, value.device)[:, seg] = value.detach()
 
     def flush(self) -> None:
         """Turn the staged hook values of the pending step into its record."""
@@ -175,11 +175,13 @@ class _Recorder:
             if s in staged:
                 old = self.cur.get(s)
                 new = staged[s]
-                delta = M.relative_change(new, old) if old is not None else torch.full((self.B,), float("nan"))
+                delta = M.relative_change(new, old) if old is not None else float("nan")
                 self.cur[s] = new
                 self.cache.pop(s, None)
             else:
-                delta = torch.zeros(self.B) if s in self.cur else torch.full((self.B,), float("nan"))
+                delta = 0.0 if s in self.cur else float("nan")
+            if not isinstance(delta, torch.Tensor):
+                delta = torch.full((self.B,), delta, device=self.keep_rows.device)
             self._put(f"step/delta.{s}", k, delta)
             if s in self.cur:
                 self._put(f"step/norm.{s}", k, M.state_norm(self.cur[s]))
@@ -213,13 +215,13 @@ class _Recorder:
             if v is None:
                 if s not in self.states_out:
                     continue
-                self.states_out[s][:, k] = np.nan
+                self.states_out[s][:, k] = float("nan")
                 continue
             if s not in self.states_out:
                 shape = (len(self.keep_rows), self.T, *v.shape[1:])
-                self.states_out[s] = np.full(shape, np.nan, dtype=self.state_dtype)
+                self.states_out[s] = torch.full(shape, float("nan"), dtype=torch.float32, device=v.device)
             if len(self.keep_rows):
-                self.states_out[s][:, k] = self._np_state(v)
+                self.states_out[s][:, k] = v[self.keep_rows].float()
         self.done[k] = True
 
     def _pred_dtype(self):
@@ -244,9 +246,10 @@ class _Recorder:
             missing = np.flatnonzero(~self.done)[:5].tolist()
             raise TraceError(f"the model did not fire the hooks of step(s) {missing}; its step grid does not match "
                              f"the schema (was it run with non-default cycles?)")
+        out = {k: t.cpu().numpy().astype(dtype, copy=False) for k, (t, dtype) in self.out.items()}
         states = {f"state/{s}": v for s, v in self.states_out.items()}
         states.update(self.init_kept)
-        return self.out, states
+        return out, {k: v.cpu().numpy().astype(self.state_dtype, copy=False) for k, v in states.items()}
 
 
 # ----------------------------------------------------------------------------- running one batch

@@ -246,7 +246,7 @@ def attention(rep: Report, device: torch.device, args: argparse.Namespace) -> No
 def caching(rep: Report, device: torch.device, args: argparse.Namespace, tmp: Path) -> None:
     from interp import trace_to_disk
     from models import build_model
-    from models.checkpoint import load_any
+    from models.load import load_any
     from models.config import HRMConfig
 
     rep.section(

@@ -141,12 +141,19 @@ def _attempts(
         while True:
             yield _run_attempt(_draw_attempt(rng, size, min_blanks, max_blanks), size, min_blanks, max_blanks,
                                min_guesses)
-    batch = 64 * workers
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        while True:
-            jobs = [(_draw_attempt(rng, size, min_blanks, max_blanks), size, min_blanks, max_blanks, min_guesses)
-                    for _ in range(batch)]
-            yield from pool.map(_run_attempt_star, jobs, chunksize=16)
+    def batch() -> list[tuple]:
+        return [(_draw_attempt(rng, size, min_blanks, max_blanks), size, min_blanks, max_blanks, min_guesses)
+                for _ in range(32 * workers)]
+
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    try:
+        pending = pool.map(_run_attempt_star, batch(), chunksize=8)
+        while True:  # keep the next batch queued while this one is consumed
+            queued = pool.map(_run_attempt_star, batch(), chunksize=8)
+            yield from pending
+            pending = queued
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def generate(

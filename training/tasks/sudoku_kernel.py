@@ -178,13 +178,65 @@ def propagate(cand, done, stack, sp, peers, units, segs, line_others, box_others
 
 
 @njit(cache=True)
-def search(cand0, peers, units, segs, line_others, box_others, full, locked, order, max_solutions, node_limit, solution):
+def units_matchable(cand, units, work):
+    """False if some unit's cells cannot take distinct digits (a Hall violation).
+
+    Per unit, Kuhn's augmenting paths match every cell to a distinct candidate
+    digit. This only detects dead states (it removes no candidate); the search
+    uses it in its fallback mode to prune subtrees without solutions.
+    ``work`` is scratch space: ``int32 [4, S]``.
+    """
+    n_units, size = units.shape
+    match = work[0]  # digit -> matched position in the unit, -1 if free
+    st_pos = work[1]
+    st_rem = work[2]
+    st_digit = work[3]
+    for u in range(n_units):
+        for d in range(size):
+            match[d] = -1
+        for start in range(size):
+            visited = 0
+            depth = 0
+            st_pos[0] = start
+            st_rem[0] = cand[units[u, start]]
+            found = False
+            while depth >= 0:
+                rem = st_rem[depth] & ~visited
+                if rem == 0:
+                    depth -= 1
+                    continue
+                bit = rem & -rem
+                visited |= bit
+                st_rem[depth] = rem ^ bit
+                d = 0
+                while (bit >> d) != 1:
+                    d += 1
+                st_digit[depth] = d
+                if match[d] < 0:
+                    for k in range(depth + 1):
+                        match[st_digit[k]] = st_pos[k]
+                    found = True
+                    break
+                depth += 1
+                st_pos[depth] = match[d]
+                st_rem[depth] = cand[units[u, match[d]]]
+            if not found:
+                return False
+    return True
+
+
+@njit(cache=True)
+def search(cand0, peers, units, segs, line_others, box_others, full, locked, order, max_solutions, node_limit, solution,
+           hall):
     """Depth-first search from the unpropagated state ``cand0``.
 
     Branches on the first open cell with the fewest candidates, trying its digits
     in ``order`` (bits). Returns ``(status, count, guesses, backtracks)``; the
     first solution found is written to ``solution`` (bitsets). ``count`` stops at
     ``max_solutions``; ``node_limit`` caps the guesses (``STATUS_LIMIT``).
+    ``hall`` adds :func:`units_matchable` after every propagation: it prunes only
+    subtrees without solutions, so solutions come in the same order, but the
+    guess counts shrink (the fallback for grids the plain search cannot settle).
     """
     cells = cand0.shape[0]
     cand = np.empty((cells + 1, cells), dtype=np.int32)
@@ -194,6 +246,7 @@ def search(cand0, peers, units, segs, line_others, box_others, full, locked, ord
     remaining = np.empty(cells + 1, dtype=np.int32)
     before = np.empty(cells + 1, dtype=np.int64)
     seg_or = np.empty(segs.shape[0], dtype=np.int32)
+    work = np.empty((4, units.shape[1]), dtype=np.int32)
     n_order = order.shape[0]
     count = 0
     guesses = 0
@@ -208,6 +261,8 @@ def search(cand0, peers, units, segs, line_others, box_others, full, locked, ord
             stack[sp] = i
             sp += 1
     if not propagate(cand[0], done[0], stack, sp, peers, units, segs, line_others, box_others, full, locked, seg_or):
+        return STATUS_DONE, 0, 0, 0
+    if hall and not units_matchable(cand[0], units, work):
         return STATUS_DONE, 0, 0, 0
     level = 0
     enter = True
@@ -262,7 +317,8 @@ def search(cand0, peers, units, segs, line_others, box_others, full, locked, ord
         best = branch_cell[level]
         cand[nxt, best] = bit
         stack[0] = best
-        if propagate(cand[nxt], done[nxt], stack, 1, peers, units, segs, line_others, box_others, full, locked, seg_or):
+        if propagate(cand[nxt], done[nxt], stack, 1, peers, units, segs, line_others, box_others, full, locked,
+                     seg_or) and (not hall or units_matchable(cand[nxt], units, work)):
             level = nxt
             enter = True
         else:
@@ -273,7 +329,7 @@ def search(cand0, peers, units, segs, line_others, box_others, full, locked, ord
 
 @njit(cache=True)
 def solve_digits(digits, exclude_cell, exclude_digit, peers, units, segs, line_others, box_others, full, locked,
-                 order, max_solutions, node_limit, out):
+                 order, max_solutions, node_limit, out, hall):
     """:func:`search` on a flat digit array (0 = blank); the first solution goes to ``out`` as digits.
 
     ``exclude_cell >= 0`` removes digit ``exclude_digit`` from that (blank) cell's
@@ -288,7 +344,7 @@ def solve_digits(digits, exclude_cell, exclude_digit, peers, units, segs, line_o
         cand0[exclude_cell] &= ~(1 << (exclude_digit - 1))
     bits = np.zeros(cells, dtype=np.int32)
     status, count, guesses, backtracks = search(
-        cand0, peers, units, segs, line_others, box_others, full, locked, order, max_solutions, node_limit, bits
+        cand0, peers, units, segs, line_others, box_others, full, locked, order, max_solutions, node_limit, bits, hall
     )
     if count:
         for i in range(cells):

@@ -36,8 +36,10 @@ import numpy as np
 from . import sudoku_kernel as kernel
 from .sudoku import PuzzleFormatError, box_size, check_givens, check_grid, parse_puzzle
 
-DEFAULT_MAX_GUESSES = 2_000_000
-"""Default guess budget of :func:`solve`: well under a second of search, far above any real puzzle."""
+DEFAULT_MAX_GUESSES = 200_000
+"""Default guess budget of :func:`solve` (per search phase, see :func:`_search_flat`)."""
+PLAIN_GUESSES = 50_000
+"""Guesses the plain search gets before the pruned fallback takes over (real puzzles need < 10,000)."""
 
 
 class SearchLimitExceeded(PuzzleFormatError):
@@ -89,15 +91,22 @@ def _search_flat(
     """Run the search on a flat digit list (0 = blank; the path shared with the generator).
 
     ``order`` lists digit bits in trial order (default ascending); ``exclude=(cell,
-    digit)`` forbids that digit at that blank cell.
+    digit)`` forbids that digit at that blank cell. Two phases: the plain search
+    (up to :data:`PLAIN_GUESSES` guesses), then, if that did not settle it, the
+    same search pruned by a per-unit matching check (``hall`` in
+    :func:`sudoku_kernel.search`) with ``max_guesses``. The pruning removes only
+    subtrees without solutions, so both phases find the same solutions in the same
+    order; only the guess counts of such (pathological) grids come from phase two.
     """
     t = kernel.tables(n)
     bits = t.ascending if order is None else np.asarray(order, dtype=np.int32)
+    digits = np.asarray(flat, dtype=np.int8)
     out = np.empty(t.cells, dtype=np.int8)
-    status, count, guesses, backtracks = kernel.solve_digits(
-        np.asarray(flat, dtype=np.int8), exclude[0], exclude[1], t.peers, t.units, t.segs, t.line_others,
-        t.box_others, t.full, locked, bits, max_solutions, max_guesses, out,
-    )
+    args = (digits, exclude[0], exclude[1], t.peers, t.units, t.segs, t.line_others, t.box_others, t.full, locked,
+            bits, max_solutions)
+    status, count, guesses, backtracks = kernel.solve_digits(*args, min(max_guesses, PLAIN_GUESSES), out, False)
+    if status == kernel.STATUS_LIMIT and max_guesses > PLAIN_GUESSES:
+        status, count, guesses, backtracks = kernel.solve_digits(*args, max_guesses, out, True)
     return _Search(status, count, guesses, backtracks, out if count else None)
 
 

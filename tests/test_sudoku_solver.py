@@ -269,10 +269,11 @@ def test_same_answers_as_old_solver_on_every_collection_sample(shared_dir):
 
 @pytest.mark.slow
 def test_same_answers_as_old_solver_on_every_collection_in_full(shared_dir):
+    """All 64,616 puzzles (about a minute, nearly all of it the old solver), singles-only on a sample."""
     for path in shared_collections(shared_dir):
         for grid in collection_sample(path, 10 ** 9):
             assert_same_as_old(grid)
-        for grid in collection_sample(path, 2000):
+        for grid in collection_sample(path, 500):
             assert_same_as_old(grid, locked=False)
 
 

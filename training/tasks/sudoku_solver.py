@@ -36,8 +36,8 @@ import numpy as np
 from . import sudoku_kernel as kernel
 from .sudoku import PuzzleFormatError, box_size, check_givens, check_grid, parse_puzzle
 
-DEFAULT_MAX_GUESSES = 200_000
-"""Default guess budget of :func:`solve` (per search phase, see :func:`_search_flat`)."""
+DEFAULT_MAX_GUESSES = 100_000
+"""Default guess budget of :func:`solve` per search phase (see :func:`_search_flat`): about a second in all."""
 PLAIN_GUESSES = 50_000
 """Guesses the plain search gets before the pruned fallback takes over (real puzzles need < 10,000)."""
 

@@ -143,13 +143,13 @@ def _attempts(
                                min_guesses)
     def batch() -> list[tuple]:
         return [(_draw_attempt(rng, size, min_blanks, max_blanks), size, min_blanks, max_blanks, min_guesses)
-                for _ in range(32 * workers)]
+                for _ in range(256 * workers)]
 
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
     try:
-        pending = pool.map(_run_attempt_star, batch(), chunksize=8)
+        pending = pool.map(_run_attempt_star, batch(), chunksize=64)
         while True:  # keep the next batch queued while this one is consumed
-            queued = pool.map(_run_attempt_star, batch(), chunksize=8)
+            queued = pool.map(_run_attempt_star, batch(), chunksize=64)
             yield from pending
             pending = queued
     finally:

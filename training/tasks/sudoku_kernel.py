@@ -54,10 +54,8 @@ class Tables:
                     segs.append(sorted(seg))
                     seg_line.append(li)
                     seg_box.append((b, li >= size))
-        key = {(seg_line[k], seg_box[k]): k for k in range(len(segs))}
         line_others = [[j for j in range(len(segs)) if seg_line[j] == seg_line[k] and j != k] for k in range(len(segs))]
         box_others = [[j for j in range(len(segs)) if seg_box[j] == seg_box[k] and j != k] for k in range(len(segs))]
-        assert len(key) == len(segs)
         self.segs = np.array(segs, dtype=np.int32)
         self.line_others = np.array(line_others, dtype=np.int32)
         self.box_others = np.array(box_others, dtype=np.int32)

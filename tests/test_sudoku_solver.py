@@ -10,9 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import old_sudoku_solver as old
 from tasks.sudoku.grid import PuzzleFormatError, grid_to_line, parse_puzzle, read_puzzle_file
+from tasks.sudoku import solver
 from tasks.sudoku.generate import generate, random_solution
-from tasks.sudoku.solver import count_solutions, solve, solve_puzzle
+from tasks.sudoku.solver import (
+    PLAIN_GUESSES, SearchLimitExceeded, _search_flat, count_solutions, solve, solve_puzzle,
+)
 
 # Known puzzles with their published solutions.
 KNOWN = {
@@ -225,6 +229,120 @@ def test_top1465_first_50(shared_dir):
     assert max(guesses) > 0  # these are hard: at least one needs search
 
 
+# ---------------------------------------------------------------- same answers as the old pure-Python solver
+
+# Peter Norvig's "impossible" puzzle: no clash among the givens, no solution. The
+# plain search needs 4.6 million guesses to exhaust it; the matching fallback none.
+NORVIG_IMPOSSIBLE = ".....5.8....6.1.43..........1.5........1.6...3.......553.....61........4........."
+
+
+def assert_same_as_old(grid: np.ndarray, locked: bool = True) -> None:
+    new, ref = solve(grid, locked_candidates=locked), old.solve(grid, locked_candidates=locked)
+    assert (new.n_solutions, new.unique, new.guesses, new.backtracks) == (
+        ref.n_solutions, ref.unique, ref.guesses, ref.backtracks)
+    assert (new.solution is None) == (ref.solution is None)
+    if ref.solution is not None:
+        assert new.solution.dtype == np.int8 and np.array_equal(new.solution, ref.solution)
+
+
+def collection_sample(path, k: int) -> list[np.ndarray]:
+    """Every puzzle of a small collection, else ``k`` of them at fixed random positions."""
+    records = read_puzzle_file(path)
+    if len(records) > k:
+        picks = np.random.default_rng(0).choice(len(records), size=k, replace=False)
+        records = [records[i] for i in sorted(picks)]
+    return [r.puzzle for r in records]
+
+
+def shared_collections(shared_dir):
+    files = sorted((shared_dir / "data" / "sudoku").glob("*.sdm"))
+    assert files, "no .sdm collections in ../shared/data/sudoku"
+    return files
+
+
+def test_same_answers_as_old_solver_on_every_collection_sample(shared_dir):
+    """Solutions, counts, guesses and backtracks equal the old solver's (a sample of each file; all of them in the slow test)."""
+    for path in shared_collections(shared_dir):
+        for grid in collection_sample(path, 300 if path.name != "top1465.sdm" else 100):
+            assert_same_as_old(grid)
+
+
+@pytest.mark.slow
+def test_same_answers_as_old_solver_on_every_collection_in_full(shared_dir):
+    """All 64,616 puzzles (about a minute, nearly all of it the old solver), singles-only on a sample."""
+    for path in shared_collections(shared_dir):
+        for grid in collection_sample(path, 10 ** 9):
+            assert_same_as_old(grid)
+        for grid in collection_sample(path, 500):
+            assert_same_as_old(grid, locked=False)
+
+
+def test_same_answers_as_old_solver_on_4x4_and_16x16():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        puzzle = all_4x4_grids()[int(rng.integers(288))].copy()
+        puzzle[rng.random((4, 4)) < rng.random()] = 0
+        assert_same_as_old(puzzle)
+        assert_same_as_old(puzzle, locked=False)
+    for rec in generate(3, size=16, seed=2):
+        assert_same_as_old(rec.puzzle)
+
+
+def test_random_4x4_grids_against_enumeration():
+    """Random givens (half of them unsolvable): the count and the solution agree with brute force."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        puzzle = rng.integers(0, 5, size=(4, 4)).astype(np.int8)
+        puzzle[rng.random((4, 4)) < 0.6] = 0
+        mask = puzzle != 0
+        completions = [g for g in all_4x4_grids() if (g[mask] == puzzle[mask]).all()]
+        result = solve(puzzle, max_solutions=300)
+        assert result.n_solutions == len(completions)
+        if completions:
+            assert any(np.array_equal(result.solution, g) for g in completions)
+            check_solution(result.solution, puzzle)
+        else:
+            assert result.solution is None and result.unique is False
+        if len(completions) == 1:
+            assert result.unique and np.array_equal(result.solution, completions[0])
+
+
+def test_unsolvable_valid_looking_grid_is_decided():
+    grid = parse_puzzle(NORVIG_IMPOSSIBLE)
+    result = solve(grid)
+    assert result.n_solutions == 0 and result.solution is None and result.unique is False
+    with pytest.raises(PuzzleFormatError, match="puzzle has no solution"):
+        solve_puzzle(NORVIG_IMPOSSIBLE)
+    plain = _search_flat(grid.reshape(-1), 3, 2, max_guesses=PLAIN_GUESSES)  # no fallback within this budget
+    assert plain.status == 1 and plain.count == 0 and plain.guesses == PLAIN_GUESSES
+
+
+def test_search_budget_raises_a_clear_error():
+    inkala = parse_puzzle(next(iter(KNOWN)))
+    with pytest.raises(SearchLimitExceeded, match="no answer within the search budget: 5 guesses") as info:
+        solve(inkala, max_guesses=5)
+    assert isinstance(info.value, PuzzleFormatError) and info.value.guesses == 5 and info.value.n_solutions == 0
+    assert solve(inkala, max_guesses=106).unique is True  # exactly the guesses it needs
+
+
+def test_fallback_finds_the_same_solutions_as_the_plain_search(monkeypatch):
+    """With a tiny plain budget the pruned fallback decides; solutions and their order do not change."""
+    grids = [".9.........7...6......6...4.6....15........2..51..........8........53.......4...6",  # 2 solutions
+             "86........2165.........8.......27.867....1.........7..2..1....8.8.......6.....4..",  # none
+             next(iter(KNOWN))]
+    for line in grids:
+        flat = parse_puzzle(line).reshape(-1)
+        plain = _search_flat(flat, 3, 2, max_guesses=10 ** 7)
+        monkeypatch.setattr(solver, "PLAIN_GUESSES", 3)
+        pruned = _search_flat(flat, 3, 2, max_guesses=10 ** 6)
+        monkeypatch.undo()
+        assert pruned.status == plain.status == 0 and pruned.count == plain.count
+        assert pruned.guesses <= plain.guesses
+        assert (pruned.solution is None) == (plain.solution is None)
+        if plain.solution is not None:
+            assert np.array_equal(pruned.solution, plain.solution)
+
+
 # ---------------------------------------------------------------- generator
 
 
@@ -273,3 +391,22 @@ def test_generate_bad_arguments():
         generate(1, min_blanks=50, max_blanks=40)
     with pytest.raises(ValueError, match="after 2 attempts"):
         generate(1, size=4, min_blanks=15, max_blanks=15, seed=0, max_attempts=2)  # 1 clue is never unique
+
+
+def test_generator_output_unchanged_by_the_compiled_solver():
+    """The same puzzles and ratings as the pure-Python generator gave (hash taken from it before the change)."""
+    import hashlib
+
+    recs = generate(20, seed=11) + generate(30, size=4, seed=3)
+    recs += generate(3, size=9, min_blanks=50, max_blanks=55, min_guesses=2, seed=4)
+    text = " ".join(f"{grid_to_line(r.puzzle)}:{int(r.rating)}" for r in recs)
+    assert hashlib.sha256(text.encode()).hexdigest() == "ad7d043e438786f893bdae6e478a2bcb856625ecb12a39a44da8618d87dbcdd5"
+
+
+def test_generator_process_pool_gives_the_same_puzzles():
+    one = generate(64, size=4, seed=9, workers=1)
+    two = generate(64, size=4, seed=9, workers=2)  # 64 = the smallest count that starts a 2-process pool
+    assert [grid_to_line(r.puzzle) for r in one] == [grid_to_line(r.puzzle) for r in two]
+    assert [r.rating for r in one] == [r.rating for r in two]
+    with pytest.raises(ValueError, match="workers"):
+        generate(1, workers=-1)

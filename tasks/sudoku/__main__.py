@@ -39,7 +39,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     records = generate(
         args.n, size=args.size, min_blanks=args.min_blanks, max_blanks=args.max_blanks,
-        min_guesses=args.min_guesses, seed=args.seed,
+        min_guesses=args.min_guesses, seed=args.seed, workers=args.workers,
     )
     for rec in records:
         print(f"{grid_to_line(rec.puzzle)} {grid_to_line(rec.solution)} {int(rec.rating)}")
@@ -53,6 +53,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         args.out, source=args.source, n_train=args.n_train, n_test=args.n_test, n_aug=args.n_aug,
         seed=args.seed, size=args.size, min_blanks=args.min_blanks, max_blanks=args.max_blanks,
         min_guesses=args.min_guesses, data_mixing=args.data_mixing, progress=not args.quiet,
+        workers=args.workers,
     )
     for split, info in summary.items():
         print(f"{split}: {info}")
@@ -74,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--max-blanks", type=int, default=None)
         q.add_argument("--min-guesses", type=int, default=0)
         q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--workers", type=int, default=0,
+                       help="generator processes (default 0: one per CPU; the puzzles do not depend on it)")
 
     p = sub.add_parser("generate", help="print generated puzzles: 'puzzle solution guesses' per line")
     p.add_argument("-n", type=int, default=10)

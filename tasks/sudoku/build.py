@@ -125,6 +125,7 @@ def build_sudoku_dataset(
     min_guesses: int = 0,
     data_mixing: bool = False,
     progress: bool = True,
+    workers: int = 0,
 ) -> dict[str, dict[str, int]]:
     """Write ``<out_dir>/train`` and ``<out_dir>/test``; returns example/puzzle/group counts per split.
 
@@ -132,6 +133,8 @@ def build_sudoku_dataset(
     and difficulty targets) or a puzzle file (``.sdm``/``.txt``/Sudoku-Extreme
     ``.csv``) from which ``n_train + n_test`` puzzles passing the filters are drawn
     at random; puzzles without a solution are solved and must be unique.
+    ``workers`` generator processes (0 = one per CPU) share the generation; the
+    dataset does not depend on their number.
     """
     box_size(size)
     for name, value in (("n_train", n_train), ("n_test", n_test), ("n_aug", n_aug)):
@@ -148,7 +151,7 @@ def build_sudoku_dataset(
         min_blanks = (lo if max_blanks is None else min(lo, max_blanks)) if min_blanks is None else min_blanks
         max_blanks = max(hi, min_blanks) if max_blanks is None else max_blanks
         records = generate(total, size=size, min_blanks=min_blanks, max_blanks=max_blanks,
-                           min_guesses=min_guesses, seed=seed, progress=progress)
+                           min_guesses=min_guesses, seed=seed, progress=progress, workers=workers)
     else:
         records = _sample_file(Path(source), total, sample_rng, size, min_blanks, max_blanks, min_guesses, progress)
         records = [_label(r) for r in tqdm(records, desc="label", unit="puzzle", disable=not progress)]

@@ -2,7 +2,8 @@
 
 Modules: ``probes.features`` (Sudoku cell targets), ``probes.linear``
 (GroupKFold logistic-regression probes with a shuffled-label control),
-``probes.projection`` (PCA / optional UMAP of trajectories, Plotly figures).
+``probes.projection`` (PCA / optional UMAP of trajectories, Plotly figures),
+``probes.sae``/``probes.sae_features`` (sparse autoencoders per step, feature naming).
 Names are imported lazily so ``import probes`` does not load scikit-learn.
 """
 
@@ -23,6 +24,10 @@ _EXPORTS = {
     "pca_from_trace": "probes.projection",
     "umap_from_trace": "probes.projection",
     "trajectory_figure": "probes.projection",
+    "train_sae": "probes.sae",
+    "SparseAutoencoder": "probes.sae",
+    "name_features": "probes.sae_features",
+    "feature_trajectories": "probes.sae_features",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,6 +4,7 @@
     interp demo                      interp.cli.demo
     interp guess-scale               interp.cli.guess_scale
     interp report                    interp.cli.report
+    interp stability                 interp.cli.stability
 
 Shared pieces (one-line errors, loading a checkpoint) are in ``interp.cli.common``.
 Every command imports its heavy dependencies (torch, pandas, plotly, matplotlib)
@@ -21,6 +22,7 @@ from interp.cli.common import EXIT_USAGE, _Parser, _UsageError, error_line
 from interp.cli.demo import add_demo_parser
 from interp.cli.guess_scale import add_guess_scale_parser
 from interp.cli.report import add_report_parser
+from interp.cli.stability import add_stability_parser
 from interp.cli.trace import add_trace_parsers
 
 
@@ -31,6 +33,7 @@ def build_parser() -> _Parser:
     add_demo_parser(sub)
     add_guess_scale_parser(sub)
     add_report_parser(sub)
+    add_stability_parser(sub)
     return parser
 
 

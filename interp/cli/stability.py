@@ -1,0 +1,65 @@
+"""``interp stability``: finite-time Lyapunov exponents, drift and residual of a checkpoint's step map.
+
+    interp stability --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --limit 300 --out out/stability/trm
+
+Writes per_puzzle.csv, per_step.csv, settings.json, report.md (failure AUCs and
+outcome-split statistics) and stability.png to ``--out`` and prints the report.
+torch and the analysis are imported inside the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from interp.cli.common import _checkpoint_task, _load_model
+
+
+def cmd_stability(args: argparse.Namespace) -> int:
+    from tasks.puzzles import read_puzzles
+
+    if args.tangents < 1:
+        raise ValueError(f"--tangents must be >= 1, got {args.tangents}")
+    task = _checkpoint_task(args.ckpt, args.task)
+    batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
+    import torch
+
+    from interp.stability.report import write_stability_report
+    from interp.stability.run import stability
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, _ = _load_model(args.ckpt)
+    result = stability(model, batch.inputs, batch.labels, n_segments=args.segments, unit=args.unit, k=args.tangents,
+                       burn_in=args.burn_in, batch_size=args.batch_size, seed=args.seed,
+                       progress=sys.stderr.isatty() and len(batch.inputs) > 1)
+    out = Path(args.out) if args.out else Path("out") / "stability" / Path(args.ckpt).resolve().name
+    prov = {"checkpoint": args.ckpt, "puzzles": args.puzzle_file or "--puzzle", "limit": args.limit}
+    paths = write_stability_report(result, out, title=f"Stability of {Path(args.ckpt).name}", provenance=prov)
+    if "report" in paths:
+        print(paths["report"].read_text())
+    else:
+        print(result.per_puzzle.describe().to_string())
+    print(f"written to {out}: " + ", ".join(p.name for p in paths.values()))
+    return 0
+
+
+def add_stability_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stability", help="FTLE, drift and fixed-point residual of the step map; failure AUCs")
+    p.add_argument("--ckpt", required=True, help="checkpoint directory or official HRM/TRM checkpoint")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--puzzle", help="one puzzle as text")
+    src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text)")
+    p.add_argument("--task", choices=["sudoku", "maze", "arc"], help="override/confirm the checkpoint's task")
+    p.add_argument("--limit", type=int, help="use at most this many puzzles from --puzzle-file")
+    p.add_argument("--segments", type=int, help="segments to run (default: the model's evaluation depth)")
+    p.add_argument("--unit", choices=["segment", "cycle"], default="segment",
+                   help="one step = one ACT segment (default) or one outer cycle")
+    p.add_argument("--tangents", type=int, default=4, help="tangent vectors k (top-k spectrum; default 4)")
+    p.add_argument("--burn-in", type=int, default=0, help="steps left out of the exponent average")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random tangent vectors")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--out", help="output directory (default out/stability/<checkpoint>)")
+    p.set_defaults(func=cmd_stability)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from interp.report.tables import markdown_table
-from training.evaluate import bootstrap_ci  # the project's one bootstrap interval (moves to common.stats)
+from common.stats import bootstrap_ci
 
 # predictor column -> sign that makes "larger = more likely to fail"
 PREDICTORS: dict[str, float] = {"ftle": 1.0, "residual": 1.0, "q_halt": -1.0}

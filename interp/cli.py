@@ -46,6 +46,10 @@ def _checkpoint_task(ckpt: str, task_arg: str | None):
     """The checkpoint's task, read from its config.json before torch is imported (bad input fails fast)."""
     from .puzzles import resolve_task
 
+    if ckpt.startswith("hf:"):  # a Hub spec: fetched (or found in the cache) first
+        from models.hub import local_checkpoint
+
+        ckpt = local_checkpoint(ckpt)
     p = Path(ckpt)
     if p.exists() and not (p / "config.json").exists() and (p.is_file() or (p / "all_config.yaml").exists()):
         # an official HRM/TRM checkpoint: its task follows from the model's shapes
@@ -181,6 +185,10 @@ def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> 
 
 # ----------------------------------------------------------------------------- commands
 def cmd_trace(args: argparse.Namespace) -> int:
+    if getattr(args, "text", None) is not None or getattr(args, "tokens", None) is not None:
+        from .text_trace import cmd_trace_text  # language models: --text / --tokens
+
+        return cmd_trace_text(args)
     from .puzzles import read_puzzles
 
     task = _checkpoint_task(args.ckpt, args.task)
@@ -305,9 +313,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
     p.add_argument("--ckpt", required=True, help="checkpoint directory (model.safetensors + config.json), "
-                   "or an official HRM/TRM weights file / run directory with all_config.yaml")
+                   "an official HRM/TRM weights file / run directory with all_config.yaml, a transformers "
+                   "HRM-Text folder, or a Hub spec hf:ORG/NAME[@REVISION][:SUBFOLDER]")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
     src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text, ARC JSON)")
@@ -315,13 +324,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segments", type=int, help="segments to run (default: the model's evaluation depth)")
     p.add_argument("--limit", type=int, help="use at most this many puzzles from --puzzle-file")
     p.add_argument("--batch-size", type=int, default=64)
+    return src
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="interp", description="Per-step traces, analyses and interventions for recursive models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("trace", help="trace a checkpoint on puzzles and print the per-step story")
-    _common(p)
+    src = _common(p)
+    src.add_argument("--text", help="language models: one text, tokenised with the checkpoint's tokenizer")
+    src.add_argument("--tokens", help="language models: token ids separated by commas or spaces")
+    p.add_argument("--device", help="--text/--tokens with a transformers model: cpu (default, float32) or cuda (bfloat16)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="override the weights' dtype (transformers)")
     p.add_argument("--out", help="trace directory (default traces/<checkpoint>-<hash>)")
     p.add_argument("--states", default="all", help="full states to keep: all, summary, or names (z_H,z_L)")
     p.add_argument("--state-puzzles", type=int, default=16, help="keep full states for the first K puzzles")

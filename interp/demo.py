@@ -18,6 +18,10 @@ DEFAULT_CKPT = "trm-sudoku9"
 
 def zoo_checkpoint(name: str) -> Path:
     """Path of a zoo checkpoint by name (or any checkpoint path); one-line error if absent."""
+    if name.startswith("hf:"):  # a Hub spec: its local folder in the Hugging Face cache
+        from models.hub import local_checkpoint
+
+        return Path(local_checkpoint(name))
     p = Path(name)
     if p.exists():
         return p

@@ -188,3 +188,14 @@ def test_transformers_model_that_is_not_hrm_text(tmp_path, capsys):
     assert interp_main(["trace", "--ckpt", str(folder), "--tokens", "1 2 3", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "not HRM-Text" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_cli_text_on_our_hrm_lm_uses_its_byte_tokenizer(tmp_path, capsys):
+    from pathlib import Path
+
+    zoo = Path(__file__).resolve().parents[1] / "zoo" / "hrm-lm-pydoc"
+    out = tmp_path / "lm"
+    assert interp_main(["trace", "--ckpt", str(zoo), "--text", "def main():", "--out", str(out)]) == 0
+    tr = load_trace(out)
+    assert tr.family == "hrm_lm" and tr.inputs.tolist() == [list(b"def main():")]
+    assert "next-token guess" in capsys.readouterr().out

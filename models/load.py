@@ -1,6 +1,7 @@
-"""Load any checkpoint: ours (``models.checkpoint``) or an official HRM/TRM one (``models.official``).
+"""Load any checkpoint: ours (``models.checkpoint``), an official HRM/TRM one (``models.official``),
+a transformers HRM-Text folder or an ``hf:`` Hub spec (``models.hub``).
 
-Kept apart from both so neither imports the other.
+Kept apart from all of them so none imports the other.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from models.checkpoint import CONFIG, WEIGHTS, CheckpointError, checkpoint_dir, load_checkpoint
+from models.hub import is_hub_spec, is_transformers_dir, load_folder, load_hub
 from models.official import load_official
 
 
@@ -20,11 +22,16 @@ def load_any(path: str | os.PathLike, **kwargs: Any) -> tuple[nn.Module, dict[st
     A directory with ``config.json`` is ours (``load_checkpoint``); a weights file
     (``step_N``, ``checkpoint``) or a directory with ``all_config.yaml`` is an
     official one (``models.official.load_official``, which takes ``kwargs`` such as
-    ``seq_len=81``).
+    ``seq_len=81``). An ``hf:ORG/NAME[@REVISION][:SUBFOLDER]`` spec or a transformers
+    HRM-Text folder goes through ``models.hub`` (``kwargs`` such as ``device``, ``dtype``).
     """
+    if is_hub_spec(path):  # hf:ORG/NAME[@REVISION][:SUBFOLDER], any layout below
+        return load_hub(str(path), **kwargs)
     p = checkpoint_dir(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {p}")
+    if is_transformers_dir(p):  # a save_pretrained folder (HRM-Text)
+        return load_folder(p, "transformers", **kwargs)
     if p.is_dir() and (p / CONFIG).exists():
         return load_checkpoint(p)
     if p.is_file() and p.name == WEIGHTS and (p.parent / CONFIG).exists():

@@ -14,7 +14,11 @@ def zoo_dir() -> Path:
 
 
 def zoo_checkpoint(name: str) -> Path:
-    """Path of a zoo checkpoint by name (or any checkpoint path); one-line error if absent."""
+    """Path of a zoo checkpoint by name (or any checkpoint path, or an ``hf:`` spec); one-line error if absent."""
+    if name.startswith("hf:"):  # a Hub spec: its local folder in the Hugging Face cache
+        from models.hub import local_checkpoint
+
+        return Path(local_checkpoint(name))
     p = Path(name)
     if p.exists():
         return p

@@ -110,6 +110,11 @@ def _tokenizer_class(name: str) -> type:
     return TOKENIZERS[name]
 
 
+def get_tokenizer(name: str) -> ByteTokenizer | GPT2Tokenizer:
+    """``"bytes"`` or ``"gpt2"`` (``interp trace --text`` tokenises with the checkpoint's own)."""
+    return _tokenizer_class(name)()
+
+
 def token_dtype(vocab_size: int) -> np.dtype:
     """uint16, or uint32 when the vocabulary exceeds 65535 (the agreed on-disk rule)."""
     return np.dtype(np.uint16) if vocab_size <= 65535 else np.dtype(np.uint32)

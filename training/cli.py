@@ -102,6 +102,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .lm import evaluate_lm
     from .trainer import _jsonable, _summary
 
+    if args.ckpt.startswith("hf:"):  # a Hub spec: its local folder in the Hugging Face cache
+        from models.hub import local_checkpoint
+
+        args.ckpt = local_checkpoint(args.ckpt)
     model, meta = load_checkpoint(args.ckpt)
     device = pick_device(args.device)
     model.to(device)

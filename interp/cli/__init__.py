@@ -1,6 +1,7 @@
 """The ``interp`` command: one module per command group.
 
     interp trace / show / ablate     interp.cli.trace
+    interp trace --text / --tokens   interp.cli.text_trace
     interp demo                      interp.cli.demo
     interp guess-scale               interp.cli.guess_scale
     interp report                    interp.cli.report

@@ -33,6 +33,10 @@ def _checkpoint_task(ckpt: str, task_arg: str | None):
     """The checkpoint's task, read from its config.json before torch is imported (bad input fails fast)."""
     from tasks.puzzles import resolve_task
 
+    if ckpt.startswith("hf:"):  # a Hub spec: fetched (or found in the cache) first
+        from models.hub import local_checkpoint
+
+        ckpt = local_checkpoint(ckpt)
     p = Path(ckpt)
     if p.exists() and not (p / "config.json").exists() and (p.is_file() or (p / "all_config.yaml").exists()):
         # an official HRM/TRM checkpoint: its task follows from the model's shapes
@@ -54,7 +58,7 @@ _LOADED: dict[str, Any] = {}
 
 
 def _load_model(ckpt: str):
-    """Our checkpoint directory or an official HRM/TRM file (``load_any``), loaded once per process."""
+    """Our checkpoint directory, an official HRM/TRM file, an HRM-Text folder or an ``hf:`` spec (``load_any``), loaded once per process."""
     if ckpt not in _LOADED:
         from models.load import load_any
 
@@ -68,3 +72,14 @@ def _color(args: argparse.Namespace) -> bool:
     if args.color == "never":
         return False
     return sys.stdout.isatty()
+
+
+def _viewer(tr, out: Path) -> None:
+    """Write ``out/viewer.html`` next to a trace; a failure is a warning, never an error."""
+    from interp.views.trace_viewer import write_viewer
+
+    try:
+        path = write_viewer(tr, out / "viewer.html")
+        print(f"viewer written to {path or out / 'viewer.html'}")
+    except Exception as e:  # the trace is already safe on disk; a viewer failure must not hide it
+        print(f"warning: could not write the HTML viewer ({type(e).__name__}: {e})", file=sys.stderr)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from common.labels import IGNORE_LABEL
-from interp.cli.common import _checkpoint_task, _color, _load_model
+from interp.cli.common import _checkpoint_task, _color, _load_model, _viewer
 
 
 def _default_out(ckpt: str, inputs: np.ndarray, segments: int | None) -> Path:
@@ -120,6 +120,10 @@ def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> 
 
 # ----------------------------------------------------------------------------- commands
 def cmd_trace(args: argparse.Namespace) -> int:
+    if getattr(args, "text", None) is not None or getattr(args, "tokens", None) is not None:
+        from interp.cli.text_trace import cmd_trace_text  # language models: --text / --tokens
+
+        return cmd_trace_text(args)
     from tasks.puzzles import read_puzzles
 
     task = _checkpoint_task(args.ckpt, args.task)
@@ -172,16 +176,6 @@ def _print_many(tr, names: list[str]) -> None:
         print(f"  ... {len(df) - 50} more")
     d = jump_distribution(df)
     print("summary: " + ", ".join(f"{k} {v:.3g}" for k, v in d.items()))
-
-
-def _viewer(tr, out: Path) -> None:
-    from interp.views.trace_viewer import write_viewer
-
-    try:
-        path = write_viewer(tr, out / "viewer.html")
-        print(f"viewer written to {path or out / 'viewer.html'}")
-    except Exception as e:  # the trace is already safe on disk; a viewer failure must not hide it
-        print(f"warning: could not write the HTML viewer ({type(e).__name__}: {e})", file=sys.stderr)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -243,9 +237,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parsers
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
     p.add_argument("--ckpt", required=True, help="checkpoint directory (model.safetensors + config.json), "
-                   "or an official HRM/TRM weights file / run directory with all_config.yaml")
+                   "an official HRM/TRM weights file / run directory with all_config.yaml, a transformers "
+                   "HRM-Text folder, or a Hub spec hf:ORG/NAME[@REVISION][:SUBFOLDER]")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
     src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text, ARC JSON)")
@@ -253,12 +248,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segments", type=int, help="segments to run (default: the model's evaluation depth)")
     p.add_argument("--limit", type=int, help="use at most this many puzzles from --puzzle-file")
     p.add_argument("--batch-size", type=int, default=64)
+    return src
 
 
 def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     """``trace``, ``show`` and ``ablate``."""
     p = sub.add_parser("trace", help="trace a checkpoint on puzzles and print the per-step story")
-    _common(p)
+    src = _common(p)
+    src.add_argument("--text", help="language models: one text, tokenised with the checkpoint's tokenizer")
+    src.add_argument("--tokens", help="language models: token ids separated by commas or spaces")
+    p.add_argument("--device", help="--text/--tokens with a transformers model: cpu (default, float32) or cuda (bfloat16)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="override the weights' dtype (transformers)")
     p.add_argument("--out", help="trace directory (default traces/<checkpoint>-<hash>)")
     p.add_argument("--states", default="all", help="full states to keep: all, summary, or names (z_H,z_L)")
     p.add_argument("--state-puzzles", type=int, default=16, help="keep full states for the first K puzzles")

@@ -297,7 +297,10 @@ def trace_batch(model: nn.Module, schema: StepSchema, x: torch.Tensor, y: torch.
                 decode_states: Sequence[str], state_dtype=np.float32, init: InitSpec = None,
                 rows: slice | None = None, fwd_hooks: Sequence = (), confidence: bool = True) -> tuple[dict, dict]:
     """Run one batch (already on the model's device) and return (per-puzzle arrays, kept states)."""
-    start = initial_states(model, schema, x.shape[0], x.shape[1], x.device, init, rows)
+    if init is None and hasattr(model, "start_states"):  # a start computed from the tokens (HRM-Text)
+        start = model.start_states(x)
+    else:
+        start = initial_states(model, schema, x.shape[0], x.shape[1], x.device, init, rows)
     rec = _Recorder(model, schema, x, y, start, keep_rows, keep_states, decode_states, state_dtype, confidence)
     watched = set(schema.hook_to_step) | set(schema.segment_hooks)
     if callable(fwd_hooks):
@@ -365,7 +368,7 @@ def trace_meta(model: nn.Module, schema: StepSchema, *, seq_len: int, labelled: 
         "hidden_size": int(model.cfg.hidden_size),
         "vocab_size": int(model.cfg.vocab_size),
         "n_segments": schema.n_segments,
-        "segment_unit": "pass" if schema.family == "hrm_lm" else "segment",
+        "segment_unit": "pass" if schema.family in ("hrm_lm", "hrm_text") else "segment",
         "n_steps": schema.n_steps,
         "labelled": labelled,
         "state_dtype": state_dtype,

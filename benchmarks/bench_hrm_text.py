@@ -1,0 +1,122 @@
+"""Cost of tracing HRM-Text (transformers' HrmTextForCausalLM) per step vs its plain forward.
+
+A random ``HrmTextConfig`` (default: hidden 512, 4 layers per stack, H 2 x L 3
+cycles, vocab 32000; ``--size 1b`` gives HRM-Text-1B's shapes), timed
+interleaved over repeats (median CPU time of this process, robust to other
+jobs; wall time on a GPU) in these variants:
+
+* ``plain``     ``HrmTextForCausalLM(input_ids)`` under no_grad, no wrapper (ratio 1.00)
+* ``hooked``    the same forward through ``HrmTextTraced`` with nothing attached (the stack hooks' floor)
+* ``cache``     ``run_with_cache``: every per-step z_H / z_L [B, L, D] kept (on the device)
+* ``trace``     ``interp.tracer.trace`` with summaries only and the logit lens of z_H
+* ``trace+L``   the same plus the logit lens of z_L at every L-step and all full states copied to host
+
+Usage::
+
+    python benchmarks/bench_hrm_text.py                        # CPU, threads 2
+    python benchmarks/bench_hrm_text.py --device cuda --size 1b --dtype bfloat16 --seq 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+SIZES = {  # hidden, layers per stack, heads, head_dim, intermediate, vocab
+    "s": (256, 2, 4, 64, 768, 8000),
+    "m": (512, 4, 4, 128, 1536, 32000),
+    "1b": (1536, 8, 12, 128, 4096, 151808),
+}
+
+
+def build(size: str, device: str, dtype: torch.dtype):
+    from transformers import HrmTextConfig, HrmTextForCausalLM
+
+    D, layers, heads, hd, inter, vocab = SIZES[size]
+    cfg = HrmTextConfig(vocab_size=vocab, hidden_size=D, intermediate_size=inter, num_hidden_layers=layers,
+                        num_attention_heads=heads, head_dim=hd, H_cycles=2, L_cycles=3, max_position_embeddings=4096)
+    torch.manual_seed(0)
+    with torch.device(device):
+        hf = HrmTextForCausalLM(cfg)
+    return hf.to(dtype).eval()
+
+
+def timer(device: str):
+    if device == "cpu":
+        return time.process_time
+    def wall() -> float:
+        torch.cuda.synchronize()
+        return time.perf_counter()
+    return wall
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=sorted(SIZES), default="m")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default=None, help="default float32 on CPU, bfloat16 on GPU")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from interp.tracer import trace
+    from models.hrm_text import default_dtype, wrap_hrm_text
+
+    dtype = getattr(torch, args.dtype) if args.dtype else default_dtype(args.device)
+    hf = build(args.size, args.device, dtype)
+    model = wrap_hrm_text(hf)
+    x = torch.randint(0, hf.config.vocab_size, (args.batch, args.seq), device=args.device)
+    clock = timer(args.device)
+
+    variants = {
+        "plain": lambda: hf(input_ids=x, use_cache=False),
+        "hooked": lambda: model(x),
+        "cache": lambda: model.run_with_cache(x),
+        "trace": lambda: trace(model, x, states="summary", decode_latents=False, batch_size=args.batch,
+                               confidence=False),
+        "trace+L": lambda: trace(model, x, states="all", decode_latents=True, batch_size=args.batch),
+    }
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    with torch.no_grad():
+        for fn in variants.values():  # warm-up
+            fn()
+        for _ in range(args.repeats):
+            for k, fn in variants.items():
+                t0 = clock()
+                fn()
+                times[k].append(clock() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    n_params = sum(p.numel() for p in hf.parameters())
+    res = {
+        "size": args.size, "parameters": n_params, "batch": args.batch, "seq": args.seq, "device": args.device,
+        "dtype": str(dtype).replace("torch.", ""), "threads": args.threads, "repeats": args.repeats,
+        "clock": "process CPU time" if args.device == "cpu" else "wall (synchronised)",
+        "plain_ms": 1000 * med["plain"], "ratio": {k: med[k] / med["plain"] for k in med},
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+                   + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""),
+        "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
+    }
+    print(f"HRM-Text {args.size} ({n_params / 1e6:.1f}M params, {res['dtype']}) B{args.batch} L{args.seq} on "
+          f"{args.device}: plain {res['plain_ms']:.1f} ms")
+    for k, r in res["ratio"].items():
+        print(f"  {k:<8} {r:5.2f}x  ({1000 * med[k]:.1f} ms)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

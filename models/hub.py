@@ -1,0 +1,417 @@
+"""Hugging Face Hub checkpoints: ``hf:ORG/NAME[@REVISION][:SUBFOLDER]``.
+
+A spec names a Hub repository (optionally a branch, tag or commit, and a
+folder inside it). ``resolve_hub`` turns it into a local folder through
+``huggingface_hub.snapshot_download``: its cache (``HF_HUB_CACHE``,
+``HF_HOME``), ``HF_HUB_OFFLINE`` and revisions are honoured, and only the
+files the detected layout needs are fetched. ``detect_layout`` tells the
+layouts apart:
+
+    zoo           config.json ("format": "recurse-interp/1") + model.safetensors   -> load_checkpoint
+    transformers  config.json with "model_type" ("hrm_text" only)                 -> models.hrm_text
+    official      all_config.yaml + one weights file (checkpoint, step_N,
+                  *.safetensors, *.pt, *.pth): sapientinc/HRM releases and
+                  TRM-repo checkpoints as community uploads publish them           -> load_official
+
+Weights are read as safetensors or through ``torch.load(weights_only=True)``;
+code-running pickles are refused with one line (``models.official``). Every
+failure (malformed spec, no network and no cache, unknown layout, a
+transformers model that is not HRM-Text) is one ``CheckpointError`` line.
+
+Command line::
+
+    python -m models.hub resolve hf:sapientinc/HRM-checkpoint-sudoku-extreme
+    python -m models.hub export zoo/trm-sudoku9 out/hub/trm-sudoku9 --repo ORG/trm-sudoku9
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import CONFIG, FORMAT, WEIGHTS, CheckpointError
+
+PREFIX = "hf:"
+OFFICIAL_YAML = "all_config.yaml"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+_OFFICIAL_WEIGHTS = re.compile(r"(checkpoint|step_\d+|.+\.(safetensors|pt|pth|ckpt))")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                   "merges.txt", "tokenizer.model", "generation_config.json")
+
+
+@dataclass(frozen=True)
+class HubSpec:
+    """A parsed ``hf:ORG/NAME[@REVISION][:SUBFOLDER]``."""
+
+    repo_id: str
+    revision: str | None = None
+    subfolder: str | None = None
+
+    def __str__(self) -> str:
+        return (PREFIX + self.repo_id + (f"@{self.revision}" if self.revision else "")
+                + (f":{self.subfolder}" if self.subfolder else ""))
+
+    def pattern(self, name: str) -> str:
+        """An allow-pattern for ``name`` inside the subfolder."""
+        return f"{self.subfolder}/{name}" if self.subfolder else name
+
+
+@dataclass
+class ResolvedHub:
+    """Where a spec lives on disk and what it holds."""
+
+    spec: HubSpec
+    path: Path  # the (sub)folder with the checkpoint files
+    layout: str  # zoo | transformers | official
+    commit: str | None = None
+    files: list[str] = field(default_factory=list)
+
+    def info(self) -> dict[str, Any]:
+        return {"spec": str(self.spec), "repo_id": self.spec.repo_id, "revision": self.spec.revision or "main",
+                "subfolder": self.spec.subfolder, "commit": self.commit, "layout": self.layout,
+                "path": str(self.path)}
+
+
+def is_hub_spec(x: Any) -> bool:
+    return isinstance(x, str) and x.startswith(PREFIX)
+
+
+def parse_hub_spec(spec: str) -> HubSpec:
+    """Parse ``hf:ORG/NAME[@REVISION][:SUBFOLDER]``; a malformed spec raises one ``CheckpointError`` line."""
+    usage = "expected hf:ORG/NAME[@REVISION][:SUBFOLDER]"
+    if not is_hub_spec(spec):
+        raise CheckpointError(f"{spec!r} is not a Hub spec ({usage})")
+    body = spec[len(PREFIX):]
+    repo_rev, sep, sub = body.partition(":")
+    repo, at, rev = repo_rev.partition("@")
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(_NAME.fullmatch(p) for p in parts) or any(".." in p for p in parts):
+        raise CheckpointError(f"bad Hub repository {repo!r} in {spec!r} ({usage})")
+    if at and (not _REVISION.fullmatch(rev) or ".." in rev):
+        raise CheckpointError(f"bad revision {rev!r} in {spec!r} ({usage}; a branch, tag or commit)")
+    subfolder = None
+    if sep:
+        sub = sub.strip("/")
+        pieces = sub.split("/")
+        if not sub or "\\" in sub or any(p in ("", ".", "..") for p in pieces):
+            raise CheckpointError(f"bad subfolder {sub!r} in {spec!r} ({usage}; a relative folder path)")
+        subfolder = sub
+    return HubSpec(repo, rev or None, subfolder)
+
+
+# ----------------------------------------------------------------------------- environment
+def hub_cache_dir() -> Path:
+    """The Hub cache, read from the environment at call time (``HF_HUB_CACHE``, ``HF_HOME``, XDG)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "huggingface" / "hub"
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` as set now (huggingface_hub itself reads it once, at import)."""
+    v = os.environ.get("HF_HUB_OFFLINE")
+    if v is not None:
+        return v.strip().upper() in ("1", "ON", "YES", "TRUE")
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+# ----------------------------------------------------------------------------- layouts
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def official_weights(folder: Path) -> Path | None:
+    """The weights file of an official-layout folder: ``checkpoint``, the latest ``step_N``, else one
+    ``*.safetensors`` (preferred) / ``*.pt`` / ``*.pth`` / ``*.ckpt`` file."""
+    files = [f for f in folder.iterdir() if f.is_file() and _OFFICIAL_WEIGHTS.fullmatch(f.name)]
+    if (folder / "checkpoint").is_file():
+        return folder / "checkpoint"
+    steps = sorted((int(f.name[5:]), f) for f in files if re.fullmatch(r"step_\d+", f.name))
+    if steps:
+        return steps[-1][1]
+    for ext in (".safetensors", ".pt", ".pth", ".ckpt"):
+        found = sorted(f for f in files if f.name.endswith(ext))
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise CheckpointError(f"{folder} holds several {ext} files ({', '.join(f.name for f in found[:4])}); "
+                                  "name one with a subfolder or load it with models.official.load_official")
+    return None
+
+
+def detect_layout(folder: str | os.PathLike, where: str | None = None) -> str:
+    """``"zoo"``, ``"transformers"`` or ``"official"`` for a local folder; one-line error otherwise."""
+    p = Path(folder)
+    where = where or str(p)
+    if not p.is_dir():
+        raise CheckpointError(f"{where}: not a folder")
+    cfg = _json(p / CONFIG) if (p / CONFIG).is_file() else None
+    if cfg is not None and cfg.get("format") == FORMAT:
+        return "zoo"
+    if cfg is not None and "model_type" in cfg:
+        return "transformers"
+    if (p / OFFICIAL_YAML).is_file():
+        return "official"
+    names = sorted(f.name for f in p.iterdir())[:8]
+    raise CheckpointError(
+        f"{where}: unknown checkpoint layout (files: {', '.join(names) or 'none'}); expected {CONFIG} + {WEIGHTS} "
+        f"(this project), a transformers {CONFIG} with model_type, or {OFFICIAL_YAML} + a weights file (HRM/TRM)"
+    )
+
+
+def is_transformers_dir(path: str | os.PathLike) -> bool:
+    """A local folder whose ``config.json`` is a transformers config (has ``model_type``)."""
+    p = Path(path)
+    cfg = _json(p / CONFIG) if p.is_dir() and (p / CONFIG).is_file() else None
+    return cfg is not None and "model_type" in cfg and cfg.get("format") != FORMAT
+
+
+def _layout_patterns(spec: HubSpec, layout: str, meta: dict[str, Any] | None) -> list[str]:
+    if layout == "zoo":
+        names = [WEIGHTS, CONFIG, "README.md", "CARD.md", "eval.json"]
+    elif layout == "transformers":
+        names = [CONFIG, "*.safetensors", "model.safetensors.index.json", *TOKENIZER_FILES]
+    else:
+        names = [OFFICIAL_YAML, "checkpoint", "step_*", "*.safetensors", "*.pt", "*.pth", "*.ckpt"]
+    return [spec.pattern(n) for n in names]
+
+
+# ----------------------------------------------------------------------------- resolving
+def _download(spec: HubSpec, patterns: list[str], cache_dir: Path, offline: bool) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
+    )
+
+    try:
+        root = snapshot_download(spec.repo_id, revision=spec.revision, cache_dir=str(cache_dir),
+                                 allow_patterns=patterns, local_files_only=offline)
+    except LocalEntryNotFoundError:
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
+        raise CheckpointError(f"{spec}: not in the Hugging Face cache {cache_dir} and {why}; "
+                              "download it once with network access (or set HF_HOME to a cache that has it)") from None
+    except RevisionNotFoundError:
+        raise CheckpointError(f"{spec}: revision {spec.revision!r} does not exist on the Hub") from None
+    except GatedRepoError:
+        raise CheckpointError(f"{spec}: the repository is gated; accept its terms and log in (hf auth login)") from None
+    except RepositoryNotFoundError:
+        raise CheckpointError(f"{spec}: no such repository on the Hub (or it is private)") from None
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        line = " ".join(str(e).split())[:200]
+        raise CheckpointError(f"{spec}: could not fetch from the Hub ({type(e).__name__}: {line})") from None
+    return Path(root)
+
+
+def _pick_official_online(spec: HubSpec) -> list[str] | None:
+    """Online only: list the folder and keep one weights file, so a run folder with many ``step_N`` costs one."""
+    try:
+        from huggingface_hub import HfApi
+
+        files = HfApi().list_repo_files(spec.repo_id, revision=spec.revision)
+    except Exception:  # listing is an optimisation; the pattern download below still works
+        return None
+    prefix = f"{spec.subfolder}/" if spec.subfolder else ""
+    here = [f[len(prefix):] for f in files if f.startswith(prefix) and "/" not in f[len(prefix):]]
+    if "checkpoint" in here:
+        pick = "checkpoint"
+    else:
+        steps = sorted((int(f[5:]), f) for f in here if re.fullmatch(r"step_\d+", f))
+        if not steps:
+            return None
+        pick = steps[-1][1]
+    return [spec.pattern(OFFICIAL_YAML), spec.pattern(pick)]
+
+
+def resolve_hub(spec: str | HubSpec, cache_dir: str | os.PathLike | None = None,
+                offline: bool | None = None) -> ResolvedHub:
+    """Fetch (or find in the cache) what ``spec`` needs and return its local folder and layout.
+
+    Two rounds: the small config files first, to learn the layout, then only that layout's files.
+    """
+    s = parse_hub_spec(spec) if isinstance(spec, str) else spec
+    cache = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
+    off = hub_offline() if offline is None else offline
+    root = _download(s, [s.pattern(CONFIG), s.pattern(OFFICIAL_YAML)], cache, off)
+    folder = root / s.subfolder if s.subfolder else root
+    if not folder.is_dir():
+        where = f"no folder {s.subfolder!r}" if s.subfolder else "no files"
+        raise CheckpointError(f"{s}: the repository has {where} with {CONFIG} or {OFFICIAL_YAML}")
+    layout = detect_layout(folder, where=str(s))
+    cfg = _json(folder / CONFIG) if layout == "transformers" else None
+    if layout == "transformers":
+        check_hrm_text_config(cfg or {}, str(s))
+    patterns = (_pick_official_online(s) if layout == "official" and not off else None) \
+        or _layout_patterns(s, layout, cfg)
+    root = _download(s, patterns, cache, off)
+    folder = root / s.subfolder if s.subfolder else root
+    return ResolvedHub(s, folder, layout, commit=root.name, files=sorted(f.name for f in folder.iterdir()))
+
+
+_RESOLVED: dict[tuple[str, str, bool], ResolvedHub] = {}
+
+
+def local_checkpoint(ckpt: str) -> str:
+    """``ckpt`` unchanged, or the local folder an ``hf:`` spec resolves to (memoised per process and cache)."""
+    if not is_hub_spec(ckpt):
+        return ckpt
+    key = (ckpt, str(hub_cache_dir()), hub_offline())
+    if key not in _RESOLVED:
+        _RESOLVED[key] = resolve_hub(ckpt)
+    return str(_RESOLVED[key].path)
+
+
+# ----------------------------------------------------------------------------- loading
+def check_hrm_text_config(cfg: dict[str, Any], where: str) -> None:
+    mt = cfg.get("model_type")
+    if mt != "hrm_text":
+        raise CheckpointError(f"{where}: a transformers model of type {mt!r}, not HRM-Text (model_type 'hrm_text'); "
+                              "only HrmTextForCausalLM is supported among transformers models")
+
+
+def load_folder(folder: str | os.PathLike, layout: str | None = None, where: str | None = None,
+                **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    """Load a local folder of any supported layout; ``kwargs`` go to the layout's loader."""
+    p = Path(folder)
+    layout = layout or detect_layout(p, where)
+    if layout == "zoo":
+        from .checkpoint import load_checkpoint
+
+        return load_checkpoint(p, **kwargs)
+    if layout == "transformers":
+        check_hrm_text_config(_json(p / CONFIG) or {}, where or str(p))
+        from .hrm_text import load_hrm_text
+
+        return load_hrm_text(p, **kwargs)
+    from .official import load_official
+
+    weights = official_weights(p)
+    if weights is None:
+        raise CheckpointError(f"{where or p}: {OFFICIAL_YAML} but no weights file (checkpoint, step_N, *.safetensors, *.pt)")
+    return load_official(weights, config_yaml=p / OFFICIAL_YAML, **kwargs)
+
+
+def load_hub(spec: str, cache_dir: str | os.PathLike | None = None, offline: bool | None = None,
+             **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    """``(model in eval mode, meta)`` for an ``hf:`` spec; ``meta["hub"]`` records repo, revision and commit."""
+    r = resolve_hub(spec, cache_dir=cache_dir, offline=offline)
+    model, meta = load_folder(r.path, r.layout, where=str(r.spec), **kwargs)
+    meta = dict(meta)
+    meta["hub"] = r.info()
+    return model, meta
+
+
+# ----------------------------------------------------------------------------- export
+def model_card(meta: dict[str, Any], n_params: int, repo: str | None, card: str | None,
+               evaluation: dict[str, Any] | None) -> str:
+    """A Hub model card (README.md with YAML front matter) for a zoo checkpoint."""
+    fam = meta["model"].get("family", "?")
+    task = (meta.get("task") or {}).get("name", "unknown")
+    name = repo or "ORG/NAME"
+    lines = [
+        "---",
+        "library_name: recurse-interp",
+        "tags:",
+        "- recursive-reasoning",
+        f"- {fam}",
+        f"- {task}",
+        "---",
+        "",
+        f"# {name.split('/')[-1]}",
+        "",
+        f"A `{fam}` checkpoint ({n_params:,} parameters, task `{task}`) in the recurse-interp format: "
+        f"`{WEIGHTS}` (safetensors, no pickle) and a self-describing `{CONFIG}` (`\"format\": \"{FORMAT}\"`).",
+        "",
+        "```python",
+        "from models.load import load_any",
+        f'model, meta = load_any("hf:{name}")',
+        "```",
+        "",
+        "```bash",
+        f"interp trace --ckpt hf:{name} --puzzle-file puzzles.sdm" if task != "text"
+        else f'interp trace --ckpt hf:{name} --text "def f(x):"',
+        "```",
+        "",
+        "| config | value |",
+        "|---|---|",
+        *[f"| {k} | `{v}` |" for k, v in sorted(meta["model"].items())],
+    ]
+    if evaluation:
+        lines += ["", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in sorted(evaluation.items()) if not isinstance(v, (list, dict))]
+    if card:
+        lines += ["", "## Training card", "", card.strip()]
+    return "\n".join(lines) + "\n"
+
+
+def export_zoo(ckpt: str | os.PathLike, out: str | os.PathLike, repo: str | None = None,
+               overwrite: bool = False) -> Path:
+    """Write a zoo checkpoint as a Hub-ready folder (weights, config, README.md card); atomic, nothing on error."""
+    from .checkpoint import _atomic_replace_dir, load_checkpoint
+
+    src, dst = Path(ckpt), Path(out)
+    if repo is not None:
+        parse_hub_spec(PREFIX + repo)
+    if dst.exists() and any(dst.iterdir()) and not overwrite:
+        raise CheckpointError(f"{dst} exists and is not empty (pass --overwrite to replace it)")
+    model, meta = load_checkpoint(src)  # validates weights and config before anything is written
+    n_params = sum(p.numel() for p in model.parameters())
+    card = (src / "CARD.md").read_text() if (src / "CARD.md").is_file() else None
+    evaluation = _json(src / "eval.json") if (src / "eval.json").is_file() else None
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
+    try:
+        for f in (WEIGHTS, CONFIG, "eval.json"):
+            if (src / f).is_file():
+                shutil.copy2(src / f, tmp / f)
+        (tmp / "README.md").write_text(model_card(meta, n_params, repo, card, evaluation))
+        _atomic_replace_dir(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dst
+
+
+# ----------------------------------------------------------------------------- command line
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m models.hub", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("resolve", help="fetch (or find in the cache) a spec and print its folder and layout")
+    r.add_argument("spec")
+    e = sub.add_parser("export", help="write a zoo checkpoint as a Hub-ready folder with its model card")
+    e.add_argument("ckpt", help="zoo checkpoint directory (model.safetensors + config.json)")
+    e.add_argument("out", help="folder to write (upload it with `hf upload ORG/NAME OUT`)")
+    e.add_argument("--repo", help="ORG/NAME the folder will be uploaded to (used in the card)")
+    e.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "resolve":
+            print(json.dumps(resolve_hub(args.spec).info(), indent=2))
+        else:
+            out = export_zoo(args.ckpt, args.out, args.repo, args.overwrite)
+            print(f"wrote {out}; upload with: hf upload {args.repo or 'ORG/NAME'} {out}")
+    except (CheckpointError, OSError, ValueError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

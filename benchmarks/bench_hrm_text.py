@@ -8,7 +8,7 @@ jobs; wall time on a GPU) in these variants:
 * ``plain``     ``HrmTextForCausalLM(input_ids)`` under no_grad, no wrapper (ratio 1.00)
 * ``hooked``    the same forward through ``HrmTextTraced`` with nothing attached (the stack hooks' floor)
 * ``cache``     ``run_with_cache``: every per-step z_H / z_L [B, L, D] kept (on the device)
-* ``trace``     ``interp.tracer.trace`` with summaries only and the logit lens of z_H
+* ``trace``     ``interp.tracing.tracer.trace`` with summaries only and the logit lens of z_H
 * ``trace+L``   the same plus the logit lens of z_L at every L-step and all full states copied to host
 
 Usage::
@@ -72,7 +72,7 @@ def main() -> int:
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from interp.tracer import trace
+    from interp.tracing.tracer import trace
     from models.hrm_text import default_dtype, wrap_hrm_text
 
     dtype = getattr(torch, args.dtype) if args.dtype else default_dtype(args.device)

@@ -14,6 +14,7 @@ Parameter names follow the reference repositories (``qkv_proj``, ``o_proj``,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -110,7 +111,13 @@ class Attention(nn.Module):
 
     Uses ``scaled_dot_product_attention``; flash-attn is used instead only when
     ``backend="flash"`` (or ``"auto"``) and it is importable and the input is on CUDA.
+    When ``pattern_hook`` is set (by ``PuzzleModel.record_attention``, for one call at a
+    time) the pattern ``softmax(Q K^T / sqrt(d))`` [B, heads, query, key] is computed
+    explicitly and passed through it (a returned tensor replaces the pattern); the
+    default path (``pattern_hook = None``) is untouched.
     """
+
+    pattern_hook: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __init__(self, hidden: int, num_heads: int, causal: bool = False, backend: str = "auto"):
         super().__init__()
@@ -135,7 +142,14 @@ class Attention(nn.Module):
             and _flash_attn_func is not None
             and x.dtype in (torch.float16, torch.bfloat16)
         )
-        if use_flash:  # pragma: no cover - needs CUDA + flash-attn
+        if self.pattern_hook is not None:  # opt-in: the explicit pattern, for this call only
+            qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+            scores = (qh.float() @ kh.float().transpose(-1, -2)) / math.sqrt(self.head_dim)
+            if self.causal:
+                scores = scores.masked_fill(torch.ones(L, L, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
+            pattern = self.pattern_hook(torch.softmax(scores, dim=-1))
+            out = (pattern.to(vh.dtype) @ vh).transpose(1, 2)
+        elif use_flash:  # pragma: no cover - needs CUDA + flash-attn
             out = _flash_attn_func(q, k, v, causal=self.causal)
         else:
             out = F.scaled_dot_product_attention(

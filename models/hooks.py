@@ -112,6 +112,20 @@ class HookedModel(nn.Module):
         # a plain dict (not registered twice as submodules) for O(1) lookup in forward
         object.__setattr__(self, "_hook_index", index)
 
+    def remove_hook_points(self, predicate: Callable[[str], bool]) -> None:
+        """Delete the hook points whose name satisfies ``predicate`` (and containers left empty)."""
+        for name in [n for n in self._hook_index if predicate(n)]:
+            parts = name.split(".")
+            chain: list[nn.Module] = [self]
+            for part in parts[:-1]:
+                chain.append(chain[-1]._modules[part])
+            del chain[-1]._modules[parts[-1]]
+            for depth in range(len(parts) - 1, 0, -1):  # drop containers this left empty
+                if chain[depth]._modules:
+                    break
+                del chain[depth - 1]._modules[parts[depth - 1]]
+            del self._hook_index[name]
+
     def refresh_hook_index(self) -> None:
         """Re-read hook points from the module tree (after an adapter swapped them)."""
         index = {}

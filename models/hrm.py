@@ -46,6 +46,7 @@ def _blocks(cfg: HRMConfig, n: int, seq_len: int) -> list[TransformerBlock]:
 class HRM(PuzzleModel):
     state_names = ("z_H", "z_L")
     answer_state = "z_H"
+    step_modules = ("L_level", "H_level")
 
     def __init__(self, cfg: HRMConfig):
         super().__init__(cfg)
@@ -84,9 +85,10 @@ class HRM(PuzzleModel):
             for j in range(L_cycles):
                 last_L = i == H_cycles - 1 and j == L_cycles - 1
                 with grad_if(full_bptt or last_L):
-                    z_L = self.hook(act_name("z_L", seg=seg, h=i, l=j), self.L_level(z_L, z_H + x, rotary))
+                    z_L = self.hook(act_name("z_L", seg=seg, h=i, l=j),
+                                    self.run_step_module(0, {"seg": seg, "h": i, "l": j}, z_L, z_H + x, rotary))
             with grad_if(full_bptt or i == H_cycles - 1):
-                z_H = self.hook(act_name("z_H", seg=seg, h=i), self.H_level(z_H, z_L, rotary))
+                z_H = self.hook(act_name("z_H", seg=seg, h=i), self.run_step_module(1, {"seg": seg, "h": i}, z_H, z_L, rotary))
         return self.finish_segment({"z_H": z_H, "z_L": z_L}, seg)
 
 

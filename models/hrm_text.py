@@ -99,11 +99,57 @@ class HrmTextTraced(HookedModel):
 
     # ----- hook grid ------------------------------------------------------
     def step_hook_names(self, seg: int) -> list[str]:
+        n = self.cfg.layers_per_stack if self.recording_attention else 0
         names = []
         for i in range(self.cfg.H_cycles):
-            names += [f"seg{seg}.h{i}.l{j}.hook_z_L" for j in range(self.cfg.L_cycles)]
+            for j in range(self.cfg.L_cycles):
+                names += [f"seg{seg}.h{i}.l{j}.layer{k}.hook_pattern" for k in range(n)]
+                names.append(f"seg{seg}.h{i}.l{j}.hook_z_L")
+            names += [f"seg{seg}.h{i}.layer{k}.hook_pattern" for k in range(n)]
             names.append(f"seg{seg}.h{i}.hook_z_H")
         return names
+
+    # ----- attention patterns (opt-in) ------------------------------------
+    @property
+    def recording_attention(self) -> bool:
+        return bool(self.__dict__.get("_record_attention", False))
+
+    def record_attention(self, on: bool = True) -> None:
+        """Add (``on``) or remove ``...layer{k}.hook_pattern`` [B, heads, query, key] for every step.
+
+        On, the model runs with transformers' eager attention (which returns its weights) and a
+        forward hook on each ``HrmTextAttention`` passes them through the step's hook point (read
+        only: the weights were already used, so a returned tensor does not change the run). Off
+        (the default), the model's own attention implementation and hook grid are restored.
+        """
+        if on and not self.recording_attention:
+            self.__dict__["_attn_impl"] = self.hf.config._attn_implementation
+            self.hf.set_attn_implementation("eager")
+            inner = self.hf.model
+            handles = []
+            for which, stack in (("L", inner.L_module), ("H", inner.H_module)):
+                for k, layer in enumerate(stack.layers):
+                    handles.append(layer.self_attn.register_forward_hook(self._pattern_hook(k)))
+            self.__dict__["_attn_handles"] = handles
+            self.__dict__["_record_attention"] = True
+            self.setup_hooks(n for s in range(getattr(self, "_hooked_segments", 0)) for n in self.step_hook_names(s))
+        elif not on and self.recording_attention:
+            for h in self.__dict__.pop("_attn_handles", []):
+                h.remove()
+            self.hf.set_attn_implementation(self.__dict__.pop("_attn_impl"))
+            self.__dict__["_record_attention"] = False
+            self.remove_hook_points(lambda name: name.endswith(".hook_pattern"))
+
+    def _pattern_hook(self, layer: int):
+        def fn(module: nn.Module, args: tuple, output: Any) -> None:
+            calls = self._calls
+            if calls is None or not isinstance(output, tuple) or output[1] is None:
+                return None
+            i, j = divmod(len(calls), self.cfg.L_cycles + 1)  # the stack call this layer belongs to
+            where = f"seg{self._seg}.h{i}.l{j}" if j < self.cfg.L_cycles else f"seg{self._seg}.h{i}"
+            self.hook(f"{where}.layer{layer}.hook_pattern", output[1])
+            return None
+        return fn
 
     def segment_hook_names(self, seg: int) -> list[str]:
         return [*self.step_hook_names(seg), f"seg{seg}.hook_logits"]

@@ -148,11 +148,59 @@ class PuzzleModel(HookedModel):
         """
         H, L = cycles or (self.cfg.H_cycles, self.cfg.L_cycles)
         ko, ki = keys
+        rec = self.recording_attention
+        n_in, n_out = (len(self.attention_modules(m)) for m in self.step_modules) if rec else (0, 0)
         names = [act_name("x", seg=seg)]
         for i in range(H):
-            names += [act_name(inner, seg=seg, **{ko: i, ki: j}) for j in range(L)]
+            for j in range(L):
+                names += [act_name("pattern", seg=seg, **{ko: i, ki: j}, layer=k) for k in range(n_in)]
+                names.append(act_name(inner, seg=seg, **{ko: i, ki: j}))
+            names += [act_name("pattern", seg=seg, **{ko: i}, layer=k) for k in range(n_out)]
             names.append(act_name(outer, seg=seg, **{ko: i}))
         return names
+
+    # ----- attention patterns (opt-in) ----------------------------------------
+    step_modules: tuple[str, str] = ("L_level", "L_level")  # (inner step, outer step) module attribute names
+
+    @property
+    def recording_attention(self) -> bool:
+        return bool(self.__dict__.get("_record_attention", False))
+
+    def attention_modules(self, name: str) -> list[nn.Module]:
+        """The ``Attention`` of every layer of the stack ``name`` (none for ``mlp_t`` token mixing)."""
+        stack = getattr(self, name)
+        return [layer.self_attn for layer in stack.layers if hasattr(layer, "self_attn")]
+
+    def record_attention(self, on: bool = True) -> None:
+        """Add (``on``) or remove the hook points ``...layer{k}.hook_pattern`` [B, heads, query, key] of every step.
+
+        Off by default: the hook grid, the forward (SDPA) and traces are then exactly as without
+        this option. On, each attention layer computes its pattern explicitly for that call.
+        """
+        if on and not any(self.attention_modules(m) for m in self.step_modules):
+            raise ValueError(f"{self.cfg.family} model has no attention layers (token mixing is mlp_t)")
+        n = getattr(self, "_hooked_segments", 0)
+        if on and not self.recording_attention:
+            self.__dict__["_record_attention"] = True
+            self.setup_hooks(name for s in range(n) for name in self.step_hook_names(s))
+        elif not on and self.recording_attention:
+            self.__dict__["_record_attention"] = False
+            self.remove_hook_points(lambda name: name.endswith(".hook_pattern"))
+
+    def run_step_module(self, which: int, where: dict[str, int], *args: torch.Tensor) -> torch.Tensor:
+        """``self.<step_modules[which]>(*args)``; with ``record_attention`` each layer's pattern goes
+        through ``<where>.layer{k}.hook_pattern``."""
+        module = getattr(self, self.step_modules[which])
+        if not self.recording_attention:
+            return module(*args)
+        attns = self.attention_modules(self.step_modules[which])
+        for k, attn in enumerate(attns):
+            attn.pattern_hook = (lambda p, _n=act_name("pattern", **where, layer=k): self.hook(_n, p))
+        try:
+            return module(*args)
+        finally:
+            for attn in attns:
+                attn.pattern_hook = None
 
     def segment_hook_names(self, seg: int) -> list[str]:
         return [*self.step_hook_names(seg), act_name("logits", seg=seg), act_name("q", seg=seg)]

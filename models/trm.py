@@ -74,9 +74,10 @@ class TRM(PuzzleModel):
         rotary = self.rotary_tables()
         for j in range(n):
             with grad_if(grad == "all" or (grad == "last" and j == n - 1)):
-                z = self.hook(act_name("z", seg=seg, t=i, n=j), self.L_level(z, y + x, rotary))
+                z = self.hook(act_name("z", seg=seg, t=i, n=j),
+                              self.run_step_module(0, {"seg": seg, "t": i, "n": j}, z, y + x, rotary))
         with grad_if(grad != "none"):
-            y = self.hook(act_name("y", seg=seg, t=i), self.L_level(y, z, rotary))
+            y = self.hook(act_name("y", seg=seg, t=i), self.run_step_module(1, {"seg": seg, "t": i}, y, z, rotary))
         return y, z
 
     def deep_recursion(self, x, y, z, n: int, T: int, seg: int):

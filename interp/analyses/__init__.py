@@ -7,6 +7,7 @@ One concept per module:
 * ``alignment``: cosine / linear CKA between slow and fast states per step
 * ``gates``: HRM-LM gate and fusion statistics (the seed-003 table)
 * ``sudoku_conflicts``: Sudoku constraint violations of decoded answers
+* ``attention``: Sudoku row/column/box attention mass per head and step (traces recorded with attention)
 """
 
 from .alignment import alignment_by_phase, hl_alignment, linear_cka

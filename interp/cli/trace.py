@@ -142,7 +142,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
     trace_to_disk(model, (batch.inputs, batch.labels), out, chunk_size=args.chunk_size, batch_size=args.batch_size,
                   states=states, state_puzzles=np.arange(n_keep), n_segments=args.segments,
                   task={"name": task.name, "grid": list(task.grid)}, checkpoint=args.ckpt,
-                  overwrite=args.overwrite, progress=sys.stderr.isatty() and len(batch.inputs) > 1)
+                  overwrite=args.overwrite, progress=sys.stderr.isatty() and len(batch.inputs) > 1,
+                  attention=bool(getattr(args, "attention", False)))
     tr = load_trace(out)
     ck = tr.meta.get("checkpoint") or {}
     print(f"model: {tr.family} from {args.ckpt} (weights sha256 {str(ck.get('sha256'))[:12]}); "
@@ -156,8 +157,31 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if tr.n_puzzles > 1:
         _print_many(tr, batch.names)
     print(f"\ntrace written to {out}")
+    if getattr(args, "attention", False):
+        _attention_summary(tr, task, out)
     _viewer(tr, out)
     return 0
+
+
+def _attention_summary(tr, task, out: Path) -> None:
+    """Sudoku: per-head row/column/box attention mass (CSV + PNG next to the trace)."""
+    stored = [s for s in tr.stored_states if s.startswith("pattern.")]
+    if not stored:
+        print("attention: no patterns kept (name them in --states, e.g. --states pattern, or use all)")
+        return
+    if task.name != "sudoku":
+        print(f"attention: {', '.join(stored)} stored; the row/column/box analysis is for Sudoku only")
+        return
+    from interp.analyses.attention import plot_head_masses, sudoku_attention_mass
+
+    df = sudoku_attention_mass(tr)
+    df.to_csv(out / "attention_mass.csv", index=False)
+    png = plot_head_masses(df, out / "attention_heads.png")
+    best = df.loc[df[["row", "col", "box"]].max(axis=1).idxmax()]
+    kind = max(("row", "col", "box"), key=lambda c: best[c])
+    print(f"attention: {len(stored)} layer(s) x {df['head'].nunique()} heads; most structured: layer "
+          f"{int(best['layer'])} head {int(best['head'])} at step {int(best['step'])} ({kind} mass {best[kind]:.2f}); "
+          f"{out / 'attention_mass.csv'}, {png}")
 
 
 def _print_many(tr, names: list[str]) -> None:
@@ -267,6 +291,8 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all-steps", action="store_true", help="list every answer step, also those without a change")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace a different trace already in --out")
+    p.add_argument("--attention", action="store_true", help="also record every layer's attention pattern at every "
+                   "step (pattern.layer{k}, kept like states; Sudoku: row/column/box mass per head, CSV + PNG)")
     p.set_defaults(func=cmd_trace)
     p = sub.add_parser("show", help="print a saved trace's per-step summary")
     p.add_argument("dir")

@@ -66,6 +66,9 @@ class StepSchema:
     steps: list[StepInfo]
     hook_to_step: dict[str, tuple[int, str]] = field(default_factory=dict)  # hook -> (step, state)
     segment_hooks: dict[str, tuple[int, str]] = field(default_factory=dict)  # hook -> (segment, kind)
+    # attention patterns per layer ("pattern.layer0", ...) when the model records attention (opt-in); like
+    # gates they are per-step values without a carry, NaN at steps whose module has no such layer
+    pattern_states: tuple[str, ...] = ()
 
     @property
     def n_steps(self) -> int:
@@ -122,10 +125,14 @@ def _puzzle_schema(model: nn.Module, n_segments: int) -> StepSchema:
     steps: list[StepInfo] = []
     hook_to_step: dict[str, tuple[int, str]] = {}
     segment_hooks: dict[str, tuple[int, str]] = {}
+    patterns: list[tuple[str, tuple, str]] = []  # (hook, where of its step, state)
     for seg in range(n_segments):
         k = 0
         for name in model.step_hook_names(seg):
             a = parse_act_name(name)
+            if a is not None and a.state == "pattern" and a.keys[-1:] == ("layer",):
+                patterns.append((name, a.where[:-1], f"pattern.layer{a.indices[-1]}"))
+                continue
             if a is None or a.keys[:1] != ("seg",) or a.state not in names:
                 continue
             idx = a.indices[1:]
@@ -139,9 +146,15 @@ def _puzzle_schema(model: nn.Module, n_segments: int) -> StepSchema:
             raise ValueError(f"{model_family(model)} model emits no per-step state hooks in segment {seg}")
         segment_hooks[act_name("q", seg=seg)] = (seg, "q")
     _finish(steps, slow)
+    step_of = {parse_act_name(h).where: k for h, (k, _) in hook_to_step.items()}
+    pattern_states: list[str] = []
+    for name, where, state in patterns:
+        hook_to_step[name] = (step_of[where], state)
+        if state not in pattern_states:
+            pattern_states.append(state)
     kind = "lm" if is_lm_model(model) else "puzzle"
     return StepSchema(model_family(model), kind, names, answer, slow, fast, (), n_segments, steps,
-                      hook_to_step, segment_hooks)
+                      hook_to_step, segment_hooks, tuple(sorted(pattern_states, key=lambda s: int(s[13:]))))
 
 
 def _lm_schema(model: nn.Module, n_passes: int) -> StepSchema:

@@ -36,6 +36,7 @@ from interp.tracing.store import (
 from interp.tracing.trace import FORMAT, TraceError
 from interp.tracing.tracer import (
     STATE_DTYPES,
+    attention_recording,
     base_arrays,
     compute_arrays,
     decode_state_list,
@@ -168,6 +169,7 @@ def trace_to_disk(
     overwrite: bool = False,
     progress: bool = True,
     confidence: bool = True,
+    attention: bool = False,
 ) -> Path:
     """Trace a whole dataset into ``out_dir`` chunk by chunk, in memory bounded by one chunk.
 
@@ -176,8 +178,18 @@ def trace_to_disk(
     written; full states only for ``states`` (``"summary"`` = none, ``"all"``
     or a list of names) and, if given, only for the puzzles ``state_puzzles``.
     ``limit`` traces only the first ``limit`` puzzles; ``confidence=False``
-    drops the per-cell confidence arrays (the largest summaries). Returns ``out_dir``.
+    drops the per-cell confidence arrays (the largest summaries). ``attention=True`` records the
+    attention patterns too (``pattern.layer{k}``, kept like states; see ``interp.tracing.tracer.trace``).
+    Returns ``out_dir``.
     """
+    kwargs = dict(locals())
+    with attention_recording(model, kwargs.pop("attention")):
+        return _trace_to_disk(**kwargs)
+
+
+def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_puzzles, labels, puzzle_ids,
+                   n_segments, decode_latents, state_dtype, task, checkpoint, split, limit, resume, overwrite,
+                   progress, confidence) -> Path:
     if chunk_size < 1 or batch_size < 1:
         raise TraceError(f"chunk_size and batch_size must be >= 1, got {chunk_size}, {batch_size}")
     if state_dtype not in STATE_DTYPES:

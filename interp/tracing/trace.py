@@ -217,7 +217,8 @@ class Trace:
         return np.array([where[int(p)] for p in puzzles], dtype=np.int64)
 
     def states(self, name: str, puzzles: Sequence[int] | np.ndarray | None = None, drop_prefix: bool = False) -> np.ndarray:
-        """Full state ``name`` after every step: [n, T, P, D] for the stored (or given) puzzles."""
+        """Full state ``name`` after every step: [n, T, P, D] for the stored (or given) puzzles
+        (an attention pattern ``pattern.layer{k}``: [n, T, heads, query, key], NaN at steps without that layer)."""
         name = self.resolve_state(name)
         if name not in self.stored_states:
             raise TraceError(
@@ -326,7 +327,10 @@ class Trace:
             shape = _shape_of(self._states, k)
             if shape[0] != n_sp:
                 raise TraceError(f"{k} holds {shape[0]} puzzles but state_index lists {n_sp}")
-            if k.startswith("state/") and (len(shape) != 4 or shape[1] != T):
+            if k.startswith("state/pattern."):  # an attention pattern: [n, T, heads, query, key]
+                if len(shape) != 5 or shape[1] != T:
+                    raise TraceError(f"{k} has shape {shape}, expected [{n_sp}, {T}, heads, query, key]")
+            elif k.startswith("state/") and (len(shape) != 4 or shape[1] != T):
                 raise TraceError(f"{k} has shape {shape}, expected [{n_sp}, {T}, P, D]")
         if n_sp and (self.state_index.min() < 0 or self.state_index.max() >= N):
             raise TraceError("state_index points outside the traced puzzles")

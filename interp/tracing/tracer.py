@@ -15,6 +15,7 @@ and records norms, relative changes and cosines of the states.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import os
@@ -211,7 +212,8 @@ class _Recorder:
                 self._put("step/q_halt", k, c["q_halt"])
                 self._put("step/q_continue", k, c["q_continue"])
         for s in self.keep_states:
-            v = staged.get(s) if s in self.schema.gate_states else self.cur.get(s)
+            per_step = s in self.schema.gate_states or s in self.schema.pattern_states
+            v = staged.get(s) if per_step else self.cur.get(s)
             if v is None:
                 if s not in self.states_out:
                     continue
@@ -313,8 +315,9 @@ def trace_batch(model: nn.Module, schema: StepSchema, x: torch.Tensor, y: torch.
 
 # ----------------------------------------------------------------------------- settings
 def resolve_states(schema: StepSchema, states: str | Sequence[str] | None) -> list[str]:
-    """``"all"`` -> every carried state and gate; ``"summary"``/None -> none; a list -> checked names (aliases ok)."""
-    every = [*schema.state_names, *schema.gate_states]
+    """``"all"`` -> every carried state, gate and recorded attention pattern; ``"summary"``/None -> none;
+    a list -> checked names (aliases ok; ``pattern`` = every ``pattern.layer{k}``)."""
+    every = [*schema.state_names, *schema.gate_states, *schema.pattern_states]
     if states is None or states == "summary":
         return []
     if states == "all":
@@ -324,9 +327,13 @@ def resolve_states(schema: StepSchema, states: str | Sequence[str] | None) -> li
     alias = {"slow": schema.slow_state, "fast": schema.fast_state, "answer": schema.answer_state}
     out = []
     for s in states:
+        if s == "pattern" and schema.pattern_states:
+            out += [p for p in schema.pattern_states if p not in out]
+            continue
         name = s if s in every else alias.get(s)
         if name is None or name not in every:
-            raise TraceError(f"unknown state {s!r} for a {schema.family} model (states: {', '.join(every)})")
+            hint = " (attention patterns need attention=True / --attention)" if s.startswith("pattern") else ""
+            raise TraceError(f"unknown state {s!r} for a {schema.family} model (states: {', '.join(every)}){hint}")
         if name not in out:
             out.append(name)
     return out
@@ -378,8 +385,29 @@ def trace_meta(model: nn.Module, schema: StepSchema, *, seq_len: int, labelled: 
         "intervened": intervened,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"recurse-interp": version, "torch": torch.__version__, "numpy": np.__version__},
+        **({"pattern_states": list(schema.pattern_states)} if schema.pattern_states else {}),
         **(extra or {}),
     }
+
+
+@contextlib.contextmanager
+def attention_recording(model: nn.Module, on: bool):
+    """With ``on``, the model records its attention patterns (``model.record_attention``) inside the block only."""
+    if not on:
+        yield
+        return
+    if not hasattr(model, "record_attention"):
+        raise TraceError(f"a {getattr(model.cfg, 'family', type(model).__name__)} model cannot record attention patterns")
+    was = bool(getattr(model, "recording_attention", False))
+    try:
+        model.record_attention(True)
+    except ValueError as e:
+        raise TraceError(str(e)) from None
+    try:
+        yield
+    finally:
+        if not was:
+            model.record_attention(False)
 
 
 def compute_arrays(model: nn.Module, schema: StepSchema, inputs: torch.Tensor, labels: torch.Tensor | None,
@@ -476,6 +504,7 @@ def trace(
     progress: bool = False,
     confidence: bool = True,
     extra_meta: dict | None = None,
+    attention: bool = False,
 ) -> Trace:
     """Run ``model`` on ``inputs`` [N, L] through every segment and step and record a ``Trace``.
 
@@ -489,8 +518,18 @@ def trace(
     ``confidence`` records ``conf/<state>`` [N, T, L] (float16), the top
     softmax probability of every decoded cell. ``fwd_hooks`` (``[(name_or_filter, fn)]``, or a callable
     ``BatchContext -> list`` called once per batch) are applied during the run;
-    the trace records their effect and is marked ``intervened``.
+    the trace records their effect and is marked ``intervened``. ``attention=True`` also records the
+    attention pattern of every layer at every step (``pattern.layer{k}`` [N, T, heads, query, key], kept
+    like states, selected by ``states``; models with attention only); off, nothing changes.
     """
+    with attention_recording(model, attention):
+        return _trace(model, inputs, labels, puzzle_ids, n_segments, states, state_puzzles, batch_size,
+                      decode_latents, init_states, fwd_hooks, state_dtype, task, checkpoint, progress, confidence,
+                      extra_meta)
+
+
+def _trace(model, inputs, labels, puzzle_ids, n_segments, states, state_puzzles, batch_size, decode_latents,
+           init_states, fwd_hooks, state_dtype, task, checkpoint, progress, confidence, extra_meta) -> Trace:
     if batch_size < 1:
         raise TraceError(f"batch_size must be >= 1, got {batch_size}")
     if state_dtype not in STATE_DTYPES:
@@ -518,5 +557,5 @@ def trace(
     return Trace(schema.table(), arrays, meta, MemoryStates(st, np.flatnonzero(keep)))
 
 
-__all__ = ["trace", "trace_batch", "compute_arrays", "model_sha256", "checkpoint_info",
+__all__ = ["trace", "trace_batch", "attention_recording", "compute_arrays", "model_sha256", "checkpoint_info",
            "resolve_states", "initial_states", "prepare_inputs"]

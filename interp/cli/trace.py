@@ -231,7 +231,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from interp.interventions.ablation import slow_ablation_table
     from tasks.puzzles import read_puzzles
 
-    task = _checkpoint_task(args.ckpt, args.task)
+    task = _checkpoint_task(args.ckpt, args.task, command="ablate")
     batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
     model, _ = _load_model(args.ckpt)
     modes = [m.strip() for m in args.mode.split(",")]

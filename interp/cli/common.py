@@ -11,20 +11,23 @@ from typing import Any, NoReturn
 EXIT_USAGE = 2
 
 
+class _DefaultsMixin:
+    """Append ``(default: X)`` to an option's help when it has a real default (not None/False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def help_formatter() -> type:
     """Help with defaults shown and examples kept as written: rich-argparse when installed, else plain argparse."""
     try:
-        from rich_argparse import ArgumentDefaultsRichHelpFormatter, RawDescriptionRichHelpFormatter
+        from rich_argparse import RawDescriptionRichHelpFormatter as base
     except ImportError:  # pragma: no cover - rich-argparse is a declared dependency
-        class _Plain(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-            pass
-
-        return _Plain
-
-    class _Rich(ArgumentDefaultsRichHelpFormatter, RawDescriptionRichHelpFormatter):
-        pass
-
-    return _Rich
+        base = argparse.RawDescriptionHelpFormatter
+    return type("HelpFormatter", (_DefaultsMixin, base), {})
 
 
 def version_string() -> str:

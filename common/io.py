@@ -86,7 +86,7 @@ def read_json(path: str | os.PathLike, error: type[Exception] = ValueError, wher
     ``where`` names the file in the message (default: the path). A missing file raises ``FileNotFoundError``.
     """
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8-sig"))  # a UTF-8 BOM is ignored
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise error(f"{where or path}: not valid JSON ({' '.join(str(e).split())})") from None
 

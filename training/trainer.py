@@ -125,7 +125,7 @@ class Trainer:
         # data (rank 0 builds generated data, the others wait for it)
         spec = data_spec(cfg.task)
         if self.dist.is_main:
-            self.data_root = resolve_data(spec, build=True)
+            self.data_root = resolve_data(spec, build=True, progress=progress)
         D.barrier(self.dist)
         if not self.dist.is_main:
             self.data_root = resolve_data(spec, build=False)

@@ -11,8 +11,46 @@ from typing import Any, NoReturn
 EXIT_USAGE = 2
 
 
+class _DefaultsMixin:
+    """Append ``(default: X)`` to an option's help when it has a real default (not None/False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+def help_formatter() -> type:
+    """Help with defaults shown and examples kept as written: rich-argparse when installed, else plain argparse."""
+    try:
+        from rich_argparse import RawDescriptionRichHelpFormatter as base
+    except ImportError:  # pragma: no cover - rich-argparse is a declared dependency
+        base = argparse.RawDescriptionHelpFormatter
+    return type("HelpFormatter", (_DefaultsMixin, base), {})
+
+
+def version_string() -> str:
+    """``recurse-interp X.Y.Z`` from the installed distribution (or pyproject's version in a bare checkout)."""
+    try:
+        from importlib.metadata import version
+
+        return f"recurse-interp {version('recurse-interp')}"
+    except Exception:  # pragma: no cover - not installed
+        return "recurse-interp (not installed)"
+
+
+def examples(*lines: str) -> str:
+    """An ``examples:`` epilog for a parser's help."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as a single ``error: ...`` line."""
+    """argparse that reports usage errors as a single ``error: ...`` line; help shows defaults and examples."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", help_formatter())
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise _UsageError(message)
@@ -23,13 +61,23 @@ class _UsageError(Exception):
 
 
 # ----------------------------------------------------------------------------- helpers
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bars (they are also off when stderr is not a terminal)."""
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (off anyway when stderr is not a terminal)")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars on stderr: only for a terminal, and never with ``--quiet``."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
 def error_line(e: BaseException) -> str:
     """An error as the one line after ``error:`` (KeyError's quotes dropped, whitespace folded)."""
     msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     return " ".join(msg.split()) or type(e).__name__
 
 
-def _checkpoint_task(ckpt: str, task_arg: str | None):
+def _checkpoint_task(ckpt: str, task_arg: str | None, command: str = "trace"):
     """The checkpoint's task, read from its config.json before torch is imported (bad input fails fast)."""
     from tasks.puzzles import resolve_task
 
@@ -37,7 +85,7 @@ def _checkpoint_task(ckpt: str, task_arg: str | None):
     if p.exists() and not (p / "config.json").exists() and (p.is_file() or (p / "all_config.yaml").exists()):
         # an official HRM/TRM checkpoint: its task follows from the model's shapes
         model, _ = _load_model(ckpt)
-        return resolve_task(model.cfg.to_dict(), None, task_arg)
+        return resolve_task(model.cfg.to_dict(), None, task_arg, ckpt=ckpt, command=command)
     meta = None
     try:
         meta = json.loads((p / "config.json").read_text())
@@ -47,7 +95,7 @@ def _checkpoint_task(ckpt: str, task_arg: str | None):
         from models.checkpoint import read_checkpoint_config
 
         meta = read_checkpoint_config(ckpt)  # raises the precise one-line error
-    return resolve_task(meta["model"], meta.get("task"), task_arg)
+    return resolve_task(meta["model"], meta.get("task"), task_arg, ckpt=ckpt, command=command)
 
 
 _LOADED: dict[str, Any] = {}

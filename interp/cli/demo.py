@@ -37,16 +37,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     trace_args = argparse.Namespace(
         ckpt=str(ckpt), puzzle=None, puzzle_file=str(puzzle_file), task=None, segments=None, limit=None,
         batch_size=64, out=str(out / "trace"), states="all", state_puzzles=args.n, chunk_size=1024,
-        show=1, all_steps=False, color=args.color, overwrite=True,
+        show=1, all_steps=False, color=args.color, overwrite=True, quiet=args.quiet,
     )
     return cmd_trace(trace_args)
 
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="trace a shipped zoo checkpoint on generated puzzles (no download)")
-    p.add_argument("--ckpt", default=DEFAULT_CKPT, help=f"zoo name or checkpoint path (default {DEFAULT_CKPT})")
+    from interp.cli.common import add_quiet, examples
+
+    p = sub.add_parser("demo", help="trace a shipped zoo checkpoint on generated puzzles (no download)",
+                       epilog=examples("interp demo", "interp demo --ckpt hrm-sudoku9 --n 4 --out out/demo-hrm"))
+    p.add_argument("--ckpt", default=DEFAULT_CKPT, help="zoo name or checkpoint path")
     p.add_argument("--n", type=int, default=16, help="number of puzzles")
     p.add_argument("--seed", type=int, default=20261123, help="generator seed for the demo puzzles")
     p.add_argument("--out", default="out/demo", help="output directory (trace, viewer.html, puzzles)")
-    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="coloured grids")
+    add_quiet(p)
     p.set_defaults(func=cmd_demo)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from interp.cli.common import add_quiet, examples, show_progress
 from interp.guess_scaling.voting import ALL_RULES, LABEL_FREE_RULES
 
 DEFAULT_RULES = ("majority", "cell_majority", "confidence", "oracle_any", "augmented_hrm")
@@ -133,7 +134,8 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     pairs |= {(m, 0) for m in range(len(models))}  # every checkpoint's plain pass, for models.csv
     t0 = time.time()
     cands = collect_candidates(models, x, pert, args.segments, pid, args.batch_size,
-                               keep_probs="prob_average" in rules, pairs=pairs, progress=not args.no_progress)
+                               keep_probs="prob_average" in rules, pairs=pairs,
+                               progress=show_progress(args) and not args.no_progress)
     seconds = time.time() - t0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -195,7 +197,9 @@ def cmd_guess_scale(args: argparse.Namespace) -> int:
 
 
 def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("guess-scale", help="accuracy vs number of guesses (perturbation / checkpoint voting)")
+    p = subparsers.add_parser("guess-scale", help="accuracy vs number of guesses (perturbation / checkpoint voting)",
+                              epilog=examples("interp guess-scale --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm "
+                                              "--limit 64 --k 1,2,4 --out reports/gs"))
     p.add_argument("--ckpt", action="append", required=True,
                    help="checkpoint (repeat for model bootstrapping; the first one is used by 'perturb')")
     src = p.add_mutually_exclusive_group(required=True)
@@ -216,6 +220,7 @@ def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="same as --quiet")
+    add_quiet(p)
     p.set_defaults(func=cmd_guess_scale)
     return p

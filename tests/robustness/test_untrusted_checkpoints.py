@@ -3,7 +3,7 @@
 Every loading entry point gets the same payload (a pickle whose ``__reduce__``
 runs ``os.system("touch MARKER")``): ``load_any``, ``load_official``,
 ``load_checkpoint``, the ``models.official`` and ``interp trace`` command lines
-and ``train --resume``. The ``marker`` fixture fails the test if the file ever
+and ``recurse-train train --resume``. The ``marker`` fixture fails the test if the file ever
 appears.
 """
 
@@ -103,7 +103,7 @@ def test_evil_pickle_refused_by_interp_cli_subprocess(tmp_path, marker):
 
 
 def test_evil_pickle_in_training_checkpoint_refused_on_resume(tmp_path, marker, capsys):
-    """``train --resume`` reads only safetensors/JSON: pickles planted in ``last/`` fail as corrupt files."""
+    """``recurse-train train --resume`` reads only safetensors/JSON: pickles planted in ``last/`` fail as corrupt files."""
     from training.cli import main
     from training.config import TrainConfig
     from training.trainer import Trainer

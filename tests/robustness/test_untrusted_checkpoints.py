@@ -241,7 +241,7 @@ def test_official_wrong_family_and_shapes(tmp_path):
             load_official(run, seq_len=81)
         _single_line(str(exc.value))
     (run / "all_config.yaml").write_text(TRM_YAML.replace("hidden_size: 32", "hidden_size: 1048576"))
-    with pytest.raises(CheckpointError, match="does not fit the model"):
+    with pytest.raises(CheckpointError, match="does not fit the model|cannot build"):
         load_official(run, seq_len=81)  # checked on the meta device: no terabyte allocation
 
 

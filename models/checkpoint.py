@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -85,6 +86,24 @@ def recover_checkpoint_dirs(root: str | os.PathLike) -> list[Path]:
         return []
     found = [o.with_name(o.name[: -len(".old")]) for o in sorted(r.glob("*.old")) if o.is_dir()]
     return [recover_checkpoint_dir(p) for p in found if not p.exists()]
+
+
+def remove_stale_checkpoint_temporaries(root: str | os.PathLike) -> list[Path]:
+    """Delete what killed writers left directly under ``root``: ``.<name>.tmp-*`` folders/files (ours) and
+    ``.tmpXXXXXX`` files (safetensors'); returns the removed paths. Nothing else is touched."""
+    r = Path(root)
+    if not r.is_dir():
+        return []
+    removed = []
+    for p in r.iterdir():
+        if p.is_symlink() or not re.fullmatch(r"\.tmp[A-Za-z0-9]{6}|\..+\.tmp-.+", p.name):
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.is_file():
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 def fsync_dir(path: Path) -> None:

@@ -231,6 +231,42 @@ def is_disk_full(e: BaseException) -> bool:
         t in text for t in _DISK_FULL_TEXT)
 
 
+TOOL_MARK = "recurse-interp"  # provenance.json's "tool": marks an output folder this project wrote
+
+
+def listed_files(root: str | os.PathLike) -> list[str]:
+    """Every file under ``root`` as a sorted relative POSIX path (what a provenance ``files`` list records)."""
+    r = Path(root)
+    return sorted(p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def check_replaceable(out: str | os.PathLike, error: type[Exception] = ValueError, what: str = "output") -> bool:
+    """Whether ``out`` may be (re)written: it is absent, empty, or holds only files that its own
+    ``provenance.json`` (``"tool": TOOL_MARK``) lists as written by this tool. Anything else raises ``error``:
+    a symlink, a file, a folder with a foreign file (a user's notebook) or without our marker.
+    Returns True when ``out`` holds a previous output."""
+    p = ensure_out_not_symlink(out, error)
+    if not p.exists():
+        return False
+    if not p.is_dir():
+        raise error(f"refusing to write to {p}: it exists and is not a directory")
+    present = listed_files(p)
+    if not present:
+        return False
+    try:
+        prov = read_json(p / "provenance.json", error, max_bytes=8 << 20)
+    except FileNotFoundError:
+        prov = None
+    if not (isinstance(prov, dict) and prov.get("tool") == TOOL_MARK and isinstance(prov.get("files"), list)):
+        raise error(f"refusing to write to {p}: it is not empty and holds no {what} this tool wrote "
+                    "(no provenance.json marker); choose another directory")
+    foreign = sorted(set(present) - set(map(str, prov["files"])) - {"provenance.json"})
+    if foreign:
+        raise error(f"refusing to replace {p}: it holds files this tool did not write "
+                    f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); move them or choose another directory")
+    return True
+
+
 def ensure_out_not_symlink(path: str | os.PathLike, error: type[Exception] = ValueError) -> Path:
     """Refuse an output path that is a symbolic link (writing through it would land somewhere else)."""
     p = Path(path)
@@ -257,4 +293,5 @@ def write_html(fig: Any, path: str | os.PathLike, post_script: str | None = None
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes", "atomic_write_json", "replace_dir", "read_json",
            "file_sha256", "write_html", "file_mode", "regular_file", "read_bytes_limited", "json_depth", "safe_load_yaml",
-           "safetensors_header", "is_disk_full", "ensure_out_not_symlink", "MAX_JSON_BYTES"]
+           "safetensors_header", "is_disk_full", "ensure_out_not_symlink", "MAX_JSON_BYTES", "TOOL_MARK",
+           "listed_files", "check_replaceable"]

@@ -183,6 +183,15 @@ def _fresh_split(spec: dict, n: int, progress: bool):
                    f"--build scores the test split's first {n})")
 
 
+def _checkpoint_data_dir(root: Path, ckpt: str) -> Path:
+    """A checkpoint's recorded ``data_dir``, used only if it is a dataset directory (never an arbitrary file)."""
+    markers = ("dataset.json", "train/dataset.json", "test/dataset.json", "meta.json")
+    if root.is_dir() and not root.is_symlink() and any((root / m).is_file() for m in markers):
+        return root
+    raise ValueError(f"checkpoint {ckpt} names data_dir {str(root)[:120]!r}, which is not a dataset directory; "
+                     "pass --data DIR")
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from models.checkpoint import load_checkpoint
 
@@ -212,8 +221,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         split, set_name = _puzzle_file_split(file, meta, args.ckpt, args.n)
     elif args.data:
         root = resolve_data(args.data)
-    elif task.get("data_dir") and Path(task["data_dir"]).exists():
-        root = Path(task["data_dir"])
+    elif isinstance(task.get("data_dir"), str) and task["data_dir"] and Path(task["data_dir"]).exists():
+        root = _checkpoint_data_dir(Path(task["data_dir"]), args.ckpt)
     elif task.get("data") is not None:
         spec = data_spec(task)
         cached = resolve_data(spec, build=False) if isinstance(spec, dict) else None
@@ -282,11 +291,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"train": _cmd_train, "eval": _cmd_eval, "data": _cmd_data}[args.command](args)
     except (ValueError, CheckpointError) as e:  # ConfigError / DataError are ValueErrors too
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Exception as e:  # noqa: BLE001 - a full disk from any writer (safetensors raises its own error type)
+        from common.io import is_disk_full
+
+        if not is_disk_full(e) and not isinstance(e, OSError):
+            raise
+        what = "disk full or file size limit" if is_disk_full(e) else type(e).__name__
+        print(f"error: {what} while writing ({' '.join(str(e).split())[:200]}); the last complete checkpoint is "
+              "intact: free space and rerun with --resume", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

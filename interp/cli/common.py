@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -86,9 +85,11 @@ def _checkpoint_task(ckpt: str, task_arg: str | None, command: str = "trace"):
         # an official HRM/TRM checkpoint: its task follows from the model's shapes
         model, _ = _load_model(ckpt)
         return resolve_task(model.cfg.to_dict(), None, task_arg, ckpt=ckpt, command=command)
+    from common.io import read_json
+
     meta = None
     try:
-        meta = json.loads((p / "config.json").read_text())
+        meta = read_json(p / "config.json", max_bytes=4 << 20)
     except (OSError, ValueError):
         pass
     if not (isinstance(meta, dict) and meta.get("format") == "recurse-interp/1" and isinstance(meta.get("model"), dict)):

@@ -28,6 +28,8 @@ import numpy as np
 from interp.cli.common import add_quiet, examples, show_progress
 from interp.guess_scaling.voting import ALL_RULES, LABEL_FREE_RULES
 
+OUTPUT_FILES = ("guess_scaling.csv", "models.csv", "guess_scaling.md", "guess_scaling.png", "guess_scaling.html",
+                "provenance.json")
 DEFAULT_RULES = ("majority", "cell_majority", "confidence", "oracle_any", "augmented_hrm")
 
 
@@ -105,12 +107,13 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     from models.checkpoint import read_checkpoint_config
     from models.load import load_any
 
-    from common.io import atomic_write, file_sha256, write_html
+    from common.io import TOOL_MARK, atomic_write, check_replaceable, file_sha256, write_html
     from interp.guess_scaling.curves import (
         collect_candidates, guess_scaling_figure, make_perturbations, plot_guess_scaling, scaling_table,
         needed_pairs,
     )
 
+    check_replaceable(args.out, ValueError, "guess-scale output")  # before any work: never replace user files
     ks = _ks(args.k)
     strategies = _csv_list(args.strategies, "strategies", ("perturb", "bootstrap", "combined"))
     rules = _csv_list(args.rules, "rules", ALL_RULES)
@@ -150,6 +153,7 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     per_model = pd.DataFrame(per_model)
 
     out = Path(args.out)
+    check_replaceable(out, ValueError, "guess-scale output")  # again: the folder may have changed meanwhile
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "guess_scaling.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.4f"))
     atomic_write(out / "models.csv", lambda tmp: per_model.to_csv(tmp, index=False, float_format="%.4f"))
@@ -161,6 +165,7 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     plot_guess_scaling(table, out / "guess_scaling.png")
     write_html(guess_scaling_figure(table), out / "guess_scaling.html")
     prov = {
+        "tool": TOOL_MARK, "files": list(OUTPUT_FILES),
         "command": "interp " + " ".join(shlex.quote(a) for a in args.argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "checkpoints": [{"path": c, "sha256": _weights_hash(c, file_sha256)} for c in ckpts],

@@ -197,7 +197,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     from interp.tracing.store import load_trace
 
-    tr = load_trace(args.dir, allow_incomplete=args.allow_incomplete)
+    tr = load_trace(args.dir, allow_incomplete=args.allow_incomplete, verify=not args.no_verify)
     print(repr(tr))
     if not tr.meta.get("complete", True):
         print("note: the trace is incomplete; showing its finished chunks")
@@ -289,13 +289,15 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--show", type=int, default=1, help="print the step-by-step story of the first K puzzles")
     p.add_argument("--all-steps", action="store_true", help="list every answer step, also those without a change")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="coloured grids (auto: on a terminal)")
-    p.add_argument("--overwrite", action="store_true", help="replace a different trace already in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a different trace already in --out (only files this tool wrote; others are kept)")
     p.set_defaults(func=cmd_trace)
     p = sub.add_parser("show", help="print a saved trace's per-step summary",
                        epilog=examples("interp show traces/run1", "interp show traces/run1 --puzzle 1   # the first puzzle"))
     p.add_argument("dir", help="trace directory written by interp trace")
     p.add_argument("--max-rows", type=int, default=60, help="rows of the per-step table to print")
     p.add_argument("--allow-incomplete", action="store_true", help="show the finished chunks of an interrupted trace")
+    p.add_argument("--no-verify", action="store_true", help="skip the chunk checksums (faster; sizes and order still checked)")
     p.add_argument("--puzzle", type=int, metavar="K",
                    help="print the step-by-step story of puzzle K (1 = the first) instead of the table")
     p.add_argument("--all-steps", action="store_true", help="list every answer step, also those without a change")

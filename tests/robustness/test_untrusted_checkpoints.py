@@ -177,7 +177,7 @@ def test_broken_checkpoints_fail_with_one_line(tmp_path, tiny_ckpts):
         "heads_zero": ({"num_heads": 0}, "bad model config"),
         "hidden_negative": ({"hidden_size": -32}, "bad model config"),
         "hidden_string": ({"hidden_size": "big"}, "bad model config"),
-        "hidden_huge": ({"hidden_size": 1 << 20, "num_heads": 1}, "does not fit the model"),  # would need TBs
+        "hidden_huge": ({"hidden_size": 1 << 20, "num_heads": 1}, "bad model config|does not fit the model"),  # would need TBs
         "seq_len_huge": ({"seq_len": 10**9}, "bad model config|does not fit the model"),
         "unknown_field": ({"flux_capacitor": 1}, "unknown trm config field"),
         "wrong_shapes": ({"hidden_size": 64}, "does not fit the model: wrong shape"),
@@ -241,7 +241,7 @@ def test_official_wrong_family_and_shapes(tmp_path):
             load_official(run, seq_len=81)
         _single_line(str(exc.value))
     (run / "all_config.yaml").write_text(TRM_YAML.replace("hidden_size: 32", "hidden_size: 1048576"))
-    with pytest.raises(CheckpointError, match="does not fit the model"):
+    with pytest.raises(CheckpointError, match="does not fit the model|cannot build"):
         load_official(run, seq_len=81)  # checked on the meta device: no terabyte allocation
 
 

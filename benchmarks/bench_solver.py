@@ -1,6 +1,6 @@
 """Sudoku solver and generator throughput (pure Python, one core).
 
-Labels every puzzle of a collection (default: ``../shared/data/sudoku/top1465.sdm``,
+Labels every puzzle of a collection (default: ``data/sudoku/top1465.sdm``, shipped in the repository,
 1465 hard puzzles; generated puzzles when that file is absent), proving uniqueness
 (``max_solutions=2``), then times the generator. Prints throughput, guess
 statistics and the ratio to the targets (top1465 within 60 s; 1000 moderate 9x9
@@ -26,7 +26,7 @@ from tasks.sudoku.grid import is_valid_solution, read_puzzle_file  # noqa: E402
 from tasks.sudoku.generate import generate  # noqa: E402
 from tasks.sudoku.solver import solve  # noqa: E402
 
-DEFAULT_FILE = REPO.parent / "shared" / "data" / "sudoku" / "top1465.sdm"
+DEFAULT_FILE = REPO / "data" / "sudoku" / "top1465.sdm"
 SOLVE_TARGET_S = 60.0  # whole top1465 set
 GENERATE_TARGET_S = 60.0  # per 1000 puzzles with 40..50 blanks
 
@@ -64,7 +64,7 @@ def bench_generator(n: int, seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--file", type=Path, default=None, help="puzzle file (default: ../shared top1465)")
+    parser.add_argument("--file", type=Path, default=None, help="puzzle file (default: data/sudoku/top1465.sdm)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N puzzles")
     parser.add_argument("--generate", type=int, default=1000, help="puzzles to generate (0 skips)")
     parser.add_argument("--seed", type=int, default=0)

@@ -115,7 +115,7 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     from models.load import load_any
 
     from common.io import atomic_write, file_sha256, write_html
-    from interp.guess_scaling.curves import budget_table, collect_strategy_runs, strategy_name
+    from interp.guess_scaling.curves import budget_table, collect_strategy_runs, strategy_name, wide_table
     from interp.guess_scaling.plots import guess_scaling_figure, plot_guess_scaling
 
     ks = _ks(args.k)
@@ -130,7 +130,7 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     meta0 = read_checkpoint_config(ckpts[0]) if (Path(ckpts[0]) / "config.json").exists() else {"model": {}}
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = [load_any(c)[0].eval() for c in ckpts]
+    models = [load_any(c)[0].eval().to(args.device) for c in ckpts]
     if not meta0.get("model"):
         meta0 = {"model": models[0].cfg.to_dict()}
     x, y, pid, task = load_puzzles(args, meta0)
@@ -157,11 +157,10 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
           f"PTRM noise {args.noise} per {args.noise_every}, EqR depth x{args.eqr_depth})\n\n"
           f"k is the budget of model passes per puzzle; n_passes = guesses x passes_per_guess are spent. "
           f"Intervals: {args.ci}, 95%. Oracle rules (uses_label) look at the answer: upper bounds, not test-time "
-          f"methods.\n\n" + _markdown(table, f3) + "\n## Checkpoints (single pass, identity input)\n\n"
+          f"methods.\n\n## Accuracy % [95% interval] by pass budget k\n\n" + _markdown(wide_table(table), {})
+          + "\n## Every row\n\n" + _markdown(table, f3) + "\n## Checkpoints (single pass, identity input)\n\n"
           + _markdown(per_model, f3))
     atomic_write(out / "guess_scaling.md", lambda tmp: Path(tmp).write_text(md))
-    plot_guess_scaling(table, out / "guess_scaling.png")
-    write_html(guess_scaling_figure(table), out / "guess_scaling.html")
     prov = {
         "command": "interp " + " ".join(shlex.quote(a) for a in args.argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -172,9 +171,11 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
                                 "variants": r.candidates.perturb_names} for r in runs},
         "ptrm": {"noise": args.noise, "every": args.noise_every}, "eqr": {"depth": args.eqr_depth},
         "seconds": round(seconds, 2),
-        "torch": torch.__version__,
+        "torch": torch.__version__, "device": str(args.device),
     }
     atomic_write(out / "provenance.json", lambda tmp: Path(tmp).write_text(json.dumps(prov, indent=2)))
+    plot_guess_scaling(table, out / "guess_scaling.png")
+    write_html(guess_scaling_figure(table), out / "guess_scaling.html")
     return {"table": table, "models": per_model, "out": out, "seconds": seconds}
 
 
@@ -246,6 +247,7 @@ def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu", help="torch device for the passes (cpu, cuda, cuda:1, ...)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--no-progress", action="store_true")

@@ -209,6 +209,28 @@ def scaling_table(
                         ignore_label, halted_rule)
 
 
+def wide_table(df: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
+    """One row per (strategy, rule), one column per pass budget k: ``accuracy% [low, high]``, ``-`` where k does not fit.
+
+    The ``passes/guess`` column makes the budget explicit (guesses at k = k // passes/guess).
+    """
+    ks = sorted(df["k"].unique())
+    rows = []
+    for (strategy, rule), g in df.groupby(["strategy", "rule"], sort=False):
+        by_k = g.set_index("k")
+        row = {"strategy": strategy, "rule": rule + (" (oracle)" if bool(g["uses_label"].iloc[0]) else ""),
+               "passes/guess": int(g["passes_per_guess"].iloc[0])}
+        for k in ks:
+            if k in by_k.index:
+                r = by_k.loc[k]
+                row[f"k={k}"] = (f"{100 * r['accuracy']:.{digits}f} [{100 * r['ci_low']:.{digits}f}, "
+                                 f"{100 * r['ci_high']:.{digits}f}]")
+            else:
+                row[f"k={k}"] = "-"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def guesses_needed(strategy: str, k_max: int, n_models: int = 1, eqr_depth: int = 2) -> int:
     """How many guesses ``strategy`` must collect for budgets up to ``k_max`` passes."""
     s = strategy_name(strategy)
@@ -319,5 +341,5 @@ def guess_scaling_curve(
 
 __all__ = [
     "STRATEGIES", "ALIASES", "COLUMNS", "StrategyRun", "strategy_name", "single_columns", "runs_from_pool",
-    "budget_table", "scaling_table", "guesses_needed", "collect_strategy_runs", "guess_scaling_curve",
+    "budget_table", "scaling_table", "wide_table", "guesses_needed", "collect_strategy_runs", "guess_scaling_curve",
 ]

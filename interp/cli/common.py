@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 EXIT_USAGE = 2
@@ -44,12 +45,21 @@ def examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
+class _PlainFormatter(_DefaultsMixin, argparse.RawDescriptionHelpFormatter):
+    """Used while parsers are built and arguments parsed: cheap (rich is imported only to print help)."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as a single ``error: ...`` line; help shows defaults and examples."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", help_formatter())
+        kwargs.setdefault("formatter_class", _PlainFormatter)
         super().__init__(*args, **kwargs)
+
+    def format_help(self) -> str:
+        if self.formatter_class is _PlainFormatter:
+            self.formatter_class = help_formatter()  # rich-argparse, imported now that help is shown
+        return super().format_help()
 
     def error(self, message: str) -> NoReturn:
         raise _UsageError(message)
@@ -57,6 +67,18 @@ class _Parser(argparse.ArgumentParser):
 
 class _UsageError(Exception):
     pass
+
+
+class VersionAction(argparse.Action):
+    """``--version``: reads the installed version only when asked (importlib.metadata costs ~0.1 s)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, default: Any = argparse.SUPPRESS,
+                 help: str = "print the version and exit") -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None) -> None:
+        print(version_string())
+        parser.exit()
 
 
 # ----------------------------------------------------------------------------- helpers

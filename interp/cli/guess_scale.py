@@ -27,12 +27,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 from interp.cli.common import add_quiet, examples, show_progress
-from interp.guess_scaling.voting import ALL_RULES, LABEL_FREE_RULES
+from interp.guess_scaling.rule_names import ALL_RULES, LABEL_FREE_RULES
 
 OUTPUT_FILES = ("guess_scaling.csv", "models.csv", "guess_scaling.md", "guess_scaling.png", "guess_scaling.html",
                 "provenance.json")
@@ -66,6 +68,8 @@ def _ks(text: str | list[str]) -> list[int]:
 
 def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any, str]:
     """(inputs, labels, puzzle ids or None, task name) from ``--data`` (a dataset directory) or ``--puzzle-file``."""
+    import numpy as np
+
     pid = None
     if args.data:
         from interp.tracing.stream import open_data
@@ -89,6 +93,8 @@ def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[
 
 
 def _check_compatible(models: list, ckpts: list[str], x: np.ndarray) -> None:
+    import numpy as np
+
     c0 = models[0].cfg
     for m, name in zip(models, ckpts):
         if (m.cfg.seq_len, m.cfg.vocab_size) != (c0.seq_len, c0.vocab_size):
@@ -111,6 +117,8 @@ def _markdown(df: Any, floats: dict[str, str]) -> str:
 
 def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     """Load the checkpoints and puzzles, run every needed pass, write the tables, figures and provenance."""
+    import numpy as np
+
     import pandas as pd
     import torch
 
@@ -187,6 +195,8 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
 
 def _per_model(models: list, ckpts: list[str], x: np.ndarray, y: np.ndarray, pid: Any, args: argparse.Namespace) -> Any:
     """Each checkpoint's plain single pass on the same puzzles."""
+    import numpy as np
+
     import pandas as pd
 
     from interp.guess_scaling.recursion import run_pass

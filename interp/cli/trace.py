@@ -14,15 +14,19 @@ import argparse
 import hashlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 from common.labels import IGNORE_LABEL
 from interp.cli.common import _checkpoint_task, _color, _load_model, add_quiet, examples, show_progress
 
 
 def _default_out(ckpt: str, inputs: np.ndarray, segments: int | None) -> Path:
+    import numpy as np
+
     h = hashlib.sha256(np.ascontiguousarray(inputs).tobytes() + str(segments).encode()).hexdigest()[:8]
     return Path("traces") / f"{Path(ckpt).resolve().name}-{h}"
 
@@ -34,6 +38,8 @@ def _yes(v: Any) -> str:
 def _halting_lines(tr, i: int) -> list[str]:
     """The model's own halting rule per segment: TRM's ``q_halt > 0`` (its q_continue head is never trained,
     so it is not shown), HRM's ``q_halt > q_continue``. Segments are numbered from 1."""
+    import numpy as np
+
     if "seg/q_halt" not in tr.arrays:
         return []
     qh = tr.arrays["seg/q_halt"][i]
@@ -55,6 +61,8 @@ def _halting_lines(tr, i: int) -> list[str]:
 
 
 def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> None:
+    import numpy as np
+
     from tasks.puzzles import render_grid, view_box
 
     x, y = tr.inputs[i], tr.labels[i]
@@ -128,6 +136,8 @@ def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> 
 
 # ----------------------------------------------------------------------------- commands
 def cmd_trace(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from tasks.puzzles import read_puzzles
 
     task = _checkpoint_task(args.ckpt, args.task)

@@ -39,12 +39,7 @@ from typing import Callable
 import numpy as np
 
 from common.labels import IGNORE_LABEL
-
-
-LABEL_FREE_RULES = ("majority", "majority_first", "confidence", "cell_majority", "prob_average", "q_select",
-                    "residual_select")
-ORACLE_RULES = ("oracle_any", "augmented_hrm")
-ALL_RULES = LABEL_FREE_RULES + ORACLE_RULES
+from interp.guess_scaling.rule_names import ALL_RULES, LABEL_FREE_RULES, ORACLE_RULES
 
 
 class VotingError(ValueError):

@@ -1,6 +1,6 @@
 """Sudoku solver and generator throughput, compiled vs the old pure-Python code (one core).
 
-For every shared collection (``../shared/data/sudoku/*.sdm``, or ``--file``) the
+For every collection shipped in ``data/sudoku/*.sdm`` (or ``--file``) the
 solver labels every puzzle, proving uniqueness (``max_solutions=2``), ``--repeats``
 times; the old pure-Python solver (kept in ``tests/helpers`` as the reference)
 labels the first ``--old-limit`` puzzles of each file, and both are compared on
@@ -39,7 +39,7 @@ from tasks.sudoku import generate as gen  # noqa: E402
 from tasks.sudoku.grid import grid_to_line, is_valid_solution, parse_puzzle, read_puzzle_file  # noqa: E402
 from tasks.sudoku.solver import solve  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data" / "sudoku"
+SHARED = REPO / "data" / "sudoku"
 PATHOLOGICAL = [  # no clash among the givens; no solution or several
     ".....5.8....6.1.43..........1.5........1.6...3.......553.....61........4.........",  # Norvig, none
     "86........2165.........8.......27.867....1.........7..2..1....8.8.......6.....4..",  # none
@@ -155,7 +155,7 @@ def table(header: list[str], rows: list[list]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--file", type=Path, action="append", help="puzzle file (repeatable; default: ../shared *.sdm)")
+    parser.add_argument("--file", type=Path, action="append", help="puzzle file (repeatable; default: data/sudoku/*.sdm)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N puzzles of each file")
     parser.add_argument("--old-limit", type=int, default=300, help="puzzles per file for the old solver (0: skip)")
     parser.add_argument("--repeats", type=int, default=3)

@@ -5,14 +5,22 @@ readers never see half a file, a failed write leaves no temporary file, and
 the result gets the permissions a plain ``open`` would give (``mkstemp`` makes
 0600 files, too strict for datasets, traces, figures and reports meant to be shared).
 A JSON file that does not parse raises one line naming the file.
+
+Untrusted inputs (configs, manifests, weights) go through ``regular_file``
+first: only regular files of bounded size are read (no FIFO that blocks, no
+``/dev/zero`` read until memory runs out); JSON nesting and YAML aliases are
+bounded too (``read_json``, ``safe_load_yaml``).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -80,15 +88,191 @@ def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     return final
 
 
-def read_json(path: str | os.PathLike, error: type[Exception] = ValueError, where: str | None = None) -> Any:
+MAX_JSON_BYTES = 16 << 20  # configs and manifests are kilobytes; a trace manifest of 10^5 chunks is ~20 MB
+MAX_JSON_DEPTH = 64
+MAX_YAML_BYTES = 4 << 20
+MAX_YAML_NODES = 100_000
+MAX_SAFETENSORS_HEADER = 16 << 20  # bytes of a safetensors JSON header (ours hold a few KB)
+
+
+def regular_file(path: str | os.PathLike, max_bytes: int | None = None, error: type[Exception] = ValueError,
+                 where: str | None = None) -> Path:
+    """``path`` if it is a regular file (symlinks followed) of at most ``max_bytes``; else ``error`` in one line.
+
+    FIFOs, devices (``/dev/zero``), sockets and directories are refused before
+    anything is opened, so a hostile path can neither block nor exhaust memory.
+    A missing file raises ``FileNotFoundError``.
+    """
+    p = Path(path)
+    st = os.stat(p)  # FileNotFoundError passes through
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise error(f"{where or p}: is {kind}; only regular files are read")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise error(f"{where or p}: {st.st_size} bytes is larger than the limit of {max_bytes} bytes")
+    return p
+
+
+def read_bytes_limited(path: str | os.PathLike, max_bytes: int, error: type[Exception] = ValueError,
+                       where: str | None = None) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (checked before and while reading)."""
+    p = regular_file(path, max_bytes, error, where)
+    with open(p, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise error(f"{where or p}: larger than the limit of {max_bytes} bytes")
+    return data
+
+
+def json_depth(obj: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of a parsed JSON value (iterative: deep values cannot overflow the stack here)."""
+    deepest, todo = 0, [(obj, 1)]
+    while todo:
+        o, d = todo.pop()
+        if isinstance(o, (dict, list)):
+            deepest = max(deepest, d)
+            if deepest > limit:
+                return deepest
+            todo.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return deepest
+
+
+def read_json(path: str | os.PathLike, error: type[Exception] = ValueError, where: str | None = None,
+              max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """The JSON value in ``path``; text that does not parse raises ``error("<where>: not valid JSON (...)")``, one line.
 
-    ``where`` names the file in the message (default: the path). A missing file raises ``FileNotFoundError``.
+    ``where`` names the file in the message (default: the path). A missing file
+    raises ``FileNotFoundError``; a non-regular file, one above ``max_bytes`` or
+    JSON nested deeper than ``max_depth`` raises ``error``.
     """
+    data = read_bytes_limited(path, max_bytes, error, where)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        obj = json.loads(data.decode("utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise error(f"{where or path}: not valid JSON ({' '.join(str(e).split())})") from None
+    except RecursionError:
+        raise error(f"{where or path}: JSON nested too deeply (limit {max_depth})") from None
+    if json_depth(obj, max_depth) > max_depth:
+        raise error(f"{where or path}: JSON nested too deeply (limit {max_depth})")
+    return obj
+
+
+def safe_load_yaml(path: str | os.PathLike, error: type[Exception] = ValueError, where: str | None = None,
+                   max_bytes: int = MAX_YAML_BYTES, max_nodes: int = MAX_YAML_NODES) -> Any:
+    """``yaml.safe_load`` of a bounded regular file, refusing alias bombs (more than ``max_nodes`` nodes once expanded)."""
+    import yaml
+
+    text = read_bytes_limited(path, max_bytes, error, where).decode("utf-8-sig", errors="replace")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        raise error(f"{where or path}: not readable YAML ({' '.join(str(e).split())[:200]})") from None
+    if node is None:
+        return None
+    # count nodes as the constructor would expand them (aliases share nodes, so count per visit)
+    count, todo = 0, [(node, 0)]
+    while todo:
+        n, depth = todo.pop()
+        count += 1
+        if count > max_nodes or depth > MAX_JSON_DEPTH:
+            raise error(f"{where or path}: YAML too large or too deep once aliases are expanded "
+                        f"(limit {max_nodes} nodes, depth {MAX_JSON_DEPTH})")
+        if isinstance(n, yaml.MappingNode):
+            todo.extend((x, depth + 1) for kv in n.value for x in kv)
+        elif isinstance(n, yaml.SequenceNode):
+            todo.extend((x, depth + 1) for x in n.value)
+    try:
+        return yaml.SafeLoader(text).get_single_data()
+    except (yaml.YAMLError, RecursionError) as e:
+        raise error(f"{where or path}: not readable YAML ({' '.join(str(e).split())[:200]})") from None
+
+
+def safetensors_header(path: str | os.PathLike, error: type[Exception] = ValueError, where: str | None = None,
+                       max_header: int = MAX_SAFETENSORS_HEADER) -> dict[str, Any]:
+    """The JSON header of a safetensors file, read after checking it is a regular file with a bounded header.
+
+    Returns ``{name: {"dtype", "shape", "data_offsets"}}`` plus ``__metadata__`` when present.
+    """
+    where = where or str(path)
+    p = regular_file(path, None, error, where)
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise error(f"{where}: is corrupt or truncated (shorter than a safetensors header)")
+        n = struct.unpack("<Q", head)[0]
+        if n > max_header:
+            raise error(f"{where}: is corrupt or truncated, or hostile (safetensors header of {n} bytes, "
+                        f"limit {max_header})")
+        if n + 8 > size:
+            raise error(f"{where}: is corrupt or truncated (safetensors header length {n} runs past the end)")
+        raw = f.read(n)
+    try:
+        hdr = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise error(f"{where}: is corrupt or truncated (safetensors header is not valid JSON)") from None
+    if not isinstance(hdr, dict) or json_depth(hdr) > 4:
+        raise error(f"{where}: is corrupt or truncated (safetensors header is not a mapping of tensors)")
+    return hdr
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DISK_FULL_TEXT = ("no space left", "disk quota", "file too large", "errno 28", "os error 28", "os error 27",
+                   "os error 122")
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether ``e`` reports a full disk or a file size limit, also safetensors' own ``SafetensorError``."""
+    if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
+        return True
+    text = str(e).lower()
+    return type(e).__name__ in ("SafetensorError", "OSError", "RuntimeError", "IOError") and any(
+        t in text for t in _DISK_FULL_TEXT)
+
+
+TOOL_MARK = "recurse-interp"  # provenance.json's "tool": marks an output folder this project wrote
+
+
+def listed_files(root: str | os.PathLike) -> list[str]:
+    """Every file under ``root`` as a sorted relative POSIX path (what a provenance ``files`` list records)."""
+    r = Path(root)
+    return sorted(p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def check_replaceable(out: str | os.PathLike, error: type[Exception] = ValueError, what: str = "output") -> bool:
+    """Whether ``out`` may be (re)written: it is absent, empty, or holds only files that its own
+    ``provenance.json`` (``"tool": TOOL_MARK``) lists as written by this tool. Anything else raises ``error``:
+    a symlink, a file, a folder with a foreign file (a user's notebook) or without our marker.
+    Returns True when ``out`` holds a previous output."""
+    p = ensure_out_not_symlink(out, error)
+    if not p.exists():
+        return False
+    if not p.is_dir():
+        raise error(f"refusing to write to {p}: it exists and is not a directory")
+    present = listed_files(p)
+    if not present:
+        return False
+    try:
+        prov = read_json(p / "provenance.json", error, max_bytes=8 << 20)
+    except FileNotFoundError:
+        prov = None
+    if not (isinstance(prov, dict) and prov.get("tool") == TOOL_MARK and isinstance(prov.get("files"), list)):
+        raise error(f"refusing to write to {p}: it is not empty and holds no {what} this tool wrote "
+                    "(no provenance.json marker); choose another directory")
+    foreign = sorted(set(present) - set(map(str, prov["files"])) - {"provenance.json"})
+    if foreign:
+        raise error(f"refusing to replace {p}: it holds files this tool did not write "
+                    f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); move them or choose another directory")
+    return True
+
+
+def ensure_out_not_symlink(path: str | os.PathLike, error: type[Exception] = ValueError) -> Path:
+    """Refuse an output path that is a symbolic link (writing through it would land somewhere else)."""
+    p = Path(path)
+    if p.is_symlink():
+        raise error(f"refusing to write to {p}: it is a symbolic link (pass the real directory)")
+    return p
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -108,4 +292,6 @@ def write_html(fig: Any, path: str | os.PathLike, post_script: str | None = None
 
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes", "atomic_write_json", "replace_dir", "read_json",
-           "file_sha256", "write_html", "file_mode"]
+           "file_sha256", "write_html", "file_mode", "regular_file", "read_bytes_limited", "json_depth", "safe_load_yaml",
+           "safetensors_header", "is_disk_full", "ensure_out_not_symlink", "MAX_JSON_BYTES", "TOOL_MARK",
+           "listed_files", "check_replaceable"]

@@ -1,8 +1,14 @@
 """Interval estimators, in one place.
 
-* ``bootstrap_ci``: percentile bootstrap interval of a mean (resampling items: puzzles, sequences).
-* ``mean_ci`` / ``CI``: mean with a Student-t interval over a few replicates (seeds, runs).
-* ``wilson_interval``: Wilson score interval of a binomial proportion (solved / total).
+Which to use:
+
+* ``proportion_ci``: a proportion (solved / total, exact accuracy): Wilson score interval.
+* ``bootstrap_mean_ci``: a mean (token accuracy, cross-entropy, segments): ``scipy.stats.bootstrap``
+  percentile interval, which stays inside the observed range (a cross-entropy interval never goes below 0).
+* ``interval``: either of the two, chosen from the values (0/1 values are a proportion) -> ``CI``.
+
+Older helpers kept for existing callers: ``bootstrap_ci`` (numpy percentile bootstrap),
+``mean_ci`` (Student-t over a few replicates; not for binary outcomes), ``wilson_interval``.
 """
 
 from __future__ import annotations
@@ -76,4 +82,42 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float,
     return (lo, hi)
 
 
-__all__ = ["bootstrap_ci", "CI", "mean_ci", "wilson_interval"]
+def proportion_ci(successes: int, n: int, alpha: float = 0.05) -> CI:
+    """Proportion ``successes / n`` with its Wilson score interval."""
+    if n == 0:
+        return CI(float("nan"), float("nan"), float("nan"), 0)
+    lo, hi = wilson_interval(int(successes), int(n), alpha)
+    return CI(successes / n, lo, hi, int(n))
+
+
+def bootstrap_mean_ci(values: Sequence[float] | np.ndarray | Any, alpha: float = 0.05, n_boot: int = 2000,
+                      seed: int = 0) -> CI:
+    """Mean of the finite values with a ``scipy.stats.bootstrap`` percentile interval (inside the data's range)."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return CI(float("nan"), float("nan"), float("nan"), 0)
+    m = float(v.mean())
+    if n == 1:
+        return CI(m, float("nan"), float("nan"), 1)
+    if np.all(v == v[0]):
+        return CI(m, m, m, n)
+    from scipy.stats import bootstrap
+
+    res = bootstrap((v,), np.mean, confidence_level=1 - alpha, n_resamples=n_boot, method="percentile",
+                    random_state=np.random.default_rng(seed), vectorized=True)
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return CI(m, max(lo, float(v.min())), min(hi, float(v.max())), n)
+
+
+def interval(values: Sequence[float] | np.ndarray | Any, alpha: float = 0.05, seed: int = 0) -> CI:
+    """The project's interval for a column of per-item values: Wilson for 0/1 values, else a bootstrap of the mean."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[np.isfinite(v)]
+    if v.size and np.isin(v, (0.0, 1.0)).all():
+        return proportion_ci(int(v.sum()), int(v.size), alpha)
+    return bootstrap_mean_ci(v, alpha, seed=seed)
+
+
+__all__ = ["bootstrap_ci", "bootstrap_mean_ci", "CI", "interval", "mean_ci", "proportion_ci", "wilson_interval"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,7 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from common.io import read_json
+from common.io import read_json, regular_file, safetensors_header
 
 from .config import ConfigError, config_from_dict
 from .registry import build_model
@@ -85,6 +86,24 @@ def recover_checkpoint_dirs(root: str | os.PathLike) -> list[Path]:
         return []
     found = [o.with_name(o.name[: -len(".old")]) for o in sorted(r.glob("*.old")) if o.is_dir()]
     return [recover_checkpoint_dir(p) for p in found if not p.exists()]
+
+
+def remove_stale_checkpoint_temporaries(root: str | os.PathLike) -> list[Path]:
+    """Delete what killed writers left directly under ``root``: ``.<name>.tmp-*`` folders/files (ours) and
+    ``.tmpXXXXXX`` files (safetensors'); returns the removed paths. Nothing else is touched."""
+    r = Path(root)
+    if not r.is_dir():
+        return []
+    removed = []
+    for p in r.iterdir():
+        if p.is_symlink() or not re.fullmatch(r"\.tmp[A-Za-z0-9]{6}|\..+\.tmp-.+", p.name):
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.is_file():
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 def fsync_dir(path: Path) -> None:
@@ -148,10 +167,32 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
     cfg_path = p / CONFIG
     if not cfg_path.exists():
         raise CheckpointError(f"checkpoint {p} has no {CONFIG}")
-    meta = read_json(cfg_path, CheckpointError, where=f"checkpoint {p}: {CONFIG}")
+    meta = read_json(cfg_path, CheckpointError, where=f"checkpoint {p}: {CONFIG}", max_bytes=4 << 20)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("model"), dict):
         raise CheckpointError(f"checkpoint {p}: {CONFIG} is not a {FORMAT} config")
     return meta
+
+
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
+
+
+def weights_header(weights: Path, where: str) -> dict[str, tuple[int, ...]]:
+    """Shapes of the tensors in a safetensors weights file, read from its bounded header (no tensor data).
+
+    Refuses FIFOs/devices, an oversized header, and non-float dtypes (bool, int8, ...) for model weights.
+    """
+    hdr = safetensors_header(weights, CheckpointError, f"{where}: {weights.name}")
+    shapes = {}
+    for k, v in hdr.items():
+        if k == "__metadata__":
+            continue
+        if not isinstance(v, dict) or not isinstance(v.get("shape"), list):
+            raise CheckpointError(f"{where}: {weights.name} entry {str(k)[:60]!r} is malformed")
+        if v.get("dtype") not in FLOAT_DTYPES:
+            raise CheckpointError(f"{where}: {weights.name} tensor {str(k)[:60]!r} has dtype {v.get('dtype')!r}; "
+                                  "model weights must be floating point")
+        shapes[k] = tuple(v["shape"])
+    return shapes
 
 
 def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
@@ -212,6 +253,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     weights = p / WEIGHTS
     if not weights.exists():
         raise CheckpointError(f"checkpoint {p} has no {WEIGHTS}")
+    weights_header(weights, f"checkpoint {p}")  # regular file, bounded header, float dtypes
     try:
         with safe_open(str(weights), framework="pt") as f:  # the header only: shapes before any allocation
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}

@@ -33,6 +33,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pickle
@@ -43,15 +44,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from common.io import read_json
+from common.io import ensure_out_not_symlink, read_json, regular_file, safe_load_yaml, safetensors_header
 
 from .checkpoint import CheckpointError, build_fitting_model, load_state, save_checkpoint
-from .config import ConfigError, HRMConfig, PuzzleConfig, TRMConfig
+from .config import ConfigError, HRMConfig, PuzzleConfig, TRMConfig, check_field_type, numeric_strings
 
 CONFIG_YAML = "all_config.yaml"
 WEIGHT_NAMES = ("checkpoint",)  # the published files; run dirs hold step_N
@@ -107,7 +107,9 @@ def _pick_weights(d: Path) -> Path:
 def read_official_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict of a ``torch.save``d (or ``.safetensors``) file, prefixes removed; never unpickles objects."""
     p = Path(path)
+    regular_file(p, None, CheckpointError)  # no FIFO or device: they would block or never end
     if p.suffix == ".safetensors":  # some derivatives re-upload the state dict as safetensors
+        safetensors_header(p, CheckpointError)  # bounded header before safetensors parses it
         try:
             obj = load_file(str(p), device="cpu")
         except (SafetensorError, OSError, ValueError) as e:
@@ -167,8 +169,8 @@ def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """The YAML as a dict with an ``arch`` mapping (a bare ``config/arch/*.yaml`` is accepted too)."""
     p = Path(path)
     try:
-        doc = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+        doc = safe_load_yaml(p, CheckpointError)
+    except OSError as e:
         raise CheckpointError(f"{p} is not readable YAML ({type(e).__name__})") from None
     if not isinstance(doc, dict):
         raise CheckpointError(f"{p} is not a YAML mapping")
@@ -212,6 +214,16 @@ def official_config(
     cls: type[PuzzleConfig] = HRMConfig if family == "hrm" else TRMConfig
     inferred: dict[str, str] = {}
 
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    arch = numeric_strings(cls, arch)
+    try:  # types first: a list or a string where a number belongs is one line, not a traceback below
+        for k, v in list(arch.items()) + list(overrides.items()):
+            if k in kinds and k in (*_COMMON_FIELDS, "H_layers", "L_layers", "puzzle_emb_len", "mlp_t"):
+                check_field_type(k, v, kinds[k], f"{name} config")
+            elif k == "L_layers":
+                check_field_type(k, v, "int", f"{name} config")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
     fields: dict[str, Any] = {k: arch[k] for k in _COMMON_FIELDS if k in arch}
     missing = [k for k in ("hidden_size", "num_heads", "H_cycles", "L_cycles") if k not in fields and k not in overrides]
     if missing:
@@ -326,8 +338,11 @@ def _dataset_json(
         candidates.append(Path(dataset))
     else:
         data_path = doc.get("data_path") or (doc.get("data_paths") or [None])[0]
-        if data_path:
-            candidates += [Path(data_path)] + ([base_dir / data_path] if base_dir else [])
+        if isinstance(data_path, str) and data_path and base_dir is not None:
+            # the YAML may only point inside the run directory the user passed, never at arbitrary files
+            inside = (base_dir / data_path).resolve()
+            if inside.is_relative_to(base_dir.resolve()):
+                candidates.append(inside)
     for root in candidates:
         for f in (root, root / "dataset.json", root / "train" / "dataset.json", root / "test" / "dataset.json"):
             if f.is_file() and f.name == "dataset.json":
@@ -374,9 +389,23 @@ def convert_official(
     out_dir: str | os.PathLike,
     config_yaml: str | os.PathLike | None = None,
     dataset: str | os.PathLike | None = None,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> Path:
-    """Write a reference checkpoint in our format (safetensors + config.json); returns the directory."""
+    """Write a reference checkpoint in our format (safetensors + config.json); returns the directory.
+
+    A non-empty ``out_dir`` is refused unless it holds only a checkpoint and ``overwrite`` is set.
+    """
+    out = ensure_out_not_symlink(out_dir, CheckpointError)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        ours = (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in ("config.json", "model.safetensors")) \
+            if out.is_dir() else [out.name]
+        if not overwrite or not ours or foreign:
+            raise CheckpointError(
+                f"refusing to write to {out}: it exists and is not empty"
+                + (" (pass --overwrite to replace the checkpoint there)" if ours and not foreign else
+                   "; it holds files this tool did not write, choose another directory"))
     model, meta = load_official(path, config_yaml=config_yaml, dataset=dataset, **overrides)
     extra = {"source": meta["source"], "step": meta["step"], "train": meta["train"]}
     return save_checkpoint(out_dir, model, extra=_jsonable(extra))
@@ -409,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         sp = sub.add_parser(cmd)
         sp.add_argument("path", help="weights file (step_N / checkpoint) or its run directory")
         if cmd == "convert":
-            sp.add_argument("out_dir", help="where to write our checkpoint directory")
+            sp.add_argument("out_dir", help="where to write our checkpoint directory (new or empty)")
+            sp.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in out_dir")
         sp.add_argument("--config-yaml", default=None, help=f"the run's {CONFIG_YAML} if not beside the weights")
         sp.add_argument("--dataset", default=None, help="dataset directory with dataset.json (gives seq_len)")
         sp.add_argument("--seq-len", type=int, default=None)
@@ -422,10 +452,11 @@ def main(argv: list[str] | None = None) -> int:
             meta["parameters"] = sum(p.numel() for p in model.parameters())
             print(json.dumps(_jsonable(meta), indent=2))
         else:
-            out = convert_official(args.path, args.out_dir, args.config_yaml, args.dataset, **overrides)
+            out = convert_official(args.path, args.out_dir, args.config_yaml, args.dataset,
+                                   overwrite=args.overwrite, **overrides)
             print(f"wrote {out}")
-    except (CheckpointError, ConfigError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (CheckpointError, ConfigError, ValueError, OSError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     return 0
 

@@ -90,7 +90,7 @@ def guess_scale(ckpts: list[str], data: str, out: Path, strategies: str, k: str 
     """One ``interp guess-scale`` run into ``out``; with ``reuse``, a run whose provenance holds the same command
     and checkpoint hashes is read back instead of recomputed."""
     cmd = ["interp", "guess-scale", "--data", data, "--k", k, "--strategies", strategies, "--out", str(out),
-           "--no-progress", "--threads", "1"] + (["--limit", str(limit)] if limit else [])
+           "--no-progress", "--threads", "1", "--ci", "bootstrap"] + (["--limit", str(limit)] if limit else [])
     for c in ckpts:
         cmd += ["--ckpt", c]
     if not (reuse and _same_run(out, cmd[1:], ckpts)):
@@ -174,7 +174,7 @@ def main() -> None:
     jobs = [("perturb_0", [ckpts[names[0]]], hard, "perturb", K, None)]
     jobs += [(f"perturb_{i}", [ckpts[n]], hard, "perturb", "1,2,4,8", HARD_N) for i, n in enumerate(names) if i]
     jobs += [("perturb_hrm_moderate", [ckpts[names[1]]], moderate, "perturb", "1,2,4,8", 500),
-             ("bootstrap_models", list(ckpts.values()), hard, "perturb,bootstrap,combined", "1,2,4", HARD_N),
+             ("bootstrap_models", list(ckpts.values()), hard, "perturb,bootstrap,combined", "1,2,4,8", HARD_N),
              ("bootstrap_stages", stages, hard, "bootstrap", ",".join(str(k) for k in (1, 2, 4, 8) if k <= len(stages)),
               HARD_N)]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each job is one single-threaded process
@@ -207,7 +207,7 @@ def main() -> None:
            curve_table(hrm_moderate, "perturb", rules), ""]
     md += ["## Model bootstrapping on *hard* (checkpoints in the order: " + ", ".join(ckpts) + ")", "",
            "`bootstrap`: k = the first k checkpoints, one identity pass each.", "", curve_table(boot, "bootstrap", rules), "",
-           "`combined`: every checkpoint x k perturbations (4k passes).", "", curve_table(boot, "combined", rules), "",
+           "`combined`: a budget of k passes = k/4 perturbations on each of the 4 checkpoints.", "", curve_table(boot, "combined", rules), "",
            "## Bootstrapping across training stages of the augmented arm on *hard*", "",
            "Checkpoints: " + ", ".join(f"`{Path(s).name}`" for s in stages) + " (newest first).", "",
            curve_table(boot_stages, "bootstrap", rules), "",

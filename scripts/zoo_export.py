@@ -26,7 +26,7 @@ PAPER_NOTES = {
         "tens of thousands of epochs on a GPU (TRM-MLP 87.4% exact, HRM 55.0%). This model is ~100x smaller, "
         "saw generated moderate puzzles (30-45 blanks, mostly solvable by propagation) for a few thousand "
         "optimiser steps on one CPU core, so its numbers are not comparable with the papers' (measure hard "
-        "puzzles with `interp trace --puzzle-file ../shared/data/sudoku/top1465.sdm`)."
+        "puzzles with `interp trace --puzzle-file data/sudoku/top1465.sdm`)."
     ),
     "maze": (
         "The papers use Maze-Hard 30x30 (TRM 85.3%, HRM 74.5%) trained on a GPU for many epochs; this is a "

@@ -28,6 +28,37 @@ class TaskInfo:
     name: str  # sudoku | maze | arc | text
     grid: tuple[int, int] | None  # rows, cols of the answer grid shown to the user (None: text)
     source: str  # "checkpoint" | "inferred" | "argument"
+    ckpt: str | None = None  # the checkpoint it came from, for messages
+
+
+TASK_NOUN = {"sudoku": "Sudoku", "maze": "maze", "arc": "ARC task", "text": "language"}
+
+
+def sniff_puzzle_kind(text: str) -> str | None:
+    """What a puzzle text looks like: ``sudoku``, ``maze``, ``arc`` (JSON) or None (cannot tell)."""
+    t = text.lstrip("\ufeff").strip()
+    if not t:
+        return None
+    if t[0] in "{[":
+        return "arc"
+    chars = set(t) - set(" \t\r\n")
+    if "#" in chars and chars <= set("#SGo") and len(t) >= 5:
+        return "maze"
+    digits = sum(c.isdigit() or c == "." for c in t)
+    if digits >= 16 and digits >= 0.9 * len(t.replace("\n", "").replace(" ", "")) and "#" not in chars:
+        return "sudoku"
+    return None
+
+
+def check_kind(task: TaskInfo, text: str, what: str = "the puzzle") -> None:
+    """Raise a task-mismatch error naming the checkpoint's task when ``text`` is clearly another task's puzzle."""
+    kind = sniff_puzzle_kind(text)
+    if kind is None or kind == task.name:
+        return
+    ckpt = f"checkpoint {task.ckpt}" if task.ckpt else "the checkpoint"
+    noun = TASK_NOUN.get(task.name, task.name)
+    article = "an" if noun[0] in "aeiouAEIOU" else "a"
+    raise PuzzleInputError(f"{ckpt} is {article} {noun} model; {what} is a {TASK_NOUN[kind]}")
 
 
 def _sudoku_size(seq_len: int) -> int | None:
@@ -67,14 +98,28 @@ def infer_task(model_cfg: dict[str, Any], task_meta: Any) -> TaskInfo | None:
     return None
 
 
-def resolve_task(model_cfg: dict[str, Any], task_meta: Any, requested: str | None) -> TaskInfo:
-    """Combine the checkpoint's task with ``--task``; incompatible choices raise ``PuzzleInputError``."""
+def resolve_task(model_cfg: dict[str, Any], task_meta: Any, requested: str | None, ckpt: str | None = None,
+                 command: str = "trace") -> TaskInfo:
+    """Combine the checkpoint's task with ``--task``; incompatible choices raise ``PuzzleInputError``.
+
+    ``ckpt`` names the checkpoint in messages and ``command`` the ``interp`` command that asked.
+    """
+    info = _resolve_task(model_cfg, task_meta, requested, ckpt, command)
+    info.ckpt = ckpt
+    return info
+
+
+def _resolve_task(model_cfg: dict[str, Any], task_meta: Any, requested: str | None, ckpt: str | None,
+                  command: str) -> TaskInfo:
     found = infer_task(model_cfg, task_meta)
     fam, V, L = model_cfg.get("family"), model_cfg.get("vocab_size"), model_cfg.get("seq_len")
     desc = f"{fam} model with vocab {V} and seq_len {L}"
+    name = f"checkpoint {ckpt}" if ckpt else "the checkpoint"
     if found is not None and found.name == "text":
-        raise PuzzleInputError(f"the checkpoint is a language model ({desc}); `interp trace` takes puzzles "
-                               "(use interp.trace in Python for text)")
+        hint = {"trace": "use interp.trace(model, tokens) in Python to trace text",
+                "ablate": "to ablate a language model, use interp.interventions.ablation in Python on token windows",
+                }.get(command, "use the Python API for text")
+        raise PuzzleInputError(f"{name} is a language model ({desc}); `interp {command}` takes puzzles ({hint})")
     if requested is None:
         if found is None:
             raise PuzzleInputError(f"cannot tell which task this {desc} solves; pass --task sudoku|maze|arc")
@@ -82,7 +127,8 @@ def resolve_task(model_cfg: dict[str, Any], task_meta: Any, requested: str | Non
     if requested not in TASKS:
         raise PuzzleInputError(f"unknown task {requested!r} (choose sudoku, maze or arc)")
     if found is not None and found.name != requested:
-        raise PuzzleInputError(f"the checkpoint is a {found.name} model ({desc}); it cannot trace a {requested} puzzle")
+        raise PuzzleInputError(f"{name} is a {TASK_NOUN[found.name]} model ({desc}); it cannot take a "
+                               f"{TASK_NOUN[requested]} puzzle (--task {requested})")
     side = math.isqrt(int(L))
     if requested == "sudoku":
         s = _sudoku_size(int(L))
@@ -126,13 +172,17 @@ def _sudoku(texts: list[tuple[str, str]], size: int) -> PuzzleBatch:
 
 
 def _sudoku_file(path: Path, size: int, limit: int | None) -> PuzzleBatch:
-    from tasks.sudoku.grid import encode_grid, read_puzzle_file
+    from tasks.sudoku.grid import SkippedLines, encode_grid, read_puzzle_file
     from tasks.sudoku.solver import solve
 
-    recs = read_puzzle_file(path, size=size, limit=limit)
+    skipped = SkippedLines()
+    recs = read_puzzle_file(path, size=size, limit=limit, skipped=skipped)
     if not recs:
-        raise PuzzleInputError(f"{path}: no puzzles in the file")
-    xs, ys, names, notes = [], [], [], []
+        why = f" ({skipped.count} line(s) without one, e.g. line {skipped.first[0][0]}: {skipped.first[0][1]!r})" \
+            if skipped.count else " (the file is empty)"
+        raise PuzzleInputError(f"{path}: no {size}x{size} Sudoku puzzle in the file{why}")
+    xs, ys, names = [], [], []
+    notes = [m] if (m := skipped.message(path.name)) else []
     for i, r in enumerate(recs):
         sol = r.solution
         name = r.source or f"{path.name}:{i + 1}"
@@ -185,22 +235,46 @@ def read_puzzles(task: TaskInfo, puzzle: str | None, puzzle_file: str | None, li
         raise PuzzleInputError("give exactly one of --puzzle or --puzzle-file")
     rows, cols = task.grid
     if task.name == "arc":
+        if puzzle is not None:
+            check_kind(task, puzzle)
+        elif Path(puzzle_file).is_file():
+            check_kind(task, _head(Path(puzzle_file)), Path(puzzle_file).name)
         if puzzle_file is None:
             raise PuzzleInputError("ARC puzzles come from a task JSON file: use --puzzle-file TASK.json")
         return _arc(Path(puzzle_file))
     if puzzle is not None:
+        check_kind(task, puzzle)
         if task.name == "sudoku":
             return _sudoku([("puzzle", puzzle)], rows)
         return _mazes([("puzzle", puzzle)], rows)
     path = Path(puzzle_file)
     if not path.is_file():
         raise PuzzleInputError(f"{path}: no such file")
+    check_kind(task, _head(path), f"{path.name}")
     if task.name == "sudoku":
         return _sudoku_file(path, rows, limit)
     blocks = _maze_blocks(path, rows, cols, limit)
     if not blocks:
         raise PuzzleInputError(f"{path}: no mazes in the file")
     return _mazes(blocks, rows)
+
+
+def _head(path: Path, n_bytes: int = 4096) -> str:
+    """The first puzzle-looking text of a file (from its first 4 KiB), for telling a Sudoku file from a maze file."""
+    with open(path, "rb") as f:
+        text = f.read(n_bytes).decode("utf-8", errors="replace").lstrip("\ufeff")
+    if text.lstrip()[:1] in ("{", "["):
+        return text
+    lines = text.splitlines()
+    for k, line in enumerate(lines[:-1] if len(text) == n_bytes else lines):
+        s = line.strip()
+        if s and set(s) <= set("# SGo") and "#" in s:
+            return "\n".join(lines[k:k + 3])  # maze rows
+        if s.startswith(("#", "//", ";")):
+            continue
+        if sniff_puzzle_kind(s.split(",")[0].split()[0] if s else "") is not None:
+            return s.split(",")[0].split()[0]
+    return ""
 
 
 def _maze_blocks(path: Path, rows: int, cols: int, limit: int | None) -> list[tuple[str, str]]:
@@ -224,6 +298,8 @@ def _maze_blocks(path: Path, rows: int, cols: int, limit: int | None) -> list[tu
             if len(raw) > max_line:
                 raise PuzzleInputError(f"{path}:{lineno}: line longer than {max_line} bytes; not a maze file")
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if lineno == 1:
+                line = line.lstrip("\ufeff")
             if not line:
                 flush()
             elif not block and rows > 1 and len(line) == rows * cols:
@@ -298,5 +374,5 @@ def render_grid(tokens: np.ndarray, task: TaskInfo, changed: np.ndarray | None =
     return "\n".join(lines)
 
 
-__all__ = ["TASKS", "TaskInfo", "PuzzleBatch", "PuzzleInputError", "infer_task", "resolve_task", "read_puzzles",
+__all__ = ["TASKS", "TaskInfo", "check_kind", "sniff_puzzle_kind", "PuzzleBatch", "PuzzleInputError", "infer_task", "resolve_task", "read_puzzles",
            "render_grid", "view_box"]

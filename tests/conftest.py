@@ -9,7 +9,6 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 # small models: one thread is faster than two on tiny matmuls and avoids oversubscription
 torch.set_num_threads(1)
@@ -17,10 +16,8 @@ torch.set_num_threads(1)
 
 @pytest.fixture
 def shared_dir() -> Path:
-    """The reference ``../shared`` folder; tests using it skip when it is absent."""
-    if not SHARED.exists():
-        pytest.skip("../shared is not present")
-    return SHARED
+    """The folder holding ``data/sudoku/*.sdm``: the repository itself, which ships the puzzle files."""
+    return REPO
 
 
 @pytest.fixture(autouse=True, scope="module")

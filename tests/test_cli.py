@@ -52,7 +52,7 @@ def test_trace_one_puzzle(ckpts, tmp_path, capsys):
     out = tmp_path / "tr"
     assert main(["trace", "--ckpt", str(ckpts / "trm"), "--puzzle", PUZZLE, "--out", str(out), "--color", "never"]) == 0
     stdout = capsys.readouterr().out
-    assert "answer after step" in stdout and "halting logits per segment" in stdout
+    assert "answer after step" in stdout and "halting logit per segment (q_halt; TRM halts when q_halt > 0)" in stdout
     assert "result:" in stdout and f"trace written to {out}" in stdout
     assert " 5  3  . | .  7  . | .  .  ." in stdout  # the input grid, row 1
     tr = load_trace(out)
@@ -106,8 +106,10 @@ def test_puzzle_file_and_show(ckpts, tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "Trace(family='trm', puzzles=3" in shown and "token_acc" in shown
     assert main(["show", str(out), "--puzzle", "1", "--color", "never"]) == 0  # the story, without the model
-    assert "answer after step" in capsys.readouterr().out
-    assert main(["show", str(out), "--puzzle", "7"]) == 2 and "--puzzle must be in [0, 3)" in capsys.readouterr().err
+    shown = capsys.readouterr().out
+    assert "answer after step" in shown and "=== puzzle 1 of 3 ===" in shown  # 1-based, as lines in a file
+    assert main(["show", str(out), "--puzzle", "0"]) == 2 and "counts from 1" in capsys.readouterr().err
+    assert main(["show", str(out), "--puzzle", "7"]) == 2 and "to 3, got 7" in capsys.readouterr().err
     # re-running on the same directory resumes (nothing to do); another input needs --overwrite
     assert main(["trace", "--ckpt", str(ckpts / "trm"), "--puzzle-file", str(f), "--out", str(out), "--show", "0",
                  "--state-puzzles", "1"]) == 0
@@ -141,3 +143,36 @@ def test_zoo_checkpoints_if_present(tmp_path, capsys):
         pytest.skip("no 9x9 Sudoku checkpoint in zoo/")
     assert main(["trace", "--ckpt", str(zoo[0]), "--puzzle", PUZZLE, "--out", str(tmp_path / "z")]) == 0
     assert "result:" in capsys.readouterr().out
+
+
+def test_version_and_help_with_examples_and_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("recurse-interp ")
+    for cmd in (["trace"], ["show"], ["ablate"], ["demo"], ["guess-scale"], ["report"]):
+        with pytest.raises(SystemExit):
+            main([*cmd, "--help"])
+        text = capsys.readouterr().out
+        assert "examples:" in text and "--quiet" in text or cmd == ["show"], cmd
+    with pytest.raises(SystemExit):
+        main(["trace", "--help"])
+    assert "(default: 64)" in capsys.readouterr().out
+
+
+def test_language_model_and_task_mismatch_messages(ckpts, capsys):
+    lm = REPO / "zoo" / "hrm-lm-pydoc"
+    if lm.exists():
+        assert main(["ablate", "--ckpt", str(lm), "--puzzle", PUZZLE]) == 2
+        err = capsys.readouterr().err
+        assert "is a language model" in err and "`interp ablate` takes puzzles" in err
+    assert main(["trace", "--ckpt", str(ckpts / "maze"), "--puzzle", PUZZLE]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is a maze model; the puzzle is a Sudoku") and str(ckpts / "maze") in err
+
+
+def test_halting_rule_of_trm_shows_q_halt_only(ckpts, tmp_path, capsys):
+    assert main(["trace", "--ckpt", str(ckpts / "trm"), "--puzzle", PUZZLE, "--out", str(tmp_path / "h"),
+                 "--color", "never"]) == 0
+    text = capsys.readouterr().out
+    if "halting" in text:
+        assert "q_continue" not in text and "TRM halts when q_halt > 0" in text

@@ -12,18 +12,11 @@ from torch import nn
 
 from common.io import write_html
 from common.stats import bootstrap_ci, wilson_interval
-from interp.guess_scaling.curves import (
-    Candidates,
-    GuessScalingError,
-    collect_candidates,
-    guess_scaling_curve,
-    guess_scaling_figure,
-    make_perturbations,
-    maze_perturbations,
-    plot_guess_scaling,
-    scaling_table,
-    sudoku_perturbations,
-)
+from interp.guess_scaling.candidates import Candidates, collect_candidates
+from interp.guess_scaling.curves import COLUMNS, guess_scaling_curve, scaling_table
+from interp.guess_scaling.errors import GuessScalingError
+from interp.guess_scaling.perturbations import make_perturbations, maze_perturbations, sudoku_perturbations
+from interp.guess_scaling.plots import guess_scaling_figure, plot_guess_scaling
 from interp.guess_scaling.voting import ALL_RULES
 from tasks.dihedral import dihedral_transform
 from tasks.maze import GOAL, START, generate_maze, solve_maze
@@ -31,7 +24,6 @@ from tasks.sudoku.grid import decode_tokens, encode_grid
 from tasks.sudoku.generate import generate
 from tasks.sudoku.solver import solve
 
-COLUMNS = ["strategy", "rule", "k", "accuracy", "ci_low", "ci_high", "n", "n_passes", "uses_label"]
 
 
 @pytest.fixture(scope="module")
@@ -243,22 +235,27 @@ def _fake_candidates(n=40, seed=0):
     grids[wrong, 0] = np.where(grids[wrong, 0] == 2, 3, 2)
     probs = np.eye(6, dtype=np.float32)[grids]
     return Candidates(grids, rng.normal(size=(n, M * P)).astype(np.float32), np.zeros((n, M * P), np.float32),
-                      np.repeat(np.arange(M), P), np.tile(np.arange(P), M), [str(i) for i in range(P)], probs), y
+                      np.repeat(np.arange(M), P), np.tile(np.arange(P), M), [str(i) for i in range(P)], probs,
+                      rng.random((n, M * P))), y
 
 
 def test_scaling_table_columns_shape_and_ci():
     cands, y = _fake_candidates()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        df = scaling_table(cands, y, ks=(1, 2, 3), n_boot=300)
+        df = scaling_table(cands, y, strategies=("perturb", "bootstrap"), ks=(1, 2, 3), ci="bootstrap", n_boot=300)
+        comb = scaling_table(cands, y, strategies=("combined",), ks=(3, 6), n_boot=300)
     assert list(df.columns) == COLUMNS
-    assert len(df) == 3 * 3 * len(ALL_RULES)
+    assert len(df) == 2 * 3 * len(ALL_RULES)
     assert (df["n"] == 40).all()
     assert ((df["ci_low"] <= df["accuracy"]) & (df["accuracy"] <= df["ci_high"])).all()
     assert df.loc[df["rule"].isin(["oracle_any", "augmented_hrm"]), "uses_label"].all()
     assert not df.loc[~df["rule"].isin(["oracle_any", "augmented_hrm"]), "uses_label"].any()
     row = df.set_index(["strategy", "rule", "k"])
-    assert row.loc[("combined", "majority", 2), "n_passes"] == 6
+    # combined: one guess = one perturbation on each of the 3 checkpoints, 3 passes
+    c = comb.set_index(["rule", "k"])
+    assert c.loc[("majority", 6), "n_passes"] == 6 and c.loc[("majority", 6), "guesses"] == 2
+    assert c.loc[("majority", 3), "passes_per_guess"] == 3
     assert row.loc[("bootstrap", "majority", 3), "n_passes"] == 3
     # accuracy equals a direct computation on the chosen passes
     cols = cands.columns([(0, 0), (0, 1), (0, 2)])

@@ -74,11 +74,35 @@ def test_guess_scale_writes_tables_that_match_independent_passes(setup, capsys):
         best = g[g.rule == "oracle_any"]["accuracy"].iloc[0]
         assert (g[~g.uses_label]["accuracy"] <= best + 1e-9).all(), (strategy, k)
     assert ((t.ci_low <= t.accuracy + 1e-9) & (t.accuracy <= t.ci_high + 1e-9)).all()
-    assert sorted(t[t.strategy == "combined"]["n_passes"].unique()) == [2, 4, 8]  # 2 checkpoints x k
+    # same pass budget: a combined guess is one perturbation on both checkpoints (2 passes), so k=1 does not fit
+    comb = t[t.strategy == "combined"]
+    assert sorted(comb["k"].unique()) == [2, 4] and (comb["n_passes"] == comb["k"]).all()
+    assert (comb["guesses"] * comb["passes_per_guess"] == comb["n_passes"]).all()
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["puzzles"]["n"] == 24 and len(prov["checkpoints"]) == 2
     assert all(len(c["sha256"]) == 64 for c in prov["checkpoints"])
     assert "bootstrap" in capsys.readouterr().out
+
+
+def test_guess_scale_ptrm_and_eqr_at_equal_budget(setup, capsys):
+    out = setup / "strat"
+    code = main(["guess-scale", "--ckpt", str(ZOO_TRM), "--data", str(setup / "data"), "--limit", "8",
+                 "--strategies", "aug", "ptrm", "eqr", "--k", "1", "2", "4", "--out", str(out), "--no-progress",
+                 "--eqr-depth", "2", "--noise", "0.1"])
+    assert code == 0, capsys.readouterr().err
+    t = pd.read_csv(out / "guess_scaling.csv")
+    assert set(t.strategy) == {"perturb", "ptrm", "eqr"}
+    assert (t["n_passes"] <= t["k"]).all()
+    eqr = t[t.strategy == "eqr"]
+    assert sorted(eqr["k"].unique()) == [2, 4] and (eqr["passes_per_guess"] == 2).all()
+    assert sorted(eqr["guesses"].unique()) == [1, 2]
+    ptrm = t[t.strategy == "ptrm"]
+    assert sorted(ptrm["guesses"].unique()) == [1, 2, 4]
+    plain = _exact(ZOO_TRM, setup / "data")[:8].mean()
+    for rule in ("majority_first", "q_select", "residual_select"):  # guess 0 is the plain pass
+        assert float(ptrm[(ptrm.rule == rule) & (ptrm.k == 1)]["accuracy"].iloc[0]) == pytest.approx(plain, abs=1e-4)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["strategies"]["eqr"]["passes_per_guess"] == 2 and prov["eqr"]["depth"] == 2
 
 
 @pytest.mark.parametrize("extra, expect", [

@@ -27,22 +27,32 @@ from interp.report.tables import (
     training_run_row,
 )
 
-CELL = re.compile(r"(-?\d+\.\d+)(?: ± (\d+\.\d+))? \(n=(\d+)\)")
+CELL = re.compile(r"(-?\d+\.\d+)(?: \[(-?\d+\.\d+), (-?\d+\.\d+)\])? \(n=(\d+)\)")
 
 
-def _expected(values) -> tuple[float, float, int]:
-    """Mean, half-width of the 95% t-interval, n: computed with the statistics module and scipy's t quantile."""
-    v = [float(x) for x in values]
+def _expected(values) -> tuple[float, tuple[float, float], int]:
+    """Mean, 95% interval, n: Wilson (written out here) for 0/1 values, else scipy's percentile bootstrap."""
+    v = np.asarray([float(x) for x in values])
     n = len(v)
     m = statistics.fmean(v)
-    half = stats.t.ppf(0.975, n - 1) * statistics.stdev(v) / math.sqrt(n) if n > 1 else float("nan")
-    return m, half, n
+    if n < 2:
+        return m, (float("nan"), float("nan")), n
+    if set(v.tolist()) <= {0.0, 1.0}:
+        z = stats.norm.ppf(0.975)
+        c = (m + z * z / (2 * n)) / (1 + z * z / n)
+        h = z * math.sqrt(m * (1 - m) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return m, (max(0.0, c - h) if m > 0 else 0.0, min(1.0, c + h) if m < 1 else 1.0), n
+    if (v == v[0]).all():
+        return m, (m, m), n
+    r = stats.bootstrap((v,), np.mean, n_resamples=2000, method="percentile", random_state=np.random.default_rng(0))
+    return m, (max(r.confidence_interval.low, v.min()), min(r.confidence_interval.high, v.max())), n
 
 
-def _cell(text: str) -> tuple[float, float, int]:
+def _cell(text: str) -> tuple[float, tuple[float, float], int]:
     m = CELL.fullmatch(text.strip())
-    assert m, f"not a 'mean ± half (n=k)' cell: {text!r}"
-    return float(m.group(1)), float(m.group(2)) if m.group(2) else float("nan"), int(m.group(3))
+    assert m, f"not a 'mean [low, high] (n=k)' cell: {text!r}"
+    ci = (float(m.group(2)), float(m.group(3))) if m.group(2) else (float("nan"), float("nan"))
+    return float(m.group(1)), ci, int(m.group(4))
 
 
 def _md_rows(md: str) -> list[list[str]]:
@@ -57,6 +67,7 @@ def _check_cell(text: str, values, digits: int = 3) -> None:
     assert m == pytest.approx(em, abs=0.6 * 10 ** -digits)
     if en > 1:
         assert half == pytest.approx(eh, abs=0.6 * 10 ** -digits)
+        assert eh[0] >= min(map(float, values)) - 1e-9  # inside the data: a cross-entropy interval stays >= 0
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -206,7 +206,7 @@ def test_read_errors_name_file_and_line(tmp_path):
 
 def test_reader_streams(tmp_path):
     path = tmp_path / "many.sdm"
-    path.write_text((WIKI + "\n") * 3 + "broken\n")
+    path.write_text((WIKI + "\n") * 3 + WIKI[:-1] + "?\n")
     it = iter_puzzle_file(path)
     assert np.array_equal(next(it).puzzle, digits(WIKI))  # lazy: the bad line is not read yet
     with pytest.raises(PuzzleFormatError, match=":4:"):
@@ -238,8 +238,7 @@ def test_csv_errors(tmp_path):
     with pytest.raises(PuzzleFormatError, match=r"bad\.csv:2: answer is not a valid solution"):
         read_puzzle_file(path)
     path.write_text(f"source,question,answer,rating\nx,{WIKI},{WIKI_SOLUTION}\n")
-    with pytest.raises(PuzzleFormatError, match=r"bad\.csv:2: expected 4 CSV fields"):
-        read_puzzle_file(path)
+    assert len(read_puzzle_file(path)) == 1  # a missing trailing field is tolerated
     path.write_text(f"source,question,answer,rating\nx,{WIKI},{WIKI_SOLUTION},hard\n")
     with pytest.raises(PuzzleFormatError, match=r"rating 'hard' is not a number"):
         read_puzzle_file(path)
@@ -247,8 +246,7 @@ def test_csv_errors(tmp_path):
     with pytest.raises(PuzzleFormatError, match=r"bad\.csv:3: wrong length"):
         read_puzzle_file(path)
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(PuzzleFormatError, match="'question' column"):
-        read_puzzle_file(path)
+    assert read_puzzle_file(path) == []  # no puzzle: the caller reports it (tasks.puzzles.read_puzzles)
 
 
 # ---------------------------------------------------------------- CLI

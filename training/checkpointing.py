@@ -82,6 +82,27 @@ def optimizer_tensors(model: torch.nn.Module, opt: torch.optim.Optimizer) -> tup
     return tensors, groups
 
 
+def check_optimizer_tensors(model: torch.nn.Module, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                            where: str) -> None:
+    """One ``CheckpointError`` when optimizer moments are non-finite or do not fit the parameters (shape, keys)."""
+    params = dict(model.named_parameters())
+    names = set(_param_names(model, opt))
+    for k, v in tensors.items():
+        name, _, key = k.rpartition(".")
+        if name not in names:
+            raise CheckpointError(f"{where}: unexpected optimizer tensor {k[:80]!r}; resume from another checkpoint")
+        if key in ("exp_avg", "exp_avg_sq") and tuple(v.shape) != tuple(params[name].shape):
+            raise CheckpointError(f"{where}: optimizer tensor {k!r} has shape {list(v.shape)}, the parameter "
+                                  f"{list(params[name].shape)}; resume from another checkpoint")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{where}: optimizer tensor {k!r} holds NaN/inf (a diverged or damaged state); "
+                                  "resume from an earlier checkpoint")
+    states = {k.rpartition(".")[0] for k in tensors}
+    if states and states != names:
+        missing = sorted(names - states)
+        raise CheckpointError(f"{where}: optimizer state lacks {', '.join(missing[:4])}; resume from another checkpoint")
+
+
 def load_optimizer(model: torch.nn.Module, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
     names = _param_names(model, opt)
     sd = opt.state_dict()

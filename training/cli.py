@@ -1,8 +1,16 @@
-"""Command line: ``python -m training train|eval ...`` (also the ``train`` console script).
+"""Command line: ``python -m training train|eval|data ...`` (also the ``recurse-train`` console script).
 
-    train train --config training/configs/sudoku4_trm.yaml --out runs/s4 [--set optim.lr=3e-4 ...] [--resume]
-    train eval --ckpt runs/s4/best [--data DIR] [--n 500] [--json]
-    train data --config zoo/configs/trm_sudoku9.yaml     # build (or find) the config's dataset, print its directory
+    recurse-train train --config training/configs/sudoku4_trm.yaml --out runs/s4 [--set optim.lr=3e-4 ...] [--resume]
+    recurse-train eval --ckpt runs/s4/best [--data DIR] [--n 500] [--json]
+    recurse-train eval --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm
+    recurse-train data --config zoo/configs/trm_sudoku9.yaml     # build (or find) the config's dataset, print its directory
+
+``eval --n N`` on a checkpoint whose generated dataset is not cached yet does not
+build the whole dataset (the generator makes the test puzzles only after every
+training puzzle, so the first N test puzzles cannot be made alone): it scores N
+*fresh* puzzles from the same generator and blank range with the evaluation seed
+``[data seed, 1]``, and says so in its headline. With the dataset cached (or
+``--build``), it scores the first N puzzles of the test split, as before.
 
 Under ``torchrun --nproc_per_node=K -m training train ...`` the same command
 trains data-parallel (gloo on CPU, nccl on CUDA). Errors in the input print
@@ -20,32 +28,75 @@ from typing import Sequence
 from models.checkpoint import CheckpointError, checkpoint_dir, read_checkpoint_config
 
 
+def _formatter() -> type:
+    from interp.cli.common import help_formatter
+
+    return help_formatter()
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train", description="Train and evaluate HRM / TRM / HRM-LM and baselines.")
+    fmt = _formatter()
+    p = argparse.ArgumentParser(prog="recurse-train", description="Train and evaluate HRM / TRM / HRM-LM and baselines "
+                                "(also: python -m training).", formatter_class=fmt,
+                                epilog=_examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
+                                                 "recurse-train train --config zoo/configs/trm_sudoku9.yaml "
+                                                 "--out runs/trm9"))
+    try:
+        from importlib.metadata import version
+
+        p.add_argument("--version", action="version", version=f"recurse-interp {version('recurse-interp')}")
+    except Exception:  # pragma: no cover - not installed
+        pass
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model from a YAML/JSON config")
+    t = sub.add_parser("train", help="train a model from a YAML/JSON config", formatter_class=fmt,
+                       epilog=_examples("recurse-train train --config training/configs/sudoku4_trm.yaml --out runs/s4",
+                                        "recurse-train train --out runs/s4 --resume"))
     t.add_argument("--config", help="config file (YAML or JSON); optional with --resume")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, dotted for nested ones (repeatable)")
     t.add_argument("--out", help="output directory (default runs/<config name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its 'last' checkpoint")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (same as --quiet)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bars (off anyway when stderr is not a terminal)")
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on a test split (bootstrap CIs)")
+    e = sub.add_parser("eval", help="evaluate a checkpoint on its test split or a puzzle file", formatter_class=fmt,
+                       description="Score a checkpoint. Puzzle models: exact accuracy at the model's own halt and "
+                                   "after all segments (Wilson intervals), blank-cell accuracy and mean segments "
+                                   "(bootstrap intervals), the set and its blank range. Language models: loss.",
+                       epilog=_examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
+                                        "recurse-train eval --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm",
+                                        "recurse-train eval --ckpt zoo/trm-sudoku9 --n 128 --build   # first 128 of "
+                                        "the test split"))
     e.add_argument("--ckpt", required=True, help="checkpoint directory")
-    e.add_argument("--data", help="dataset directory (default: the checkpoint's training data)")
+    e.add_argument("--data", help="dataset directory, or a puzzle file (.sdm/.txt/.csv/maze text) like --puzzle-file "
+                   "(default: the checkpoint's training data)")
+    e.add_argument("--puzzle-file", help="a file of puzzles to score (labels from the project's solvers)")
     e.add_argument("--split", default=None, help="split to evaluate (default test for puzzles, val for text)")
     e.add_argument("--n", type=int, default=0, help="evaluate the first N examples / windows (0 = all / 256 windows)")
-    e.add_argument("--batch-size", type=int, default=64)
-    e.add_argument("--device", default="auto")
+    e.add_argument("--build", action="store_true", help="with --n and no cached dataset: build the whole dataset "
+                   "and score the first N of its test split (instead of N fresh puzzles)")
+    e.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     e.add_argument("--json", action="store_true", help="print the full result as JSON")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bars (off anyway when stderr is not a terminal)")
 
-    d = sub.add_parser("data", help="build (or find in the cache) a config's dataset and print its directory")
+    d = sub.add_parser("data", help="build (or find in the cache) a config's dataset and print its directory",
+                       formatter_class=fmt, epilog=_examples("recurse-train data --config zoo/configs/trm_sudoku9.yaml"))
     d.add_argument("--config", required=True, help="training config (YAML or JSON) or a checkpoint directory")
-    d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable)")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars (off anyway when stderr is not a terminal)")
     return p
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False) and not getattr(args, "no_progress", False) and sys.stderr.isatty()
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -63,7 +114,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         task = load_train_config(args.config, args.overrides).to_dict()["task"]
     if task.get("data") is None:
         raise ValueError(f"{args.config} names no dataset")
-    print(resolve_data(data_spec(task)))
+    print(resolve_data(data_spec(task), progress=_progress(args)))
     return 0
 
 
@@ -79,7 +130,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = load_train_config(None, args.overrides, base=read_checkpoint_config(out / "last")["train"])
     else:
         raise ValueError("--config is required (it may be omitted only with --resume and an --out that holds a run)")
-    trainer = Trainer(cfg, out, resume=args.resume, progress=not args.no_progress)
+    trainer = Trainer(cfg, out, resume=args.resume, progress=_progress(args))
     try:
         if trainer.resumed_from is not None and trainer.dist.is_main:
             print(f"resuming {out} from step {trainer.resumed_from}", file=sys.stderr)
@@ -93,6 +144,54 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _puzzle_file_split(path: Path, meta: dict, ckpt: str, n: int):
+    """A puzzle file read with the interp readers (labels from the solvers) as ``PuzzleArrays``."""
+    import numpy as np
+
+    from tasks.puzzles import read_puzzles, resolve_task
+
+    from .data import PuzzleArrays
+
+    info = resolve_task(meta["model"], meta.get("task"), None, ckpt=ckpt, command="eval")
+    batch = read_puzzles(info, None, str(path), n or None)
+    for note in batch.notes[:5]:
+        print(f"note: {note}", file=sys.stderr)
+    N = len(batch.inputs)
+    split = PuzzleArrays(inputs=batch.inputs, labels=batch.labels, puzzle_identifiers=np.zeros(N, dtype=np.int64),
+                         puzzle_indices=np.arange(N + 1), group_indices=np.arange(N + 1), meta={})
+    return split, f"{path.name} ({N} puzzle{'s' if N != 1 else ''})"
+
+
+def _fresh_split(spec: dict, n: int, progress: bool):
+    """``n`` fresh puzzles from a generator spec (same blank range), seed ``[data seed, 1]``; no dataset is built."""
+    import numpy as np
+
+    from tasks.sudoku.generate import generate
+    from tasks.sudoku.grid import encode_grid
+
+    from .data import PuzzleArrays
+
+    seed = [int(spec.get("seed", 0)), 1]
+    recs = generate(n, size=int(spec.get("size", 9)), min_blanks=spec.get("min_blanks"),
+                    max_blanks=spec.get("max_blanks"), min_guesses=int(spec.get("min_guesses", 0)), seed=seed,
+                    progress=progress)
+    x = encode_grid(np.stack([r.puzzle for r in recs])).reshape(n, -1)
+    y = encode_grid(np.stack([r.solution for r in recs])).reshape(n, -1).astype(np.int64)
+    split = PuzzleArrays(inputs=x, labels=y, puzzle_identifiers=np.zeros(n, dtype=np.int64),
+                         puzzle_indices=np.arange(n + 1), group_indices=np.arange(n + 1), meta={})
+    return split, (f"{n} fresh generated puzzles (seed {seed}, not the test split: its dataset is not cached; "
+                   f"--build scores the test split's first {n})")
+
+
+def _checkpoint_data_dir(root: Path, ckpt: str) -> Path:
+    """A checkpoint's recorded ``data_dir``, used only if it is a dataset directory (never an arbitrary file)."""
+    markers = ("dataset.json", "train/dataset.json", "test/dataset.json", "meta.json")
+    if root.is_dir() and not root.is_symlink() and any((root / m).is_file() for m in markers):
+        return root
+    raise ValueError(f"checkpoint {ckpt} names data_dir {str(root)[:120]!r}, which is not a dataset directory; "
+                     "pass --data DIR")
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from models.checkpoint import load_checkpoint
 
@@ -100,44 +199,93 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .distributed import pick_device
     from .evaluate import evaluate
     from .lm import evaluate_lm
-    from .trainer import _jsonable, _summary
+    from .trainer import _jsonable, data_spec
 
     if args.ckpt.startswith("hf:"):  # a Hub spec: its local folder in the Hugging Face cache
         from models.hub import local_checkpoint
 
         args.ckpt = local_checkpoint(args.ckpt)
+    if args.puzzle_file and args.data:
+        raise ValueError("give --data or --puzzle-file, not both")
+    if args.n < 0:
+        raise ValueError(f"--n must be >= 0, got {args.n}")
     model, meta = load_checkpoint(args.ckpt)
     device = pick_device(args.device)
     model.to(device)
     train = meta.get("train", {})
     task = meta.get("task", {})
-    if args.data:
+    progress = _progress(args)
+    is_text = task.get("name") == "text" or model.cfg.family == "hrm_lm" or getattr(model.cfg, "causal", False)
+    file = Path(args.puzzle_file) if args.puzzle_file else (Path(args.data) if args.data and Path(args.data).is_file()
+                                                            else None)
+    split = set_name = root = None
+    if file is not None:
+        if is_text:
+            raise ValueError(f"checkpoint {args.ckpt} is a language model; a puzzle file cannot be scored with it")
+        split, set_name = _puzzle_file_split(file, meta, args.ckpt, args.n)
+    elif args.data:
         root = resolve_data(args.data)
-    elif task.get("data_dir") and Path(task["data_dir"]).exists():
-        root = Path(task["data_dir"])
+    elif isinstance(task.get("data_dir"), str) and task["data_dir"] and Path(task["data_dir"]).exists():
+        root = _checkpoint_data_dir(Path(task["data_dir"]), args.ckpt)
     elif task.get("data") is not None:
-        from .trainer import data_spec
-
-        root = resolve_data(data_spec(task))
+        spec = data_spec(task)
+        cached = resolve_data(spec, build=False) if isinstance(spec, dict) else None
+        if (args.n and not args.build and not is_text and isinstance(spec, dict) and spec.get("generate") == "sudoku"
+                and not (cached / ".complete").exists() and (args.split or "test") == "test"):
+            split, set_name = _fresh_split(spec, args.n, progress)
+        else:
+            root = resolve_data(spec, progress=progress)
     else:
-        raise ValueError(f"checkpoint {args.ckpt} names no dataset; pass --data DIR")
-    if task.get("name") == "text" or model.cfg.family == "hrm_lm" or getattr(model.cfg, "causal", False):
+        raise ValueError(f"checkpoint {args.ckpt} names no dataset; pass --data DIR or --puzzle-file FILE")
+    if is_text:
         from .data import text_eval_windows
 
         text = load_text_dataset(root, model.cfg.seq_len)
         tokens = text.train if args.split == "train" else text.val
         windows = text_eval_windows(tokens, model.cfg.seq_len, args.n or 256)
         res = evaluate_lm(model, windows, args.batch_size, device)
+        res["set"] = f"{root} ({args.split or 'val'} split, {len(windows)} windows)"
     else:
-        split = load_puzzle_split(root, args.split or "test")
+        if split is None:
+            split = load_puzzle_split(root, args.split or "test")
+            set_name = f"{root.name} {args.split or 'test'} split, first {min(args.n, split.num_examples)} of " \
+                       f"{split.num_examples}" if args.n else f"{root.name} {args.split or 'test'} split"
         halting = train.get("halting", "auto")
         if halting == "auto":
             halting = {"hrm": "act_q", "trm": "bce"}.get(model.cfg.family, "none")
         res = evaluate(model, split, batch_size=args.batch_size, n=args.n or None, halting=halting,
-                       loss_kind=train.get("loss", "stablemax"), device=device, n_boot=args.n_boot, progress=True)
+                       loss_kind=train.get("loss", "stablemax"), device=device, n_boot=args.n_boot, progress=progress)
+        res["set"] = set_name
     res = {"ckpt": str(args.ckpt), "weights": meta.get("state", {}).get("weights", "model"), **res}
-    print(json.dumps(_jsonable(res), indent=2) if args.json else _summary(res))
+    print(json.dumps(_jsonable(res), indent=2) if args.json else eval_headline(res))
     return 0
+
+
+def _ci(res: dict, key: str, pct: bool = True) -> str:
+    v, (lo, hi) = res[key], res[key + "_ci"]
+    if pct:
+        return f"{100 * v:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def eval_headline(res: dict) -> str:
+    """The result as a few honest lines: what was scored, on which set, with 95% intervals."""
+    if "val_loss" in res:  # language model: no 'exact accuracy'
+        lines = [f"{res['ckpt']}: language model, {res.get('set', '')}",
+                 f"  loss {res['val_loss']:.4f} nats/token (perplexity {res['val_ppl']:.2f})"]
+        return "\n".join(lines)
+    lo, hi = res.get("blanks_range", [None, None])
+    level = int(round(100 * res.get("ci_level", 0.95)))
+    rule = {"bce": "q_halt > 0", "act_q": "q_halt > q_continue"}.get(res.get("halting"), "none: all segments")
+    lines = [
+        f"{res['ckpt']} on {res.get('set', '?')}: n = {res['n']}, blanks per puzzle {lo}..{hi}",
+        f"  exact at halt ({rule}): {_ci(res, 'exact_accuracy_at_halt')}",
+        f"  exact after all {res['segments']} segments: {_ci(res, 'exact_accuracy')}",
+        f"  blank-cell accuracy: {_ci(res, 'blank_accuracy')}",
+        f"  mean segments to halt: {_ci(res, 'avg_halt_steps', pct=False)} of {res['segments']}",
+        f"  ({level}% intervals: Wilson for exact accuracy, bootstrap of the mean otherwise)",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,11 +295,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"train": _cmd_train, "eval": _cmd_eval, "data": _cmd_data}[args.command](args)
     except (ValueError, CheckpointError) as e:  # ConfigError / DataError are ValueErrors too
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Exception as e:  # noqa: BLE001 - a full disk from any writer (safetensors raises its own error type)
+        from common.io import is_disk_full
+
+        if not is_disk_full(e) and not isinstance(e, OSError):
+            raise
+        what = "disk full or file size limit" if is_disk_full(e) else type(e).__name__
+        print(f"error: {what} while writing ({' '.join(str(e).split())[:200]}); the last complete checkpoint is "
+              "intact: free space and rerun with --resume", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from models.config import ConfigError, config_from_dict
+from common.io import read_json, safe_load_yaml
+from models.config import CONFIG_CLASSES, ConfigError, config_from_dict, numeric_strings
 
 TASK_NAMES = ("sudoku", "maze", "arc", "text")
 
@@ -99,7 +101,8 @@ class TrainConfig:
     def validate(self) -> None:
         if not isinstance(self.model, dict) or "family" not in self.model:
             raise ConfigError("model must be a mapping with a 'family' field")
-        config_from_dict(dict(self.model))  # raises ConfigError on unknown/bad fields
+        self.model = yaml_numbers(self.model)
+        config_from_dict(dict(self.model))  # raises ConfigError on unknown/bad fields (types, ranges, memory)
         if not isinstance(self.task, dict) or self.task.get("name") not in TASK_NAMES:
             raise ConfigError(f"task.name must be one of {', '.join(TASK_NAMES)}, got {self.task.get('name') if isinstance(self.task, dict) else self.task!r}")
         check_family(self.model, self.task["name"])
@@ -131,6 +134,9 @@ class TrainConfig:
         for name in ("eval_interval", "eval_n", "eval_batch_size", "ckpt_interval", "log_interval"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
+        for name, hi in TRAIN_BOUNDS.items():
+            if getattr(self, name) > hi:
+                raise ConfigError(f"{name} must be <= {hi:g}, got {getattr(self, name)!r}")
 
     def resolved_halting(self) -> str:
         """``halting`` with ``auto`` resolved from the model family."""
@@ -142,6 +148,16 @@ class TrainConfig:
         if fam == "trm":
             return "bce"
         return "none"
+
+
+TRAIN_BOUNDS = {"batch_size": 1 << 20, "steps": 1e10, "epochs": 1e7, "max_failures": 1000, "eval_n": 1 << 31,
+                "eval_batch_size": 1 << 20, "log_interval": 1e10, "eval_interval": 1e10, "ckpt_interval": 1e10}
+
+
+def yaml_numbers(model: dict[str, Any]) -> dict[str, Any]:
+    """``model`` with numeric strings in numeric fields made numbers (PyYAML reads ``1e-5`` as a string)."""
+    cls = CONFIG_CLASSES.get(model.get("family"))
+    return model if cls is None else numeric_strings(cls, model)
 
 
 PUZZLE_FAMILIES = ("hrm", "trm", "unitf", "transformer")
@@ -193,6 +209,8 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
             num = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be a number, got {value!r}") from None
+        if not math.isfinite(num):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
         if base is int:
             if num != int(num):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -215,11 +233,7 @@ def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         raise ConfigError(f"config {p} includes itself through 'base:'")
     if not p.is_file():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        text = p.read_text()
-        d = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot parse config {path}: {str(e).splitlines()[0]}") from None
+    d = read_json(p, ConfigError, f"config {path}") if p.suffix == ".json" else safe_load_yaml(p, ConfigError, f"config {path}")
     if d is None:
         d = {}
     if not isinstance(d, dict):

@@ -68,8 +68,11 @@ def spec_key(spec: dict[str, Any]) -> str:
     return f"{spec['generate']}-{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
-def resolve_data(data: Any, build: bool = True) -> Path:
-    """A dataset directory for ``task.data`` (a path, or a generator spec built into the cache)."""
+def resolve_data(data: Any, build: bool = True, progress: bool | None = None) -> Path:
+    """A dataset directory for ``task.data`` (a path, or a generator spec built into the cache).
+
+    ``progress``: show (True) or hide (False) the builder's progress bars, when it has any; None: its default.
+    """
     if isinstance(data, (str, os.PathLike)):
         p = Path(data).expanduser()
         if not p.exists():
@@ -85,6 +88,10 @@ def resolve_data(data: Any, build: bool = True) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        import inspect
+
+        if progress is not None and "progress" in inspect.signature(fn).parameters and "progress" not in spec:
+            spec["progress"] = progress
         fn(tmp, **spec)
         (tmp / ".complete").write_text(json.dumps(data, sort_keys=True, default=str))
         if out.exists():  # another process finished first

@@ -16,7 +16,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from common.stats import bootstrap_ci
+from common.stats import bootstrap_mean_ci, wilson_interval
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int, alpha: float, seed: int) -> tuple[float, float]:
+    """(low, high) of ``common.stats.bootstrap_mean_ci`` (scipy percentile bootstrap of the mean)."""
+    ci = bootstrap_mean_ci(values, alpha, n_boot=n_boot, seed=seed)
+    return (ci.low, ci.high)
 
 from .data import PuzzleArrays, load_puzzle_split, puzzle_arrays
 from .losses import row_mean_loss, row_stats, token_cross_entropy
@@ -51,7 +57,12 @@ def evaluate(
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Exact / token accuracy (with bootstrap CIs), halting steps and loss on the first ``n`` examples."""
+    """Exact accuracy after all segments and at the model's own halt (Wilson intervals), blank-cell and token
+    accuracy and halting segments (bootstrap intervals of the mean), loss, on the first ``n`` examples.
+
+    Blank cells are the cells whose label differs from the input (Sudoku: the blanks); ``blanks_range`` is
+    their min and max count per puzzle.
+    """
     data = as_puzzle_arrays(split)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if halting == "auto":
@@ -64,7 +75,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     pids_all = data.example_puzzle_ids()
-    exact, tok_acc, halt_steps, q_acc, losses, exact_at_halt = [], [], [], [], [], []
+    exact, tok_acc, halt_steps, q_acc, losses, exact_at_halt, blank_acc, blanks = [], [], [], [], [], [], [], []
     exact_by_seg = np.zeros(S)
     starts = range(0, total, batch_size)
     if progress:
@@ -100,6 +111,12 @@ def evaluate(
             correct_at_halt |= new & st.exact
             decided |= fire
         exact.append(st.exact.cpu().numpy())
+        todo = (x != y) & (y != -100)  # cells the model must fill (Sudoku: the blanks)
+        right = (out.logits.argmax(-1) == y) & todo
+        n_todo = todo.sum(-1)
+        blanks.append(n_todo.cpu().numpy())
+        blank_acc.append(torch.where(n_todo > 0, right.sum(-1) / n_todo.clamp(min=1), torch.ones_like(n_todo,
+                                     dtype=torch.float32)).float().cpu().numpy())
         tok_acc.append(st.token_accuracy.cpu().numpy())
         halt_steps.append(first_halt.cpu().numpy())
         q_acc.append(((out.q_halt >= 0) == st.exact).cpu().numpy())
@@ -110,15 +127,23 @@ def evaluate(
     exact_v = np.concatenate(exact).astype(np.float64)
     tok_v = np.concatenate(tok_acc).astype(np.float64)
     halt_v = np.concatenate(halt_steps).astype(np.float64)
+    halt_exact = np.concatenate(exact_at_halt)
+    blank_v = np.concatenate(blank_acc).astype(np.float64)
+    blanks_v = np.concatenate(blanks)
+    n_exact, n_halt = int(exact_v.sum()), int(halt_exact.sum())
     return {
         "n": int(total),
         "exact_accuracy": float(exact_v.mean()),
-        "exact_accuracy_ci": bootstrap_ci(exact_v, n_boot, alpha, seed),
+        "exact_accuracy_ci": wilson_interval(n_exact, int(total), alpha),  # a proportion: Wilson
         "token_accuracy": float(tok_v.mean()),
         "token_accuracy_ci": bootstrap_ci(tok_v, n_boot, alpha, seed + 1),
         "avg_halt_steps": float(halt_v.mean()),
         "avg_halt_steps_ci": bootstrap_ci(halt_v, n_boot, alpha, seed + 2),
-        "exact_accuracy_at_halt": float(np.concatenate(exact_at_halt).mean()),
+        "exact_accuracy_at_halt": float(halt_exact.mean()),
+        "exact_accuracy_at_halt_ci": wilson_interval(n_halt, int(total), alpha),
+        "blank_accuracy": float(blank_v.mean()),
+        "blank_accuracy_ci": bootstrap_ci(blank_v, n_boot, alpha, seed + 3),
+        "blanks_range": [int(blanks_v.min()), int(blanks_v.max())],
         "q_halt_accuracy": float(np.concatenate(q_acc).mean()),
         "loss": float(np.concatenate(losses).mean()),
         "exact_accuracy_by_segment": (exact_by_seg / total).tolist(),

@@ -37,16 +37,18 @@ from models.checkpoint import (
     load_state,
     read_checkpoint_config,
     recover_checkpoint_dirs,
+    remove_stale_checkpoint_temporaries,
     save_checkpoint,
     state_tensors,
 )
+from common.io import atomic_write_json, ensure_out_not_symlink, read_json
 from models.config import ConfigError, config_from_dict
 from models.registry import build_model
 
 from . import distributed as D
 from .act import ACTCarry, act_train_step, initial_carry, reset_halted
 from .cgar import depth_at
-from .checkpointing import copy_checkpoint, load_optimizer, optimizer_tensors, read_tensors, restore_rng, rng_tensors
+from .checkpointing import check_optimizer_tensors, copy_checkpoint, load_optimizer, optimizer_tensors, read_tensors, restore_rng, rng_tensors
 from .config import TrainConfig, check_family
 from .data import (
     DataError,
@@ -105,15 +107,18 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True):
         cfg.validate()
         self.cfg = cfg
-        self.out = Path(out_dir)
+        self.out = ensure_out_not_symlink(out_dir, ConfigError)
         self.progress = progress
         if not resume and checkpoint_dir(self.out / "last").exists():
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+        if (self.out / "metrics.jsonl").exists() and not checkpoint_dir(self.out / "last").exists():
+            raise ConfigError(f"{self.out} holds a metrics.jsonl this run did not write; choose another --out")
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = D.pick_device(cfg.device, local_rank)
         self.dist = D.init_distributed(self.device)
         if resume and self.dist.is_main:
             recover_checkpoint_dirs(self.out)  # a crash between the two renames of a save leaves only `last.old`
+            remove_stale_checkpoint_temporaries(self.out)  # `.last.tmp-*` folders of a killed save
         if cfg.batch_size % self.dist.world_size:
             raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {self.dist.world_size} ranks")
         self.local_batch = cfg.batch_size // self.dist.world_size
@@ -125,7 +130,7 @@ class Trainer:
         # data (rank 0 builds generated data, the others wait for it)
         spec = data_spec(cfg.task)
         if self.dist.is_main:
-            self.data_root = resolve_data(spec, build=True)
+            self.data_root = resolve_data(spec, build=True, progress=progress)
         D.barrier(self.dist)
         if not self.dist.is_main:
             self.data_root = resolve_data(spec, build=False)
@@ -382,7 +387,13 @@ class Trainer:
                 load_state(self.ema.shadow, main, where=f"{path}/model.safetensors")
         self.model.to(self.device)
         # (Optimizer.load_state_dict moves the moments to each parameter's device and keeps ``step`` where it belongs)
-        load_optimizer(self.model, self.opt, read_tensors(path, "optimizer"), st["optimizer_groups"])
+        opt_t = read_tensors(path, "optimizer")
+        check_optimizer_tensors(self.model, self.opt, opt_t, f"{path}/optimizer.safetensors")
+        try:
+            load_optimizer(self.model, self.opt, opt_t, st["optimizer_groups"])
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+            raise CheckpointError(f"{path}/optimizer.safetensors does not fit this run ({_one_line(e)}); "
+                                  "resume from another checkpoint") from None
         self.step = int(st["step"])
         self.best = st.get("best")
         if not full:
@@ -390,18 +401,52 @@ class Trainer:
         if int(st["world_size"]) != self.dist.world_size:
             raise CheckpointError(f"{path} was written by {st['world_size']} ranks; resume with the same number ({self.dist.world_size} now)")
         rng = read_tensors(path, "rng")
-        restore_rng(rng)
-        self.gen.set_state(rng["explore"][self.dist.rank].clone())
+        try:
+            restore_rng(rng)
+            self.gen.set_state(rng["explore"][self.dist.rank].clone())
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+            raise CheckpointError(f"{path}/rng.safetensors does not fit this run ({_one_line(e)}); "
+                                  "resume from another checkpoint") from None
         self.injected = list(st.get("injected", []))
         self.text_position = int(st.get("text_position", self.step))
         self.last_eval = st.get("eval")
         if self.carry is not None:
             carry = read_tensors(path, "carry")
+            want = {k: tuple(v.shape) for k, v in self.carry.to_tensors().items()}
+            got = {k: tuple(v.shape[1:]) for k, v in carry.items() if v.dim() >= 1 and v.shape[0] > self.dist.rank}
+            if got != want:
+                bad = sorted(set(want) ^ set(got)) or sorted(k for k in want if want[k] != got.get(k))
+                raise CheckpointError(f"{path}/carry.safetensors does not fit this run (missing, extra or wrong-shape "
+                                      f"{', '.join(bad[:4])}); resume from another checkpoint")
             self.carry = ACTCarry.from_tensors({k: v[self.dist.rank] for k, v in carry.items()}, self.device)
             self.stream.position = int(st["stream_positions"][self.dist.rank])
 
+    def _count_rollback(self) -> None:
+        """Count rollbacks to the current ``last`` (persisted in ``rollbacks.json``, so resumes count too);
+        past the bound the run stops, naming the bad state instead of looping."""
+        if not self.dist.is_main:
+            return
+        path = self.out / ROLLBACKS
+        counts: dict[str, int] = {}
+        if path.exists():
+            try:
+                raw = read_json(path, ValueError, max_bytes=1 << 20)
+                counts = {str(k): int(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+            except (OSError, ValueError, TypeError):
+                counts = {}
+        last = read_checkpoint_config(self.out / "last")["state"]["step"]
+        key = str(last)
+        counts[key] = counts.get(key, 0) + 1
+        atomic_write_json(path, counts)
+        limit = self.cfg.max_failures
+        if counts[key] > limit or sum(counts.values()) > MAX_TOTAL_ROLLBACKS:
+            raise TrainingDiverged(
+                f"{counts[key]} rollbacks to {self.out / 'last'} (step {last}) without getting past it; "
+                f"the saved state is bad ({suspect_state(self.out / 'last')}); resume from an earlier checkpoint")
+
     def _rollback(self) -> None:
         loss, gnorm = getattr(self, "_bad", (float("nan"), float("nan")))
+        self._count_rollback()
         self.failures += 1
         msg = (
             f"divergence at step {self.step + 1}: loss {loss}, grad norm {gnorm}; "
@@ -486,6 +531,28 @@ class Trainer:
             if self._tb is not None:
                 self._tb.close()
         return {"step": self.step, "eval": self.last_eval, "out": str(self.out)}
+
+
+ROLLBACKS = "rollbacks.json"
+MAX_TOTAL_ROLLBACKS = 100
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200] or type(e).__name__
+
+
+def suspect_state(ckpt: Path) -> str:
+    """Which file of a checkpoint holds non-finite values (e.g. ``NaN in optimizer.safetensors``), if any."""
+    from safetensors.torch import load_file
+
+    bad = []
+    for f in sorted(Path(ckpt).glob("*.safetensors")):
+        try:
+            if any(v.is_floating_point() and not bool(torch.isfinite(v).all()) for v in load_file(str(f)).values()):
+                bad.append(f.name)
+        except Exception:  # noqa: BLE001 - a damaged file is also a bad state
+            bad.append(f"{f.name} (unreadable)")
+    return f"NaN/inf in {', '.join(bad)}" if bad else "no NaN in its files: the data or learning rate diverges from it"
 
 
 def check_training_state(st: Any, path: Path, rank: int | None = None) -> None:

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from interp.cli.common import EXIT_USAGE, _Parser, _UsageError, error_line
+from interp.cli.common import EXIT_USAGE, VersionAction, _Parser, _UsageError, error_line, examples
 from interp.cli.demo import add_demo_parser
 from interp.cli.guess_scale import add_guess_scale_parser
 from interp.cli.report import add_report_parser
@@ -28,7 +28,11 @@ from interp.cli.trace import add_trace_parsers
 
 
 def build_parser() -> _Parser:
-    parser = _Parser(prog="interp", description="Per-step traces, analyses and interventions for recursive models.")
+    parser = _Parser(prog="interp", description="Per-step traces, analyses and interventions for recursive models.",
+                     epilog=examples("interp demo", "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm "
+                                     "--limit 16", "interp show traces/run1 --puzzle 1",
+                                     "interp <command> --help   # options, defaults and examples of one command"))
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_trace_parsers(sub)
     add_demo_parser(sub)

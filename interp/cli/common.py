@@ -3,16 +3,63 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 EXIT_USAGE = 2
 
 
+class _DefaultsMixin:
+    """Append ``(default: X)`` to an option's help when it has a real default (not None/False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+def help_formatter() -> type:
+    """Help with defaults shown and examples kept as written: rich-argparse when installed, else plain argparse."""
+    try:
+        from rich_argparse import RawDescriptionRichHelpFormatter as base
+    except ImportError:  # pragma: no cover - rich-argparse is a declared dependency
+        base = argparse.RawDescriptionHelpFormatter
+    return type("HelpFormatter", (_DefaultsMixin, base), {})
+
+
+def version_string() -> str:
+    """``recurse-interp X.Y.Z`` from the installed distribution (or pyproject's version in a bare checkout)."""
+    try:
+        from importlib.metadata import version
+
+        return f"recurse-interp {version('recurse-interp')}"
+    except Exception:  # pragma: no cover - not installed
+        return "recurse-interp (not installed)"
+
+
+def examples(*lines: str) -> str:
+    """An ``examples:`` epilog for a parser's help."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+class _PlainFormatter(_DefaultsMixin, argparse.RawDescriptionHelpFormatter):
+    """Used while parsers are built and arguments parsed: cheap (rich is imported only to print help)."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as a single ``error: ...`` line."""
+    """argparse that reports usage errors as a single ``error: ...`` line; help shows defaults and examples."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _PlainFormatter)
+        super().__init__(*args, **kwargs)
+
+    def format_help(self) -> str:
+        if self.formatter_class is _PlainFormatter:
+            self.formatter_class = help_formatter()  # rich-argparse, imported now that help is shown
+        return super().format_help()
 
     def error(self, message: str) -> NoReturn:
         raise _UsageError(message)
@@ -22,14 +69,36 @@ class _UsageError(Exception):
     pass
 
 
+class VersionAction(argparse.Action):
+    """``--version``: reads the installed version only when asked (importlib.metadata costs ~0.1 s)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, default: Any = argparse.SUPPRESS,
+                 help: str = "print the version and exit") -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None) -> None:
+        print(version_string())
+        parser.exit()
+
+
 # ----------------------------------------------------------------------------- helpers
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bars (they are also off when stderr is not a terminal)."""
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (off anyway when stderr is not a terminal)")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars on stderr: only for a terminal, and never with ``--quiet``."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
 def error_line(e: BaseException) -> str:
     """An error as the one line after ``error:`` (KeyError's quotes dropped, whitespace folded)."""
     msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     return " ".join(msg.split()) or type(e).__name__
 
 
-def _checkpoint_task(ckpt: str, task_arg: str | None):
+def _checkpoint_task(ckpt: str, task_arg: str | None, command: str = "trace"):
     """The checkpoint's task, read from its config.json before torch is imported (bad input fails fast)."""
     from tasks.puzzles import resolve_task
 
@@ -41,17 +110,19 @@ def _checkpoint_task(ckpt: str, task_arg: str | None):
     if p.exists() and not (p / "config.json").exists() and (p.is_file() or (p / "all_config.yaml").exists()):
         # an official HRM/TRM checkpoint: its task follows from the model's shapes
         model, _ = _load_model(ckpt)
-        return resolve_task(model.cfg.to_dict(), None, task_arg)
+        return resolve_task(model.cfg.to_dict(), None, task_arg, ckpt=ckpt, command=command)
+    from common.io import read_json
+
     meta = None
     try:
-        meta = json.loads((p / "config.json").read_text())
+        meta = read_json(p / "config.json", max_bytes=4 << 20)
     except (OSError, ValueError):
         pass
     if not (isinstance(meta, dict) and meta.get("format") == "recurse-interp/1" and isinstance(meta.get("model"), dict)):
         from models.checkpoint import read_checkpoint_config
 
         meta = read_checkpoint_config(ckpt)  # raises the precise one-line error
-    return resolve_task(meta["model"], meta.get("task"), task_arg)
+    return resolve_task(meta["model"], meta.get("task"), task_arg, ckpt=ckpt, command=command)
 
 
 _LOADED: dict[str, Any] = {}

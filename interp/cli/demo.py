@@ -24,29 +24,47 @@ def demo_puzzles(n: int, seed: int, size: int = 9) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from common.io import atomic_write_text, ensure_out_not_symlink
+    from interp.cli.common import _checkpoint_task, _load_model
     from interp.cli.trace import cmd_trace
-
     from models.zoo import zoo_checkpoint
 
     ckpt = zoo_checkpoint(args.ckpt)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    out = ensure_out_not_symlink(args.out)
+    _checkpoint_task(str(ckpt), None)  # validate the checkpoint before anything is written
+    _load_model(str(ckpt))
+    text = "\n".join(demo_puzzles(args.n, args.seed)) + "\n"
     puzzle_file = out / "puzzles.sdm"
-    puzzle_file.write_text("\n".join(demo_puzzles(args.n, args.seed)) + "\n")
+    if puzzle_file.is_symlink() or (puzzle_file.exists() and (not puzzle_file.is_file() or
+                                                              puzzle_file.read_bytes() != text.encode())):
+        raise ValueError(f"refusing to overwrite {puzzle_file}: it is not the demo's own puzzle file; "
+                         "choose another --out")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in ("puzzles.sdm", "trace")) if out.is_dir() else []
+    if foreign or (out.exists() and not out.is_dir()):
+        raise ValueError(f"refusing to use {out}: it holds files the demo did not write "
+                         f"({', '.join(foreign[:3]) or out.name}); choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(puzzle_file, text)
     print(f"demo: tracing {ckpt} on {args.n} freshly generated 9x9 puzzles (seed {args.seed}) -> {out}\n")
     trace_args = argparse.Namespace(
         ckpt=str(ckpt), puzzle=None, puzzle_file=str(puzzle_file), task=None, segments=None, limit=None,
         batch_size=64, out=str(out / "trace"), states="all", state_puzzles=args.n, chunk_size=1024,
-        show=1, all_steps=False, color=args.color, overwrite=True,
+        show=1, all_steps=False, color=args.color, overwrite=True, quiet=args.quiet,
     )
     return cmd_trace(trace_args)
 
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="trace a shipped zoo checkpoint on generated puzzles (no download)")
-    p.add_argument("--ckpt", default=DEFAULT_CKPT, help=f"zoo name or checkpoint path (default {DEFAULT_CKPT})")
+    from interp.cli.common import add_quiet, examples
+
+    p = sub.add_parser("demo", help="trace a shipped zoo checkpoint on generated puzzles (no download)",
+                       epilog=examples("interp demo", "interp demo --ckpt hrm-sudoku9 --n 4 --out out/demo-hrm"))
+    p.add_argument("--ckpt", default=DEFAULT_CKPT, help="zoo name or checkpoint path")
     p.add_argument("--n", type=int, default=16, help="number of puzzles")
     p.add_argument("--seed", type=int, default=20261123, help="generator seed for the demo puzzles")
     p.add_argument("--out", default="out/demo", help="output directory (trace, viewer.html, puzzles)")
-    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="coloured grids")
+    add_quiet(p)
     p.set_defaults(func=cmd_demo)

@@ -1,11 +1,17 @@
-"""``interp guess-scale``: accuracy vs number of guesses for one or more checkpoints, as files for a paper.
+"""``interp guess-scale``: accuracy vs pass budget for test-time scaling strategies, as files for a paper.
 
     interp guess-scale --ckpt zoo/trm-sudoku9 --data DATASET_DIR --limit 500 --k 1,2,4,8,16 --out reports/gs
+    interp guess-scale --ckpt zoo/trm-sudoku9 --puzzle-file hard.sdm --strategies aug ptrm eqr --k 1 2 4 8 16
     interp guess-scale --ckpt run/a/last --ckpt run/b/last --puzzle-file hard.sdm --strategies bootstrap,combined
 
-The first ``--ckpt`` is checkpoint 0 (the ``perturb`` strategy uses it alone);
-every ``--ckpt`` votes in ``bootstrap`` and ``combined``. Writes to ``--out``:
-``guess_scaling.csv`` / ``.md`` (accuracy, CI, n per strategy, rule and k),
+Strategies: ``aug``/``perturb`` (input perturbations), ``bootstrap`` and
+``combined`` (several ``--ckpt``), ``ptrm`` (latent noise, ``--noise``,
+``--noise-every``), ``eqr`` (random starts x ``--eqr-depth`` times the
+segments). ``--k`` is a budget of model passes per puzzle; an EqR guess costs
+``--eqr-depth`` passes (the table's ``guesses``, ``passes_per_guess`` and
+``n_passes`` columns). The first ``--ckpt`` is checkpoint 0 (every strategy
+but bootstrap/combined uses it alone). Writes to ``--out``:
+``guess_scaling.csv`` / ``.md`` (accuracy, interval, n per strategy, rule and k),
 ``models.csv`` / ``.md`` (each checkpoint's single-pass accuracy on the same
 puzzles), ``guess_scaling.png`` and a self-contained ``guess_scaling.html``,
 and ``provenance.json`` (command, checkpoint hashes, puzzle hash, versions).
@@ -21,17 +27,26 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from interp.guess_scaling.voting import ALL_RULES, LABEL_FREE_RULES
-
-DEFAULT_RULES = ("majority", "cell_majority", "confidence", "oracle_any", "augmented_hrm")
+if TYPE_CHECKING:
+    import numpy as np
 
 
-def _csv_list(text: str, what: str, allowed: tuple[str, ...] | None = None) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
+from interp.cli.common import add_quiet, examples, show_progress
+from interp.guess_scaling.rule_names import ALL_RULES, LABEL_FREE_RULES
+
+OUTPUT_FILES = ("guess_scaling.csv", "models.csv", "guess_scaling.md", "guess_scaling.png", "guess_scaling.html",
+                "provenance.json")
+DEFAULT_RULES = ("majority_first", "majority", "confidence", "cell_majority", "q_select", "residual_select",
+                 "oracle_any", "augmented_hrm")
+STRATEGY_NAMES = ("perturb", "aug", "bootstrap", "combined", "ptrm", "eqr")
+
+
+def _csv_list(text: str | list[str], what: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+    """Items of a comma-separated string or of several (possibly comma-separated) arguments."""
+    parts = [text] if isinstance(text, str) else list(text)
+    items = [t.strip() for part in parts for t in part.split(",") if t.strip()]
     if not items:
         raise ValueError(f"--{what} is empty")
     if allowed is not None:
@@ -41,7 +56,7 @@ def _csv_list(text: str, what: str, allowed: tuple[str, ...] | None = None) -> l
     return items
 
 
-def _ks(text: str) -> list[int]:
+def _ks(text: str | list[str]) -> list[int]:
     try:
         ks = sorted({int(t) for t in _csv_list(text, "k")})
     except ValueError as e:
@@ -53,6 +68,8 @@ def _ks(text: str) -> list[int]:
 
 def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any, str]:
     """(inputs, labels, puzzle ids or None, task name) from ``--data`` (a dataset directory) or ``--puzzle-file``."""
+    import numpy as np
+
     pid = None
     if args.data:
         from interp.tracing.stream import open_data
@@ -76,6 +93,8 @@ def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[
 
 
 def _check_compatible(models: list, ckpts: list[str], x: np.ndarray) -> None:
+    import numpy as np
+
     c0 = models[0].cfg
     for m, name in zip(models, ckpts):
         if (m.cfg.seq_len, m.cfg.vocab_size) != (c0.seq_len, c0.vocab_size):
@@ -98,77 +117,98 @@ def _markdown(df: Any, floats: dict[str, str]) -> str:
 
 def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     """Load the checkpoints and puzzles, run every needed pass, write the tables, figures and provenance."""
+    import numpy as np
+
     import pandas as pd
     import torch
 
     from models.checkpoint import read_checkpoint_config
     from models.load import load_any
 
-    from common.io import atomic_write, file_sha256, write_html
-    from interp.guess_scaling.curves import (
-        collect_candidates, guess_scaling_figure, make_perturbations, plot_guess_scaling, scaling_table,
-        needed_pairs,
-    )
+    from common.io import TOOL_MARK, atomic_write, check_replaceable, file_sha256, write_html
+    from interp.guess_scaling.curves import budget_table, collect_strategy_runs, strategy_name, wide_table
+    from interp.guess_scaling.plots import guess_scaling_figure, plot_guess_scaling
 
+    check_replaceable(args.out, ValueError, "guess-scale output")  # before any work: never replace user files
     ks = _ks(args.k)
-    strategies = _csv_list(args.strategies, "strategies", ("perturb", "bootstrap", "combined"))
+    strategies = list(dict.fromkeys(strategy_name(s) for s in _csv_list(args.strategies, "strategies", STRATEGY_NAMES)))
     rules = _csv_list(args.rules, "rules", ALL_RULES)
     ckpts = list(args.ckpt)
     if len(ckpts) < 2 and any(s in ("bootstrap", "combined") for s in strategies):
-        strategies = [s for s in strategies if s == "perturb"]
+        strategies = [s for s in strategies if s not in ("bootstrap", "combined")]
         if not strategies:
             raise ValueError("bootstrap/combined need at least two --ckpt")
-        print("note: one checkpoint, so only the perturb strategy runs", file=sys.stderr)
+        print("note: one checkpoint, so bootstrap/combined are left out", file=sys.stderr)
     meta0 = read_checkpoint_config(ckpts[0]) if (Path(ckpts[0]) / "config.json").exists() else {"model": {}}
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = [load_any(c)[0].eval() for c in ckpts]
+    models = [load_any(c)[0].eval().to(args.device) for c in ckpts]
     if not meta0.get("model"):
         meta0 = {"model": models[0].cfg.to_dict()}
     x, y, pid, task = load_puzzles(args, meta0)
     _check_compatible(models, ckpts, x)
-    k_max = max(ks) if any(s in ("perturb", "combined") for s in strategies) else 1
-    pert = make_perturbations(task, args.preset if task != "other" else "identity", k_max, args.seed, x.shape[1])
-    pairs = needed_pairs(strategies, ks, len(models), len(pert))
-    pairs |= {(m, 0) for m in range(len(models))}  # every checkpoint's plain pass, for models.csv
     t0 = time.time()
-    cands = collect_candidates(models, x, pert, args.segments, pid, args.batch_size,
-                               keep_probs="prob_average" in rules, pairs=pairs, progress=not args.no_progress)
+    runs = collect_strategy_runs(
+        models, x, strategies, max(ks), args.preset if task != "other" else "identity", task, args.seed,
+        args.segments, args.noise, args.noise_every, args.eqr_depth, pid, args.batch_size,
+        keep_probs="prob_average" in rules, progress=show_progress(args) and not args.no_progress)
     seconds = time.time() - t0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table = scaling_table(cands, y, strategies, ks, rules, n_boot=args.n_boot, ci=args.ci, seed=args.seed)
+        table = budget_table(runs, y, ks, rules, ci=args.ci, n_boot=args.n_boot, seed=args.seed)
     for w in caught:  # e.g. "k=[4] skipped": more guesses than checkpoints
         print(f"note: {w.message}", file=sys.stderr)
-    per_model = []
-    for m, c in enumerate(ckpts):
-        flags = cands.select(cands.columns([(m, 0)])).solved("majority", y)
-        per_model.append({"checkpoint": m, "path": c, "family": models[m].cfg.family,
-                          "exact_accuracy": float(flags.mean()), "n": int(flags.size)})
-    per_model = pd.DataFrame(per_model)
+    per_model = _per_model(models, ckpts, x, y, pid, args)
 
     out = Path(args.out)
+    check_replaceable(out, ValueError, "guess-scale output")  # again: the folder may have changed meanwhile
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "guess_scaling.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.4f"))
     atomic_write(out / "models.csv", lambda tmp: per_model.to_csv(tmp, index=False, float_format="%.4f"))
     f3 = {"accuracy": ".3f", "ci_low": ".3f", "ci_high": ".3f", "exact_accuracy": ".3f"}
-    md = (f"# Guess scaling ({len(x)} puzzles, {len(ckpts)} checkpoint(s), perturbation preset {args.preset!r})\n\n"
-          f"Oracle rules (uses_label) look at the answer: upper bounds, not test-time methods.\n\n"
-          + _markdown(table, f3) + "\n## Checkpoints (single pass, identity input)\n\n" + _markdown(per_model, f3))
+    md = (f"# Guess scaling ({len(x)} puzzles, {len(ckpts)} checkpoint(s), perturbation preset {args.preset!r}, "
+          f"PTRM noise {args.noise} per {args.noise_every}, EqR depth x{args.eqr_depth})\n\n"
+          f"k is the budget of model passes per puzzle; n_passes = guesses x passes_per_guess are spent. "
+          f"Intervals: {args.ci}, 95%. Oracle rules (uses_label) look at the answer: upper bounds, not test-time "
+          f"methods.\n\n## Accuracy % [95% interval] by pass budget k\n\n" + _markdown(wide_table(table), {})
+          + "\n## Every row\n\n" + _markdown(table, f3) + "\n## Checkpoints (single pass, identity input)\n\n"
+          + _markdown(per_model, f3))
     atomic_write(out / "guess_scaling.md", lambda tmp: Path(tmp).write_text(md))
-    plot_guess_scaling(table, out / "guess_scaling.png")
-    write_html(guess_scaling_figure(table), out / "guess_scaling.html")
     prov = {
+        "tool": TOOL_MARK, "files": list(OUTPUT_FILES),
         "command": "interp " + " ".join(shlex.quote(a) for a in args.argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "checkpoints": [{"path": c, "sha256": _weights_hash(c, file_sha256)} for c in ckpts],
         "puzzles": {"n": int(len(x)), "sha256": hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest(),
                     "source": args.data or args.puzzle_file, "split": args.split if args.data else None},
-        "perturbations": cands.perturb_names, "passes": int(cands.n_candidates), "seconds": round(seconds, 2),
-        "torch": torch.__version__,
+        "strategies": {r.name: {"guesses": len(r.guess_columns), "passes_per_guess": r.passes_per_guess,
+                                "variants": r.candidates.perturb_names} for r in runs},
+        "ptrm": {"noise": args.noise, "every": args.noise_every}, "eqr": {"depth": args.eqr_depth},
+        "seconds": round(seconds, 2),
+        "torch": torch.__version__, "device": str(args.device),
     }
     atomic_write(out / "provenance.json", lambda tmp: Path(tmp).write_text(json.dumps(prov, indent=2)))
+    plot_guess_scaling(table, out / "guess_scaling.png")
+    write_html(guess_scaling_figure(table), out / "guess_scaling.html")
     return {"table": table, "models": per_model, "out": out, "seconds": seconds}
+
+
+def _per_model(models: list, ckpts: list[str], x: np.ndarray, y: np.ndarray, pid: Any, args: argparse.Namespace) -> Any:
+    """Each checkpoint's plain single pass on the same puzzles."""
+    import numpy as np
+
+    import pandas as pd
+
+    from interp.guess_scaling.recursion import run_pass
+    from interp.guess_scaling.voting import exact_correct
+
+    rows = []
+    for m, c in enumerate(ckpts):
+        out = run_pass(models[m], x, args.segments, pid, args.batch_size)
+        flags = exact_correct(out.logits.argmax(-1), y)
+        rows.append({"checkpoint": m, "path": c, "family": models[m].cfg.family,
+                     "exact_accuracy": float(flags.mean()), "n": int(flags.size)})
+    return pd.DataFrame(rows)
 
 
 def _weights_hash(ckpt: str, file_sha256: Any) -> str | None:
@@ -195,7 +235,9 @@ def cmd_guess_scale(args: argparse.Namespace) -> int:
 
 
 def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("guess-scale", help="accuracy vs number of guesses (perturbation / checkpoint voting)")
+    p = subparsers.add_parser("guess-scale", help="accuracy vs pass budget (augmentation, bootstrapping, PTRM, EqR)",
+                              epilog=examples("interp guess-scale --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/qqwing_expert.sdm "
+                                              "--limit 64 --strategies aug ptrm eqr --k 1 2 4 8 --out out/gs"))
     p.add_argument("--ckpt", action="append", required=True,
                    help="checkpoint (repeat for model bootstrapping; the first one is used by 'perturb')")
     src = p.add_mutually_exclusive_group(required=True)
@@ -204,18 +246,29 @@ def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split of --data (default test)")
     p.add_argument("--task", choices=["sudoku", "maze"], help="override/confirm the checkpoint's task")
     p.add_argument("--limit", type=int, help="use the first N puzzles")
-    p.add_argument("--k", default="1,2,4,8", help="numbers of guesses, comma-separated (default 1,2,4,8)")
-    p.add_argument("--strategies", default="perturb,bootstrap,combined")
-    p.add_argument("--rules", default=",".join(DEFAULT_RULES), help=f"voting rules, from {', '.join(ALL_RULES)}")
+    p.add_argument("--k", nargs="+", default=["1,2,4,8"],
+                   help="pass budgets per puzzle, comma- or space-separated (default 1,2,4,8)")
+    p.add_argument("--strategies", nargs="+", default=["perturb,bootstrap,combined"],
+                   help=f"comma- or space-separated, from {', '.join(STRATEGY_NAMES)} (aug = perturb)")
+    p.add_argument("--rules", nargs="+", default=[",".join(DEFAULT_RULES)],
+                   help=f"voting rules, from {', '.join(ALL_RULES)}")
+    p.add_argument("--noise", type=float, default=0.05,
+                   help="PTRM: noise std relative to each position's state rms (default 0.05)")
+    p.add_argument("--noise-every", choices=["step", "segment"], default="step",
+                   help="PTRM: inject noise at every recursion step (default) or once per segment")
+    p.add_argument("--eqr-depth", type=int, default=2,
+                   help="EqR: segments per guess as a multiple of a pass (default 2; a guess costs that many passes)")
     p.add_argument("--preset", default="random", help="perturbations: sudoku random|cyclic|digits|geometric; "
                    "maze dihedral|dihedral+swap|swap")
     p.add_argument("--segments", type=int, help="segments per pass (default: each model's halt_max_steps)")
-    p.add_argument("--ci", choices=["bootstrap", "wilson"], default="bootstrap")
+    p.add_argument("--ci", choices=["wilson", "bootstrap"], default="wilson")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu", help="torch device for the passes (cpu, cuda, cuda:1, ...)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="same as --quiet")
+    add_quiet(p)
     p.set_defaults(func=cmd_guess_scale)
     return p

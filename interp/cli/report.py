@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from interp.cli.common import EXIT_USAGE, _Parser, _UsageError, error_line
+from interp.cli.common import EXIT_USAGE, _Parser, _UsageError, add_quiet, error_line, examples, show_progress
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                                           ["--config", str(args.config), "--out", str(args.out)]
                                           + (["--overwrite"] if args.overwrite else []))
     out = build_report(cfg, args.out, command=command, overwrite=args.overwrite,
-                       progress=sys.stderr.isatty())
+                       progress=show_progress(args))
     print(f"report written to {out} (open {out / 'report.md'})")
     return 0
 
@@ -31,10 +31,12 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``report`` on an argparse subparsers object (``interp.cli.build_parser`` calls this)."""
     p = subparsers.add_parser("report", help="build a report directory (tables, figures, HTML) from a config",
                               description="Build Markdown/LaTeX tables (mean ± 95% CI), PNG/SVG figures, "
-                                          "interactive HTML and provenance from a YAML/JSON config.")
+                                          "interactive HTML and provenance from a YAML/JSON config.",
+                              epilog=examples("interp report --config reports/cgar.yaml --out reports/cgar --overwrite"))
     p.add_argument("--config", required=True, help="report config (.yaml/.yml/.json); see interp/report/config.py")
     p.add_argument("--out", required=True, help="output directory (new or empty; --overwrite replaces a report)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
+    add_quiet(p)
     p.set_defaults(func=cmd_report)
     return p
 

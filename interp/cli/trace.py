@@ -2,7 +2,7 @@
 
     interp trace --ckpt zoo/trm-sudoku9 --puzzle "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"
     interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --limit 100 --out traces/run1
-    interp show traces/run1
+    interp show traces/run1 --puzzle 1          # puzzles are numbered from 1, as lines in a file
     interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file puzzles.sdm --target slow --mode freeze_init
 
 pandas, torch and the tracer are imported inside the commands, so ``interp --help`` stays fast.
@@ -14,15 +14,19 @@ import argparse
 import hashlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 from common.labels import IGNORE_LABEL
-from interp.cli.common import _checkpoint_task, _color, _load_model, _viewer
+from interp.cli.common import _checkpoint_task, _color, _load_model, _viewer, add_quiet, examples, show_progress
 
 
 def _default_out(ckpt: str, inputs: np.ndarray, segments: int | None) -> Path:
+    import numpy as np
+
     h = hashlib.sha256(np.ascontiguousarray(inputs).tobytes() + str(segments).encode()).hexdigest()[:8]
     return Path("traces") / f"{Path(ckpt).resolve().name}-{h}"
 
@@ -32,21 +36,33 @@ def _yes(v: Any) -> str:
 
 
 def _halting_lines(tr, i: int) -> list[str]:
+    """The model's own halting rule per segment: TRM's ``q_halt > 0`` (its q_continue head is never trained,
+    so it is not shown), HRM's ``q_halt > q_continue``. Segments are numbered from 1."""
+    import numpy as np
+
     if "seg/q_halt" not in tr.arrays:
         return []
-    qh, qc = tr.arrays["seg/q_halt"][i], tr.arrays["seg/q_continue"][i]
-    cells = [f"{s}: {h:+.2f}/{c:+.2f}" for s, (h, c) in enumerate(zip(qh, qc))]
-    out = ["halting logits per segment (q_halt/q_continue):"]
+    qh = tr.arrays["seg/q_halt"][i]
+    qc = tr.arrays["seg/q_continue"][i] if "seg/q_continue" in tr.arrays else None
+    if tr.family == "trm" or qc is None:
+        cells = [f"{s + 1}: {h:+.2f}" for s, h in enumerate(qh)]
+        fire, rule = np.flatnonzero(qh > 0), "q_halt > 0"
+        head = "halting logit per segment (q_halt; TRM halts when q_halt > 0):"
+    else:
+        cells = [f"{s + 1}: {h:+.2f}/{c:+.2f}" for s, (h, c) in enumerate(zip(qh, qc))]
+        fire, rule = np.flatnonzero(qh > qc), "q_halt > q_continue"
+        head = "halting logits per segment (q_halt/q_continue; HRM halts when q_halt > q_continue):"
+    out = [head]
     for a in range(0, len(cells), 6):
         out.append("  " + "   ".join(cells[a:a + 6]))
-    trm = np.flatnonzero(qh > 0)
-    hrm = np.flatnonzero(qh > qc)
-    out.append(f"  would halt after segment: {int(trm[0]) if len(trm) else 'never'} (q_halt > 0), "
-               f"{int(hrm[0]) if len(hrm) else 'never'} (q_halt > q_continue); evaluation runs all {len(qh)}")
+    out.append(f"  would halt after segment {int(fire[0]) + 1 if len(fire) else 'never'} of {len(qh)} ({rule}); "
+               f"evaluation runs all {len(qh)}")
     return out
 
 
 def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> None:
+    import numpy as np
+
     from tasks.puzzles import render_grid, view_box
 
     x, y = tr.inputs[i], tr.labels[i]
@@ -124,6 +140,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
         from interp.cli.text_trace import cmd_trace_text  # language models: --text / --tokens
 
         return cmd_trace_text(args)
+    import numpy as np
+
     from tasks.puzzles import read_puzzles
 
     task = _checkpoint_task(args.ckpt, args.task)
@@ -142,7 +160,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     trace_to_disk(model, (batch.inputs, batch.labels), out, chunk_size=args.chunk_size, batch_size=args.batch_size,
                   states=states, state_puzzles=np.arange(n_keep), n_segments=args.segments,
                   task={"name": task.name, "grid": list(task.grid)}, checkpoint=args.ckpt,
-                  overwrite=args.overwrite, progress=sys.stderr.isatty() and len(batch.inputs) > 1,
+                  overwrite=args.overwrite, progress=show_progress(args) and len(batch.inputs) > 1,
                   attention=bool(getattr(args, "attention", False)))
     tr = load_trace(out)
     ck = tr.meta.get("checkpoint") or {}
@@ -207,17 +225,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     from interp.tracing.store import load_trace
 
-    tr = load_trace(args.dir, allow_incomplete=args.allow_incomplete)
+    tr = load_trace(args.dir, allow_incomplete=args.allow_incomplete, verify=not args.no_verify)
     print(repr(tr))
     if not tr.meta.get("complete", True):
         print("note: the trace is incomplete; showing its finished chunks")
     if args.puzzle is not None:
-        if not 0 <= args.puzzle < tr.n_puzzles:
-            raise ValueError(f"--puzzle must be in [0, {tr.n_puzzles}), got {args.puzzle}")
+        if not 1 <= args.puzzle <= tr.n_puzzles:
+            raise ValueError(f"--puzzle counts from 1 (the first puzzle) to {tr.n_puzzles}, got {args.puzzle}")
         task = _task_from_meta(tr)
         if task is None:
             raise ValueError("the trace does not say which puzzle task it holds, so its grids cannot be drawn")
-        _print_puzzle(tr, args.puzzle, task, f"puzzle {args.puzzle}", _color(args), args.all_steps)
+        _print_puzzle(tr, args.puzzle - 1, task, f"puzzle {args.puzzle} of {tr.n_puzzles}", _color(args),
+                      args.all_steps)
         return 0
     df = tr.summary("step")
     cols = [c for c in ("step", "segment", "updated", "token_acc", "exact", "ce", "q_halt") if c in df]
@@ -249,12 +268,18 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from interp.interventions.ablation import slow_ablation_table
     from tasks.puzzles import read_puzzles
 
-    task = _checkpoint_task(args.ckpt, args.task)
+    task = _checkpoint_task(args.ckpt, args.task, command="ablate")
     batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
     model, _ = _load_model(args.ckpt)
     modes = [m.strip() for m in args.mode.split(",")]
+    for note in batch.notes[:5]:
+        print(f"note: {note}", file=sys.stderr)
+    progress = show_progress(args)
+    if progress:
+        print(f"ablate: {len(batch.inputs)} puzzle(s), clean run + {len(modes)} ablated run(s) ({', '.join(modes)})",
+              file=sys.stderr)
     table = slow_ablation_table(model, batch.inputs, batch.labels, modes=modes, target=args.target,
-                                n_segments=args.segments, batch_size=args.batch_size)
+                                n_segments=args.segments, batch_size=args.batch_size, progress=progress)
     with pd.option_context("display.width", 160, "display.precision", 4):
         print(table.drop(columns=["target"]).to_string(index=False))
     return 0
@@ -271,13 +296,21 @@ def _common(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
     p.add_argument("--task", choices=["sudoku", "maze", "arc"], help="override/confirm the checkpoint's task")
     p.add_argument("--segments", type=int, help="segments to run (default: the model's evaluation depth)")
     p.add_argument("--limit", type=int, help="use at most this many puzzles from --puzzle-file")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="puzzles per forward pass")
+    add_quiet(p)
     return src
 
 
 def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     """``trace``, ``show`` and ``ablate``."""
-    p = sub.add_parser("trace", help="trace a checkpoint on puzzles and print the per-step story")
+    p = sub.add_parser("trace", help="trace a checkpoint on puzzles and print the per-step story",
+                       description="Trace a checkpoint on puzzles: per-step states, decoded answers and metrics "
+                                   "go to a trace directory; the story of the first puzzles is printed.",
+                       epilog=examples(
+                           'interp trace --ckpt zoo/trm-sudoku9 --puzzle "4.....8.5.3..........7......2.....6.....8.4'
+                           '......1.......6.3.7.5..2.....1.4......"',
+                           "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --limit 100 --out traces/run1",
+                           "interp trace --ckpt zoo/trm-maze9 --puzzle-file mazes.txt --show 2"))
     src = _common(p)
     src.add_argument("--text", help="language models: one text, tokenised with the checkpoint's tokenizer")
     src.add_argument("--tokens", help="language models: token ids separated by commas or spaces")
@@ -286,23 +319,30 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="trace directory (default traces/<checkpoint>-<hash>)")
     p.add_argument("--states", default="all", help="full states to keep: all, summary, or names (z_H,z_L)")
     p.add_argument("--state-puzzles", type=int, default=16, help="keep full states for the first K puzzles")
-    p.add_argument("--chunk-size", type=int, default=1024)
+    p.add_argument("--chunk-size", type=int, default=1024, help="puzzles per chunk file (a killed run resumes by chunk)")
     p.add_argument("--show", type=int, default=1, help="print the step-by-step story of the first K puzzles")
     p.add_argument("--all-steps", action="store_true", help="list every answer step, also those without a change")
-    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
-    p.add_argument("--overwrite", action="store_true", help="replace a different trace already in --out")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="coloured grids (auto: on a terminal)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a different trace already in --out (only files this tool wrote; others are kept)")
     p.add_argument("--attention", action="store_true", help="also record every layer's attention pattern at every "
                    "step (pattern.layer{k}, kept like states; Sudoku: row/column/box mass per head, CSV + PNG)")
     p.set_defaults(func=cmd_trace)
-    p = sub.add_parser("show", help="print a saved trace's per-step summary")
-    p.add_argument("dir")
-    p.add_argument("--max-rows", type=int, default=60)
-    p.add_argument("--allow-incomplete", action="store_true")
-    p.add_argument("--puzzle", type=int, help="print the step-by-step story of puzzle K instead of the table")
-    p.add_argument("--all-steps", action="store_true")
-    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p = sub.add_parser("show", help="print a saved trace's per-step summary",
+                       epilog=examples("interp show traces/run1", "interp show traces/run1 --puzzle 1   # the first puzzle"))
+    p.add_argument("dir", help="trace directory written by interp trace")
+    p.add_argument("--max-rows", type=int, default=60, help="rows of the per-step table to print")
+    p.add_argument("--allow-incomplete", action="store_true", help="show the finished chunks of an interrupted trace")
+    p.add_argument("--no-verify", action="store_true", help="skip the chunk checksums (faster; sizes and order still checked)")
+    p.add_argument("--puzzle", type=int, metavar="K",
+                   help="print the step-by-step story of puzzle K (1 = the first) instead of the table")
+    p.add_argument("--all-steps", action="store_true", help="list every answer step, also those without a change")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="coloured grids (auto: on a terminal)")
     p.set_defaults(func=cmd_show)
-    p = sub.add_parser("ablate", help="Slow/H-module ablation table on puzzles")
+    p = sub.add_parser("ablate", help="Slow/H-module ablation table on puzzles",
+                       epilog=examples("interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file puzzles.sdm --limit 64",
+                                       "interp ablate --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --target y "
+                                       "--mode zero"))
     _common(p)
     p.add_argument("--target", default="slow", help="state to ablate (slow, fast, z_H, y, gate_slow, ...)")
     p.add_argument("--mode", default="freeze_init,zero,mean", help="comma-separated: freeze_init, zero, mean, skip")

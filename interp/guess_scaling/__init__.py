@@ -1,5 +1,9 @@
-"""Accuracy vs number of guesses: perturbed or re-sampled passes, voting over their answers, curves with intervals.
+"""Accuracy vs pass budget: test-time scaling strategies, vote rules, curves with intervals.
 
-``voting`` (pure numpy voting rules), ``curves`` (perturbations, candidates, the scaling table and its plots).
-The command is ``interp guess-scale`` (``interp.cli.guess_scale``).
+``perturbations`` (input disguises with exact inverses), ``recursion`` (one
+pass of a model, optionally with latent noise or random starts, and its
+fixed-point residual), ``candidates`` (every pass's answer per puzzle),
+``voting`` (pure numpy rules), ``curves`` (strategies at a pass budget, the
+table), ``plots`` (the figure). The command is ``interp guess-scale``
+(``interp.cli.guess_scale``); docs/test_time_scaling.md describes the strategies.
 """

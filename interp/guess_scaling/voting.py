@@ -9,7 +9,13 @@ marks cells that are not scored).
 Label-free rules (usable at test time, return a chosen grid [N, L]):
 
 * :func:`vote_majority` - plurality of identical full grids; ties -> higher
-  mean confidence -> earlier first appearance.
+  mean confidence -> earlier first appearance (rule ``majority``).
+* :func:`vote_majority_first` - plurality of identical full grids; ties ->
+  earlier first appearance only (rule ``majority_first``, plain majority).
+* :func:`select_max_q` - the single candidate with the highest final
+  ``q_halt`` (PTRM's Q-head selection; rule ``q_select``); ties -> earlier.
+* :func:`select_min_residual` - the single candidate with the smallest
+  fixed-point residual (EqR's selection; rule ``residual_select``); ties -> earlier.
 * :func:`vote_confidence` - the distinct grid with the largest *sum* of
   confidences (ARC-style ranking by evidence); ties -> more votes -> earlier.
 * :func:`vote_cell_majority` - each cell independently takes its plurality
@@ -33,11 +39,7 @@ from typing import Callable
 import numpy as np
 
 from common.labels import IGNORE_LABEL
-
-
-LABEL_FREE_RULES = ("majority", "confidence", "cell_majority", "prob_average")
-ORACLE_RULES = ("oracle_any", "augmented_hrm")
-ALL_RULES = LABEL_FREE_RULES + ORACLE_RULES
+from interp.guess_scaling.rule_names import ALL_RULES, LABEL_FREE_RULES, ORACLE_RULES
 
 
 class VotingError(ValueError):
@@ -116,6 +118,45 @@ def vote_majority(grids: np.ndarray, confidence: np.ndarray | None = None) -> np
         best = _pick([counts.astype(np.float64), mean_conf, -first.astype(np.float64)])
         out[n] = g[n, first[best]]
     return out
+
+
+def vote_majority_first(grids: np.ndarray) -> np.ndarray:
+    """Plurality of identical full grids; ties -> the grid that appeared first (no confidence used)."""
+    g = _grids(grids)
+    out = np.empty((g.shape[0], g.shape[2]), dtype=g.dtype)
+    for n in range(g.shape[0]):
+        first, _, counts = _group(g[n])
+        best = _pick([counts.astype(np.float64), -first.astype(np.float64)])
+        out[n] = g[n, first[best]]
+    return out
+
+
+def _score(score: np.ndarray | None, shape: tuple[int, int], what: str) -> np.ndarray:
+    if score is None:
+        raise VotingError(f"this rule needs {what} per candidate")
+    s = np.asarray(score, dtype=np.float64)
+    if s.shape != shape:
+        raise VotingError(f"{what} must have shape {list(shape)} (N, K), got {list(s.shape)}")
+    return s
+
+
+def _select(grids: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Per puzzle the candidate with the largest ``score`` (NaN never wins unless all are NaN); ties -> earlier."""
+    s = np.where(np.isnan(score), -np.inf, score)
+    best = s.argmax(axis=1)  # argmax returns the first maximum
+    return grids[np.arange(grids.shape[0]), best]
+
+
+def select_max_q(grids: np.ndarray, q_halt: np.ndarray) -> np.ndarray:
+    """The candidate with the highest final halting logit ``q_halt`` (Q-head selection); ties -> earlier."""
+    g = _grids(grids)
+    return _select(g, _score(q_halt, g.shape[:2], "q_halt"))
+
+
+def select_min_residual(grids: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """The candidate with the smallest fixed-point residual; ties -> earlier."""
+    g = _grids(grids)
+    return _select(g, -_score(residual, g.shape[:2], "a fixed-point residual"))
 
 
 def vote_confidence(grids: np.ndarray, confidence: np.ndarray) -> np.ndarray:
@@ -217,8 +258,13 @@ def solved_by_rule(
     model_index: np.ndarray | None = None,
     halted: np.ndarray | None = None,
     ignore_label: int = IGNORE_LABEL,
+    q_halt: np.ndarray | None = None,
+    residual: np.ndarray | None = None,
 ) -> np.ndarray:
-    """[N] exact-correct flags of one rule, label-free or oracle (see :data:`ALL_RULES`)."""
+    """[N] exact-correct flags of one rule, label-free or oracle (see :data:`ALL_RULES`).
+
+    ``q_halt`` (raw halting logits [N, K]) is needed by ``q_select``, ``residual`` [N, K] by ``residual_select``.
+    """
     rule_uses_label(rule)
     if rule == "oracle_any":
         return oracle_any_correct(grids, labels, ignore_label)
@@ -228,6 +274,12 @@ def solved_by_rule(
         if probs is None:
             raise VotingError("rule 'prob_average' needs per-cell probabilities (collect with keep_probs=True)")
         chosen = vote_prob_average(probs)
+    elif rule == "majority_first":
+        chosen = vote_majority_first(grids)
+    elif rule == "q_select":
+        chosen = select_max_q(grids, q_halt)
+    elif rule == "residual_select":
+        chosen = select_min_residual(grids, residual)
     else:
         fn: Callable[..., np.ndarray] = {
             "majority": vote_majority,
@@ -241,6 +293,7 @@ def solved_by_rule(
 
 __all__ = [
     "ALL_RULES", "LABEL_FREE_RULES", "ORACLE_RULES", "VotingError", "exact_correct", "vote_majority",
+    "vote_majority_first", "select_max_q", "select_min_residual",
     "vote_confidence", "vote_cell_majority", "vote_prob_average", "oracle_any_correct",
     "augmented_hrm_aggregate", "rule_uses_label", "solved_by_rule",
 ]

@@ -157,6 +157,8 @@ def ablate(
     puzzle_ids=None,
     n_segments: int | None = None,
     batch_size: int = 64,
+    clean: Trace | None = None,
+    progress: bool = False,
 ) -> AblationResult:
     """Knock out a state (or hook) and compare with the clean run.
 
@@ -166,7 +168,8 @@ def ablate(
     (the clean run's mean over the given puzzles at that hook), ``skip`` (the
     update at the chosen steps is dropped: the state keeps its previous value).
     ``steps``: global step numbers (rows of the step table) to ablate; default
-    every step that writes the target.
+    every step that writes the target. ``clean``: the clean run's trace when
+    already computed (same inputs and settings); ``progress``: progress bars on stderr.
     """
     if mode not in MODES:
         raise TraceError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -195,9 +198,11 @@ def ablate(
 
         return [(schema.hooks_of(state), skip)]
 
-    clean = trace(model, inputs, labels, puzzle_ids, n_segments, states="summary", batch_size=batch_size)
+    if clean is None:
+        clean = trace(model, inputs, labels, puzzle_ids, n_segments, states="summary", batch_size=batch_size,
+                      progress=progress)
     abl = trace(model, inputs, labels, puzzle_ids, n_segments, states="summary", batch_size=batch_size,
-                fwd_hooks=factory, extra_meta={"intervention": {"kind": "ablate", "target": target, "mode": mode,
+                fwd_hooks=factory, progress=progress, extra_meta={"intervention": {"kind": "ablate", "target": target, "mode": mode,
                                                                 "hooks": hooks}})
     return AblationResult(target, mode, hooks, clean, abl)
 
@@ -211,13 +216,19 @@ def slow_ablation_table(
     puzzle_ids=None,
     n_segments: int | None = None,
     batch_size: int = 64,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """The Slow/H-module ablation table: one row per mode with clean vs ablated loss and accuracy.
 
     (The seed-003 experiment freezes the Slow state at its initial value and
-    reports the increase in loss.)
+    reports the increase in loss.) The clean run is traced once and shared by every mode.
     """
-    rows = [ablate(model, inputs, labels, target, m, None, puzzle_ids, n_segments, batch_size).summary() for m in modes]
+    rows, clean = [], None
+    for m in modes:
+        res = ablate(model, inputs, labels, target, m, None, puzzle_ids, n_segments, batch_size, clean=clean,
+                     progress=progress)
+        clean = res.clean
+        rows.append(res.summary())
     return pd.DataFrame(rows)
 
 

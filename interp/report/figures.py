@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from common.io import atomic_write
+from interp.guess_scaling.plots import guess_scaling_plot  # the one copy; re-exported here
 from interp.tracing.trace import Trace, TraceError
 from interp.views.grid import COLORSCALE, ZMAX, ZMIN, cell_classes, cell_text, cell_z, grid_spec, step_confidence, to_grid, with_crop
 
@@ -299,41 +300,6 @@ def trajectory_plot(df: pd.DataFrame, x: str | None = None, y: str | None = None
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
     ax.set_title(title or "State trajectories", fontsize=11)
-    return fig
-
-
-def guess_scaling_plot(df: pd.DataFrame, title: str | None = None):
-    """Accuracy vs passes k per strategy and rule with CI bands (``guess_scaling_curve`` table)."""
-    need = {"strategy", "rule", "k", "accuracy"}
-    if not need <= set(df.columns):
-        raise TraceError(f"guess_scaling_plot needs columns {sorted(need)} (interp.guess_scaling.curves.guess_scaling_curve)")
-    strategies = list(dict.fromkeys(df["strategy"]))
-    fig = new_figure(max(6.5, 3.8 * len(strategies) + 0.5), 3.4)
-    axes = np.atleast_1d(fig.subplots(1, len(strategies), sharey=True))
-    rules = list(dict.fromkeys(df["rule"]))
-    for ax, s in zip(axes, strategies):
-        part = df[df["strategy"] == s]
-        for i, r in enumerate(rules):
-            g = part[part["rule"] == r].sort_values("k")
-            if g.empty:
-                continue
-            oracle = bool(g["uses_label"].iloc[0]) if "uses_label" in g else False
-            ax.plot(g["k"], g["accuracy"], "o" + ("--" if oracle else "-"), ms=3, color=COLOURS[i % 8],
-                    label=f"{r} (oracle)" if oracle else r)
-            if {"ci_low", "ci_high"} <= set(g.columns):
-                ax.fill_between(g["k"], g["ci_low"], g["ci_high"], color=COLOURS[i % 8], alpha=0.12, lw=0)
-        ax.set_xscale("log", base=2)
-        ks = sorted(part["k"].unique())
-        ax.set_xticks(ks)
-        ax.set_xticklabels([str(int(k)) for k in ks])
-        ax.minorticks_off()
-        ax.set_title(s, fontsize=10)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("k (passes)")
-        ax.grid(alpha=0.25)
-    axes[0].set_ylabel("exact accuracy")
-    axes[-1].legend(fontsize=6)
-    fig.suptitle(title or "Guess scaling", fontsize=11)
     return fig
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.io import atomic_write_text, file_sha256, replace_dir, write_html
+from common.io import TOOL_MARK, atomic_write_text, check_replaceable, file_sha256, listed_files, replace_dir, write_html
 from interp.report.config import DEFAULT_ANALYSES, ReportConfig, RunSpec, TableSpec
 from interp.report.tables import BUILDERS, ReportError, ReportTable, gate_phase_rows, puzzle_rows, training_run_row
 
@@ -377,14 +377,10 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
     """
 
     out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise ReportError(f"{out} exists and is not a directory")
-        if any(out.iterdir()):
-            if not overwrite:
-                raise ReportError(f"{out} is not empty; pass --overwrite to replace a previous report")
-            if not (out / "provenance.json").exists():
-                raise ReportError(f"refusing to overwrite {out}: it is not empty and holds no report (provenance.json)")
+    if out.exists() and out.is_dir() and not out.is_symlink() and any(out.iterdir()) and not overwrite:
+        raise ReportError(f"{out} is not empty; pass --overwrite to replace a previous report")
+    # only a report this tool wrote (provenance.json marker listing every file) is replaced; never user files
+    check_replaceable(out, ReportError, "report")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
@@ -412,6 +408,8 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
             "",
         ]))
         prov = {
+            "tool": TOOL_MARK,
+            "files": listed_files(work) + ["provenance.json"],
             "created": created,
             "command": command,
             "cwd": cwd,

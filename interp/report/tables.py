@@ -1,4 +1,4 @@
-"""Result tables for reports: mean ± 95% CI (n) per group, as Markdown and LaTeX.
+"""Result tables for reports: mean [95% CI] (n) per group, as Markdown and LaTeX.
 
 Every builder takes a *tidy* DataFrame (one row per run, or per run and
 puzzle) and returns a ``ReportTable`` holding both the numbers
@@ -6,8 +6,10 @@ puzzle) and returns a ``ReportTable`` holding both the numbers
 the formatted cells (``.display``), so tests can check the text against an
 independent computation.
 
-Intervals: Student-t, ``mean ± t_{1-alpha/2, n-1} * sd / sqrt(n)`` (sd with
-ddof 1); n = 1 gives no interval (shown as ``mean (n=1)``). ``unit`` names the
+Intervals (``common.stats.interval``): Wilson score for 0/1 outcomes (exact
+accuracy), otherwise a percentile bootstrap of the mean (``scipy.stats.bootstrap``),
+which stays inside the observed range (a cross-entropy interval never goes below
+zero); n = 1 gives no interval (shown as ``mean (n=1)``). ``unit`` names the
 column(s) of the independent replicate (e.g. ``seed``): rows are first averaged
 within each unit, then the interval is taken across units. Without ``unit``
 every row is a replicate.
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.stats import CI, mean_ci
+from common.stats import CI, interval
 
 
 class ReportError(ValueError):
@@ -39,13 +41,15 @@ class ReportError(ValueError):
 
 # ----------------------------------------------------------------------------- formatting intervals
 def format_ci(ci: CI, digits: int = 3, show_n: bool = True, scale: float = 1.0) -> str:
-    """``0.812 ± 0.034 (n=5)``; ``n/a`` without data; no ± for n = 1. ``scale`` multiplies (100 for percent)."""
+    """``0.812 [0.770, 0.850] (n=5)``; ``n/a`` without data; no interval for n = 1. ``scale`` multiplies (100 for percent).
+
+    Intervals (Wilson, bootstrap) need not be symmetric, so both ends are printed.
+    """
     if ci.n == 0 or not np.isfinite(ci.mean):
         return "n/a"
-    pm = " ± "
     s = f"{ci.mean * scale:.{digits}f}"
-    if ci.n > 1 and np.isfinite(ci.half):
-        s += f"{pm}{ci.half * scale:.{digits}f}"
+    if ci.n > 1 and np.isfinite(ci.low) and np.isfinite(ci.high):
+        s += f" [{ci.low * scale:.{digits}f}, {ci.high * scale:.{digits}f}]"
     if show_n:
         s += f" (n={ci.n})"
     return s
@@ -156,7 +160,7 @@ def aggregate(df: pd.DataFrame, groups: Sequence[str], metrics: Sequence[str],
         for g in groups:
             sel &= (work[g] == key[g]).to_numpy() | (work[g].isna() & pd.isna(key[g])).to_numpy()
         for m in metrics:
-            ci = mean_ci(work.loc[sel, m], alpha)
+            ci = interval(work.loc[sel, m], alpha)  # Wilson for 0/1 values, else a bootstrap of the mean
             rows.append({**{g: key[g] for g in groups}, "metric": m, "mean": ci.mean, "ci_low": ci.low,
                          "ci_high": ci.high, "n": ci.n})
     return pd.DataFrame(rows, columns=[*groups, "metric", "mean", "ci_low", "ci_high", "n"])
@@ -211,7 +215,8 @@ def summary_table(df: pd.DataFrame, group: str | Sequence[str] = "run",
 
 def _ci_caption(alpha: float, unit: Any) -> str:
     over = f"across {unit if isinstance(unit, str) else ', '.join(unit)}" if unit else "across rows (puzzles or runs)"
-    return f"Mean ± {100 * (1 - alpha):.0f}% Student-t interval {over}; n = number of replicates."
+    return (f"Mean [{100 * (1 - alpha):.0f}% interval] {over}: Wilson for 0/1 outcomes, percentile bootstrap of the "
+            "mean otherwise; n = number of replicates.")
 
 
 def slow_ablation_table(df: pd.DataFrame, settings: Sequence[str] = ("N", "T"), mode: str | None = "mode",

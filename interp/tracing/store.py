@@ -15,6 +15,14 @@ way), and direct reads of one named array from a file. npz would need a zip
 directory walk and, when compressed, decompression of the whole member; its
 only gain, compression, is small for float states.
 
+Integrity: every chunk entry records the chunk file's SHA-256 and size, and
+``manifest["integrity"]["meta_sha256"]`` hashes the manifest's metadata (format,
+counts, task, step table, array specs); each chunk also carries its index,
+range and the trace fingerprint in its own safetensors metadata. ``load_trace``
+checks all of it and refuses a tampered trace (flipped bytes, swapped,
+duplicated or re-listed chunks, edited metadata) with one line naming the
+chunk; ``verify=False`` skips the hashes (structure and sizes are still checked).
+
 Crash safety: every chunk is written to a temporary file and renamed into
 place; the manifest is rewritten atomically after each chunk with
 ``"complete": false`` and a final time with ``"complete": true``, so a reader
@@ -30,7 +38,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import shutil
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +47,15 @@ import pandas as pd
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from common.io import atomic_write, atomic_write_text, read_json
+from common.io import atomic_write, atomic_write_text, ensure_out_not_symlink, file_sha256, read_json
 from interp.tracing.schema import STEP_COLUMNS
 from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
 
 MANIFEST = "manifest.json"
+VIEWER = "viewer.html"
+_META_KEYS = ("format", "fingerprint", "n_puzzles", "chunk_size", "n_chunks", "meta", "steps", "arrays", "state_arrays")
+_STALE_TMP = re.compile(r"^(\.tmp[A-Za-z0-9]{6}|\..+\.tmp-.+)$")  # safetensors' own, and atomic_write's
+_OWN_FILE = re.compile(r"^(manifest\.json|viewer\.html|chunk_\d{5}\.safetensors)$")
 
 
 class TraceIncompleteError(TraceError):
@@ -73,6 +85,28 @@ def write_chunk(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, 
     return path.stat().st_size
 
 
+def write_chunk_entry(out: Path, index: int, start: int, stop: int, tensors: dict[str, np.ndarray], fingerprint: str,
+                      n_state_puzzles: int) -> dict[str, Any]:
+    """Write chunk ``index`` (puzzles ``[start, stop)``) and return its manifest entry with size and SHA-256."""
+    path = out / chunk_name(index)
+    size = write_chunk(path, tensors, {"fingerprint": fingerprint, "chunk": str(index), "start": str(start),
+                                       "stop": str(stop)})
+    return {"index": index, "file": chunk_name(index), "start": start, "stop": stop, "bytes": size,
+            "sha256": file_sha256(path), "n_state_puzzles": int(n_state_puzzles)}
+
+
+def meta_sha256(man: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's metadata fields (what an edit of grid size, task or chunk count would change)."""
+    blob = json.dumps({k: man.get(k) for k in _META_KEYS}, sort_keys=True, default=json_default)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def write_manifest(out: Path, man: dict[str, Any]) -> None:
+    """Write ``man`` atomically with its metadata hash (``integrity``)."""
+    man["integrity"] = {"algorithm": "sha256", "meta_sha256": meta_sha256(man)}
+    write_json(out / MANIFEST, man)
+
+
 def chunk_name(i: int) -> str:
     return f"chunk_{i:05d}.safetensors"
 
@@ -90,7 +124,7 @@ def utc_now() -> str:
 
 
 def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of a trace directory, with format checks."""
+    """The manifest of a trace directory, with format and type checks (a bounded regular file, bounded nesting)."""
     d = Path(out_dir)
     if not d.is_dir():
         raise TraceError(f"trace directory not found: {d}")
@@ -123,8 +157,9 @@ def _check_manifest_types(man: dict[str, Any], p: Path) -> None:
         raise bad(f"'complete' must be true or false, got {man['complete']!r}")
     if not _is_int(man["n_puzzles"]) or man["n_puzzles"] < 0:
         raise bad(f"'n_puzzles' must be a count, got {man['n_puzzles']!r}")
-    if "n_chunks" in man and (not _is_int(man["n_chunks"]) or man["n_chunks"] < 0):
-        raise bad(f"'n_chunks' must be a count, got {man['n_chunks']!r}")
+    for key in ("n_chunks", "chunk_size"):
+        if key in man and (not _is_int(man[key]) or man[key] < (1 if key == "chunk_size" else 0)):
+            raise bad(f"{key!r} must be a count, got {str(man[key])[:60]!r}")
     if not isinstance(man["meta"], dict):
         raise bad("'meta' must be a mapping")
     if not isinstance(man["steps"], list) or not all(isinstance(r, dict) for r in man["steps"]):
@@ -141,27 +176,57 @@ def _check_manifest_types(man: dict[str, Any], p: Path) -> None:
     for i, c in enumerate(man["chunks"]):
         ok = (isinstance(c, dict) and all(_is_int(c.get(k)) for k in ("index", "start", "stop", "bytes"))
               and _is_int(c.get("n_state_puzzles", 0)) and 0 <= c["start"] <= c["stop"]
-              and c.get("file") == chunk_name(c["index"]))
+              and c["index"] >= 0 and c.get("file") == chunk_name(c["index"])
+              and (c.get("sha256") is None or isinstance(c.get("sha256"), str)))
         if not ok:
             raise bad(f"chunk entry {i} is malformed: {str(c)[:120]}")
 
 
 # ----------------------------------------------------------------------------- writing
+def foreign_files(out: Path) -> list[str]:
+    """Names in a trace directory that this tool did not write (kept safe by ``--overwrite``)."""
+    return sorted(p.name for p in out.iterdir() if not (_OWN_FILE.match(p.name) or _STALE_TMP.match(p.name)))
+
+
+def is_own_trace(out: Path) -> bool:
+    """Whether ``out`` holds a manifest written by this tool (format ``recurse-interp-trace/...``)."""
+    try:
+        man = read_json(out / MANIFEST, TraceError)
+    except (OSError, TraceError):
+        return False
+    return isinstance(man, dict) and str(man.get("format", "")).startswith("recurse-interp-trace/")
+
+
+def remove_own_files(out: Path) -> None:
+    """Delete what this tool wrote in ``out`` (manifest, chunks, viewer, temporaries); never anything else."""
+    for p in out.iterdir():
+        if (_OWN_FILE.match(p.name) or _STALE_TMP.match(p.name)) and p.is_file() and not p.is_symlink():
+            p.unlink()
+
+
 def prepare_dir(out: Path, fingerprint: str, overwrite: bool, resume: bool) -> dict[str, Any] | None:
-    """Returns the manifest to resume from (or None for a fresh start)."""
+    """Returns the manifest to resume from (or None for a fresh start).
+
+    ``overwrite`` replaces only a trace this tool wrote (recognised by its manifest format) and
+    never deletes other files; a symlinked ``out`` is refused.
+    """
+    ensure_out_not_symlink(out, TraceError)
     if out.exists() and not out.is_dir():
         raise TraceError(f"{out} exists and is not a directory")
-    if overwrite and out.exists():
-        if (out / MANIFEST).exists() or not any(out.iterdir()):
-            shutil.rmtree(out)
-        else:
-            raise TraceError(f"refusing to overwrite {out}: it is not empty and holds no trace manifest")
+    if out.exists():
+        foreign = foreign_files(out)
+        has_manifest = (out / MANIFEST).exists()
+        if has_manifest and not is_own_trace(out):
+            raise TraceError(f"refusing to use {out}: its {MANIFEST} was not written by this tool; choose another directory")
+        if foreign:
+            raise TraceError(f"refusing to use {out}: it is not empty and holds files this tool did not write "
+                             f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); choose another directory")
+        if overwrite:
+            remove_own_files(out)
     if not out.exists():
         out.mkdir(parents=True)
         return None
     if not (out / MANIFEST).exists():
-        if any(p for p in out.iterdir() if not p.name.startswith(".")):
-            raise TraceError(f"{out} is not empty and holds no trace manifest; choose another directory")
         remove_stale_temporaries(out)
         return None
     man = read_manifest(out)
@@ -175,9 +240,9 @@ def prepare_dir(out: Path, fingerprint: str, overwrite: bool, resume: bool) -> d
 
 
 def remove_stale_temporaries(out: Path) -> None:
-    """Delete ``.<name>.tmp-*`` files a killed writer left behind (readers never look at them)."""
-    for p in out.glob(".*.tmp-*"):
-        if p.is_file():
+    """Delete the temporaries a killed writer left: ``.<name>.tmp-*`` (ours) and ``.tmpXXXXXX`` (safetensors')."""
+    for p in out.iterdir():
+        if _STALE_TMP.match(p.name) and p.is_file() and not p.is_symlink():
             p.unlink(missing_ok=True)
 
 
@@ -196,7 +261,7 @@ def save_trace(trace: Trace, out_dir: str | os.PathLike, chunk_size: int = 1024,
     man = {"format": FORMAT, "complete": False, "fingerprint": fingerprint, "n_puzzles": N, "chunk_size": chunk_size,
            "n_chunks": -(-N // chunk_size), "chunks": [], "meta": trace.meta, "steps": steps_records(trace.steps),
            "arrays": array_specs(trace.arrays), "state_arrays": {}, "updated": utc_now()}
-    write_json(out / MANIFEST, man)
+    write_manifest(out, man)
     st_keys = trace._states.keys()
     for ci in range(man["n_chunks"]):
         a, b = ci * chunk_size, min(N, (ci + 1) * chunk_size)
@@ -208,12 +273,9 @@ def save_trace(trace: Trace, out_dir: str | os.PathLike, chunk_size: int = 1024,
             tensors["state_index"] = idx[rows].astype(np.int64)
             man["state_arrays"] = {k: {"dtype": str(tensors[k].dtype), "tail": list(tensors[k].shape[1:])}
                                    for k in st_keys}
-        size = write_chunk(out / chunk_name(ci), tensors,
-                                   {"fingerprint": fingerprint, "chunk": str(ci), "start": str(a), "stop": str(b)})
-        man["chunks"].append({"index": ci, "file": chunk_name(ci), "start": a, "stop": b, "bytes": size,
-                              "n_state_puzzles": int(len(rows))})
+        man["chunks"].append(write_chunk_entry(out, ci, a, b, tensors, fingerprint, len(rows)))
     man["complete"] = True
-    write_json(out / MANIFEST, man)
+    write_manifest(out, man)
     return out
 
 
@@ -244,12 +306,66 @@ class ChunkStates:
         return np.concatenate(parts)
 
 
-def load_trace(trace_dir: str | os.PathLike, allow_incomplete: bool = False, lazy_states: bool = True) -> Trace:
+def verify_chunks(root: Path, man: dict[str, Any], chunks: list[dict[str, Any]], verify: bool = True) -> None:
+    """Refuse a tampered trace: order, duplicates, counts, sizes, each chunk's embedded index/range/fingerprint,
+    and (``verify``) the SHA-256 of every chunk and of the manifest's metadata. One line naming the chunk."""
+    where = f"trace at {root}"
+    integ = man.get("integrity")
+    if verify:
+        if not isinstance(integ, dict) or not isinstance(integ.get("meta_sha256"), str):
+            raise TraceError(f"{where} has no checksums (written by an older version or edited); re-trace it, "
+                             "or pass --no-verify (verify=False) to read it unchecked")
+        if integ["meta_sha256"] != meta_sha256(man):
+            raise TraceError(f"{where}: manifest metadata does not match its checksum (edited: grid, task, "
+                             "counts or step table); re-trace it")
+    seen_idx: set[int] = set()
+    for c in man["chunks"]:
+        if c["index"] in seen_idx:
+            raise TraceError(f"{where}: {c['file']} is listed twice in the manifest")
+        seen_idx.add(c["index"])
+    size, N = man.get("chunk_size"), man["n_puzzles"]
+    if man["complete"]:
+        want = -(-N // size) if _is_int(size) and size > 0 else None
+        if man.get("n_chunks", want) != want or len(man["chunks"]) != want:
+            raise TraceError(f"{where}: manifest lists {len(man['chunks'])} chunks, n_chunks "
+                             f"{man.get('n_chunks')!r}, but {N} puzzles in chunks of {size} need {want}")
+    for c in chunks:
+        if _is_int(size) and (c["start"] != c["index"] * size or c["stop"] != min(N, c["start"] + size)):
+            raise TraceError(f"{where}: {c['file']} covers [{c['start']}, {c['stop']}), not its place "
+                             f"in chunks of {size} (manifest edited)")
+        p = root / c["file"]
+        if not p.exists():
+            raise TraceError(f"{where}: missing chunk file {c['file']}")
+        if not p.is_file():
+            raise TraceError(f"{where}: {c['file']} is not a regular file")
+        if p.stat().st_size != c["bytes"]:
+            raise TraceError(f"{where}: {c['file']} has {p.stat().st_size} bytes, manifest says {c['bytes']} "
+                             "(truncated or replaced)")
+        if verify:
+            if not isinstance(c.get("sha256"), str):
+                raise TraceError(f"{where}: {c['file']} has no checksum in the manifest; re-trace it or pass --no-verify")
+            if file_sha256(p) != c["sha256"]:
+                raise TraceError(f"{where}: {c['file']} does not match its SHA-256 (changed, swapped or copied "
+                                 "over after writing); re-trace it")
+        try:
+            with safe_open(str(p), framework="np") as f:
+                md = f.metadata() or {}
+        except SafetensorError as e:
+            raise TraceError(f"{where}: {c['file']} is corrupt ({' '.join(str(e).split())})") from None
+        if md and (md.get("chunk") != str(c["index"]) or md.get("start") != str(c["start"])
+                   or md.get("stop") != str(c["stop"]) or md.get("fingerprint") != man.get("fingerprint")):
+            raise TraceError(f"{where}: {c['file']} holds chunk {md.get('chunk')!r} [{md.get('start')}, {md.get('stop')}) "
+                             f"of another trace or place (swapped or copied); re-trace it")
+
+
+def load_trace(trace_dir: str | os.PathLike, allow_incomplete: bool = False, lazy_states: bool = True,
+               verify: bool = True) -> Trace:
     """Read a trace directory (no model needed); validates format version, sizes, dtypes and shapes.
 
     An interrupted trace raises ``TraceIncompleteError`` unless ``allow_incomplete``
     (then the finished chunks are returned). Full states stay on disk until
     ``trace.states(name)`` asks for them, unless ``lazy_states=False``.
+    ``verify`` checks every chunk's SHA-256 and the manifest's metadata hash (``verify_chunks``).
     """
     root = Path(trace_dir)
     man = read_manifest(root)
@@ -272,6 +388,7 @@ def load_trace(trace_dir: str | os.PathLike, allow_incomplete: bool = False, laz
                          f"manifest says {man['n_puzzles']}")
     if not chunks:
         raise TraceError(f"trace at {root} holds no finished chunk")
+    verify_chunks(root, man, chunks, verify)
     specs, st_specs = man["arrays"], man.get("state_arrays", {})
     parts: dict[str, list[np.ndarray]] = {k: [] for k in specs}
     for c in chunks:

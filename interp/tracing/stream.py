@@ -20,18 +20,17 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from common.io import file_sha256, read_json
 from common.labels import IGNORE_LABEL
 from interp.tracing.schema import build_schema
 from interp.tracing.store import (
-    MANIFEST,
     array_specs,
-    chunk_name,
     json_default,
     prepare_dir,
     steps_records,
     utc_now,
-    write_chunk,
-    write_json,
+    write_chunk_entry,
+    write_manifest,
 )
 from interp.tracing.trace import FORMAT, TraceError
 from interp.tracing.tracer import (
@@ -105,7 +104,9 @@ def open_data(data: DataLike, labels=None, puzzle_ids=None, split: str = "test")
             d = d / split
         if not (d / "dataset.json").exists():
             raise TraceError(f"{d} is not a puzzle dataset directory (no dataset.json)")
-        info = json.loads((d / "dataset.json").read_text())
+        info = read_json(d / "dataset.json", TraceError)
+        if not isinstance(info, dict):
+            raise TraceError(f"{d / 'dataset.json'} is not a mapping")
         try:
             x = np.load(d / "all__inputs.npy", mmap_mode="r")
             y = np.load(d / "all__labels.npy", mmap_mode="r") if (d / "all__labels.npy").exists() else None
@@ -139,8 +140,10 @@ def _fingerprint(model_hash: str, data_hash: str, settings: dict[str, Any]) -> s
 
 def _chunk_ok(out: Path, c: dict[str, Any], fingerprint: str) -> bool:
     p = out / c["file"]
-    if not p.exists() or p.stat().st_size != c.get("bytes"):
+    if not p.is_file() or p.stat().st_size != c.get("bytes"):
         return False
+    if not isinstance(c.get("sha256"), str) or file_sha256(p) != c["sha256"]:
+        return False  # changed since it was written (or written before checksums): trace it again
     try:
         with safe_open(str(p), framework="np") as f:
             return (f.metadata() or {}).get("fingerprint") == fingerprint
@@ -226,7 +229,7 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
         "steps": steps_records(schema.table()), "arrays": (man or {}).get("arrays", {}),
         "state_arrays": (man or {}).get("state_arrays", {}), "updated": utc_now(),
     }
-    write_json(out / MANIFEST, man)
+    write_manifest(out, man)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -247,22 +250,20 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
             if st:
                 tensors.update(st)
                 tensors["state_index"] = (np.flatnonzero(keep) + a).astype(np.int64)
-            size = write_chunk(out / chunk_name(ci), tensors,
-                                       {"fingerprint": fingerprint, "chunk": str(ci), "start": str(a), "stop": str(b)})
+            entry = write_chunk_entry(out, ci, a, b, tensors, fingerprint, int(keep.sum()))
             man["arrays"] = array_specs(arrays)
             if st:
                 man["state_arrays"] = array_specs(st)
-            man["chunks"].append({"index": ci, "file": chunk_name(ci), "start": a, "stop": b, "bytes": size,
-                                  "n_state_puzzles": int(keep.sum())})
+            man["chunks"].append(entry)
             man["chunks"].sort(key=lambda c: c["index"])
             man["updated"] = utc_now()
-            write_json(out / MANIFEST, man)
+            write_manifest(out, man)
     finally:
         if bar is not None:
             bar.close()
     man["complete"] = True
     man["updated"] = utc_now()
-    write_json(out / MANIFEST, man)
+    write_manifest(out, man)
     return out
 
 

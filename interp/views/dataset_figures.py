@@ -13,7 +13,7 @@ needs a model:
 * ``hl_cosine_figure``       ``interp.analyses.alignment.hl_alignment`` (one table or ``{run: table}``)
 * ``gate_stats_figure``      ``interp.analyses.gates.gate_statistics`` (a ``GateStats``)
 * ``probe_accuracy_figure``  ``probes.linear.probe_curves`` / ``probes_from_trace``
-* ``guess_scaling_figure``   ``interp.guess_scaling.curves.guess_scaling_curve`` (that module draws it)
+* ``guess_scaling_figure``   ``interp.guess_scaling.curves.guess_scaling_curve`` (``interp.guess_scaling.plots`` draws it)
 * ``trajectory_figure``      ``probes.projection.pca_trajectories`` (that module draws it)
 
 Write any of them with ``common.io.write_html`` (plotly.js embedded, offline).
@@ -225,11 +225,11 @@ def probe_accuracy_figure(df: pd.DataFrame, title: str | None = None):
     return _layout(fig, title or "Linear probes per step", height=420)
 
 
-def guess_scaling_figure(df: pd.DataFrame):
-    """Accuracy vs passes per strategy and voting rule (drawn by ``interp.guess_scaling.curves``)."""
-    from interp.guess_scaling.curves import guess_scaling_figure as draw
+def guess_scaling_figure(df: pd.DataFrame, title: str | None = None):
+    """Accuracy vs pass budget per strategy and voting rule (drawn by ``interp.guess_scaling.plots``)."""
+    from interp.guess_scaling.plots import guess_scaling_figure as draw
 
-    return draw(df)
+    return draw(df, title)
 
 
 def trajectory_figure(df: pd.DataFrame, **kwargs: Any):

@@ -13,6 +13,7 @@ The command line is ``python -m tasks.sudoku`` (:mod:`tasks.sudoku.__main__`).
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,99 +314,205 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield lineno, text.rstrip("\r\n")
 
 
-def _is_csv(path: Path) -> bool:
-    if path.suffix.lower() == ".csv":
-        return True
-    for _, text in _lines(path):
-        if text.strip():
-            return text.strip().lower().startswith("source,question")
-    return False
+class SkippedLines:
+    """Lines of a puzzle file that hold no puzzle (titles, comments, headers, other text), counted for one report."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.comments = 0
+        self.first: list[tuple[int, str]] = []  # (line, text) of the first few
+
+    def add(self, lineno: int, text: str, comment: bool = False) -> None:
+        self.count += 1
+        self.comments += comment
+        if len(self.first) < 3:
+            self.first.append((lineno, text.strip()[:40]))
+
+    def message(self, name: str) -> "str | None":
+        """One line for the user, or None when nothing was skipped."""
+        if not self.count:
+            return None
+        where = ", ".join(str(n) for n, _ in self.first) + (", ..." if self.count > len(self.first) else "")
+        kind = f"{self.comments} comment(s), {self.count - self.comments} other" if self.comments else "no puzzle"
+        return f"{name}: skipped {self.count} line(s) without a puzzle ({kind}; line {where})"
 
 
-def _parse_at(text: str, size: int, where: str, check: bool = True) -> np.ndarray:
-    try:
-        return parse_puzzle(text, size=size, check=check)
-    except PuzzleFormatError as exc:
-        raise PuzzleFormatError(f"{where}: {exc}") from None
+COMMENT_PREFIXES = ("#", "//", ";")
+PUZZLE_COLUMNS = ("question", "puzzle", "puzzles", "quiz", "quizzes", "grid", "sudoku", "problem", "board", "givens")
+SOLUTION_COLUMNS = ("answer", "answers", "solution", "solutions", "solved")
+RATING_COLUMNS = ("rating", "difficulty", "level", "score")
+SOURCE_COLUMNS = ("source", "name", "id", "title")
+GIVE_UP_LINES = 1000  # this many non-empty lines without any puzzle: not a puzzle file
 
 
-def _iter_lines_file(path: Path, size: int) -> Iterator[PuzzleRecord]:
-    for lineno, text in _lines(path):
+def _records(path: Path) -> Iterator[tuple[int, list[str], str]]:
+    """``(first line, fields, text)`` of each non-empty, non-comment record.
+
+    A record is one line, or several when a quoted CSV field holds a newline. Fields
+    are the comma-separated CSV fields (quotes removed). Comment lines (``#``, ``//``,
+    ``;``) come out with no fields so they can be counted.
+    """
+    lines = _lines(path)
+    for lineno, text in lines:
         stripped = text.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped:
             continue
-        field = stripped.split()[0]  # some collections append ratings or names after whitespace
-        where = f"{path}:{lineno}"
-        yield PuzzleRecord(_parse_at(field, size, where), None, None, f"{path.name}:{lineno}")
+        if stripped.startswith(COMMENT_PREFIXES):
+            yield lineno, [], text
+            continue
+        if '"' in text:
+            buf = text
+            while buf.count('"') % 2:  # a quoted field continues on the next line
+                nxt = next(lines, None)
+                if nxt is None or len(buf) > MAX_LINE_BYTES:
+                    raise PuzzleFormatError(f"{path}:{lineno}: unterminated quoted CSV field")
+                buf += "\n" + nxt[1]
+            try:
+                fields = next(csv.reader(io.StringIO(buf)), [])
+            except csv.Error as exc:
+                raise PuzzleFormatError(f"{path}:{lineno}: bad CSV row ({exc})") from None
+            yield lineno, fields, buf
+        else:
+            yield lineno, text.split(","), text
 
 
-def _iter_csv_file(path: Path, size: int, check_solutions: bool) -> Iterator[PuzzleRecord]:
-    numbered = _lines(path)
-    header_line = None
-    for lineno, text in numbered:
-        if text.strip():
-            header_line = (lineno, text)
-            break
-    if header_line is None:
-        return
-    try:
-        header = [h.strip().lower() for h in next(csv.reader([header_line[1]]))]
-    except csv.Error as exc:
-        raise PuzzleFormatError(f"{path}:{header_line[0]}: bad CSV header ({exc})") from None
-    if "question" not in header:
-        raise PuzzleFormatError(f"{path}:{header_line[0]}: CSV header must name a 'question' column, got {header}")
-    col = {name: header.index(name) for name in ("source", "question", "answer", "rating") if name in header}
-    for lineno, text in numbered:
-        if not text.strip():
-            continue
-        where = f"{path}:{lineno}"
+def _cell_chars(size: int) -> frozenset:
+    return frozenset(DIGIT_CHARS[:size] + DIGIT_CHARS[:size].lower() + BLANK_CHARS)
+
+
+def _grid_in(field: str, size: int, where: str, cells: frozenset) -> Optional[np.ndarray]:
+    """The grid a field holds (givens unchecked), None if it holds none; raises if it is a broken puzzle.
+
+    A field is a puzzle when its first whitespace-separated token is one (trailing
+    names and ratings are ignored), or when the whole field is a multi-line pasted
+    grid. A token of exactly ``S*S`` characters, or of only cell characters and
+    nearly ``S*S`` long, is taken for a puzzle with a typo and reported.
+    """
+    field = field.strip().strip("'\"").strip()
+    if not field:
+        return None
+    n_cells = size * size
+    candidates = [field] if "\n" in field else []
+    candidates += [t for t in field.replace(";", " ").split()[:1]]
+    for tok in candidates:
+        if "\n" not in tok:
+            if len(tok) != n_cells and not (set(tok) <= cells and abs(len(tok) - n_cells) <= size):
+                continue
+            if len(tok) == n_cells and sum(c in cells for c in tok) < n_cells * 0.9:
+                continue
         try:
-            row = next(csv.reader([text]))
-        except csv.Error as exc:
-            raise PuzzleFormatError(f"{where}: bad CSV row ({exc})") from None
-        if len(row) != len(header):
-            raise PuzzleFormatError(f"{where}: expected {len(header)} CSV fields ({','.join(header)}), got {len(row)}")
-        puzzle = _parse_at(row[col["question"]].strip(), size, where)
+            return parse_puzzle(tok, size=size, check=False)
+        except PuzzleFormatError as exc:
+            if "\n" in tok:
+                continue
+            raise PuzzleFormatError(f"{where}: {exc}") from None
+    return None
+
+
+def _header(fields: list[str]) -> Optional[dict[str, int]]:
+    names = [f.strip().strip("'\"").strip().lower() for f in fields]
+    col: dict[str, int] = {}
+    for key, options in (("puzzle", PUZZLE_COLUMNS), ("solution", SOLUTION_COLUMNS),
+                         ("rating", RATING_COLUMNS), ("source", SOURCE_COLUMNS)):
+        hit = [names.index(o) for o in options if o in names]  # the first option named wins
+        if hit:
+            col[key] = hit[0]
+    return col if "puzzle" in col else None
+
+
+def _iter_any_file(path: Path, size: int, check_solutions: bool, skipped: Optional[SkippedLines]) -> Iterator[PuzzleRecord]:
+    skipped = skipped if skipped is not None else SkippedLines()
+    cells = _cell_chars(size)
+    col: Optional[dict[str, int]] = None
+    found = 0
+    seen = 0
+    for lineno, fields, text in _records(path):
+        seen += 1
+        where = f"{path}:{lineno}"
+        if not fields:
+            skipped.add(lineno, text, comment=True)
+            continue
+        if col is not None and len(fields) > col["puzzle"]:
+            grids = [(j, g) for j, f in enumerate(fields)
+                     if j in (col["puzzle"], col.get("solution")) and (g := _grid_in(f, size, where, cells)) is not None]
+        else:
+            grids = [(j, g) for j, f in enumerate(fields) if (g := _grid_in(f, size, where, cells)) is not None]
+        if col is not None:
+            puzzle = next((g for j, g in grids if j == col["puzzle"]), None)
+        else:
+            puzzle = next((g for _, g in grids if (g == 0).any()), grids[0][1] if grids else None)
+        if puzzle is None:
+            head = _header(fields) if col is None and not found else None
+            if head is not None:
+                col = head  # a header row: not counted as skipped
+                continue
+            skipped.add(lineno, text)
+            if not found and seen >= GIVE_UP_LINES:
+                raise PuzzleFormatError(f"{path}:{skipped.first[0][0]}: no {size}x{size} Sudoku puzzle in the first "
+                                        f"{seen} lines; not a puzzle file")
+            continue
+        try:
+            check_givens(puzzle)
+        except PuzzleFormatError as exc:
+            raise PuzzleFormatError(f"{where}: {exc}") from None
         solution = None
-        if "answer" in col and row[col["answer"]].strip():
-            solution = _parse_at(row[col["answer"]].strip(), size, where + " (answer)", check=False)
-            if check_solutions and not is_valid_solution(solution, puzzle):
+        if col is not None and "solution" in col:
+            solution = next((g for j, g in grids if j == col["solution"]), None)
+            if solution is None and len(fields) > col["solution"] and fields[col["solution"]].strip():
+                raise PuzzleFormatError(f"{where}: the answer field is not a {size}x{size} grid")
+            if solution is not None and check_solutions and not is_valid_solution(solution, puzzle):
                 raise PuzzleFormatError(f"{where}: answer is not a valid solution of the question")
+        elif col is None:
+            solution = next((g for _, g in grids if g is not puzzle and not (g == 0).any()
+                             and is_valid_solution(g, puzzle)), None)
         rating = None
-        if "rating" in col and row[col["rating"]].strip():
-            raw = row[col["rating"]].strip()
+        if col is not None and "rating" in col and len(fields) > col["rating"] and fields[col["rating"]].strip():
+            raw = fields[col["rating"]].strip()
             try:
                 rating = float(raw)
             except ValueError:
                 raise PuzzleFormatError(f"{where}: rating {raw!r} is not a number") from None
-        source = row[col["source"]].strip() if "source" in col else f"{path.name}:{lineno}"
+        source = f"{path.name}:{lineno}"
+        if col is not None and "source" in col and len(fields) > col["source"] and fields[col["source"]].strip():
+            source = fields[col["source"]].strip()
+        found += 1
         yield PuzzleRecord(puzzle, solution, rating, source)
 
 
-def iter_puzzle_file(path: "str | Path", size: int = 9, check_solutions: bool = True) -> Iterator[PuzzleRecord]:
-    """Stream records from a puzzle file (see :func:`read_puzzle_file`) without loading it whole."""
+def iter_puzzle_file(path: "str | Path", size: int = 9, check_solutions: bool = True,
+                     skipped: Optional[SkippedLines] = None) -> Iterator[PuzzleRecord]:
+    """Stream records from a puzzle file (see :func:`read_puzzle_file`) without loading it whole.
+
+    ``skipped`` (a :class:`SkippedLines`) collects the lines that held no puzzle.
+    """
     path = Path(path)
     box_size(size)
     if not path.is_file():
         raise PuzzleFormatError(f"{path}: no such file")
-    if _is_csv(path):
-        yield from _iter_csv_file(path, size, check_solutions)
-    else:
-        yield from _iter_lines_file(path, size)
+    yield from _iter_any_file(path, size, check_solutions, skipped)
 
 
 def read_puzzle_file(
-    path: "str | Path", size: int = 9, limit: Optional[int] = None, check_solutions: bool = True
+    path: "str | Path", size: int = 9, limit: Optional[int] = None, check_solutions: bool = True,
+    skipped: Optional[SkippedLines] = None,
 ) -> list[PuzzleRecord]:
-    """Read puzzles from ``.sdm``/``.txt`` (one ``S*S``-char puzzle a line) or a Sudoku-Extreme CSV.
+    """Read puzzles from the files people have: ``.sdm``/``.txt`` lines, CSV, collections with titles.
 
-    Line files: blank lines and ``#`` comments are skipped; anything after the first
-    whitespace on a line (ratings, names) is ignored. CSV: header
-    ``source,question,answer,rating``; answers are checked against their questions.
-    ``limit`` stops after that many records. Errors name the file and line.
+    One puzzle per line (or per CSV record). Skipped and counted in ``skipped``:
+    blank lines (not counted), comment lines (``#``, ``//``, ``;``), title lines and
+    any other line without a puzzle. On a line, the puzzle may sit in any
+    comma-separated field, followed by names or ratings after whitespace; a
+    UTF-8 BOM is ignored; quoted CSV fields may hold commas and newlines. A CSV
+    header naming a puzzle column (``question``, ``puzzle``, ``quizzes``, ...) picks
+    the puzzle, answer (``answer``/``solution``), rating and source columns, and
+    answers are checked against their questions; without a header, a full grid on
+    the line that solves the puzzle is its answer. A token that is almost a puzzle
+    (``S*S`` characters with a typo, or cell characters a few too many or few)
+    raises :class:`PuzzleFormatError` naming file and line. ``limit`` stops after
+    that many records.
     """
     records = []
-    for record in iter_puzzle_file(path, size=size, check_solutions=check_solutions):
+    for record in iter_puzzle_file(path, size=size, check_solutions=check_solutions, skipped=skipped):
         if limit is not None and len(records) >= limit:
             break
         records.append(record)

@@ -273,6 +273,9 @@ def test_huge_files_are_streamed(tmp_path):
     assert err is None and len(recs) == 20
     # the interp CLI's readers on the same files
     sudoku, maze = TaskInfo("sudoku", (9, 9), "argument"), TaskInfo("maze", (5, 5), "argument")
+    small = _junk_file(tmp_path / "small.sdm", mb=1)  # warm-up: the readers' lazy imports (numba) are not the file
+    for task in (sudoku, maze):
+        clean(read_puzzles, task, None, str(small))
     assert _bounded(read_puzzles, sudoku, None, str(junk))[1] is not None
     assert _bounded(read_puzzles, maze, None, str(junk))[1] is not None
     assert _bounded(read_puzzles, maze, None, str(one_line))[1] is not None

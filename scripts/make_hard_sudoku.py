@@ -1,0 +1,71 @@
+"""Write the training file of the hard-Sudoku zoo models (zoo/configs/*_sudoku9_hard.yaml).
+
+    python scripts/make_hard_sudoku.py --sudoku17 ../shared/data/sudoku/sudoku17.sdm --out .hard/hard_train.csv
+
+Rows (CSV: source, question, answer, rating = the solver's guesses):
+
+* 28,000 generated puzzles with 52-60 blanks (seed 11) and 12,000 with 44-52 blanks (seed 12),
+  each with a unique solution (``tasks.sudoku.generate``);
+* 10,000 minimal-clue puzzles: lines 1001-11000 of Gordon Royle's 17-clue collection, solved
+  here. Lines 1-1000 are never trained on: they are the held-out ``sudoku17`` evaluation set.
+
+The order is fixed by two seeded shuffles, so the file is identical on every run (its SHA-256
+is printed). The zoo configs read it from ``.hard/hard_train.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import random
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tasks.sudoku.generate import generate  # noqa: E402
+from tasks.sudoku.grid import grid_to_line, read_puzzle_file  # noqa: E402
+from tasks.sudoku.solver import solve  # noqa: E402
+
+GENERATED = (("gen-a", 28000, 52, 60, 11), ("gen-b", 12000, 44, 52, 12))
+MINIMAL_LINES = (1001, 11000)  # 1-based, inclusive; lines 1..1000 are held out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sudoku17", type=Path, required=True, help="the 17-clue collection (one puzzle per line)")
+    ap.add_argument("--out", type=Path, default=REPO / ".hard" / "hard_train.csv")
+    ap.add_argument("--workers", type=int, default=0, help="generator processes (the puzzles do not depend on it)")
+    args = ap.parse_args(argv)
+    rows: list[list[str]] = []
+    for name, n, lo, hi, seed in GENERATED:
+        for rec in generate(n, size=9, min_blanks=lo, max_blanks=hi, seed=seed, workers=args.workers):
+            rows.append([name, grid_to_line(rec.puzzle), grid_to_line(rec.solution), str(int(rec.rating))])
+    random.Random(0).shuffle(rows)
+    first, last = MINIMAL_LINES
+    minimal = read_puzzle_file(args.sudoku17, limit=last)[first - 1:last]
+    if len(minimal) != last - first + 1:
+        print(f"error: {args.sudoku17} has fewer than {last} puzzles", file=sys.stderr)
+        return 2
+    for i, rec in enumerate(minimal, start=first):
+        res = solve(rec.puzzle)
+        if not res.unique:
+            print(f"error: {args.sudoku17}:{i} has no unique solution", file=sys.stderr)
+            return 2
+        rows.append([f"sudoku17:{i}", grid_to_line(rec.puzzle), grid_to_line(res.solution), str(res.guesses)])
+    random.Random(1).shuffle(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["source", "question", "answer", "rating"])
+        w.writerows(rows)
+    tmp.replace(args.out)
+    print(f"wrote {args.out}: {len(rows)} puzzles, sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,386 @@
+"""Red team: run every hostile input of the corpus through the CLIs and print tried / clean / mishandled.
+
+    PYTHONPATH=. python scripts/red_team.py            # the whole corpus
+    PYTHONPATH=. python scripts/red_team.py --only trace_flipped_chunk,config_fifo
+
+A case is *clean* when the command exits with status 2 (or 0 for a handled
+result) with at most one line on stderr and no traceback, finishes within the
+timeout, and leaves every foreign file (the user's files planted beside the
+input) byte-identical. Everything else is *mishandled*. The corpus is built in
+a temporary folder from a tiny checkpoint; nothing outside it is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
+
+
+@dataclass
+class Case:
+    name: str
+    setup: Callable[[Path], list[str]]  # builds the hostile input under the folder, returns argv after python -m
+    foreign: tuple[str, ...] = ()  # files (relative to the folder) that must stay untouched
+    ok_codes: tuple[int, ...] = (2,)
+
+
+# ----------------------------------------------------------------------------- corpus helpers
+def _ckpt(root: Path) -> Path:
+    """A tiny TRM Sudoku checkpoint (built once per corpus folder)."""
+    ck = root / "_base" / "trm"
+    if not ck.exists():
+        import torch
+
+        from models import TRMConfig, build_model
+        from models.checkpoint import save_checkpoint
+
+        torch.manual_seed(0)
+        m = build_model(TRMConfig(vocab_size=11, seq_len=81, hidden_size=32, num_heads=2, num_layers=1, H_cycles=1,
+                                  L_cycles=1, halt_max_steps=1, expansion=2.0))
+        save_checkpoint(ck, m, extra={"task": {"name": "sudoku", "grid_size": 9}})
+    return ck
+
+
+def _trace(root: Path) -> Path:
+    """A small finished trace (two chunks) written by ``interp trace``."""
+    tr = root / "_base" / "trace"
+    if not tr.exists():
+        ck = _ckpt(root)
+        pf = root / "_base" / "p.sdm"
+        pf.write_text((PUZZLE + "\n") * 4)
+        subprocess.run([sys.executable, "-m", "interp", "trace", "--ckpt", str(ck), "--puzzle-file", str(pf),
+                        "--out", str(tr), "--chunk-size", "2", "--show", "0"], check=True, capture_output=True,
+                       env=_env(), timeout=300)
+    return tr
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _copy_ckpt(root: Path, name: str, edit: Callable[[dict], None] | None = None) -> Path:
+    d = root / name
+    shutil.copytree(_ckpt(root), d)
+    if edit is not None:
+        meta = json.loads((d / "config.json").read_text())
+        edit(meta)
+        (d / "config.json").write_text(json.dumps(meta))
+    return d
+
+
+def _model_field(field: str, value) -> Callable[[Path], list[str]]:
+    def setup(root: Path) -> list[str]:
+        d = _copy_ckpt(root, f"ck_{field}", lambda m: m["model"].__setitem__(field, value))
+        return ["interp", "trace", "--ckpt", str(d), "--puzzle", PUZZLE, "--out", str(root / "out")]
+    return setup
+
+
+def _copy_trace(root: Path, name: str) -> Path:
+    d = root / name
+    shutil.copytree(_trace(root), d)
+    return d
+
+
+def _edit_manifest(d: Path, edit: Callable[[dict], None]) -> None:
+    m = json.loads((d / "manifest.json").read_text())
+    edit(m)
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
+def _show(tamper: Callable[[Path], None]) -> Callable[[Path], list[str]]:
+    def setup(root: Path) -> list[str]:
+        d = _copy_trace(root, "t")
+        tamper(d)
+        return ["interp", "show", str(d)]
+    return setup
+
+
+def _flip(d: Path) -> None:
+    p = d / "chunk_00001.safetensors"
+    b = bytearray(p.read_bytes())
+    b[-5] ^= 0xFF
+    p.write_bytes(bytes(b))
+
+
+def _swap(d: Path) -> None:
+    a, b = d / "chunk_00000.safetensors", d / "chunk_00001.safetensors"
+    ta, tb = a.read_bytes(), b.read_bytes()
+    a.write_bytes(tb)
+    b.write_bytes(ta)
+
+
+def _dup(d: Path) -> None:
+    shutil.copy(d / "chunk_00000.safetensors", d / "chunk_00001.safetensors")
+
+
+def _listed_twice(d: Path) -> None:
+    _edit_manifest(d, lambda m: m["chunks"].append(dict(m["chunks"][0])))
+
+
+def _fifo_config(root: Path) -> list[str]:
+    d = _copy_ckpt(root, "ck_fifo")
+    (d / "config.json").unlink()
+    os.mkfifo(d / "config.json")
+    return ["interp", "trace", "--ckpt", str(d), "--puzzle", PUZZLE, "--out", str(root / "out")]
+
+
+def _fifo_weights(root: Path) -> list[str]:
+    d = _copy_ckpt(root, "ck_fifo_w")
+    (d / "model.safetensors").unlink()
+    os.mkfifo(d / "model.safetensors")
+    return ["interp", "trace", "--ckpt", str(d), "--puzzle", PUZZLE, "--out", str(root / "out")]
+
+
+def _devzero_config(root: Path) -> list[str]:
+    d = _copy_ckpt(root, "ck_zero")
+    (d / "config.json").unlink()
+    os.symlink("/dev/zero", d / "config.json")
+    return ["interp", "trace", "--ckpt", str(d), "--puzzle", PUZZLE, "--out", str(root / "out")]
+
+
+def _deep_json(root: Path) -> list[str]:
+    d = _copy_ckpt(root, "ck_deep")
+    (d / "config.json").write_text("[" * 100000 + "]" * 100000)
+    return ["interp", "trace", "--ckpt", str(d), "--puzzle", PUZZLE, "--out", str(root / "out")]
+
+
+def _big_header(root: Path) -> list[str]:
+    d = _copy_ckpt(root, "ck_header")
+    n = 50 << 20
+    with open(d / "model.safetensors", "wb") as f:
+        f.write(n.to_bytes(8, "little") + b"{" + b" " * (n - 2) + b"}")
+    return ["interp", "trace", "--ckpt", str(d), "--puzzle", PUZZLE, "--out", str(root / "out")]
+
+
+def _weights_dtype(dtype: str) -> Callable[[Path], list[str]]:
+    def setup(root: Path) -> list[str]:
+        import torch
+        from safetensors.torch import load_file, save_file
+
+        d = _copy_ckpt(root, f"ck_{dtype}")
+        t = load_file(str(d / "model.safetensors"))
+        save_file({k: v.to(getattr(torch, dtype)) for k, v in t.items()}, str(d / "model.safetensors"))
+        return ["interp", "trace", "--ckpt", str(d), "--puzzle", PUZZLE, "--out", str(root / "out")]
+    return setup
+
+
+def _yaml_bomb(root: Path) -> list[str]:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 12):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    (root / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    return ["training", "train", "--config", str(root / "bomb.yaml"), "--out", str(root / "run")]
+
+
+def _official_yaml(value: str) -> Callable[[Path], list[str]]:
+    def setup(root: Path) -> list[str]:
+        import torch
+
+        run = root / "official"
+        run.mkdir()
+        torch.save({"embed_tokens.embedding_weight": torch.zeros(11, 32)}, run / "step_1")
+        (run / "all_config.yaml").write_text(
+            "arch:\n  name: recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1\n"
+            f"  hidden_size: {value}\n  num_heads: 2\n  H_cycles: 1\n  L_cycles: 1\n  L_layers: 1\n")
+        return ["models.official", "info", str(run), "--seq-len", "81"]
+    return setup
+
+
+def _trace_overwrite_notebook(root: Path) -> list[str]:
+    d = _copy_trace(root, "t")
+    (d / "analysis.ipynb").write_text("{}")
+    return ["interp", "trace", "--ckpt", str(_ckpt(root)), "--puzzle", PUZZLE, "--out", str(d), "--overwrite"]
+
+
+def _trace_overwrite_webapp(root: Path) -> list[str]:
+    d = root / "webapp"
+    d.mkdir()
+    (d / "manifest.json").write_text('{"name": "my app", "start_url": "/"}')
+    (d / "index.html").write_text("<html></html>")
+    return ["interp", "trace", "--ckpt", str(_ckpt(root)), "--puzzle", PUZZLE, "--out", str(d), "--overwrite"]
+
+
+def _out_symlink(root: Path) -> list[str]:
+    (root / "elsewhere").mkdir()
+    os.symlink(root / "elsewhere", root / "link")
+    return ["interp", "trace", "--ckpt", str(_ckpt(root)), "--puzzle", PUZZLE, "--out", str(root / "link")]
+
+
+def _convert_nonempty(root: Path) -> list[str]:
+    import torch
+
+    run = root / "official"
+    run.mkdir()
+    torch.save({"embed_tokens.embedding_weight": torch.zeros(11, 32)}, run / "step_1")
+    (run / "all_config.yaml").write_text("arch:\n  name: recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1\n"
+                                         "  hidden_size: 32\n  num_heads: 2\n  H_cycles: 1\n  L_cycles: 1\n")
+    (root / "dest").mkdir()
+    (root / "dest" / "thesis.tex").write_text("mine")
+    return ["models.official", "convert", str(run), str(root / "dest"), "--seq-len", "81"]
+
+
+def _demo_puzzles(root: Path) -> list[str]:
+    (root / "demo").mkdir()
+    (root / "demo" / "puzzles.sdm").write_text(PUZZLE + "\n")
+    return ["interp", "demo", "--ckpt", str(_ckpt(root)), "--n", "1", "--out", str(root / "demo")]
+
+
+def _demo_bad_ckpt(root: Path) -> list[str]:
+    d = _copy_ckpt(root, "ck_bad", lambda m: m["model"].__setitem__("L_cycles", 0))
+    return ["interp", "demo", "--ckpt", str(d), "--n", "1", "--out", str(root / "demo_new")]
+
+
+def _guess_scale_user_dir(root: Path) -> list[str]:
+    (root / "gs").mkdir()
+    (root / "gs" / "guess_scaling.csv").write_text("my,own,data\n")
+    pf = root / "p.sdm"
+    pf.write_text(PUZZLE + "\n")
+    return ["interp", "guess-scale", "--ckpt", str(_ckpt(root)), "--puzzle-file", str(pf), "--out", str(root / "gs")]
+
+
+def _report_user_dir(root: Path) -> list[str]:
+    (root / "rep").mkdir()
+    (root / "rep" / "provenance.json").write_text('{"mine": true}')
+    (root / "rep" / "notes.md").write_text("mine")
+    (root / "r.yaml").write_text("runs: []\n")
+    return ["interp", "report", "--config", str(root / "r.yaml"), "--out", str(root / "rep"), "--overwrite"]
+
+
+def _train_metrics(root: Path) -> list[str]:
+    (root / "run").mkdir()
+    (root / "run" / "metrics.jsonl").write_text('{"mine": 1}\n')
+    cfg = {"model": {"family": "trm", "hidden_size": 16, "num_heads": 1, "num_layers": 1, "H_cycles": 1,
+                     "L_cycles": 1, "halt_max_steps": 1},
+           "task": {"name": "sudoku", "data": {"generate": "sudoku", "n_train": 4, "n_test": 2, "seed": 1}},
+           "steps": 1, "batch_size": 2}
+    (root / "cfg.json").write_text(json.dumps(cfg))
+    return ["training", "train", "--config", str(root / "cfg.json"), "--out", str(root / "run"), "--no-progress"]
+
+
+def _train_cfg(model_edit: dict) -> Callable[[Path], list[str]]:
+    def setup(root: Path) -> list[str]:
+        cfg = {"model": {"family": "trm", **model_edit}, "task": {"name": "sudoku", "data": str(root)}, "steps": 1}
+        (root / "cfg.json").write_text(json.dumps(cfg))
+        return ["training", "train", "--config", str(root / "cfg.json"), "--out", str(root / "run")]
+    return setup
+
+
+def _eval_data_dir(root: Path) -> list[str]:
+    (root / "secret.txt").write_text("password\n")
+    d = _copy_ckpt(root, "ck_data", lambda m: m.setdefault("task", {}).__setitem__("data_dir", str(root / "secret.txt")))
+    return ["training", "eval", "--ckpt", str(d)]
+
+
+CORPUS: list[Case] = [
+    Case("config_hidden_list", _model_field("hidden_size", [32])),
+    Case("config_eps_string", _model_field("rms_norm_eps", "tiny")),
+    Case("config_seq_len_1e9", _model_field("seq_len", 10 ** 9)),
+    Case("config_H_cycles_1e7", _model_field("H_cycles", 10 ** 7)),
+    Case("config_halt_max_steps_1e8", _model_field("halt_max_steps", 10 ** 8)),
+    Case("config_L_cycles_0", _model_field("L_cycles", 0)),
+    Case("config_rope_theta_0", _model_field("rope_theta", 0)),
+    Case("config_attn_backend", _model_field("attn_backend", "magic")),
+    Case("config_bool_hidden", _model_field("hidden_size", True)),
+    Case("config_fifo", _fifo_config),
+    Case("weights_fifo", _fifo_weights),
+    Case("config_dev_zero", _devzero_config),
+    Case("config_deep_json", _deep_json),
+    Case("weights_50mb_header", _big_header),
+    Case("weights_bool", _weights_dtype("bool")),
+    Case("weights_int8", _weights_dtype("int8")),
+    Case("train_yaml_alias_bomb", _yaml_bomb),
+    Case("train_L_cycles_0", _train_cfg({"L_cycles": 0})),
+    Case("train_seq_len_list", _train_cfg({"seq_len": [81]})),
+    Case("official_yaml_list", _official_yaml("[32, 32]")),
+    Case("official_yaml_string", _official_yaml("wide")),
+    Case("trace_flipped_chunk", _show(_flip)),
+    Case("trace_swapped_chunks", _show(_swap)),
+    Case("trace_duplicated_chunk", _show(_dup)),
+    Case("trace_listed_twice", _show(_listed_twice)),
+    Case("trace_edited_grid", _show(lambda d: _edit_manifest(d, lambda m: m["meta"].__setitem__(
+        "task", {"name": "sudoku", "grid": [4, 4]})))),
+    Case("trace_edited_n_chunks", _show(lambda d: _edit_manifest(d, lambda m: m.__setitem__("n_chunks", 7)))),
+    Case("trace_manifest_deep", _show(lambda d: (d / "manifest.json").write_text("{\"a\":" * 5000 + "1" + "}" * 5000))),
+    Case("trace_manifest_types", _show(lambda d: _edit_manifest(d, lambda m: m.__setitem__("n_puzzles", "4")))),
+    Case("trace_overwrite_notebook", _trace_overwrite_notebook, foreign=("t/analysis.ipynb",)),
+    Case("trace_overwrite_webapp", _trace_overwrite_webapp, foreign=("webapp/manifest.json", "webapp/index.html")),
+    Case("trace_out_symlink", _out_symlink),
+    Case("convert_nonempty_dir", _convert_nonempty, foreign=("dest/thesis.tex",)),
+    Case("demo_user_puzzles", _demo_puzzles, foreign=("demo/puzzles.sdm",)),
+    Case("demo_bad_ckpt_writes_nothing", _demo_bad_ckpt),
+    Case("guess_scale_user_dir", _guess_scale_user_dir, foreign=("gs/guess_scaling.csv",)),
+    Case("report_user_dir", _report_user_dir, foreign=("rep/provenance.json", "rep/notes.md")),
+    Case("train_foreign_metrics", _train_metrics, foreign=("run/metrics.jsonl",)),
+    Case("eval_data_dir_file", _eval_data_dir, foreign=("secret.txt",)),
+]
+
+
+# ----------------------------------------------------------------------------- running
+def _digest(root: Path, names: tuple[str, ...]) -> dict[str, str | None]:
+    return {n: hashlib.sha256((root / n).read_bytes()).hexdigest() if (root / n).is_file() else None for n in names}
+
+
+def run_case(case: Case, base: Path, timeout: float = 120.0) -> tuple[bool, str]:
+    """(clean, why) for one case, in its own folder under ``base`` (sharing ``base/_base``)."""
+    root = base / case.name
+    root.mkdir(parents=True, exist_ok=True)
+    shared = base / "_base"
+    shared.mkdir(exist_ok=True)
+    if not (root / "_base").exists():
+        os.symlink(shared, root / "_base")  # the tiny checkpoint and trace are built once per corpus
+    argv = case.setup(root)
+    before = _digest(root, case.foreign)
+    try:
+        r = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=timeout,
+                           env=_env(), cwd=root, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return False, f"hang (> {timeout:.0f} s)"
+    err = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith(("warning:", "note:"))]
+    if "Traceback" in r.stderr:
+        return False, f"traceback: {err[-1][:100] if err else ''}"
+    if r.returncode not in case.ok_codes:
+        return False, f"exit {r.returncode}"
+    if len(err) > 1:
+        return False, f"{len(err)} stderr lines"
+    if _digest(root, case.foreign) != before:
+        return False, "foreign file changed"
+    if case.name == "demo_bad_ckpt_writes_nothing" and (root / "demo_new").exists():
+        return False, "output created before the checkpoint was rejected"
+    return True, err[0][:110] if err else "handled"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", help="comma-separated case names")
+    ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--keep", action="store_true", help="keep the corpus folder")
+    args = ap.parse_args(argv)
+    cases = [c for c in CORPUS if not args.only or c.name in args.only.split(",")]
+    base = Path(tempfile.mkdtemp(prefix="red_team-"))
+    clean = 0
+    try:
+        for c in cases:
+            ok, why = run_case(c, base, args.timeout)
+            clean += ok
+            print(f"{'clean' if ok else 'MISHANDLED':<10} {c.name:<30} {why}", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    print(f"\n| tried | clean | mishandled |\n|---|---|---|\n| {len(cases)} | {clean} | {len(cases) - clean} |")
+    return 0 if clean == len(cases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@
 # Usage: scripts/stability_demo.sh [OUT_DIR] [EXPERT_FILE]   (CPU, ~3 minutes per model on one thread)
 set -euo pipefail
 OUT=${1:-out/stability}
-EXPERT=${2:-../shared/data/sudoku/qqwing_expert.sdm}
+EXPERT=${2:-data/sudoku/qqwing_expert.sdm}
 mkdir -p "$OUT"
 {
   python -m tasks.sudoku generate -n 100 --min-blanks 30 --max-blanks 45 --seed 101 | cut -d' ' -f1

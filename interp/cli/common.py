@@ -66,6 +66,13 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (off anyway when stderr is not a terminal)")
 
 
+def add_plotly(p: argparse.ArgumentParser) -> None:
+    """``--plotly {file,cdn,inline}``: how the HTML files written by a command load plotly.js."""
+    p.add_argument("--plotly", choices=["file", "cdn", "inline"], default="file",
+                   help="how HTML files load plotly.js: file = one plotly.min.js beside them (offline, small files), "
+                        "cdn = from cdn.plot.ly (needs a network), inline = embedded in every file (4.8 MB each)")
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars on stderr: only for a terminal, and never with ``--quiet``."""
     return not getattr(args, "quiet", False) and sys.stderr.isatty()

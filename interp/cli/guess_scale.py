@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from interp.cli.common import add_quiet, examples, show_progress
+from interp.cli.common import add_plotly, add_quiet, examples, show_progress
 from interp.guess_scaling.voting import ALL_RULES, LABEL_FREE_RULES
 
 DEFAULT_RULES = ("majority", "cell_majority", "confidence", "oracle_any", "augmented_hrm")
@@ -159,7 +159,7 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
           + _markdown(table, f3) + "\n## Checkpoints (single pass, identity input)\n\n" + _markdown(per_model, f3))
     atomic_write(out / "guess_scaling.md", lambda tmp: Path(tmp).write_text(md))
     plot_guess_scaling(table, out / "guess_scaling.png")
-    write_html(guess_scaling_figure(table), out / "guess_scaling.html")
+    write_html(guess_scaling_figure(table), out / "guess_scaling.html", plotly_js=getattr(args, "plotly", "file"))
     prov = {
         "command": "interp " + " ".join(shlex.quote(a) for a in args.argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -221,6 +221,7 @@ def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--no-progress", action="store_true", help="same as --quiet")
+    add_plotly(p)
     add_quiet(p)
     p.set_defaults(func=cmd_guess_scale)
     return p

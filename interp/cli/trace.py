@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from common.labels import IGNORE_LABEL
-from interp.cli.common import _checkpoint_task, _color, _load_model, add_quiet, examples, show_progress
+from interp.cli.common import _checkpoint_task, _color, _load_model, add_plotly, add_quiet, examples, show_progress
 
 
 def _default_out(ckpt: str, inputs: np.ndarray, segments: int | None) -> Path:
@@ -160,7 +160,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if tr.n_puzzles > 1:
         _print_many(tr, batch.names)
     print(f"\ntrace written to {out}")
-    _viewer(tr, out)
+    _viewer(tr, out, names=batch.names, n=args.viewer_puzzles, plotly_js=args.plotly)
     return 0
 
 
@@ -182,12 +182,16 @@ def _print_many(tr, names: list[str]) -> None:
     print("summary: " + ", ".join(f"{k} {v:.3g}" for k, v in d.items()))
 
 
-def _viewer(tr, out: Path) -> None:
+def _viewer(tr, out: Path, names: list[str] | None = None, n: int = 8, plotly_js: str = "file") -> None:
+    """``viewer.html`` in the trace directory: the first ``n`` puzzles with a picker (plotly.min.js beside it)."""
     from interp.views.trace_viewer import write_viewer
 
+    k = max(1, min(int(n), tr.n_puzzles))
     try:
-        path = write_viewer(tr, out / "viewer.html")
-        print(f"viewer written to {path or out / 'viewer.html'}")
+        path = write_viewer(tr, out / "viewer.html", puzzle=list(range(k)),
+                            names=list(names[:k]) if names is not None and len(names) >= k else None,
+                            plotly_js=plotly_js)
+        print(f"viewer written to {path or out / 'viewer.html'} ({k} puzzle(s); open it in a browser)")
     except Exception as e:  # the trace is already safe on disk; a viewer failure must not hide it
         print(f"warning: could not write the HTML viewer ({type(e).__name__}: {e})", file=sys.stderr)
 
@@ -290,6 +294,8 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all-steps", action="store_true", help="list every answer step, also those without a change")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="coloured grids (auto: on a terminal)")
     p.add_argument("--overwrite", action="store_true", help="replace a different trace already in --out")
+    p.add_argument("--viewer-puzzles", type=int, default=8, help="puzzles in viewer.html (a picker switches)")
+    add_plotly(p)
     p.set_defaults(func=cmd_trace)
     p = sub.add_parser("show", help="print a saved trace's per-step summary",
                        epilog=examples("interp show traces/run1", "interp show traces/run1 --puzzle 1   # the first puzzle"))

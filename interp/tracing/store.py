@@ -244,12 +244,15 @@ class ChunkStates:
         return np.concatenate(parts)
 
 
-def load_trace(trace_dir: str | os.PathLike, allow_incomplete: bool = False, lazy_states: bool = True) -> Trace:
+def load_trace(trace_dir: str | os.PathLike, allow_incomplete: bool = False, lazy_states: bool = True,
+               head: int | None = None) -> Trace:
     """Read a trace directory (no model needed); validates format version, sizes, dtypes and shapes.
 
     An interrupted trace raises ``TraceIncompleteError`` unless ``allow_incomplete``
     (then the finished chunks are returned). Full states stay on disk until
     ``trace.states(name)`` asks for them, unless ``lazy_states=False``.
+    ``head``: read only the chunks that hold the first ``head`` puzzles (a look at a big trace
+    in bounded memory; the Trace then holds whole chunks, at least ``head`` puzzles if there are).
     """
     root = Path(trace_dir)
     man = read_manifest(root)
@@ -270,6 +273,8 @@ def load_trace(trace_dir: str | os.PathLike, allow_incomplete: bool = False, laz
     elif sum(c["stop"] - c["start"] for c in chunks) != man["n_puzzles"]:
         raise TraceError(f"trace at {root}: chunks cover {sum(c['stop'] - c['start'] for c in chunks)} puzzles, "
                          f"manifest says {man['n_puzzles']}")
+    if head is not None:
+        chunks = [c for c in chunks if c["start"] < max(1, int(head))]
     if not chunks:
         raise TraceError(f"trace at {root} holds no finished chunk")
     specs, st_specs = man["arrays"], man.get("state_arrays", {})

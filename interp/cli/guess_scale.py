@@ -7,7 +7,7 @@ The first ``--ckpt`` is checkpoint 0 (the ``perturb`` strategy uses it alone);
 every ``--ckpt`` votes in ``bootstrap`` and ``combined``. Writes to ``--out``:
 ``guess_scaling.csv`` / ``.md`` (accuracy, CI, n per strategy, rule and k),
 ``models.csv`` / ``.md`` (each checkpoint's single-pass accuracy on the same
-puzzles), ``guess_scaling.png`` and a self-contained ``guess_scaling.html``,
+puzzles), ``guess_scaling.png`` and ``guess_scaling.html`` (plotly.min.js beside it; ``--plotly``),
 and ``provenance.json`` (command, checkpoint hashes, puzzle hash, versions).
 """
 

@@ -284,14 +284,63 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def write_html(fig: Any, path: str | os.PathLike, post_script: str | None = None) -> Path:
-    """Write a Plotly figure as one self-contained HTML file (plotly.js embedded, works offline), atomically."""
-    html = fig.to_html(validate=False, include_plotlyjs=True, full_html=True, auto_play=False, post_script=post_script,
+PLOTLY_MODES = ("file", "cdn", "inline")
+PLOTLY_JS = "plotly.min.js"
+
+
+def plotly_js_tag(html_path: str | os.PathLike, mode: str = "file", assets_dir: str | os.PathLike | None = None) -> str:
+    """The ``<script>`` tag that loads plotly.js for an HTML file at ``html_path``.
+
+    ``mode="file"`` (the default): plotly.min.js is written once into ``assets_dir``
+    (default: the HTML file's folder; a report passes its root so nested folders share
+    one copy) unless an identical copy is there, and the tag is a relative
+    ``<script src>``: the folder works offline and each HTML file stays small.
+    ``"cdn"``: a ``<script src>`` on plotly's CDN (the version installed here; needs a
+    network). ``"inline"``: the 4.8 MB bundle inside the page (one file that travels alone).
+    """
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    if mode not in PLOTLY_MODES:
+        raise ValueError(f"plotly.js mode must be one of {', '.join(PLOTLY_MODES)}, got {mode!r}")
+    if mode == "inline":
+        return f'<script type="text/javascript">{get_plotlyjs()}</script>'
+    if mode == "cdn":
+        return f'<script type="text/javascript" src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js" charset="utf-8"></script>'
+    html_dir = Path(html_path).absolute().parent
+    target = Path(assets_dir if assets_dir is not None else html_dir).absolute() / PLOTLY_JS
+    write_plotly_js(target)
+    rel = Path(os.path.relpath(target, html_dir)).as_posix()
+    return f'<script type="text/javascript" src="{rel}" charset="utf-8"></script>'
+
+
+def write_plotly_js(path: str | os.PathLike) -> Path:
+    """Write the installed plotly.js bundle to ``path`` unless an identical copy is already there."""
+    from plotly.offline import get_plotlyjs
+
+    path = Path(path)
+    js = get_plotlyjs().encode("utf-8")
+    if path.is_file() and path.stat().st_size == len(js) and path.read_bytes() == js:
+        return path
+    return atomic_write_bytes(path, js)
+
+
+def write_html(fig: Any, path: str | os.PathLike, post_script: str | None = None, plotly_js: str = "file",
+               assets_dir: str | os.PathLike | None = None) -> Path:
+    """Write a Plotly figure as an HTML file, atomically; works offline in the default mode.
+
+    ``plotly_js``: ``"file"`` (plotly.min.js once per folder beside the HTML, or in
+    ``assets_dir``, loaded by a relative ``<script src>``), ``"cdn"`` or ``"inline"``
+    (see :func:`plotly_js_tag`).
+    """
+    tag = plotly_js_tag(path, plotly_js, assets_dir)
+    html = fig.to_html(validate=False, include_plotlyjs=False, full_html=True, auto_play=False, post_script=post_script,
                        config={"responsive": True, "displaylogo": False}, default_height="100%")
+    html = html.replace("<body>", "<body>\n    " + tag, 1) if "<body>" in html else tag + html
     return atomic_write_text(path, html)
 
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes", "atomic_write_json", "replace_dir", "read_json",
            "file_sha256", "write_html", "file_mode", "regular_file", "read_bytes_limited", "json_depth", "safe_load_yaml",
            "safetensors_header", "is_disk_full", "ensure_out_not_symlink", "MAX_JSON_BYTES", "TOOL_MARK",
-           "listed_files", "check_replaceable"]
+           "listed_files", "check_replaceable",
+           "plotly_js_tag", "write_plotly_js", "PLOTLY_MODES"]

@@ -199,6 +199,77 @@ def _sudoku_file(path: Path, size: int, limit: int | None) -> PuzzleBatch:
     return PuzzleBatch(np.stack(xs), np.stack(ys), names, notes)
 
 
+class SudokuFileStream:
+    """A Sudoku puzzle file read chunk by chunk, for tracing files too large to hold (``interp trace`` without --limit).
+
+    The constructor reads the file once without solving (to count the puzzles, hash
+    them and keep the first ``n_names`` names); ``slice(a, b)`` then yields encoded
+    inputs and labels of puzzles ``a..b`` (labels from the file's solutions or the
+    solver), reading forward from where the previous slice stopped. Memory stays
+    bounded by one slice. Duck-types the chunk sources of ``interp.tracing.stream``.
+    """
+
+    def __init__(self, path: str | Path, size: int = 9, n_names: int = 64) -> None:
+        import hashlib
+
+        from tasks.sudoku.grid import SkippedLines, encode_grid, iter_puzzle_file
+
+        self.path, self.size, self.task, self.puzzle_ids = Path(path), size, None, None
+        self.source = str(self.path)
+        self.labels = True  # every puzzle gets a label (from the file or the solver)
+        skipped = SkippedLines()
+        h = hashlib.sha256(f"sudoku{size}".encode())
+        self.names: list[str] = []
+        n = 0
+        for r in iter_puzzle_file(self.path, size=size, skipped=skipped):
+            h.update(encode_grid(r.puzzle).tobytes())
+            if r.solution is not None:
+                h.update(encode_grid(r.solution).tobytes())
+            if n < n_names:
+                self.names.append(r.source or f"{self.path.name}:{n + 1}")
+            n += 1
+        if not n:
+            why = f" ({skipped.count} line(s) without one, e.g. line {skipped.first[0][0]}: {skipped.first[0][1]!r})" \
+                if skipped.count else " (the file is empty)"
+            raise PuzzleInputError(f"{self.path}: no {size}x{size} Sudoku puzzle in the file{why}")
+        self.n, self._digest = n, h.hexdigest()
+        self.notes = [m] if (m := skipped.message(self.path.name)) else []
+        self._it, self._pos = None, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def digest(self) -> str:
+        return self._digest
+
+    def slice(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray, None]:
+        from tasks.sudoku.grid import encode_grid, iter_puzzle_file
+        from tasks.sudoku.solver import solve
+
+        if self._it is None or a < self._pos:
+            self._it, self._pos = iter(iter_puzzle_file(self.path, size=self.size)), 0
+        while self._pos < a:  # resuming: skip finished chunks without solving them
+            next(self._it)
+            self._pos += 1
+        xs, ys = [], []
+        for r in self._it:
+            sol = r.solution
+            if sol is None:
+                res = solve(r.puzzle, max_solutions=2)
+                if res.solution is None:
+                    raise PuzzleInputError(f"{r.source or f'{self.path.name}:{self._pos + 1}'}: the puzzle has no solution")
+                if res.n_solutions > 1 and len(self.notes) < 6:
+                    self.notes.append(f"{r.source or f'{self.path.name}:{self._pos + 1}'}: more than one solution; "
+                                      "scoring against the solver's first")
+                sol = res.solution
+            xs.append(encode_grid(r.puzzle))
+            ys.append(encode_grid(sol).astype(np.int64))
+            self._pos += 1
+            if self._pos >= b:
+                break
+        return np.stack(xs), np.stack(ys), None
+
+
 def _mazes(texts: list[tuple[str, str]], side: int) -> PuzzleBatch:
     from tasks.maze import encode, parse_maze, solve_maze
 

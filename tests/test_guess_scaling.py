@@ -322,5 +322,6 @@ def test_figures(tmp_path):
     assert isinstance(fig, go.Figure)
     assert len(fig.data) == 3 * len(ALL_RULES)
     html = write_html(fig, tmp_path / "gs.html").read_text()
-    assert "<script src=\"https://cdn.plot.ly" not in html and len(html) > 1_000_000  # plotly.js is embedded
+    assert "<script src=\"https://cdn.plot.ly" not in html and 'src="plotly.min.js"' in html  # beside, offline
+    assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
     assert not list(tmp_path.glob(".gs*"))  # no temp files left

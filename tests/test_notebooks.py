@@ -41,6 +41,26 @@ def test_strip_removes_outputs_and_keeps_source():
     assert out["metadata"] == {"kernelspec": {"name": "python3"}} and not is_stripped(nb) and is_stripped(out)
 
 
+def test_static_png_beside_plotly_figures(monkeypatch):
+    """``show`` emits the figure and a PNG; without kaleido the PNG is a matplotlib drawing."""
+    import base64
+
+    go = pytest.importorskip("plotly.graph_objects")
+    pytest.importorskip("IPython")
+    import interp.views.static as static
+
+    fig = go.Figure([go.Scatter(x=[0, 1, 2], y=[1, None, 3], name="a"), go.Bar(x=[0, 1], y=[2, 1])])
+    png = static.matplotlib_png(fig, 400, 300)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setattr(static, "_KALEIDO_OK", False)  # as if kaleido could not start a browser
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    static.show(fig)
+    (bundle,) = shown
+    assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+    assert bundle["application/vnd.plotly.v1+json"]["data"][0]["name"] == "a"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, tmp_path, monkeypatch):
     """Each notebook runs top to bottom on CPU (~10-45 s each here); the zoo is hidden so the tiny
@@ -56,5 +76,8 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     client.execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
+    # every interactive figure carries a static PNG beside it (GitHub and nbviewer show that one)
+    plotly = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert all("image/png" in o["data"] for o in plotly)
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "TINY UNTRAINED" in text  # the fallback cell says which model it used

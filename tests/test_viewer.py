@@ -170,28 +170,75 @@ def test_hrm_lm_viewer_shows_gates_and_predictions():
 
 
 # ----------------------------------------------------------------------------- HTML
-def _assert_self_contained(text: str) -> None:
-    """No script or stylesheet is fetched from elsewhere, and the plotly.js bundle is inline.
+def _assert_offline(path: Path, mode: str = "file") -> None:
+    """The page loads plotly.js from the plotly.min.js beside it (or inline) and nothing from elsewhere.
 
     (The bundle itself mentions URLs in strings, e.g. plotly's server default; only the page's own tags matter.)
     """
-    tags = re.findall(r"<script\b[^>]*>", text, flags=re.I)
-    assert tags and not [t for t in tags if re.search(r"\bsrc\s*=", t, flags=re.I)], "a script is loaded from a file/URL"
+    text = path.read_text()
+    srcs = [m.group(1) for m in re.finditer(r"""<script\b[^>]*\bsrc\s*=\s*["']([^"']+)["']""", text, flags=re.I)]
     outside = re.sub(r"<script\b[^>]*>.*?</script>", "<script></script>", text, flags=re.S | re.I)
     remote = re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", outside, flags=re.I)
     assert remote is None, f"page references a remote file: {remote.group(0) if remote else ''}"
-    assert re.search(r"plotly\.js v\d", text) is not None, "plotly.js bundle is not embedded"
-    assert len(text) > 1_000_000, "too small to hold the plotly.js bundle"
+    if mode == "inline":
+        assert not srcs and re.search(r"plotly\.js v\d", text) and len(text) > 1_000_000
+        return
+    assert srcs == ["plotly.min.js"], srcs
+    js = path.parent / "plotly.min.js"
+    assert js.is_file() and js.stat().st_size > 1_000_000 and re.search(r"plotly\.js v\d", js.read_text()[:2000])
+    assert len(text) < 1_000_000 and "plotly.js v" not in text  # the bundle is not embedded
 
 
-def test_write_viewer_html_is_self_contained(tmp_path):
+def test_write_viewer_html_loads_plotly_js_from_beside_it(tmp_path):
     tr = _planted_trace()
     out = write_viewer(tr, tmp_path / "sub" / "viewer.html", puzzle=0)
     assert out == tmp_path / "sub" / "viewer.html"
+    _assert_offline(out)
     text = out.read_text()
-    _assert_self_contained(text)
-    assert "window.__viewer" in text
+    assert "window.__viewer" in text and 'id="viewer-puzzle"' in text
     assert not list(out.parent.glob(".*tmp*"))  # atomic write leaves no temp file
+    inline = write_viewer(tr, tmp_path / "inline" / "viewer.html", puzzle=[0, 1], plotly_js="inline")
+    _assert_offline(inline, "inline")
+    assert not (inline.parent / "plotly.min.js").exists()
+    cdn = write_viewer(tr, tmp_path / "cdn" / "viewer.html", puzzle=0, plotly_js="cdn").read_text()
+    assert re.search(r'<script[^>]+src="https://cdn\.plot\.ly/plotly-[\d.]+\.min\.js"', cdn)
+    with pytest.raises(ValueError, match="plotly.js mode"):
+        write_viewer(tr, tmp_path / "x.html", plotly_js="web")
+
+
+def test_viewer_opens_at_step_of_interest_with_one_based_titles():
+    from interp.views.trace_viewer import step_of_interest
+
+    tr = _planted_trace()
+    # puzzle 0 becomes right (and stays right) at the last step; puzzle 1 is right from step 0
+    assert step_of_interest(tr, 0) == tr.n_steps - 1 and step_of_interest(tr, 1) == 0
+    fig = step_figure(tr, puzzle=0)
+    k = tr.n_steps - 1
+    assert fig.layout.sliders[0].active == k and fig.layout.meta["initial_step"] == k
+    assert _grid_string(tr.predictions[0, k]) == "/".join(
+        " ".join(c if c else "." for c in row) for row in np.array(fig.data[0].text))
+    assert "puzzle 1 " in fig.layout.title.text and "puzzle 2 " in step_figure(tr, puzzle=1).layout.title.text
+    assert step_figure(tr, puzzle=0, initial_step=2).layout.sliders[0].active == 2
+
+
+def test_one_plotly_js_per_folder(tmp_path):
+    """Every HTML writer puts one plotly.min.js in its folder; files stay small."""
+    import plotly.graph_objects as go
+
+    from common.io import write_html
+
+    tr = _planted_trace()
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))
+    for name in ("a.html", "b.html"):
+        write_html(fig, tmp_path / name)
+    write_viewer(tr, tmp_path / "viewer.html", puzzle=[0, 1])
+    write_html(fig, tmp_path / "nested" / "c.html", assets_dir=tmp_path)  # a shared copy one folder up
+    assert sorted(p.name for p in tmp_path.rglob("plotly.min.js")) == ["plotly.min.js"]
+    assert 'src="../plotly.min.js"' in (tmp_path / "nested" / "c.html").read_text()
+    for p in tmp_path.rglob("*.html"):
+        assert p.stat().st_size < 500_000, p
+    for name in ("a.html", "b.html", "viewer.html"):
+        _assert_offline(tmp_path / name)
 
 
 def test_cli_viewer_call_site_writes_viewer(tmp_path, capsys):
@@ -231,7 +278,7 @@ def test_dataset_views_build_from_analysis_tables(tmp_path):
     fig = probe_accuracy_figure(pr)
     assert {d.name for d in fig.data} == {"v", "v control", "v chance", "c", "c control", "c chance"}
     path = write_html(fig, tmp_path / "probes.html")
-    _assert_self_contained(path.read_text())
+    _assert_offline(path)
     with pytest.raises(TraceError, match="lacks columns"):
         probe_accuracy_figure(pr.drop(columns=["accuracy"]))
 
@@ -245,22 +292,94 @@ def _chromium(args: list[str], tmp: Path, timeout: int = 90) -> subprocess.Compl
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
-def test_chromium_renders_and_slider_step_changes_grid(tmp_path):
+def test_chromium_renders_offline_and_hash_step_changes_grid(tmp_path):
     tr = _planted_trace()
     path = write_viewer(tr, tmp_path / "viewer.html", puzzle=0)
-    k = 4
+    k = 2
     doms = {}
     for step in (None, k):
         url = path.as_uri() + (f"#step={step}" if step is not None else "")
         r = _chromium(["--dump-dom", url], tmp_path)
         assert r.returncode == 0, r.stderr[-500:]
         doms[step] = r.stdout
-    for step, want in ((None, 0), (k, k)):
+    # without a hash the viewer opens at the step of interest: puzzle 0 becomes right at the last step
+    for step, want in ((None, tr.n_steps - 1), (k, k)):
         dom = doms[step]
         m = re.search(r'data-step="(\d+)"', dom)
         g = re.search(r'data-grid="([^"]*)"', dom)
-        assert m and g, "viewer hook did not run (plotly failed to render?)"
+        assert m and g, "viewer hook did not run (plotly.min.js not loaded?)"
         assert int(m.group(1)) == want
         assert html_lib.unescape(g.group(1)) == _grid_string(tr.predictions[0, want])
         assert "main-svg" in dom  # plotly drew its SVG
     assert _grid_string(tr.predictions[0, 0]) != _grid_string(tr.predictions[0, k])
+
+
+_DRIVER = """<script>
+(function () {
+  var log = {};
+  function wait(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
+  function key(k) { document.body.dispatchEvent(new KeyboardEvent('keydown', {key: k, bubbles: true})); return wait(400); }
+  function snap(name) {
+    var gd = window.__viewer.div;
+    log[name] = {step: gd.getAttribute('data-step'), puzzle: gd.getAttribute('data-puzzle'),
+                 grid: gd.getAttribute('data-grid'), slider: gd._fullLayout.sliders[0].active};
+  }
+  function bottom() { var s = document.querySelector('.slider-container'); return s ? s.getBoundingClientRect().bottom : null; }
+  window.__viewer.ready.then(function () { snap('initial'); log.slider_bottom = bottom(); return key('ArrowLeft'); })
+    .then(function () { snap('left'); return key('ArrowLeft'); })
+    .then(function () { snap('left2'); return key('ArrowRight'); })
+    .then(function () { snap('right'); return key('Home'); })
+    .then(function () { snap('home'); return key('End'); })
+    .then(function () {
+      snap('end');
+      var p = document.getElementById('viewer-puzzle');
+      p.value = '1';
+      p.dispatchEvent(new Event('change'));
+      return wait(800);
+    })
+    .then(function () { snap('picked'); document.body.setAttribute('data-test', JSON.stringify(log)); })
+    .catch(function (e) { document.body.setAttribute('data-test', JSON.stringify({error: String(e)})); });
+})();
+</script>"""
+
+
+def _drive(path: Path, tmp_path: Path) -> dict:
+    """Open ``path`` in headless Chromium (1280x800) with a script that presses keys and uses the picker."""
+    import json
+
+    page = path.with_name("driven.html")
+    page.write_text(path.read_text().replace("</body>", _DRIVER + "</body>"))
+    r = _chromium(["--window-size=1280,800", "--dump-dom", page.as_uri()], tmp_path)
+    assert r.returncode == 0, r.stderr[-500:]
+    m = re.search(r'data-test="([^"]*)"', r.stdout)
+    assert m, "the driver did not finish (plotly.min.js not loaded?)"
+    log = json.loads(html_lib.unescape(m.group(1)))
+    assert "error" not in log, log
+    return log
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_chromium_picker_and_arrow_keys(tmp_path):
+    tr = _planted_trace()
+    path = write_viewer(tr, tmp_path / "viewer.html", puzzle=[0, 1])
+    log = _drive(path, tmp_path)
+    last = tr.n_steps - 1
+    want = {"initial": (0, last), "left": (0, last - 1), "left2": (0, last - 2), "right": (0, last - 1),
+            "home": (0, 0), "end": (0, last), "picked": (1, 0)}  # puzzle 2 is right from step 0: opens there
+    for name, (p, k) in want.items():
+        got = log[name]
+        assert (int(got["puzzle"]), int(got["step"]), int(got["slider"])) == (p + 1, k, k), (name, got)
+        assert got["grid"] == _grid_string(tr.predictions[p, k]), name
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_chromium_hrm_lm_slider_above_the_fold(tmp_path):
+    import interp
+    from models.registry import build_model
+
+    m = build_model({"family": "hrm_lm", "vocab_size": 256, "seq_len": 16, "hidden_size": 32, "num_heads": 2}).eval()
+    tr = interp.trace(m, torch.randint(32, 127, (2, 16)))
+    log = _drive(write_viewer(tr, tmp_path / "lm.html", puzzle=[0, 1]), tmp_path)
+    assert log["slider_bottom"] is not None and log["slider_bottom"] <= 800
+    assert int(log["initial"]["step"]) == tr.n_steps - 1  # a language model opens at the last step
+    assert int(log["picked"]["puzzle"]) == 2

@@ -87,6 +87,13 @@ def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (off anyway when stderr is not a terminal)")
 
 
+def add_plotly(p: argparse.ArgumentParser) -> None:
+    """``--plotly {file,cdn,inline}``: how the HTML files written by a command load plotly.js."""
+    p.add_argument("--plotly", choices=["file", "cdn", "inline"], default="file",
+                   help="how HTML files load plotly.js: file = one plotly.min.js beside them (offline, small files), "
+                        "cdn = from cdn.plot.ly (needs a network), inline = embedded in every file (4.8 MB each)")
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars on stderr: only for a terminal, and never with ``--quiet``."""
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
@@ -145,12 +152,17 @@ def _color(args: argparse.Namespace) -> bool:
     return sys.stdout.isatty()
 
 
-def _viewer(tr, out: Path) -> None:
-    """Write ``out/viewer.html`` next to a trace; a failure is a warning, never an error."""
+def _viewer(tr, out: Path, names: list[str] | None = None, n: int = 8, plotly_js: str = "file") -> None:
+    """``viewer.html`` in the trace directory: the first ``n`` puzzles with a picker (plotly.min.js beside it).
+
+    A failure is a warning, never an error: the trace is already safe on disk."""
     from interp.views.trace_viewer import write_viewer
 
+    k = max(1, min(int(n), tr.n_puzzles))
     try:
-        path = write_viewer(tr, out / "viewer.html")
-        print(f"viewer written to {path or out / 'viewer.html'}")
-    except Exception as e:  # the trace is already safe on disk; a viewer failure must not hide it
+        path = write_viewer(tr, out / "viewer.html", puzzle=list(range(k)),
+                            names=list(names[:k]) if names is not None and len(names) >= k else None,
+                            plotly_js=plotly_js)
+        print(f"viewer written to {path or out / 'viewer.html'} ({k} puzzle(s); open it in a browser)")
+    except Exception as e:  # noqa: BLE001 - the trace is already safe on disk
         print(f"warning: could not write the HTML viewer ({type(e).__name__}: {e})", file=sys.stderr)

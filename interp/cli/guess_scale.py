@@ -13,7 +13,7 @@ segments). ``--k`` is a budget of model passes per puzzle; an EqR guess costs
 but bootstrap/combined uses it alone). Writes to ``--out``:
 ``guess_scaling.csv`` / ``.md`` (accuracy, interval, n per strategy, rule and k),
 ``models.csv`` / ``.md`` (each checkpoint's single-pass accuracy on the same
-puzzles), ``guess_scaling.png`` and a self-contained ``guess_scaling.html``,
+puzzles), ``guess_scaling.png`` and ``guess_scaling.html`` (plotly.min.js beside it; ``--plotly``),
 and ``provenance.json`` (command, checkpoint hashes, puzzle hash, versions).
 """
 
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-from interp.cli.common import add_quiet, examples, show_progress
+from interp.cli.common import add_plotly, add_quiet, examples, show_progress
 from interp.guess_scaling.rule_names import ALL_RULES, LABEL_FREE_RULES
 
-OUTPUT_FILES = ("guess_scaling.csv", "models.csv", "guess_scaling.md", "guess_scaling.png", "guess_scaling.html",
+OUTPUT_FILES = ("guess_scaling.csv", "models.csv", "guess_scaling.md", "guess_scaling.png", "guess_scaling.html", "plotly.min.js",
                 "provenance.json")
 DEFAULT_RULES = ("majority_first", "majority", "confidence", "cell_majority", "q_select", "residual_select",
                  "oracle_any", "augmented_hrm")
@@ -189,7 +189,7 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     }
     atomic_write(out / "provenance.json", lambda tmp: Path(tmp).write_text(json.dumps(prov, indent=2)))
     plot_guess_scaling(table, out / "guess_scaling.png")
-    write_html(guess_scaling_figure(table), out / "guess_scaling.html")
+    write_html(guess_scaling_figure(table), out / "guess_scaling.html", plotly_js=getattr(args, "plotly", "file"))
     return {"table": table, "models": per_model, "out": out, "seconds": seconds}
 
 
@@ -269,6 +269,7 @@ def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--no-progress", action="store_true", help="same as --quiet")
+    add_plotly(p)
     add_quiet(p)
     p.set_defaults(func=cmd_guess_scale)
     return p

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from interp.cli.common import EXIT_USAGE, _Parser, _UsageError, add_quiet, error_line, examples, show_progress
+from interp.cli.common import EXIT_USAGE, _Parser, _UsageError, add_plotly, add_quiet, error_line, examples, show_progress
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                                           ["--config", str(args.config), "--out", str(args.out)]
                                           + (["--overwrite"] if args.overwrite else []))
     out = build_report(cfg, args.out, command=command, overwrite=args.overwrite,
-                       progress=show_progress(args))
+                       progress=show_progress(args), plotly_js=args.plotly)
     print(f"report written to {out} (open {out / 'report.md'})")
     return 0
 
@@ -36,6 +36,7 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="report config (.yaml/.yml/.json); see interp/report/config.py")
     p.add_argument("--out", required=True, help="output directory (new or empty; --overwrite replaces a report)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
+    add_plotly(p)
     add_quiet(p)
     p.set_defaults(func=cmd_report)
     return p

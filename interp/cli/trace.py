@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 
 
 from common.labels import IGNORE_LABEL
-from interp.cli.common import _checkpoint_task, _color, _load_model, _viewer, add_quiet, examples, show_progress
+from interp.cli.common import _checkpoint_task, _color, _load_model, _viewer, add_plotly, add_quiet, examples, show_progress
 
 
-def _default_out(ckpt: str, inputs: np.ndarray, segments: int | None) -> Path:
+def _default_out(ckpt: str, inputs: np.ndarray | str, segments: int | None) -> Path:
     import numpy as np
 
-    h = hashlib.sha256(np.ascontiguousarray(inputs).tobytes() + str(segments).encode()).hexdigest()[:8]
+    data = inputs.encode() if isinstance(inputs, str) else np.ascontiguousarray(inputs).tobytes()
+    h = hashlib.sha256(data + str(segments).encode()).hexdigest()[:8]
     return Path("traces") / f"{Path(ckpt).resolve().name}-{h}"
 
 
@@ -142,27 +143,41 @@ def cmd_trace(args: argparse.Namespace) -> int:
         return cmd_trace_text(args)
     import numpy as np
 
-    from tasks.puzzles import read_puzzles
+    from tasks.puzzles import SudokuFileStream, read_puzzles
 
     task = _checkpoint_task(args.ckpt, args.task)
-    batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
+    streamed = task.name == "sudoku" and args.puzzle_file is not None and args.limit is None
+    if streamed:  # a whole file: read and solved chunk by chunk inside the tracer, memory bounded by a chunk
+        source = SudokuFileStream(args.puzzle_file, size=task.grid[0])
+        n, names, notes, data, key = len(source), source.names, source.notes, source, source.digest()
+    else:
+        batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
+        n, names, notes, data, key = len(batch.inputs), batch.names, batch.notes, (batch.inputs, batch.labels), batch.inputs
     from interp.tracing.store import load_trace
     from interp.tracing.stream import trace_to_disk  # torch is imported only once the input is known to be good
 
     model, _ = _load_model(args.ckpt)
-    for note in batch.notes[:5]:
+    for note in notes[:5]:
         print(f"note: {note}", file=sys.stderr)
-    out = Path(args.out) if args.out else _default_out(args.ckpt, batch.inputs, args.segments)
-    n_keep = min(len(batch.inputs), max(0, args.state_puzzles))
+    out = Path(args.out) if args.out else _default_out(args.ckpt, key, args.segments)
+    n_keep = min(n, max(0, args.state_puzzles))
     states = args.states if n_keep else "summary"
     if states not in ("all", "summary"):
         states = [s.strip() for s in states.split(",") if s.strip()]
-    trace_to_disk(model, (batch.inputs, batch.labels), out, chunk_size=args.chunk_size, batch_size=args.batch_size,
+    trace_to_disk(model, data, out, chunk_size=args.chunk_size, batch_size=args.batch_size,
                   states=states, state_puzzles=np.arange(n_keep), n_segments=args.segments,
                   task={"name": task.name, "grid": list(task.grid)}, checkpoint=args.ckpt,
-                  overwrite=args.overwrite, progress=show_progress(args) and len(batch.inputs) > 1,
+                  overwrite=args.overwrite, progress=show_progress(args) and n > 1,
                   attention=bool(getattr(args, "attention", False)))
-    tr = load_trace(out)
+    if streamed:
+        for note in source.notes[len(notes[:5]):][:5]:
+            print(f"note: {note}", file=sys.stderr)
+    # a big trace is not loaded whole: the story, the per-puzzle list and the viewer use its first chunk
+    head = args.chunk_size if n > args.chunk_size else None
+    tr = load_trace(out, head=head)
+    if head is not None:
+        print(f"note: {n} puzzles traced; the summaries below cover the first {tr.n_puzzles} "
+              f"(interp.tracing.store.load_trace reads the whole trace)", file=sys.stderr)
     ck = tr.meta.get("checkpoint") or {}
     print(f"model: {tr.family} from {args.ckpt} (weights sha256 {str(ck.get('sha256'))[:12]}); "
           f"task: {task.name} {task.grid[0]}x{task.grid[1]} ({task.source})")
@@ -171,13 +186,13 @@ def cmd_trace(args: argparse.Namespace) -> int:
           f"states {', '.join(tr.state_names)} (answer: {tr.answer_state})")
     color = _color(args)
     for i in range(min(args.show, tr.n_puzzles)):
-        _print_puzzle(tr, i, task, batch.names[i], color, args.all_steps)
+        _print_puzzle(tr, i, task, names[i] if i < len(names) else f"puzzle {i + 1}", color, args.all_steps)
     if tr.n_puzzles > 1:
-        _print_many(tr, batch.names)
+        _print_many(tr, names)
     print(f"\ntrace written to {out}")
     if getattr(args, "attention", False):
         _attention_summary(tr, task, out)
-    _viewer(tr, out)
+    _viewer(tr, out, names=names, n=args.viewer_puzzles, plotly_js=args.plotly)
     return 0
 
 
@@ -208,7 +223,7 @@ def _print_many(tr, names: list[str]) -> None:
     df = critical_steps(tr)
     print("\nper puzzle:")
     for i, r in df.head(50).iterrows():
-        line = f"  {names[i]:<24}"
+        line = f"  {names[i] if i < len(names) else f'puzzle {i + 1}':<24}"
         if "critical_step" in df:
             line += f" {'solved' if r['critical_step'] >= 0 else 'wrong ':<6}"
             line += f" critical step {int(r['critical_step']):>4}"
@@ -327,6 +342,8 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
                    help="replace a different trace already in --out (only files this tool wrote; others are kept)")
     p.add_argument("--attention", action="store_true", help="also record every layer's attention pattern at every "
                    "step (pattern.layer{k}, kept like states; Sudoku: row/column/box mass per head, CSV + PNG)")
+    p.add_argument("--viewer-puzzles", type=int, default=8, help="puzzles in viewer.html (a picker switches)")
+    add_plotly(p)
     p.set_defaults(func=cmd_trace)
     p = sub.add_parser("show", help="print a saved trace's per-step summary",
                        epilog=examples("interp show traces/run1", "interp show traces/run1 --puzzle 1   # the first puzzle"))

@@ -114,7 +114,7 @@ def _state_plan(cfg: ReportConfig, wanted: set[str], lm: bool, n: int) -> tuple[
     return ("all" if lm else ["answer"]), sorted(keep), viewer_p
 
 
-def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = False) -> RunResult:
+def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = False, plotly_js: str = "file") -> RunResult:
     """Load, trace and analyse one run; writes its CSV/figure/HTML files under ``out``; returns what it made."""
     import torch
 
@@ -164,7 +164,7 @@ def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = Fal
         save_figure(static, fig_dir / f"{tag}_{key}")
         res.figures.append((f"{run.name}: {title}", f"figures/{tag}_{key}"))
         if interactive is not None:
-            write_html(interactive, html_dir / f"{tag}_{key}.html")
+            write_html(interactive, html_dir / f"{tag}_{key}.html", plotly_js=plotly_js)
             res.html.append((f"{run.name}: {title}", f"html/{tag}_{key}.html"))
 
     with warnings.catch_warnings():  # all-NaN columns (e.g. a gate that never fires at a step) are expected
@@ -233,7 +233,8 @@ def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = Fal
     if "viewer" in wanted:
         for p in viewer_p:
             path = html_dir / f"{tag}_viewer_p{p}.html"
-            write_viewer(tr, path, puzzle=p, model=model, max_frames=int(cfg.viewer.get("max_frames", 400)))
+            write_viewer(tr, path, puzzle=p, model=model, max_frames=int(cfg.viewer.get("max_frames", 400)),
+                         plotly_js=plotly_js)
             res.html.append((f"{run.name}: step viewer, puzzle {p}", f"html/{path.name}"))
             if not lm:
                 save_figure(step_strip_plot(tr, p, n_frames=int(cfg.viewer.get("strip_frames", 6)), model=model),
@@ -367,7 +368,7 @@ def _markdown(cfg: ReportConfig, results: list[RunResult], tables: list[ReportTa
 
 
 def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None = None,
-                 overwrite: bool = False, progress: bool = False) -> Path:
+                 overwrite: bool = False, progress: bool = False, plotly_js: str = "file") -> Path:
     """Build the report directory ``out`` from a parsed config; returns ``out``.
 
     ``out`` must be new, empty, or (with ``overwrite``) a previous report
@@ -386,7 +387,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
     try:
         created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         command = command or f"python -m interp.report --config {cfg.path} --out {out}"
-        results = [analyse_run(r, cfg, work, progress) for r in cfg.runs]
+        results = [analyse_run(r, cfg, work, progress, plotly_js) for r in cfg.runs]
         tables = []
         sources: dict[str, str] = {}
         for spec in cfg.tables:

@@ -55,7 +55,7 @@ MANIFEST = "manifest.json"
 VIEWER = "viewer.html"
 _META_KEYS = ("format", "fingerprint", "n_puzzles", "chunk_size", "n_chunks", "meta", "steps", "arrays", "state_arrays")
 _STALE_TMP = re.compile(r"^(\.tmp[A-Za-z0-9]{6}|\..+\.tmp-.+)$")  # safetensors' own, and atomic_write's
-_OWN_FILE = re.compile(r"^(manifest\.json|viewer\.html|chunk_\d{5}\.safetensors)$")
+_OWN_FILE = re.compile(r"^(manifest\.json|viewer\.html|plotly\.min\.js|attention_mass\.csv|attention_heads\.png|chunk_\d{5}\.safetensors)$")
 
 
 class TraceIncompleteError(TraceError):
@@ -359,13 +359,15 @@ def verify_chunks(root: Path, man: dict[str, Any], chunks: list[dict[str, Any]],
 
 
 def load_trace(trace_dir: str | os.PathLike, allow_incomplete: bool = False, lazy_states: bool = True,
-               verify: bool = True) -> Trace:
+               verify: bool = True, head: int | None = None) -> Trace:
     """Read a trace directory (no model needed); validates format version, sizes, dtypes and shapes.
 
     An interrupted trace raises ``TraceIncompleteError`` unless ``allow_incomplete``
     (then the finished chunks are returned). Full states stay on disk until
     ``trace.states(name)`` asks for them, unless ``lazy_states=False``.
     ``verify`` checks every chunk's SHA-256 and the manifest's metadata hash (``verify_chunks``).
+    ``head``: read only the chunks that hold the first ``head`` puzzles (a look at a big trace
+    in bounded memory; the Trace then holds whole chunks, at least ``head`` puzzles if there are).
     """
     root = Path(trace_dir)
     man = read_manifest(root)
@@ -386,6 +388,8 @@ def load_trace(trace_dir: str | os.PathLike, allow_incomplete: bool = False, laz
     elif sum(c["stop"] - c["start"] for c in chunks) != man["n_puzzles"]:
         raise TraceError(f"trace at {root}: chunks cover {sum(c['stop'] - c['start'] for c in chunks)} puzzles, "
                          f"manifest says {man['n_puzzles']}")
+    if head is not None:
+        chunks = [c for c in chunks if c["start"] < max(1, int(head))]
     if not chunks:
         raise TraceError(f"trace at {root} holds no finished chunk")
     verify_chunks(root, man, chunks, verify)

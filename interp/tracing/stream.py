@@ -97,7 +97,13 @@ def _np(a):
 
 
 def open_data(data: DataLike, labels=None, puzzle_ids=None, split: str = "test") -> _Data:
-    """Inputs from a puzzle dataset directory (``<root>/<split>`` or the split dir), arrays, a tuple or a dict."""
+    """Inputs from a puzzle dataset directory (``<root>/<split>`` or the split dir), arrays, a tuple or a dict.
+
+    An object with ``slice(a, b)``, ``digest()`` and ``len()`` (e.g.
+    ``tasks.puzzles.SudokuFileStream``) is used as it is: a chunk source read forward.
+    """
+    if all(hasattr(data, a) for a in ("slice", "digest", "__len__", "labels", "task", "source")):
+        return data  # type: ignore[return-value]
     if isinstance(data, (str, os.PathLike)):
         d = Path(data)
         if not (d / "dataset.json").exists() and (d / split / "dataset.json").exists():

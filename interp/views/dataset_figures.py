@@ -16,7 +16,7 @@ needs a model:
 * ``guess_scaling_figure``   ``interp.guess_scaling.curves.guess_scaling_curve`` (``interp.guess_scaling.plots`` draws it)
 * ``trajectory_figure``      ``probes.projection.pca_trajectories`` (that module draws it)
 
-Write any of them with ``common.io.write_html`` (plotly.js embedded, offline).
+Write any of them with ``common.io.write_html`` (one plotly.min.js beside the HTML files, offline).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Step-trajectory viewer: one puzzle's answer at every step, as a self-contained Plotly HTML page.
+"""Step-trajectory viewer: puzzles' answers at every step, as one Plotly HTML page.
 
     from interp.views.trace_viewer import write_viewer
-    write_viewer(trace, "viewer.html", puzzle=0)          # opens offline in any browser
+    write_viewer(trace, "viewer.html", puzzle=[0, 1, 2])  # opens offline in any browser
 
 Left: the answer grid after the chosen step (Sudoku, maze, cropped ARC
 output), cells coloured by correctness against the label and by confidence
@@ -13,9 +13,14 @@ update (HRM ``z_H``, TRM ``y``, HRM-LM ``slow``) and dashed lines at segment
 ends. HRM-LM traces show gate values and next-byte predictions per position
 instead of a grid, and fusion weights per pass.
 
-The page embeds plotly.js (``include_plotlyjs=True``: no CDN, works offline)
-and a small script exposing ``window.__viewer`` (``gotoStep(k)``, used by the
-tests; also ``viewer.html#step=K`` opens at step K).
+A picker switches between the page's puzzles (numbered from 1, as files count
+lines); the left/right arrow keys step, Home/End jump to the first/last step.
+Each puzzle opens at its step of interest (``step_of_interest``: where the
+answer becomes right and stays right, else the last step). The page is
+self-contained except plotly.js, which by default is one ``plotly.min.js``
+beside it (``plotly_js="file"``: works offline; ``"cdn"``/``"inline"`` also).
+A small script exposes ``window.__viewer`` (``gotoStep(k)``, ``showPuzzle(i)``,
+used by the tests); ``viewer.html#puzzle=2&step=5`` opens the second puzzle at step 5.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from common.io import write_html
+from common.io import atomic_write_text, plotly_js_tag
 from common.labels import IGNORE_LABEL
 from interp.tracing.trace import Trace, TraceError
 from interp.views.grid import (
@@ -53,35 +58,6 @@ PLAY_OPTS = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": 250
 SLOW_LINE = {"color": "rgba(120,120,120,0.35)", "width": 1}
 SEGMENT_LINE = {"color": "rgba(60,60,60,0.7)", "width": 1, "dash": "dash"}
 MARKER_LINE = {"color": "#d62728", "width": 2}
-
-
-# ----------------------------------------------------------------------------- HTML output
-_HOOK_JS = """
-(function () {
-  var gd = document.getElementById('{plot_id}');
-  var names = __NAMES__;
-  function shown() {
-    var t = (gd.data[0] && gd.data[0].text) || [];
-    return t.map(function (r) { return r.map(function (c) { return c === '' ? '.' : c; }).join(' '); }).join('/');
-  }
-  function mark(k) {
-    gd.setAttribute('data-step', String(k));
-    gd.setAttribute('data-grid', shown());
-    document.body.setAttribute('data-viewer-step', String(k));
-  }
-  function gotoStep(k) {
-    var i = names.indexOf(String(k));
-    if (i < 0) { return Promise.reject(new Error('step ' + k + ' is not a frame of this viewer')); }
-    var st = gd.layout.sliders[0].steps[i];
-    return Plotly.animate(gd, st.args[0], st.args[1]).then(function () { mark(k); return shown(); });
-  }
-  gd.on('plotly_sliderchange', function (e) { setTimeout(function () { mark(e.step.label); }, 0); });
-  window.__viewer = {div: gd, steps: names, gotoStep: gotoStep, shownGrid: shown};
-  mark(names[__INITIAL__]);
-  var m = (window.location.hash || '').match(/step=(\\d+)/);
-  if (m) { gotoStep(parseInt(m[1], 10)); }
-})();
-"""
 
 
 # ----------------------------------------------------------------------------- line panels
@@ -303,9 +279,30 @@ def _frame_title(trace: Trace, puzzle: int, k: int, name: str) -> str:
     return t
 
 
+def step_of_interest(trace: Trace, puzzle: int) -> int:
+    """The step a viewer opens at: where the answer becomes right and stays right (the jump), else the last step.
+
+    A puzzle solved from the first step opens at step 0; an unsolved puzzle, an
+    unlabelled trace or a language model opens at the last step.
+    """
+    last = trace.n_steps - 1
+    if not (trace.labelled and "exact" in trace.metric_names) or trace.meta.get("segment_unit") == "pass":
+        return last
+    exact = trace.metric("exact")[puzzle].astype(bool)
+    if not exact[-1]:
+        return last
+    bad = np.flatnonzero(~exact)
+    return int(bad[-1]) + 1 if len(bad) else 0
+
+
+def _puzzle_number(trace: Trace, puzzle: int) -> int:
+    """The 1-based number of a puzzle (as files count lines)."""
+    return int(trace.puzzle_index[puzzle]) + 1
+
+
 # ----------------------------------------------------------------------------- the figure
 def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: Any = None,
-                max_frames: int = 400, title: str | None = None):
+                max_frames: int = 400, title: str | None = None, initial_step: int | None = None):
     """The step-trajectory viewer of one puzzle as a ``plotly.graph_objects.Figure`` with frames and a slider.
 
     ``state``: which decoded state the grid shows (default the answer state;
@@ -313,6 +310,8 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
     only to recompute confidences from stored full states (see
     ``interp.views.grid.step_confidence``). Long traces show at most
     ``max_frames`` steps (those that write ``state`` or end a segment).
+    The figure opens at ``initial_step`` (default :func:`step_of_interest`; the
+    nearest shown step at or after it).
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -337,13 +336,16 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
         frames_data, spec = puzzle_frames(trace, puzzle, steps, spec, state, conf)
     panels = step_panels(trace, puzzle)
     n = len(panels)
-    name = title or f"{trace.family or 'model'} · puzzle {int(trace.puzzle_index[puzzle])}"
+    name = title or f"{trace.family or 'model'} · puzzle {_puzzle_number(trace, puzzle)}"
+    want = step_of_interest(trace, puzzle) if initial_step is None else int(initial_step)
+    fi = int(np.searchsorted(np.asarray(steps), min(max(want, 0), steps[-1])))
+    k0 = steps[fi]
     if lm:
         fig = make_subplots(rows=n + 1, cols=1, row_heights=[1.4] + [1.0] * n, vertical_spacing=0.1,
                             subplot_titles=["gates and predictions per position"] + [p.title for p in panels])
         grid_pos = {"row": 1, "col": 1}
         panel_pos = [{"row": i + 2, "col": 1} for i in range(n)]
-        height = 260 + 170 * n
+        height = min(760, 250 + 120 * n)  # the slider stays above the fold of an 800 px window
     else:
         specs = [[{"rowspan": n}, {}]] + [[None, {}] for _ in range(n - 1)]
         fig = make_subplots(rows=n, cols=2, column_widths=[0.52, 0.48], specs=specs, horizontal_spacing=0.08,
@@ -361,7 +363,7 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
         return {"type": "heatmap", "z": _nan_to_none_2d(frames_data.z[f]), "text": frames_data.text[f].tolist(),
                 "customdata": frames_data.hover[f].tolist()}
 
-    fig.add_trace(go.Heatmap(**heat(0), texttemplate="%{text}", hovertemplate="%{customdata}<extra></extra>",
+    fig.add_trace(go.Heatmap(**heat(fi), texttemplate="%{text}", hovertemplate="%{customdata}<extra></extra>",
                              x=list(range(C)), y=y_vals, zmin=ZMIN, zmax=ZMAX, colorscale=COLORSCALE,
                              showscale=False, xgap=1, ygap=1, textfont=font, name="grid"), **grid_pos)
     # per-step panels, each with its own current-step marker trace
@@ -376,7 +378,7 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
             fig.add_trace(go.Scatter(legendgroup=p.title, legendgrouptitle_text=p.title, **ln), **pos)
         lo, hi = p.y_range()
         ranges.append((lo, hi))
-        fig.add_trace(go.Scatter(x=[steps[0], steps[0]], y=[lo, hi], mode="lines", line=MARKER_LINE,
+        fig.add_trace(go.Scatter(x=[k0, k0], y=[lo, hi], mode="lines", line=MARKER_LINE,
                                  showlegend=False, hoverinfo="skip", name="current step"), **pos)
         marker_idx.append(len(fig.data) - 1)
         if p.log:
@@ -419,19 +421,20 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
         frames.append({"data": data, "traces": [0, *marker_idx], "name": str(k),
                        "layout": {"title": {"text": _frame_title(trace, puzzle, k, name) + "<br>" + legend}}})
     slider = {
-        "active": 0, "pad": {"t": 50}, "len": 0.84, "x": 0.16, "currentvalue": {"prefix": "step ", "visible": True},
+        "active": fi, "pad": {"t": 50}, "len": 0.84, "x": 0.16, "currentvalue": {"prefix": "step ", "visible": True},
         "steps": [{"label": str(k), "method": "animate", "args": [[str(k)], ANIMATE_OPTS]} for k in steps],
     }
     buttons = [{"label": "▶ play", "method": "animate", "args": [None, PLAY_OPTS]},
                {"label": "❚❚ pause", "method": "animate", "args": [[None], ANIMATE_OPTS]}]
     fig.update_layout(
-        title={"text": _frame_title(trace, puzzle, steps[0], name) + "<br>" + legend, "x": 0.01, "font": {"size": 14}},
+        title={"text": _frame_title(trace, puzzle, k0, name) + "<br>" + legend, "x": 0.01, "font": {"size": 14}},
         height=height, template="plotly_white", sliders=[slider], margin={"t": 90, "b": 40, "l": 40, "r": 20},
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": 0, "xanchor": "left",
                       "yanchor": "top", "pad": {"t": 68, "r": 10}, "showactive": False, "buttons": buttons}],
         legend={"groupclick": "toggleitem", "font": {"size": 10}},
     )
-    fig.layout.meta = {"viewer": "step", "steps": steps, "puzzle": puzzle, "state": state, "grid": [R, C]}
+    fig.layout.meta = {"viewer": "step", "steps": steps, "puzzle": puzzle, "number": _puzzle_number(trace, puzzle),
+                       "state": state, "grid": [R, C], "initial_step": k0, "initial_index": fi, "height": height}
     out = fig.to_dict()
     out["layout"]["shapes"] = shapes
     out["frames"] = frames
@@ -443,21 +446,153 @@ def _axis_refs(pos: dict[str, int], fig: Any) -> dict[str, str]:
     return {"xref": sp.xaxis.plotly_name.replace("axis", ""), "yref": sp.yaxis.plotly_name.replace("axis", "")}
 
 
-def viewer_script(fig: Any) -> str:
-    """The inline script that exposes ``window.__viewer`` for a figure made by ``step_figure``."""
-    steps = [str(s) for s in fig.layout.meta["steps"]]
-    return _HOOK_JS.replace("__NAMES__", json.dumps(steps)).replace("__INITIAL__", "0")
+_PAGE = """<!doctype html>
+<html>
+<head>
+<meta charset="utf-8" />
+<title>__TITLE__</title>
+<style>
+  body { margin: 0; font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; }
+  #viewer-bar { padding: 4px 10px; font-size: 13px; display: flex; gap: 14px; align-items: center; }
+  #viewer-bar .hint { color: #777; }
+</style>
+</head>
+<body>
+__PLOTLY__
+<div id="viewer-bar">
+  <label>puzzle <select id="viewer-puzzle">__OPTIONS__</select></label>
+  <span class="hint">&larr; / &rarr; step &middot; Home / End: first / last step &middot; the viewer opens at the step of interest (where the answer becomes right, else the last step)</span>
+</div>
+<div id="viewer" class="plotly-graph-div" style="width:100%;"></div>
+<script type="application/json" id="viewer-data">__DATA__</script>
+<script type="text/javascript">
+__JS__
+</script>
+</body>
+</html>
+"""
+
+_VIEWER_JS = """
+(function () {
+  var figs = JSON.parse(document.getElementById('viewer-data').textContent);
+  var gd = document.getElementById('viewer');
+  var picker = document.getElementById('viewer-puzzle');
+  var config = {responsive: true, displaylogo: false};
+  var cur = {puzzle: -1, index: 0, names: [], frames: []};
+  function shown() {
+    var t = (gd.data && gd.data[0] && gd.data[0].text) || [];
+    return t.map(function (r) { return r.map(function (c) { return c === '' ? '.' : c; }).join(' '); }).join('/');
+  }
+  function mark(k) {
+    var i = cur.names.indexOf(String(k));
+    if (i >= 0) { cur.index = i; }
+    gd.setAttribute('data-step', String(k));
+    gd.setAttribute('data-puzzle', String(cur.puzzle + 1));
+    gd.setAttribute('data-grid', shown());
+    document.body.setAttribute('data-viewer-step', String(k));
+    document.body.setAttribute('data-viewer-puzzle', String(cur.puzzle + 1));
+  }
+  function gotoIndex(i) {
+    // apply frame i with one Plotly.update (traces, title, slider position); the slider's own
+    // steps animate the same frames, and repeated Plotly.animate calls can stall in headless browsers
+    i = Math.max(0, Math.min(cur.names.length - 1, i));
+    cur.index = i;
+    var fr = cur.frames[i], upd = {};
+    fr.data.forEach(function (d, j) {
+      Object.keys(d).forEach(function (key) {
+        if (key === 'type') { return; }
+        if (!upd[key]) { upd[key] = fr.traces.map(function () { return undefined; }); }
+        upd[key][j] = d[key];
+      });
+    });
+    var lay = {'sliders[0].active': i};
+    if (fr.layout && fr.layout.title) { lay['title.text'] = fr.layout.title.text; }
+    return Plotly.update(gd, upd, lay, fr.traces).then(function () { mark(cur.names[i]); return shown(); });
+  }
+  function gotoStep(k) {
+    var i = cur.names.indexOf(String(k));
+    if (i < 0) { return Promise.reject(new Error('step ' + k + ' is not a frame of this viewer')); }
+    return gotoIndex(i);
+  }
+  function showPuzzle(p) {
+    p = Math.max(0, Math.min(figs.length - 1, p));
+    var f = JSON.parse(JSON.stringify(figs[p]));  // plotly mutates what it is given; keep the originals clean
+    cur.puzzle = p;
+    cur.names = f.layout.meta.steps.map(String);
+    cur.index = f.layout.meta.initial_index;
+    cur.frames = JSON.parse(JSON.stringify(f.frames));
+    picker.value = String(p);
+    gd.style.height = f.layout.meta.height + 'px';
+    return Plotly.newPlot(gd, {data: f.data, layout: f.layout, frames: f.frames, config: config}).then(function () {
+      gd.on('plotly_sliderchange', function (e) { setTimeout(function () { mark(e.step.label); }, 0); });
+      gd.on('plotly_animatingframe', function (e) { if (e && e.name !== undefined) { mark(e.name); } });
+      mark(cur.names[cur.index]);
+      return shown();
+    });
+  }
+  picker.addEventListener('change', function () { showPuzzle(parseInt(picker.value, 10)); });
+  document.addEventListener('keydown', function (e) {
+    if (e.target && /^(SELECT|INPUT|TEXTAREA)$/.test(e.target.tagName) && e.target !== picker) { return; }
+    if (e.altKey || e.ctrlKey || e.metaKey) { return; }
+    var moves = {ArrowLeft: cur.index - 1, ArrowRight: cur.index + 1, Home: 0, End: cur.names.length - 1};
+    if (!(e.key in moves)) { return; }
+    if (e.target === picker && (e.key === 'Home' || e.key === 'End')) { return; }
+    e.preventDefault();
+    if (e.target === picker) { picker.blur(); }
+    gotoIndex(moves[e.key]);
+  });
+  window.__viewer = {div: gd, gotoStep: gotoStep, gotoIndex: gotoIndex, showPuzzle: showPuzzle, shownGrid: shown,
+                     state: cur, get steps() { return cur.names; }};
+  var hash = window.location.hash || '';
+  var mp = hash.match(/puzzle=(\\d+)/), ms = hash.match(/step=(\\d+)/);
+  window.__viewer.ready = showPuzzle(mp ? parseInt(mp[1], 10) - 1 : 0).then(function () {
+    if (ms) { return gotoStep(parseInt(ms[1], 10)); }
+  });
+})();
+"""
 
 
-def write_viewer(trace: Trace, path: str | os.PathLike, puzzle: int = 0, state: str | None = None,
-                 model: Any = None, max_frames: int = 400, title: str | None = None) -> Path:
-    """Write the step-trajectory viewer of ``trace``'s puzzle ``puzzle`` to ``path`` (self-contained HTML).
+def viewer_html(figures: list[Any], labels: list[str], plotly_tag: str, title: str = "step viewer") -> str:
+    """The viewer page: a puzzle picker over ``figures`` (from ``step_figure``), keyboard stepping, plotly.js by ``plotly_tag``."""
+    import html as html_lib
 
-    Returns the path written. See ``step_figure`` for the other arguments.
+    import plotly.io as pio
+
+    data = "[" + ",".join(pio.to_json(f, validate=False) for f in figures) + "]"
+    data = data.replace("</", "<\\\\/")  # a JSON string may not close the script element
+    options = "".join(f'<option value="{i}">{html_lib.escape(lab)}</option>' for i, lab in enumerate(labels))
+    return (_PAGE.replace("__TITLE__", html_lib.escape(title)).replace("__PLOTLY__", plotly_tag)
+            .replace("__OPTIONS__", options).replace("__JS__", _VIEWER_JS).replace("__DATA__", data))
+
+
+def write_viewer(trace: Trace, path: str | os.PathLike, puzzle: int | Sequence[int] = 0, state: str | None = None,
+                 model: Any = None, max_frames: int = 400, title: str | None = None,
+                 names: Sequence[str] | None = None, plotly_js: str = "file",
+                 assets_dir: str | os.PathLike | None = None) -> Path:
+    """Write the step-trajectory viewer of ``trace``'s puzzle(s) ``puzzle`` to ``path`` (one HTML page).
+
+    ``puzzle``: one index or several (a picker switches between them; ``viewer.html#puzzle=2&step=5``
+    opens the second at step 5). ``names``: the picker's label for each of them
+    (default ``puzzle N``, numbered from 1). ``plotly_js``: ``file`` (plotly.min.js
+    beside the page, or in ``assets_dir``: works offline), ``cdn`` or ``inline``
+    (see ``common.io.plotly_js_tag``). Returns the path written. See ``step_figure``
+    for the other arguments.
     """
-    fig = step_figure(trace, puzzle=puzzle, state=state, model=model, max_frames=max_frames, title=title)
-    return write_html(fig, path, post_script=viewer_script(fig))
+    puzzles = [puzzle] if isinstance(puzzle, (int, np.integer)) and not isinstance(puzzle, bool) else list(puzzle)
+    if not puzzles:
+        raise TraceError("write_viewer needs at least one puzzle")
+    if names is not None and len(names) != len(puzzles):
+        raise TraceError(f"names must have one entry per puzzle ({len(puzzles)}), got {len(names)}")
+    figs = [step_figure(trace, puzzle=p, state=state, model=model, max_frames=max_frames, title=title)
+            for p in puzzles]
+    labels = []
+    for j, f in enumerate(figs):
+        num = f.layout.meta["number"]
+        labels.append(f"puzzle {num}" + (f" ({names[j]})" if names is not None and names[j] != f"puzzle {num}" else ""))
+    tag = plotly_js_tag(path, plotly_js, assets_dir)
+    page = viewer_html(figs, labels, tag, title=f"{trace.family or 'model'} step viewer")
+    return atomic_write_text(path, page)
 
 
-__all__ = ["write_viewer", "step_figure", "step_panels", "frame_steps", "viewer_script", "Panel",
+__all__ = ["write_viewer", "step_figure", "step_panels", "frame_steps", "step_of_interest", "viewer_html", "Panel",
            "ANIMATE_OPTS"]

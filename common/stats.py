@@ -50,16 +50,23 @@ class CI:
         return (self.high - self.low) / 2 if np.isfinite(self.low) else float("nan")
 
 
-def mean_ci(values: Sequence[float] | np.ndarray | Any, alpha: float = 0.05) -> CI:
-    """Mean and Student-t interval of the finite values (NaNs dropped)."""
+def _finite_or_trivial(values: Sequence[float] | np.ndarray | Any) -> tuple[np.ndarray, CI | None]:
+    """The finite values as float64, and the CI itself when there are fewer than two (no interval to estimate)."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
-        return CI(float("nan"), float("nan"), float("nan"), 0)
-    m = float(v.mean())
-    if n == 1:
-        return CI(m, float("nan"), float("nan"), 1)
+    if v.size == 0:
+        return v, CI(float("nan"), float("nan"), float("nan"), 0)
+    if v.size == 1:
+        return v, CI(float(v[0]), float("nan"), float("nan"), 1)
+    return v, None
+
+
+def mean_ci(values: Sequence[float] | np.ndarray | Any, alpha: float = 0.05) -> CI:
+    """Mean and Student-t interval of the finite values (NaNs dropped)."""
+    v, early = _finite_or_trivial(values)
+    if early is not None:
+        return early
+    n, m = int(v.size), float(v.mean())
     from scipy.stats import t
 
     half = float(t.ppf(1 - alpha / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
@@ -93,14 +100,10 @@ def proportion_ci(successes: int, n: int, alpha: float = 0.05) -> CI:
 def bootstrap_mean_ci(values: Sequence[float] | np.ndarray | Any, alpha: float = 0.05, n_boot: int = 2000,
                       seed: int = 0) -> CI:
     """Mean of the finite values with a ``scipy.stats.bootstrap`` percentile interval (inside the data's range)."""
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
-        return CI(float("nan"), float("nan"), float("nan"), 0)
-    m = float(v.mean())
-    if n == 1:
-        return CI(m, float("nan"), float("nan"), 1)
+    v, early = _finite_or_trivial(values)
+    if early is not None:
+        return early
+    n, m = int(v.size), float(v.mean())
     if np.all(v == v[0]):
         return CI(m, m, m, n)
     from scipy.stats import bootstrap

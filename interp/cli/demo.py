@@ -25,8 +25,8 @@ def demo_puzzles(n: int, seed: int, size: int = 9) -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from common.io import atomic_write_text, ensure_out_not_symlink
-    from interp.cli.common import _checkpoint_task, _load_model
-    from interp.cli.trace import cmd_trace
+    from interp.cli.common import _checkpoint_task, _load_model, _Parser
+    from interp.cli.trace import add_trace_parsers, cmd_trace
     from models.zoo import zoo_checkpoint
 
     ckpt = zoo_checkpoint(args.ckpt)
@@ -48,11 +48,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(puzzle_file, text)
     print(f"demo: tracing {ckpt} on {args.n} freshly generated 9x9 puzzles (seed {args.seed}) -> {out}\n")
-    trace_args = argparse.Namespace(
-        ckpt=str(ckpt), puzzle=None, puzzle_file=str(puzzle_file), task=None, segments=None, limit=None,
-        batch_size=64, out=str(out / "trace"), states="all", state_puzzles=args.n, chunk_size=1024,
-        show=1, all_steps=False, color=args.color, overwrite=True, quiet=args.quiet,
-    )
+    # the trace command's own parser fills every other option with its defaults (one source of truth)
+    parser = _Parser(prog="interp")
+    add_trace_parsers(parser.add_subparsers(dest="command", parser_class=_Parser))
+    trace_args = parser.parse_args([
+        "trace", "--ckpt", str(ckpt), "--puzzle-file", str(puzzle_file), "--out", str(out / "trace"),
+        "--state-puzzles", str(args.n), "--color", args.color, "--overwrite", *(["--quiet"] if args.quiet else []),
+    ])
     return cmd_trace(trace_args)
 
 

@@ -225,9 +225,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         split, set_name = _puzzle_file_split(file, meta, args.ckpt, args.n)
     elif args.data:
         root = resolve_data(args.data)
-    elif isinstance(task.get("data_dir"), str) and task["data_dir"] and Path(task["data_dir"]).exists():
-        root = _checkpoint_data_dir(Path(task["data_dir"]), args.ckpt)
-    elif task.get("data") is not None:
+    elif task.get("data") is not None:  # the portable spec first: data_dir is a path on the training machine
         spec = data_spec(task)
         cached = resolve_data(spec, build=False) if isinstance(spec, dict) else None
         if (args.n and not args.build and not is_text and isinstance(spec, dict) and spec.get("generate") == "sudoku"
@@ -235,6 +233,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             split, set_name = _fresh_split(spec, args.n, progress)
         else:
             root = resolve_data(spec, progress=progress)
+    elif isinstance(task.get("data_dir"), str) and task["data_dir"] and Path(task["data_dir"]).exists():
+        root = _checkpoint_data_dir(Path(task["data_dir"]), args.ckpt)
     else:
         raise ValueError(f"checkpoint {args.ckpt} names no dataset; pass --data DIR or --puzzle-file FILE")
     if is_text:

@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from common.io import is_disk_full
 from interp.cli.common import EXIT_USAGE, VersionAction, _Parser, _UsageError, error_line, examples
 from interp.cli.demo import add_demo_parser
 from interp.cli.guess_scale import add_guess_scale_parser
@@ -42,6 +43,12 @@ def build_parser() -> _Parser:
     return parser
 
 
+def _disk_full(e: BaseException) -> int:
+    print(f"error: disk full or file size limit while writing ({error_line(e)[:200]}); what was written "
+          "completely is kept: free space and rerun (a trace resumes by chunk)", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -55,8 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")
         return 0
     except (ValueError, OSError, KeyError) as e:
+        if is_disk_full(e):
+            return _disk_full(e)
         print(f"error: {error_line(e)}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as e:  # a full disk from safetensors' writer is its own error type, not an OSError
+        if not is_disk_full(e):
+            raise
+        return _disk_full(e)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -261,3 +261,29 @@ def test_red_team_script_subset():
                        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "| 4 | 4 | 0 |" in r.stdout
+
+
+def test_interp_cli_reports_a_full_disk_from_safetensors_in_one_line(monkeypatch, capsys):
+    """safetensors raises its own SafetensorError on ENOSPC (not an OSError): still one line, exit 2."""
+    from safetensors import SafetensorError
+
+    import interp.cli as cli
+
+    def full(_args):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                              "message: \"No space left on device\" })")
+
+    real = cli.build_parser
+
+    def parser_with_full_disk():
+        p = real()
+        p.set_defaults(func=full)
+        for action in p._subparsers._group_actions:
+            for sub in action.choices.values():
+                sub.set_defaults(func=full)
+        return p
+
+    monkeypatch.setattr(cli, "build_parser", parser_with_full_disk)
+    assert cli.main(["show", "somewhere"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: disk full or file size limit while writing")

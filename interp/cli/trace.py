@@ -153,23 +153,76 @@ def cmd_trace(args: argparse.Namespace) -> int:
     else:
         batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
         n, names, notes, data, key = len(batch.inputs), batch.names, batch.notes, (batch.inputs, batch.labels), batch.inputs
-    from interp.tracing.store import load_trace
     from interp.tracing.stream import trace_to_disk  # torch is imported only once the input is known to be good
 
     model, _ = _load_model(args.ckpt)
-    for note in notes[:5]:
-        print(f"note: {note}", file=sys.stderr)
     out = Path(args.out) if args.out else _default_out(args.ckpt, key, args.segments)
     n_keep = min(n, max(0, args.state_puzzles))
     states = args.states if n_keep else "summary"
     if states not in ("all", "summary"):
         states = [s.strip() for s in states.split(",") if s.strip()]
+    if _world_size() > 1:  # torchrun: every rank traces its chunks, rank 0 writes the manifest and prints
+        return _trace_sharded(args, model, data, out, n, names, notes, states, n_keep, task,
+                              source if streamed else None)
+    for note in notes[:5]:
+        print(f"note: {note}", file=sys.stderr)
     trace_to_disk(model, data, out, chunk_size=args.chunk_size, batch_size=args.batch_size,
                   states=states, state_puzzles=np.arange(n_keep), n_segments=args.segments,
                   task={"name": task.name, "grid": list(task.grid)}, checkpoint=args.ckpt,
                   overwrite=args.overwrite, progress=show_progress(args) and n > 1,
                   attention=bool(getattr(args, "attention", False)))
-    if streamed:
+    return _report_trace(args, out, n, names, notes, task, source if streamed else None)
+
+
+def _world_size() -> int:
+    import os
+
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def _trace_sharded(args: argparse.Namespace, model, data, out: Path, n: int, names, notes, states, n_keep: int, task,
+                   source) -> int:
+    """``torchrun --nproc_per_node=N -m interp trace ...``: chunk i on rank i % N (one device per rank on GPUs:
+    cuda:LOCAL_RANK with nccl, else gloo on CPU), rank 0 writes the manifest and alone prints the report."""
+    import os
+
+    import numpy as np
+
+    from interp.tracing.stream import PeerError, trace_to_disk
+    from training.distributed import init_distributed, pick_device, shutdown
+
+    device = pick_device(args.device or "auto", int(os.environ.get("LOCAL_RANK", "0")))
+    info = init_distributed(device)
+    try:
+        model.to(device)
+        kwargs = dict(chunk_size=args.chunk_size, batch_size=args.batch_size, states=states,
+                      state_puzzles=np.arange(n_keep), n_segments=args.segments,
+                      task={"name": task.name, "grid": list(task.grid)}, checkpoint=args.ckpt,
+                      overwrite=args.overwrite, attention=bool(getattr(args, "attention", False)), distributed=True)
+        if not info.is_main:  # the other ranks print nothing but their own errors
+            try:
+                trace_to_disk(model, data, out, progress=False, **kwargs)
+            except PeerError:
+                return 1  # rank 0 or the failing rank reports it
+            return 0
+        for note in notes[:5]:
+            print(f"note: {note}", file=sys.stderr)
+        trace_to_disk(model, data, out, progress=show_progress(args) and n > 1, **kwargs)
+    finally:
+        shutdown()
+    print(f"note: traced on {info.world_size} ranks ({device.type}); chunk i by rank i % {info.world_size}",
+          file=sys.stderr)
+    model.to("cpu")
+    return _report_trace(args, out, n, names, notes, task, source)
+
+
+def _report_trace(args: argparse.Namespace, out: Path, n: int, names, notes, task, source) -> int:
+    from interp.tracing.store import load_trace
+
+    if source is not None:
         for note in source.notes[len(notes[:5]):][:5]:
             print(f"note: {note}", file=sys.stderr)
     # a big trace is not loaded whole: the story, the per-puzzle list and the viewer use its first chunk
@@ -329,7 +382,8 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     src = _common(p)
     src.add_argument("--text", help="language models: one text, tokenised with the checkpoint's tokenizer")
     src.add_argument("--tokens", help="language models: token ids separated by commas or spaces")
-    p.add_argument("--device", help="--text/--tokens with a transformers model: cpu (default, float32) or cuda (bfloat16)")
+    p.add_argument("--device", help="--text/--tokens with a transformers model: cpu (default, float32) or cuda (bfloat16); "
+                   "under torchrun: cpu (gloo) or cuda (nccl, cuda:LOCAL_RANK per rank; the default when CUDA is there)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="override the weights' dtype (transformers)")
     p.add_argument("--out", help="trace directory (default traces/<checkpoint>-<hash>)")
     p.add_argument("--states", default="all", help="full states to keep: all, summary, or names (z_H,z_L)")

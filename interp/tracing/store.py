@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
 
 from common.io import atomic_write, atomic_write_text, ensure_out_not_symlink, file_sha256, read_json
 from interp.tracing.schema import STEP_COLUMNS
@@ -77,6 +76,40 @@ def json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+_ST_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64", "int32": "I32", "int16": "I16",
+              "int8": "I8", "uint64": "U64", "uint32": "U32", "uint16": "U16", "uint8": "U8", "bool": "BOOL"}
+
+
+def save_file(tensors: dict[str, np.ndarray], filename: str, metadata: dict[str, str] | None = None) -> None:
+    """A safetensors file whose bytes depend only on its contents (``safetensors.numpy.save_file`` orders the
+    metadata in a per-process hash order, so two runs of one trace would differ in their header bytes and
+    SHA-256). Layout as the reference writer: tensors by alignment then name, header padded to 8 bytes."""
+    arrays = {}
+    for k, v in tensors.items():
+        a = np.ascontiguousarray(v)
+        if a.dtype.byteorder == ">":
+            a = a.astype(a.dtype.newbyteorder("<"))
+        if a.dtype.name not in _ST_DTYPES:
+            raise TraceError(f"cannot store array {k!r} of dtype {a.dtype} in a safetensors chunk")
+        arrays[k] = a
+    order = sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k))
+    header: dict[str, Any] = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(metadata[k]) for k in sorted(metadata)}
+    off = 0
+    for k in order:
+        n = arrays[k].nbytes
+        header[k] = {"dtype": _ST_DTYPES[arrays[k].dtype.name], "shape": list(arrays[k].shape), "data_offsets": [off, off + n]}
+        off += n
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(filename, "wb") as f:
+        f.write(len(blob).to_bytes(8, "little"))
+        f.write(blob)
+        for k in order:
+            f.write(arrays[k].reshape(-1).view(np.uint8).data)
 
 
 def write_chunk(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> int:

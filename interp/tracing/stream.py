@@ -179,6 +179,7 @@ def trace_to_disk(
     progress: bool = True,
     confidence: bool = True,
     attention: bool = False,
+    distributed: bool = False,
 ) -> Path:
     """Trace a whole dataset into ``out_dir`` chunk by chunk, in memory bounded by one chunk.
 
@@ -189,20 +190,80 @@ def trace_to_disk(
     ``limit`` traces only the first ``limit`` puzzles; ``confidence=False``
     drops the per-cell confidence arrays (the largest summaries). ``attention=True`` records the
     attention patterns too (``pattern.layer{k}``, kept like states; see ``interp.tracing.tracer.trace``).
-    Returns ``out_dir``.
+
+    ``distributed=True`` (every rank of an initialised ``torch.distributed`` process group calls it
+    with the same arguments, e.g. under ``torchrun``): chunk ``i`` is traced by rank ``i % world``,
+    each rank writes its own chunk files, and rank 0 alone writes the manifest, once per round of
+    ``world`` chunks after gathering the ranks' chunk entries. The files are those of a one-process
+    run (same fingerprint, same chunk assignment by index), and a killed run resumes with any number
+    of processes. Only rank 0 shows progress. Returns ``out_dir``.
     """
     kwargs = dict(locals())
     with attention_recording(model, kwargs.pop("attention")):
         return _trace_to_disk(**kwargs)
 
 
+class PeerError(TraceError):
+    """Another rank of a distributed trace failed (that rank reports the error itself)."""
+
+
+class _Group:
+    """The ranks of a distributed trace (one process: rank 0 of 1, no collectives)."""
+
+    def __init__(self, distributed: bool):
+        self.rank, self.world = 0, 1
+        if distributed:
+            import torch.distributed as dist
+
+            if not (dist.is_available() and dist.is_initialized()):
+                raise TraceError("distributed=True needs an initialised torch.distributed process group "
+                                 "(launch with torchrun)")
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank."""
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj``, in rank order, on every rank."""
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+
+def _failure(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def _raise_peers(group: _Group, results: list[Any], own: BaseException | None) -> None:
+    """After a collective: re-raise this rank's own error, or stop because another rank failed."""
+    if own is not None:
+        raise own
+    bad = [(r, res[1]) for r, res in enumerate(results) if isinstance(res, tuple) and res and res[0] == "error"]
+    if bad:
+        r, msg = bad[0]
+        raise PeerError(f"rank {r} of {group.world} failed ({msg})")
+
+
 def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_puzzles, labels, puzzle_ids,
                    n_segments, decode_latents, state_dtype, task, checkpoint, split, limit, resume, overwrite,
-                   progress, confidence) -> Path:
+                   progress, confidence, distributed) -> Path:
     if chunk_size < 1 or batch_size < 1:
         raise TraceError(f"chunk_size and batch_size must be >= 1, got {chunk_size}, {batch_size}")
     if state_dtype not in STATE_DTYPES:
         raise TraceError(f"state_dtype must be one of {sorted(STATE_DTYPES)}, got {state_dtype!r}")
+    group = _Group(distributed)
+    main = group.rank == 0
     src = open_data(data, labels, puzzle_ids, split)
     N = len(src) if limit is None else min(len(src), int(limit))
     if N == 0:
@@ -219,58 +280,103 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
     m_hash = model_sha256(model)
     fingerprint = _fingerprint(m_hash, src.digest(), settings)
     out = Path(out_dir)
-    man = prepare_dir(out, fingerprint, overwrite, resume)
-    if man is not None and man.get("complete"):
-        return out
     n_chunks = -(-N // chunk_size)
-    done = {c["index"]: c for c in (man or {}).get("chunks", []) if _chunk_ok(out, c, fingerprint)}
     task = task if task is not None else src.task
-    x0, _, _ = src.slice(0, 1)
-    meta = trace_meta(model, schema, seq_len=x0.shape[1], labelled=src.labels is not None or schema.kind == "lm",
-                      decode_states=decode_states, stored=keep_states, state_dtype=state_dtype, task=task,
-                      checkpoint=checkpoint, extra={"source": src.source})
-    man = {
-        "format": FORMAT, "complete": False, "fingerprint": fingerprint, "n_puzzles": N, "chunk_size": chunk_size,
-        "n_chunks": n_chunks, "chunks": [done[i] for i in sorted(done)], "meta": meta,
-        "steps": steps_records(schema.table()), "arrays": (man or {}).get("arrays", {}),
-        "state_arrays": (man or {}).get("state_arrays", {}), "updated": utc_now(),
-    }
-    write_manifest(out, man)
+    # rank 0 alone prepares the directory and decides which chunks are already done; the others follow
+    man: dict[str, Any] | None = None
+    setup: Any = None
+    own_err: BaseException | None = None
+    if main:
+        try:
+            man = prepare_dir(out, fingerprint, overwrite, resume)
+            if man is not None and man.get("complete"):
+                setup = ("complete", None)
+            else:
+                done = {c["index"]: c for c in (man or {}).get("chunks", []) if _chunk_ok(out, c, fingerprint)}
+                x0, _, _ = src.slice(0, 1)
+                meta = trace_meta(model, schema, seq_len=x0.shape[1],
+                                  labelled=src.labels is not None or schema.kind == "lm",
+                                  decode_states=decode_states, stored=keep_states, state_dtype=state_dtype, task=task,
+                                  checkpoint=checkpoint, extra={"source": src.source})
+                man = {
+                    "format": FORMAT, "complete": False, "fingerprint": fingerprint, "n_puzzles": N,
+                    "chunk_size": chunk_size, "n_chunks": n_chunks, "chunks": [done[i] for i in sorted(done)],
+                    "meta": meta, "steps": steps_records(schema.table()), "arrays": (man or {}).get("arrays", {}),
+                    "state_arrays": (man or {}).get("state_arrays", {}), "updated": utc_now(),
+                }
+                write_manifest(out, man)
+                setup = ("go", sorted(done))
+        except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
+            own_err, setup = e, ("error", _failure(e))
+    setup = group.broadcast(setup)
+    _raise_peers(group, [setup], own_err)
+    if setup[0] == "complete":
+        return out
+    done_idx = set(setup[1])
+    todo = [ci for ci in range(n_chunks) if ci not in done_idx]
+    rounds = sorted({ci // group.world for ci in todo})
     bar = None
-    if progress:
+    if progress and main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=N, unit="puzzle", desc=f"trace -> {out.name}", initial=sum(c["stop"] - c["start"] for c in done.values()))
+        bar = tqdm(total=N, unit="puzzle", desc=f"trace -> {out.name}",
+                   initial=sum(c["stop"] - c["start"] for c in man["chunks"]))
     try:
-        for ci in range(n_chunks):
-            if ci in done:
+        for rnd in rounds:
+            ci = rnd * group.world + group.rank
+            result: Any = None
+            own_err = None
+            if ci < n_chunks and ci not in done_idx:
+                try:
+                    result = ("ok", *_trace_chunk(model, schema, src, out, ci, chunk_size, N, keep_states, sp,
+                                                  decode_states, batch_size, state_dtype, confidence, fingerprint,
+                                                  bar))
+                except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
+                    own_err, result = e, ("error", _failure(e))
+            results = group.gather(result)
+            _raise_peers(group, results, own_err)
+            if not main:
                 continue
-            a, b = ci * chunk_size, min(N, (ci + 1) * chunk_size)
-            xs, ys, ps = src.slice(a, b)
-            x, y, pid = prepare_inputs(model, xs, ys, ps)
-            keep = keep_mask(b - a, keep_states, sp, offset=a)
-            arrays, st = compute_arrays(model, schema, x, y, pid, keep, keep_states, decode_states, batch_size,
-                                        STATE_DTYPES[state_dtype], progress=bar, confidence=confidence)
-            arrays = {**base_arrays(x, y, pid, offset=a), **arrays}
-            tensors = dict(arrays)
-            if st:
-                tensors.update(st)
-                tensors["state_index"] = (np.flatnonzero(keep) + a).astype(np.int64)
-            entry = write_chunk_entry(out, ci, a, b, tensors, fingerprint, int(keep.sum()))
-            man["arrays"] = array_specs(arrays)
-            if st:
-                man["state_arrays"] = array_specs(st)
-            man["chunks"].append(entry)
+            for r, res in enumerate(results):
+                if res is None:
+                    continue
+                _, entry, specs, st_specs = res
+                man["arrays"] = specs
+                if st_specs:
+                    man["state_arrays"] = st_specs
+                man["chunks"].append(entry)
+                if bar is not None and r != group.rank:
+                    bar.update(entry["stop"] - entry["start"])
             man["chunks"].sort(key=lambda c: c["index"])
             man["updated"] = utc_now()
             write_manifest(out, man)
     finally:
         if bar is not None:
             bar.close()
-    man["complete"] = True
-    man["updated"] = utc_now()
-    write_manifest(out, man)
+    if main:
+        man["complete"] = True
+        man["updated"] = utc_now()
+        write_manifest(out, man)
+    group.gather(None)  # every rank returns once the manifest is complete
     return out
 
 
-__all__ = ["trace_to_disk", "open_data", "DataLike"]
+def _trace_chunk(model, schema, src, out, ci, chunk_size, N, keep_states, sp, decode_states, batch_size, state_dtype,
+                 confidence, fingerprint, bar):
+    """Trace chunk ``ci`` and write its file: (manifest entry, array specs, state array specs)."""
+    a, b = ci * chunk_size, min(N, (ci + 1) * chunk_size)
+    xs, ys, ps = src.slice(a, b)
+    x, y, pid = prepare_inputs(model, xs, ys, ps)
+    keep = keep_mask(b - a, keep_states, sp, offset=a)
+    arrays, st = compute_arrays(model, schema, x, y, pid, keep, keep_states, decode_states, batch_size,
+                                STATE_DTYPES[state_dtype], progress=bar, confidence=confidence)
+    arrays = {**base_arrays(x, y, pid, offset=a), **arrays}
+    tensors = dict(arrays)
+    if st:
+        tensors.update(st)
+        tensors["state_index"] = (np.flatnonzero(keep) + a).astype(np.int64)
+    entry = write_chunk_entry(out, ci, a, b, tensors, fingerprint, int(keep.sum()))
+    return entry, array_specs(arrays), array_specs(st) if st else {}
+
+
+__all__ = ["trace_to_disk", "open_data", "DataLike", "PeerError"]

@@ -94,6 +94,21 @@ def add_plotly(p: argparse.ArgumentParser) -> None:
                         "cdn = from cdn.plot.ly (needs a network), inline = embedded in every file (4.8 MB each)")
 
 
+def add_puzzle_inputs(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """``--ckpt``, ``--puzzle``/``--puzzle-file`` (required, exclusive), ``--task``, ``--segments``, ``--limit``:
+    the inputs of every command that runs a checkpoint on puzzles. Returns the puzzle-source group."""
+    p.add_argument("--ckpt", required=True, help="checkpoint directory (model.safetensors + config.json), "
+                   "an official HRM/TRM weights file / run directory with all_config.yaml, a transformers "
+                   "HRM-Text folder, or a Hub spec hf:ORG/NAME[@REVISION][:SUBFOLDER]")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
+    src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text, ARC JSON)")
+    p.add_argument("--task", choices=["sudoku", "maze", "arc"], help="override/confirm the checkpoint's task")
+    p.add_argument("--segments", type=int, help="segments to run (default: the model's evaluation depth)")
+    p.add_argument("--limit", type=int, help="use at most this many puzzles from --puzzle-file")
+    return src
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars on stderr: only for a terminal, and never with ``--quiet``."""
     return not getattr(args, "quiet", False) and sys.stderr.isatty()

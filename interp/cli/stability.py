@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from interp.cli.common import _checkpoint_task, _load_model
+from interp.cli.common import _checkpoint_task, _load_model, add_puzzle_inputs
 
 
 def cmd_stability(args: argparse.Namespace) -> int:
@@ -47,13 +47,7 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
 def add_stability_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stability", help="FTLE, drift and fixed-point residual of the step map; failure AUCs")
-    p.add_argument("--ckpt", required=True, help="checkpoint directory or official HRM/TRM checkpoint")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--puzzle", help="one puzzle as text")
-    src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text)")
-    p.add_argument("--task", choices=["sudoku", "maze", "arc"], help="override/confirm the checkpoint's task")
-    p.add_argument("--limit", type=int, help="use at most this many puzzles from --puzzle-file")
-    p.add_argument("--segments", type=int, help="segments to run (default: the model's evaluation depth)")
+    add_puzzle_inputs(p)
     p.add_argument("--unit", choices=["segment", "cycle"], default="segment",
                    help="one step = one ACT segment (default) or one outer cycle")
     p.add_argument("--tangents", type=int, default=4, help="tangent vectors k (top-k spectrum; default 4)")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 from common.labels import IGNORE_LABEL
-from interp.cli.common import _checkpoint_task, _color, _load_model, _viewer, add_plotly, add_quiet, examples, show_progress
+from interp.cli.common import _checkpoint_task, _color, _load_model, _viewer, add_plotly, add_puzzle_inputs, add_quiet, examples, show_progress
 
 
 def _default_out(ckpt: str, inputs: np.ndarray | str, segments: int | None) -> Path:
@@ -355,15 +355,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parsers
 def _common(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
-    p.add_argument("--ckpt", required=True, help="checkpoint directory (model.safetensors + config.json), "
-                   "an official HRM/TRM weights file / run directory with all_config.yaml, a transformers "
-                   "HRM-Text folder, or a Hub spec hf:ORG/NAME[@REVISION][:SUBFOLDER]")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
-    src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text, ARC JSON)")
-    p.add_argument("--task", choices=["sudoku", "maze", "arc"], help="override/confirm the checkpoint's task")
-    p.add_argument("--segments", type=int, help="segments to run (default: the model's evaluation depth)")
-    p.add_argument("--limit", type=int, help="use at most this many puzzles from --puzzle-file")
+    src = add_puzzle_inputs(p)
     p.add_argument("--batch-size", type=int, default=64, help="puzzles per forward pass")
     add_quiet(p)
     return src

@@ -1,15 +1,26 @@
-"""Trace throughput, peak memory and tracing overhead on a small model.
+"""What ``interp trace`` costs over the plain forward: throughput, overhead, page faults, memory, disk.
 
-For each size N this script (in a fresh child process per size, so peak RSS
-is not inherited from a previous size) builds a small random-weight HRM on
-9x9 Sudoku shapes, times ``trace_to_disk`` of N random puzzles (summaries,
-plus full states for the first ``--state-puzzles``) and a plain batched
-``model(x)`` forward over the same puzzles, and prints puzzles/s, peak
-resident memory (after the plain runs, and overall = while tracing) and
-the traced/plain time ratio.
+For each model (a small random-weight HRM on 9x9 Sudoku shapes, ``--models small``, and/or the
+shipped zoo checkpoints, ``--models zoo`` or names) and each size N, a fresh child process (so
+peak RSS is not inherited) runs ``--rounds`` interleaved rounds of
 
-    python benchmarks/bench_trace.py --sizes 1000 10000
-    python benchmarks/bench_trace.py --sizes 1000 --hidden 64 --threads 1   # what the README reports
+* ``plain``: the evaluation forward ``model(x)`` over the N puzzles in batches, no grad, and
+* ``trace``: ``trace_to_disk`` of the same N puzzles (per-step logit lens of every state,
+  confidence, metrics; summaries for all, full states of the first ``--state-puzzles``),
+
+in alternating order (plain first in odd rounds, trace first in even ones), and prints the
+median CPU time (user + kernel) of each, the traced/plain ratio of the medians with the range of
+the per-round ratios (same round, same load), the kernel share and minor page faults of the
+traced runs, puzzles/s, peak RSS and the trace's size on disk, plus the load average before and
+after. Random token rows are used: the work per puzzle does not depend on their content.
+
+``--malloc retain`` (default) sets glibc's malloc thresholds as the ``interp`` command does
+(``common/allocator.py``); ``--malloc default`` keeps glibc's own, which a library user gets
+unless they call ``retain_freed_memory()``.
+
+    python benchmarks/bench_trace.py                                   # small HRM, N 1000 and 5000
+    python benchmarks/bench_trace.py --models zoo --sizes 512          # every zoo checkpoint
+    python benchmarks/bench_trace.py --malloc default --sizes 1000     # glibc's own allocator settings
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,11 +39,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+ZOO = ("hrm-sudoku9", "hrm-attn-sudoku9", "trm-sudoku9", "trm-maze9", "hrm-sudoku9-hard", "trm-sudoku9-hard",
+       "hrm-lm-pydoc")
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+def _usage() -> tuple[float, int]:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_minflt
+
+
+def _build(args: argparse.Namespace):
+    import torch
+
+    if args.model == "small":
+        from models import HRMConfig, build_model
+
+        torch.manual_seed(0)
+        return build_model(HRMConfig(vocab_size=11, seq_len=81, hidden_size=args.hidden, num_heads=args.heads,
+                                     H_layers=args.layers, L_layers=args.layers, H_cycles=2, L_cycles=2,
+                                     halt_max_steps=args.segments, expansion=2.0)).eval()
+    from models.load import load_any
+
+    return load_any(REPO / "zoo" / args.model)[0].eval()
 
 
 def child(args: argparse.Namespace) -> dict:
@@ -39,87 +68,125 @@ def child(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.malloc == "retain":
+        from common.allocator import retain_freed_memory
+
+        assert retain_freed_memory(), "glibc's mallopt is not available here: use --malloc default"
     from interp import load_trace, trace_to_disk
-    from models import HRMConfig, build_model
 
-    torch.manual_seed(0)
-    model = build_model(HRMConfig(vocab_size=11, seq_len=81, hidden_size=args.hidden, num_heads=args.heads,
-                                  H_layers=args.layers, L_layers=args.layers, H_cycles=2, L_cycles=2,
-                                  halt_max_steps=args.segments, expansion=2.0)).eval().to(args.device)
+    model = _build(args)
+    cfg = model.cfg
+    lm = cfg.family in ("hrm_lm", "transformer_lm", "unitf_lm")
     rng = np.random.default_rng(0)
-    labels = rng.integers(2, 11, (args.n, 81)).astype(np.uint8)
-    inputs = np.where(rng.random((args.n, 81)) < 0.6, 1, labels).astype(np.uint8)
-    base = _rss_mb()
-
+    lo = 0 if lm else 1
+    inputs = rng.integers(lo, cfg.vocab_size, (args.n, cfg.seq_len))
+    labels = None if lm else rng.integers(lo, cfg.vocab_size, (args.n, cfg.seq_len))
     x = torch.from_numpy(inputs).long()
-    with torch.no_grad():  # warm-up
-        model(x[: args.batch_size].to(args.device))
+    B = args.batch_size
 
-    def plain_run() -> float:
-        t0 = time.perf_counter()
+    def plain() -> None:
         with torch.no_grad():
-            for a in range(0, args.n, args.batch_size):
-                model(x[a:a + args.batch_size].to(args.device)).argmax(-1).cpu()
-        return time.perf_counter() - t0
+            for a in range(0, args.n, B):
+                model(x[a:a + B]).argmax(-1)
 
-    plain, traced, peak = float("inf"), float("inf"), 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.repeats):  # alternate the two, keep the fastest of each (shared machines are noisy)
-            plain = min(plain, plain_run())
-            if r == 0:
-                plain_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        def traced(r: int) -> Path:
             out = Path(tmp) / f"trace{r}"
-            t0 = time.perf_counter()
-            trace_to_disk(model, (inputs, labels), out, chunk_size=args.chunk_size, batch_size=args.batch_size,
-                          states="all", state_puzzles=np.arange(min(args.state_puzzles, args.n)), progress=False)
-            traced = min(traced, time.perf_counter() - t0)
-            peak = max(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        disk = sum(p.stat().st_size for p in out.iterdir()) / 2**20
-        t0 = time.perf_counter()
-        tr = load_trace(out)
-        tr.metric("exact")
-        load = time.perf_counter() - t0
-        steps = tr.n_steps
-    return {"n": args.n, "steps": steps, "plain_s": plain, "trace_s": traced, "load_s": load,
-            "puzzles_per_s": args.n / traced, "ratio": traced / plain, "peak_rss_mb": peak,
-            "rss_before_mb": base, "plain_peak_mb": plain_peak, "disk_mb": disk}
+            data = inputs if labels is None else (inputs, labels)
+            trace_to_disk(model, data, out, chunk_size=args.chunk_size, batch_size=B, states="all",
+                          state_puzzles=np.arange(min(args.state_puzzles, args.n)), progress=False,
+                          decode_latents=not args.no_decode_latents, confidence=not args.no_confidence)
+            return out
+
+        with torch.no_grad():  # warm-up of both
+            model(x[:B])
+        traced(-1)
+        runs = {"plain": [], "trace": []}
+        load0 = os.getloadavg()[0]
+        for r in range(args.rounds):
+            order = ("plain", "trace") if r % 2 == 0 else ("trace", "plain")
+            for kind in order:
+                cpu0, flt0 = _usage()
+                w0 = time.perf_counter()
+                out = traced(r) if kind == "trace" else plain()
+                wall = time.perf_counter() - w0
+                cpu1, flt1 = _usage()
+                runs[kind].append({"cpu": cpu1 - cpu0, "wall": wall, "faults": flt1 - flt0})
+                if kind == "trace":
+                    disk = sum(p.stat().st_size for p in out.iterdir()) / 2**20
+                    steps = load_trace(out).n_steps
+                    for p in out.iterdir():
+                        p.unlink()
+                    out.rmdir()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"model": args.model, "n": args.n, "steps": steps, "runs": runs, "disk_mb": disk, "peak_rss_mb": peak,
+            "load_start": load0, "load_end": os.getloadavg()[0]}
+
+
+def summarise(d: dict) -> dict:
+    """Medians and the per-round ratio range of a child's result."""
+    p, t = d["runs"]["plain"], d["runs"]["trace"]
+    med = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
+    ratios = [b["cpu"] / a["cpu"] for a, b in zip(p, t)]
+    return {"plain_cpu": med(p, "cpu"), "trace_cpu": med(t, "cpu"), "ratio": med(t, "cpu") / med(p, "cpu"),
+            "lo": min(ratios), "hi": max(ratios), "wall_ratio": med(t, "wall") / med(p, "wall"),
+            "faults_plain": med(p, "faults"), "faults_trace": med(t, "faults"),
+            "puzzles_per_s": d["n"] / med(t, "wall")}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
-    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--models", nargs="+", default=["small"], help="small, zoo (every zoo model) or zoo names")
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
+    p.add_argument("--rounds", type=int, default=5, help="interleaved plain/trace rounds per size")
+    p.add_argument("--hidden", type=int, default=64, help="small model: hidden size")
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--layers", type=int, default=1)
-    p.add_argument("--segments", type=int, default=4)
+    p.add_argument("--segments", type=int, default=4, help="small model: ACT segments")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--chunk-size", type=int, default=1024)
     p.add_argument("--state-puzzles", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--repeats", type=int, default=1, help="alternate plain/traced runs this often, keep the fastest")
+    p.add_argument("--malloc", choices=("retain", "default"), default="retain")
+    p.add_argument("--no-decode-latents", action="store_true", help="logit lens of the answer state only")
+    p.add_argument("--no-confidence", action="store_true", help="no per-cell confidence arrays")
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)  # child mode
+    p.add_argument("--model", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.n is not None:
         print(json.dumps(child(args)))
         return
-    print(f"HRM hidden {args.hidden}, {args.layers}+{args.layers} layers, 2x2 cycles, {args.segments} segments, "
-          f"batch {args.batch_size}, chunk {args.chunk_size}, {args.threads} thread(s), device {args.device}, "
-          f"best of {args.repeats}; summaries for all puzzles + full states of {args.state_puzzles}")
-    print(f"{'puzzles':>8} {'steps':>6} {'plain s':>8} {'trace s':>8} {'puzzles/s':>10} {'traced/plain':>13} "
-          f"{'RSS start MB':>13} {'peak plain MB':>14} {'peak trace MB':>14} {'disk MB':>8} {'load s':>7}")
-    for n in args.sizes:
-        flags = []
-        for k in ("hidden", "heads", "layers", "segments", "batch_size", "chunk_size", "state_puzzles", "threads", "device",
-                  "repeats"):
-            flags += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
-        cmd = [sys.executable, __file__, "--n", str(n), *flags]
-        r = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        d = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"{d['n']:>8} {d['steps']:>6} {d['plain_s']:>8.2f} {d['trace_s']:>8.2f} {d['puzzles_per_s']:>10.1f} "
-              f"{d['ratio']:>13.2f} {d['rss_before_mb']:>13.0f} {d['plain_peak_mb']:>14.0f} {d['peak_rss_mb']:>14.0f} "
-              f"{d['disk_mb']:>8.1f} "
-              f"{d['load_s']:>7.2f}")
+    models = [m for name in args.models for m in (ZOO if name == "zoo" else [name])]
+    for m in models:
+        if m != "small" and not (REPO / "zoo" / m).is_dir():
+            sys.exit(f"error: no zoo model {m!r} (zoo models: {', '.join(ZOO)})")
+    print(f"# {args.threads} thread(s), batch {args.batch_size}, chunk {args.chunk_size}, {args.rounds} interleaved "
+          f"rounds, malloc {args.malloc}, decode latents {not args.no_decode_latents}, confidence "
+          f"{not args.no_confidence}; summaries of all puzzles + full states of {args.state_puzzles}; small = HRM "
+          f"hidden {args.hidden}, {args.layers}+{args.layers} layers, 2x2 cycles, {args.segments} segments; "
+          f"load avg at start {os.getloadavg()[0]:.2f}")
+    print("| model | puzzles | steps | plain CPU s | trace CPU s | traced/plain CPU (range) | traced/plain wall | "
+          "faults plain | faults trace | puzzles/s traced | peak RSS MB | disk MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    t0 = time.perf_counter()
+    for m in models:
+        for n in args.sizes:
+            flags = ["--n", str(n), "--model", m]
+            for k in ("rounds", "hidden", "heads", "layers", "segments", "batch_size", "chunk_size", "state_puzzles",
+                      "threads", "malloc"):
+                flags += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
+            flags += [f for f in ("--no-decode-latents", "--no-confidence") if getattr(args, f[2:].replace("-", "_"))]
+            r = subprocess.run([sys.executable, __file__, *flags], capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(r.stderr[-3000:])
+            d = json.loads(r.stdout.strip().splitlines()[-1])
+            s = summarise(d)
+            print(f"| {m} | {n} | {d['steps']} | {s['plain_cpu']:.2f} | {s['trace_cpu']:.2f} | {s['ratio']:.3f} "
+                  f"({s['lo']:.2f}-{s['hi']:.2f}) | {s['wall_ratio']:.3f} | {s['faults_plain']:.0f} | "
+                  f"{s['faults_trace']:.0f} | {s['puzzles_per_s']:.1f} | {d['peak_rss_mb']:.0f} | {d['disk_mb']:.1f} |",
+                  flush=True)
+    print(f"# total {time.perf_counter() - t0:.0f} s wall, load avg at end {os.getloadavg()[0]:.2f}; ratio = median "
+          "trace CPU time / median plain CPU time (user + kernel), (min-max) of the per-round ratios")
 
 
 if __name__ == "__main__":

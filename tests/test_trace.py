@@ -175,6 +175,8 @@ def test_hrm_lm_trace_matches_hooks_and_pass_outputs():
         np.testing.assert_array_equal(tr.states("fast")[:, k], cache[f"pass{p}.step{m}.hook_fast"].numpy())
         g = cache[f"pass{p}.step{m}.hook_gate_fast"]
         np.testing.assert_allclose(tr.metric("mean.gate_fast")[:, k], g.flatten(1).mean(1).numpy(), rtol=1e-5)
+        np.testing.assert_allclose(tr.metric("std.gate_fast")[:, k], g.flatten(1).std(1, unbiased=False).numpy(),
+                                   rtol=1e-4)
         if fires[k]:
             np.testing.assert_array_equal(tr.states("slow")[:, k], cache[f"pass{p}.step{m}.hook_slow"].numpy())
         else:
@@ -287,3 +289,25 @@ def test_import_interp_stays_light():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 0, r.stderr
+
+
+def test_logit_lens_metrics_equal_softmax_and_cross_entropy_on_extreme_logits():
+    """The fused max/log-sum-exp lens gives softmax's top probability and F.cross_entropy, also for huge logits."""
+    from interp.tracing.metrics import decoded_metrics, eval_mask
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(5, 7, 11, generator=g) * torch.tensor([1.0, 30.0, 1e3, 0.0, 5.0])[:, None, None]
+    logits[0, 0, 4] = logits[0, 0, 2]  # a tie: the first maximal index wins, as argmax
+    labels = torch.randint(0, 11, (5, 7), generator=g)
+    labels[1, 3] = -100
+    inputs = torch.where(torch.rand(5, 7, generator=g) < 0.5, labels.clamp_min(0), torch.ones_like(labels))
+    mask = eval_mask(inputs, labels, lm=False)
+    m = decoded_metrics(logits, labels, mask, confidence=True)
+    np.testing.assert_array_equal(m["pred"].numpy(), logits.argmax(-1).numpy())
+    np.testing.assert_allclose(m["conf"].numpy(), torch.softmax(logits.double(), -1).amax(-1).numpy(), rtol=1e-6)
+    ce_tok = F.cross_entropy(logits.double().transpose(1, 2), labels, reduction="none", ignore_index=-100)
+    valid = labels != -100
+    want = (ce_tok * valid).sum(1) / valid.sum(1)
+    np.testing.assert_allclose(m["ce"].numpy(), want.numpy(), rtol=1e-5, atol=1e-4)
+    assert np.isfinite(m["ce"].numpy()).all() and np.isfinite(m["conf"].numpy()).all()
+    assert set(decoded_metrics(logits, None, None)) == {"pred"}

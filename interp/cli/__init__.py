@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from common.allocator import retain_freed_memory
 from common.io import is_disk_full
 from interp.cli.common import EXIT_USAGE, VersionAction, _Parser, _UsageError, error_line, examples
 from interp.cli.demo import add_demo_parser
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
+        retain_freed_memory()  # no page-fault churn between batches (common/allocator.py)
         return int(args.func(args) or 0)
     except _UsageError as e:
         print(f"error: {e}", file=sys.stderr)

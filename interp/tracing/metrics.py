@@ -8,14 +8,18 @@ States are [B, P, D] (P positions, D features); logits [B, L, V].
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from common.labels import IGNORE_LABEL
 
 
-def state_norm(x: torch.Tensor) -> torch.Tensor:
-    """Mean over positions of the L2 norm over features: [B]."""
-    return x.float().norm(dim=-1).mean(dim=-1)
+def position_norms(x: torch.Tensor) -> torch.Tensor:
+    """L2 norm over features at each position: [B, P] (shared by ``state_norm`` and ``mean_cosine``)."""
+    return x.float().norm(dim=-1)
+
+
+def state_norm(x: torch.Tensor, norms: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over positions of the L2 norm over features: [B] (``norms``: its ``position_norms``, if known)."""
+    return (position_norms(x) if norms is None else norms).mean(dim=-1)
 
 
 def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
@@ -30,11 +34,16 @@ def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     return torch.where((num == 0) & (den == 0), torch.zeros_like(out), out)
 
 
-def mean_cosine(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Cosine similarity between ``a`` and ``b`` at each position, averaged over positions: [B]."""
+def mean_cosine(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12,
+                norms: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Cosine similarity between ``a`` and ``b`` at each position, averaged over positions: [B].
+
+    ``norms``: the ``position_norms`` of ``a`` and ``b`` when the caller already has them.
+    """
     a32, b32 = a.float(), b.float()
     dot = (a32 * b32).sum(-1)
-    den = (a32.norm(dim=-1) * b32.norm(dim=-1)).clamp_min(eps)
+    na, nb = (position_norms(a32), position_norms(b32)) if norms is None else norms
+    den = (na * nb).clamp_min(eps)
     return (dot / den).mean(dim=-1)
 
 
@@ -50,17 +59,29 @@ def eval_mask(inputs: torch.Tensor, labels: torch.Tensor, lm: bool) -> torch.Ten
     return valid & (inputs.long() != labels)
 
 
-def decoded_metrics(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Prediction and scores of decoded logits against labels.
+def decoded_metrics(logits: torch.Tensor, labels: torch.Tensor | None, mask: torch.Tensor | None,
+                    confidence: bool = False) -> dict[str, torch.Tensor]:
+    """Prediction and scores of decoded logits against labels (the per-step logit lens).
 
-    Returns ``pred`` [B, L] (argmax), ``ce`` (softmax cross-entropy averaged over
-    labelled cells), ``token_acc`` (accuracy over ``mask`` cells), ``n_wrong``
-    (wrong ``mask`` cells) and ``exact`` (every labelled cell right), each [B].
+    Returns ``pred`` [B, L] (argmax) and, with labels, ``ce`` (softmax cross-entropy averaged over
+    labelled cells), ``token_acc`` (accuracy over ``mask`` cells), ``n_wrong`` (wrong ``mask`` cells)
+    and ``exact`` (every labelled cell right), each [B]; with ``confidence`` also ``conf`` [B, L],
+    the top softmax probability of each cell. One max and one log-sum-exp serve all of them
+    (``softmax`` over a short vocabulary axis costs several times more on a CPU).
     """
-    pred = logits.argmax(-1)
+    lf = logits.float()
+    top, pred = lf.max(-1)
+    out = {"pred": pred}
+    need_lse = confidence or labels is not None
+    if need_lse:
+        sum_exp = (lf - top.unsqueeze(-1)).exp_().sum(-1)  # >= 1: the top cell contributes exp(0)
+    if confidence:
+        out["conf"] = sum_exp.reciprocal()
+    if labels is None:
+        return out
     valid = labels != IGNORE_LABEL
     safe = labels.clamp_min(0).long()
-    ce_tok = F.cross_entropy(logits.float().transpose(1, 2), safe, reduction="none")
+    ce_tok = top + sum_exp.log() - lf.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
     n_valid = valid.sum(1)
     ce = (ce_tok * valid).sum(1) / n_valid.clamp_min(1)
     ce = torch.where(n_valid > 0, ce, torch.full_like(ce, float("nan")))
@@ -70,7 +91,8 @@ def decoded_metrics(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tens
     token_acc = torch.where(n_mask > 0, token_acc, torch.full_like(token_acc, float("nan")))
     n_wrong = (mask & ~right).sum(1).float()
     exact = (right | ~valid).all(1) & (n_valid > 0)
-    return {"pred": pred, "ce": ce, "token_acc": token_acc, "n_wrong": n_wrong, "exact": exact}
+    out.update(ce=ce, token_acc=token_acc, n_wrong=n_wrong, exact=exact)
+    return out
 
 
-__all__ = ["state_norm", "relative_change", "mean_cosine", "eval_mask", "decoded_metrics"]
+__all__ = ["position_norms", "state_norm", "relative_change", "mean_cosine", "eval_mask", "decoded_metrics"]

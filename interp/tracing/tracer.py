@@ -116,7 +116,9 @@ class _Recorder:
         self.B, self.T, self.S, self.L = B, T, S, inputs.shape[1]
         self.pending: int | None = None
         self.staged: dict[str, torch.Tensor] = {}
-        self.cache: dict[str, dict[str, torch.Tensor]] = {}
+        self.cache: dict[str, dict[str, torch.Tensor]] = {}  # per state: its decoded lens, until it changes
+        self.norms: dict[str, torch.Tensor] = {}  # per state: its position norms, until it changes
+        self.cosines: dict[tuple[str, str], torch.Tensor] = {}  # per pair of states, until either changes
         # Everything is gathered in tensors on the model's device and copied to the host once per batch
         # (``result``): a copy per quantity and step would synchronise a GPU dozens of times per step.
         self.out: dict[str, tuple[torch.Tensor, Any]] = {}
@@ -179,21 +181,27 @@ class _Recorder:
                 delta = M.relative_change(new, old) if old is not None else float("nan")
                 self.cur[s] = new
                 self.cache.pop(s, None)
+                self.norms.pop(s, None)
+                self.cosines = {pair: c for pair, c in self.cosines.items() if s not in pair}
             else:
                 delta = 0.0 if s in self.cur else float("nan")
             if not isinstance(delta, torch.Tensor):
                 delta = torch.full((self.B,), delta, device=self.keep_rows.device)
             self._put(f"step/delta.{s}", k, delta)
             if s in self.cur:
-                self._put(f"step/norm.{s}", k, M.state_norm(self.cur[s]))
+                self._put(f"step/norm.{s}", k, M.state_norm(self.cur[s], self._norms(s)))
         for a, b in combinations(primary, 2):
             if a in self.cur and b in self.cur and self.cur[a].shape == self.cur[b].shape:
-                self._put(f"step/cos.{a}.{b}", k, M.mean_cosine(self.cur[a], self.cur[b]))
+                if (a, b) not in self.cosines:  # unchanged states keep last step's value
+                    self.cosines[(a, b)] = M.mean_cosine(self.cur[a], self.cur[b], norms=(self._norms(a), self._norms(b)))
+                self._put(f"step/cos.{a}.{b}", k, self.cosines[(a, b)])
         for g in self.schema.gate_states:
             if g in staged:
                 v = staged[g].float().flatten(1)
-                self._put(f"step/mean.{g}", k, v.mean(1))
-                self._put(f"step/std.{g}", k, v.std(1, unbiased=False))
+                mean = v.mean(1, keepdim=True)
+                self._put(f"step/mean.{g}", k, mean[:, 0])
+                # two-pass population std, written out: torch's CPU ``std`` is ~20x slower on these rows
+                self._put(f"step/std.{g}", k, (v - mean).square_().mean(1).sqrt_())
         for d in self.decode_states:
             if d not in self.cur:
                 continue
@@ -226,17 +234,17 @@ class _Recorder:
                 self.states_out[s][:, k] = v[self.keep_rows].float()
         self.done[k] = True
 
+    def _norms(self, s: str) -> torch.Tensor:
+        """Per-position norms of the current state ``s``, computed once per new value of it."""
+        if s not in self.norms:
+            self.norms[s] = M.position_norms(self.cur[s])
+        return self.norms[s]
+
     def _pred_dtype(self):
         return np.uint8 if self.model.cfg.vocab_size <= 256 else np.int32
 
     def _decode(self, d: str) -> dict[str, torch.Tensor]:
-        logits = self.model.decode(self.cur[d])
-        if self.labels is not None:
-            out = M.decoded_metrics(logits, self.labels, self.mask)
-        else:
-            out = {"pred": logits.argmax(-1)}
-        if self.confidence:
-            out["conf"] = torch.softmax(logits.float(), dim=-1).amax(-1)
+        out = M.decoded_metrics(self.model.decode(self.cur[d]), self.labels, self.mask, self.confidence)
         if self.schema.kind == "puzzle" and d == self.schema.answer_state:
             q_halt, q_cont = self.model.halt_logits(self.cur[d])
             out["q_halt"], out["q_continue"] = q_halt, q_cont

@@ -72,6 +72,9 @@ def main() -> int:
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from common.allocator import retain_freed_memory
+
+    retain_freed_memory()  # as the interp command does
     from interp.tracing.tracer import trace
     from models.hrm_text import default_dtype, wrap_hrm_text
 
@@ -90,11 +93,12 @@ def main() -> int:
         "trace+L": lambda: trace(model, x, states="all", decode_latents=True, batch_size=args.batch),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
+    load0 = os.getloadavg()[0]
     with torch.no_grad():
         for fn in variants.values():  # warm-up
             fn()
-        for _ in range(args.repeats):
-            for k, fn in variants.items():
+        for r in range(args.repeats):
+            for k, fn in (variants.items() if r % 2 == 0 else reversed(variants.items())):  # alternate the order
                 t0 = clock()
                 fn()
                 times[k].append(clock() - t0)
@@ -105,14 +109,18 @@ def main() -> int:
         "dtype": str(dtype).replace("torch.", ""), "threads": args.threads, "repeats": args.repeats,
         "clock": "process CPU time" if args.device == "cpu" else "wall (synchronised)",
         "plain_ms": 1000 * med["plain"], "ratio": {k: med[k] / med["plain"] for k in med},
+        "round_ratio_range": {k: [min(a / b for a, b in zip(times[k], times["plain"])),
+                                  max(a / b for a, b in zip(times[k], times["plain"]))] for k in times},
+        "load": [load0, os.getloadavg()[0]],
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
                    + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""),
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
     }
     print(f"HRM-Text {args.size} ({n_params / 1e6:.1f}M params, {res['dtype']}) B{args.batch} L{args.seq} on "
-          f"{args.device}: plain {res['plain_ms']:.1f} ms")
+          f"{args.device}: plain {res['plain_ms']:.1f} ms; load average {load0:.2f} -> {res['load'][1]:.2f}")
     for k, r in res["ratio"].items():
-        print(f"  {k:<8} {r:5.2f}x  ({1000 * med[k]:.1f} ms)")
+        lo, hi = res["round_ratio_range"][k]
+        print(f"  {k:<8} {r:5.3f}x  ({1000 * med[k]:.1f} ms; per-round ratios {lo:.3f}-{hi:.3f})")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
     return 0

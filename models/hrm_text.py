@@ -82,6 +82,7 @@ class HrmTextTraced(HookedModel):
 
     state_names = STATE_NAMES
     answer_state = "z_H"
+    logits_decode_answer = True  # the logits hook is lm_head of the final z_H, which is what decode computes
     prefix_len = 0
 
     def __init__(self, hf_model: nn.Module):

@@ -49,6 +49,7 @@ class PuzzleModel(HookedModel):
     """Base class of the puzzle families; see module docstring."""
 
     cfg: PuzzleConfig
+    logits_decode_answer = True  # the logits hook is ``decode`` of the answer state (``finish_segment``)
 
     def __init__(self, cfg: PuzzleConfig):
         super().__init__()

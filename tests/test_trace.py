@@ -311,3 +311,41 @@ def test_logit_lens_metrics_equal_softmax_and_cross_entropy_on_extreme_logits():
     np.testing.assert_allclose(m["ce"].numpy(), want.numpy(), rtol=1e-5, atol=1e-4)
     assert np.isfinite(m["ce"].numpy()).all() and np.isfinite(m["conf"].numpy()).all()
     assert set(decoded_metrics(logits, None, None)) == {"pred"}
+
+
+@pytest.mark.parametrize("make", [_hrm, _trm])
+def test_last_step_lens_reuses_the_model_logits_exactly_and_not_under_interventions(make, monkeypatch):
+    """Each segment's last step takes the answer lens from the model's own logits: same numbers, one decode fewer."""
+    model = make()
+    x, y = _puzzles(n=4)
+    calls = []
+    real = model.decode
+    monkeypatch.setattr(model, "decode", lambda s: calls.append(1) or real(s))
+    reused = trace(model, x, y)
+    n_reused = len(calls)
+    calls.clear()
+    plain = trace(model, x, y, fwd_hooks=[("seg0.hook_x", lambda t, hook: None)])  # any hook turns reuse off
+    assert n_reused == len(calls) - model.cfg.halt_max_steps  # one decode saved per segment
+    for k in reused.arrays:
+        if k.startswith(("pred/", "conf/", "step/", "seg/")):
+            np.testing.assert_array_equal(reused.arrays[k], plain.arrays[k], err_msg=k)
+    # a patched logits hook changes the model's output, not the lens of the answer state
+    patched = trace(model, x, y, fwd_hooks=[("seg1.hook_logits", lambda t, hook: -t)])
+    np.testing.assert_array_equal(patched.predictions, plain.predictions)  # reused, the last step would be argmax(-t)
+
+
+def test_model_sha256_is_the_sha256_of_names_dtypes_shapes_and_bytes_in_key_order():
+    import hashlib
+
+    from interp.tracing.tracer import model_sha256
+
+    model = _hrm()
+    model.H_init.data = model.H_init.data.to(torch.bfloat16)  # a bf16 buffer is hashed by its own bytes
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(f"{k}|{v.dtype}|{list(v.shape)}|".encode())
+        h.update(v.contiguous().view(torch.uint8).numpy().tobytes())
+    assert model_sha256(model) == h.hexdigest()
+    with torch.no_grad():
+        model.lm_head.weight.data[0, 0] += 1.0  # a weight edit through .data changes the hash (no caching)
+    assert model_sha256(model) != h.hexdigest()

@@ -144,6 +144,7 @@ def _puzzle_schema(model: nn.Module, n_segments: int) -> StepSchema:
             k += 1
         if k == 0:
             raise ValueError(f"{model_family(model)} model emits no per-step state hooks in segment {seg}")
+        segment_hooks[act_name("logits", seg=seg)] = (seg, "answer_logits")  # read, not recorded (tracer's lens)
         segment_hooks[act_name("q", seg=seg)] = (seg, "q")
     _finish(steps, slow)
     step_of = {parse_act_name(h).where: k for h, (k, _) in hook_to_step.items()}

@@ -297,7 +297,7 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
                 meta = trace_meta(model, schema, seq_len=x0.shape[1],
                                   labelled=src.labels is not None or schema.kind == "lm",
                                   decode_states=decode_states, stored=keep_states, state_dtype=state_dtype, task=task,
-                                  checkpoint=checkpoint, extra={"source": src.source})
+                                  checkpoint=checkpoint, extra={"source": src.source}, model_hash=m_hash)
                 man = {
                     "format": FORMAT, "complete": False, "fingerprint": fingerprint, "n_puzzles": N,
                     "chunk_size": chunk_size, "n_chunks": n_chunks, "chunks": [done[i] for i in sorted(done)],

@@ -83,7 +83,7 @@ def model_sha256(model: nn.Module) -> str:
     for k, v in sorted(model.state_dict().items()):
         t = v.detach().cpu().contiguous()
         h.update(f"{k}|{t.dtype}|{list(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))  # the bytes in place, no copy
     return h.hexdigest()
 
 
@@ -102,8 +102,14 @@ class _Recorder:
 
     def __init__(self, model: nn.Module, schema: StepSchema, inputs: torch.Tensor, labels: torch.Tensor | None,
                  init: dict[str, torch.Tensor], keep_rows: np.ndarray, keep_states: Sequence[str],
-                 decode_states: Sequence[str], state_dtype: np.dtype, confidence: bool = True):
+                 decode_states: Sequence[str], state_dtype: np.dtype, confidence: bool = True,
+                 reuse_logits: bool = False):
         self.model, self.schema = model, schema
+        # ``reuse_logits``: the model's logits hook is ``decode`` of the answer state (``logits_decode_answer``) and
+        # nothing intervenes, so the last step of a segment takes its answer lens from the model instead of
+        # decoding the same state a second time.
+        self.reuse_logits = reuse_logits
+        self.final_logits: torch.Tensor | None = None
         self.confidence = confidence
         self.labels = labels
         self.mask = M.eval_mask(inputs, labels, schema.kind == "lm") if labels is not None else None
@@ -148,19 +154,23 @@ class _Recorder:
             self.pending = k
             self.staged[s] = t.detach()
             return None
-        self.flush()
         seg, kind = self.schema.segment_hooks[name]
+        if kind in ("logits", "answer_logits") and self.reuse_logits:
+            self.final_logits = t.detach()  # the model's own decode of the answer state the pending step ends with
+        self.flush()
+        self.final_logits = None
         if kind == "q":
             self._seg("seg/q_halt", seg, t[..., 0].float())
             self._seg("seg/q_continue", seg, t[..., 1].float())
         elif kind == "fusion":
             self._seg("seg/fusion", seg, t.float().mean(dim=1), width=t.shape[-1])
-        elif kind == "logits" and self.labels is not None:
-            m = M.decoded_metrics(t, self.labels, self.mask)
-            self._seg("seg/ce", seg, m["ce"])
-            self._seg("seg/token_acc", seg, m["token_acc"])
-        if kind == "logits":
-            self._seg("seg/pred", seg, t.argmax(-1), width=t.shape[1], dtype=self._pred_dtype())
+        elif kind == "logits":
+            lens = self.cache.get(self.schema.answer_state) if self.reuse_logits else None
+            m = lens if lens is not None else M.decoded_metrics(t, self.labels, self.mask)  # same logits: same values
+            if self.labels is not None:
+                self._seg("seg/ce", seg, m["ce"])
+                self._seg("seg/token_acc", seg, m["token_acc"])
+            self._seg("seg/pred", seg, m["pred"], width=t.shape[1], dtype=self._pred_dtype())
         return None
 
     def _seg(self, key: str, seg: int, value: torch.Tensor, width: int | None = None, dtype=np.float32) -> None:
@@ -244,7 +254,9 @@ class _Recorder:
         return np.uint8 if self.model.cfg.vocab_size <= 256 else np.int32
 
     def _decode(self, d: str) -> dict[str, torch.Tensor]:
-        out = M.decoded_metrics(self.model.decode(self.cur[d]), self.labels, self.mask, self.confidence)
+        reuse = self.final_logits is not None and d == self.schema.answer_state
+        logits = self.final_logits if reuse else self.model.decode(self.cur[d])
+        out = M.decoded_metrics(logits, self.labels, self.mask, self.confidence)
         if self.schema.kind == "puzzle" and d == self.schema.answer_state:
             q_halt, q_cont = self.model.halt_logits(self.cur[d])
             out["q_halt"], out["q_continue"] = q_halt, q_cont
@@ -311,7 +323,8 @@ def trace_batch(model: nn.Module, schema: StepSchema, x: torch.Tensor, y: torch.
         start = model.start_states(x)
     else:
         start = initial_states(model, schema, x.shape[0], x.shape[1], x.device, init, rows)
-    rec = _Recorder(model, schema, x, y, start, keep_rows, keep_states, decode_states, state_dtype, confidence)
+    reuse = bool(getattr(model, "logits_decode_answer", False)) and not fwd_hooks
+    rec = _Recorder(model, schema, x, y, start, keep_rows, keep_states, decode_states, state_dtype, confidence, reuse)
     watched = set(schema.hook_to_step) | set(schema.segment_hooks)
     if callable(fwd_hooks):
         fwd_hooks = fwd_hooks(BatchContext(rows if rows is not None else slice(0, x.shape[0]),
@@ -356,8 +369,8 @@ def decode_state_list(schema: StepSchema, decode_latents: bool, model: nn.Module
 
 def trace_meta(model: nn.Module, schema: StepSchema, *, seq_len: int, labelled: bool, decode_states: list[str],
                stored: list[str], state_dtype: str, task: Any = None, checkpoint: str | os.PathLike | None = None,
-               intervened: bool = False, extra: dict | None = None) -> dict[str, Any]:
-    """Metadata stored with every trace (JSON-serialisable)."""
+               intervened: bool = False, extra: dict | None = None, model_hash: str | None = None) -> dict[str, Any]:
+    """Metadata stored with every trace (JSON-serialisable); ``model_hash``: ``model_sha256(model)`` if known."""
     import importlib.metadata as im
 
     if isinstance(task, str):
@@ -389,7 +402,7 @@ def trace_meta(model: nn.Module, schema: StepSchema, *, seq_len: int, labelled: 
         "state_dtype": state_dtype,
         "task": task,
         "checkpoint": checkpoint_info(checkpoint),
-        "model_sha256": model_sha256(model),
+        "model_sha256": model_hash or model_sha256(model),
         "intervened": intervened,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"recurse-interp": version, "torch": torch.__version__, "numpy": np.__version__},

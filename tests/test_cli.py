@@ -62,6 +62,23 @@ def test_trace_one_puzzle(ckpts, tmp_path, capsys):
     assert tr.stored_states == ["y", "z"]  # full states for the printed puzzle
 
 
+
+def test_trace_lens_answer_only_without_confidence(ckpts, tmp_path, capsys):
+    """``--lens answer --no-confidence``: the latent is not decoded, no confidence arrays, and the viewer still works."""
+    out = tmp_path / "tr"
+    assert main(["trace", "--ckpt", str(ckpts / "trm"), "--puzzle", PUZZLE, "--out", str(out), "--color", "never",
+                 "--lens", "answer", "--no-confidence"]) == 0
+    capsys.readouterr()
+    tr = load_trace(out)
+    assert tr.decoded_states == ["y"]
+    assert not [k for k in tr.arrays if k.startswith("conf/")] and "pred/z" not in tr.arrays
+    assert (out / "viewer.html").stat().st_size > 1000
+    full = tmp_path / "full"
+    assert main(["trace", "--ckpt", str(ckpts / "trm"), "--puzzle", PUZZLE, "--out", str(full), "--color", "never"]) == 0
+    ref = load_trace(full)
+    assert ref.decoded_states == ["y", "z"] and "conf/y" in ref.arrays
+    np.testing.assert_array_equal(tr.predictions, ref.predictions)  # the answer lens itself is unchanged
+
 def test_malformed_puzzle_subprocess_one_line(ckpts, tmp_path):
     """``python -m interp`` end to end; bad input fails before torch is even imported."""
     r = _run("trace", "--ckpt", str(ckpts / "trm"), "--puzzle", PUZZLE[:-3], cwd=tmp_path)

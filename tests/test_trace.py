@@ -349,3 +349,24 @@ def test_model_sha256_is_the_sha256_of_names_dtypes_shapes_and_bytes_in_key_orde
     with torch.no_grad():
         model.lm_head.weight.data[0, 0] += 1.0  # a weight edit through .data changes the hash (no caching)
     assert model_sha256(model) != h.hexdigest()
+
+
+def test_a_trace_too_large_for_memory_is_refused_in_one_line_before_any_work(tmp_path, monkeypatch):
+    from interp import trace_to_disk
+    from interp.tracing.tracer import check_trace_memory
+
+    model = _hrm()
+    x, y = _puzzles(n=40)
+    schema = build_schema(model, None)
+    # 40 puzzles x (12 steps + start) x 2 states x 16 positions x 32 features x 4 bytes, three copies
+    est = check_trace_memory(model, schema, ["z_H", "z_L"], 40, 40, 16, 2, "test")
+    assert est == 3 * 40 * 13 * 2 * 16 * 32 * 4 + 40 * 12 * (16 + 16 * 12 * 2)
+    monkeypatch.setenv("RECURSE_MAX_MEMORY_GB", str(est / 2 / 1e9))
+    with pytest.raises(TraceError, match=r"GB in memory at once .*--state-puzzles.*RECURSE_MAX_MEMORY_GB"):
+        trace(model, x, y, states="all")
+    trace(model, x, y, states="all", state_puzzles=[0, 1])  # fewer kept puzzles fit
+    out = tmp_path / "tr"
+    with pytest.raises(TraceError, match="one chunk of 40"):
+        trace_to_disk(model, (x.numpy(), y.numpy()), out, states="all", chunk_size=40, progress=False)
+    assert not out.exists()  # nothing written
+    trace_to_disk(model, (x.numpy(), y.numpy()), out, states="all", chunk_size=8, progress=False)  # smaller chunks fit

@@ -181,3 +181,8 @@ def _viewer(tr, out: Path, names: list[str] | None = None, n: int = 8, plotly_js
         print(f"viewer written to {path or out / 'viewer.html'} ({k} puzzle(s); open it in a browser)")
     except Exception as e:  # noqa: BLE001 - the trace is already safe on disk
         print(f"warning: could not write the HTML viewer ({type(e).__name__}: {e})", file=sys.stderr)
+
+
+def lens_options(args: argparse.Namespace) -> dict[str, bool]:
+    """``trace_to_disk`` keywords of ``--lens`` and ``--no-confidence`` (the per-step lens is most of a trace's cost)."""
+    return {"decode_latents": getattr(args, "lens", "all") == "all", "confidence": not getattr(args, "no_confidence", False)}

@@ -50,7 +50,7 @@ def _parse_tokens(text: str) -> np.ndarray:
 
 def cmd_trace_text(args: argparse.Namespace) -> int:
     """Load, tokenise, trace to disk, print the per-step story of the last position."""
-    from interp.cli.common import _viewer
+    from interp.cli.common import _viewer, lens_options
     from interp.tracing.schema import is_lm_model
     from interp.tracing.store import load_trace
     from interp.tracing.stream import trace_to_disk
@@ -86,7 +86,8 @@ def cmd_trace_text(args: argparse.Namespace) -> int:
           f"{inputs.shape[1]} tokens", file=sys.stderr)
     states = args.states if args.states in ("all", "summary") else [s.strip() for s in args.states.split(",")]
     trace_to_disk(model, inputs, out, batch_size=1, states=states, task={"name": "text"}, checkpoint=folder,
-                  overwrite=args.overwrite, progress=False, attention=bool(getattr(args, "attention", False)))
+                  overwrite=args.overwrite, progress=False, attention=bool(getattr(args, "attention", False)),
+                  **lens_options(args))
     tr = load_trace(out)
     if is_hub_spec(args.ckpt):
         print(f"hub: {args.ckpt} -> {folder}")

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 from common.labels import IGNORE_LABEL
-from interp.cli.common import _checkpoint_task, _color, _load_model, _viewer, add_plotly, add_puzzle_inputs, add_quiet, examples, show_progress
+from interp.cli.common import (_checkpoint_task, _color, _load_model, _viewer, add_plotly, add_puzzle_inputs, add_quiet,
+                               examples, lens_options, show_progress)
 
 
 def _default_out(ckpt: str, inputs: np.ndarray | str, segments: int | None) -> Path:
@@ -170,7 +171,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
                   states=states, state_puzzles=np.arange(n_keep), n_segments=args.segments,
                   task={"name": task.name, "grid": list(task.grid)}, checkpoint=args.ckpt,
                   overwrite=args.overwrite, progress=show_progress(args) and n > 1,
-                  attention=bool(getattr(args, "attention", False)))
+                  attention=bool(getattr(args, "attention", False)), **lens_options(args))
     return _report_trace(args, out, n, names, notes, task, source if streamed else None)
 
 
@@ -201,7 +202,8 @@ def _trace_sharded(args: argparse.Namespace, model, data, out: Path, n: int, nam
         kwargs = dict(chunk_size=args.chunk_size, batch_size=args.batch_size, states=states,
                       state_puzzles=np.arange(n_keep), n_segments=args.segments,
                       task={"name": task.name, "grid": list(task.grid)}, checkpoint=args.ckpt,
-                      overwrite=args.overwrite, attention=bool(getattr(args, "attention", False)), distributed=True)
+                      overwrite=args.overwrite, attention=bool(getattr(args, "attention", False)), distributed=True,
+                      **lens_options(args))
         if not info.is_main:  # the other ranks print nothing but their own errors
             try:
                 trace_to_disk(model, data, out, progress=False, **kwargs)
@@ -389,6 +391,10 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attention", action="store_true", help="also record every layer's attention pattern at every "
                    "step (pattern.layer{k}, kept like states; Sudoku: row/column/box mass per head, CSV + PNG)")
     p.add_argument("--viewer-puzzles", type=int, default=8, help="puzzles in viewer.html (a picker switches)")
+    p.add_argument("--lens", choices=["all", "answer"], default="all",
+                   help="decode every state at every step (logit lens), or the answer state only (faster)")
+    p.add_argument("--no-confidence", action="store_true",
+                   help="skip the per-cell confidence arrays (the largest summaries; a little faster)")
     add_plotly(p)
     p.set_defaults(func=cmd_trace)
     p = sub.add_parser("show", help="print a saved trace's per-step summary",

@@ -37,6 +37,7 @@ from interp.tracing.tracer import (
     STATE_DTYPES,
     attention_recording,
     base_arrays,
+    check_trace_memory,
     compute_arrays,
     decode_state_list,
     keep_mask,
@@ -274,6 +275,10 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
     sp = None if state_puzzles is None else np.unique(np.asarray(state_puzzles, dtype=np.int64))
     if sp is not None and len(sp) and (sp.min() < 0 or sp.max() >= N):
         raise TraceError(f"state_puzzles must lie in [0, {N}), got [{sp.min()}, {sp.max()}]")
+    x_peek = src.slice(0, 1)[0]
+    kept = 0 if not keep_states else (min(chunk_size, N) if sp is None else int(np.bincount(sp // chunk_size).max(initial=0)))
+    check_trace_memory(model, schema, keep_states, kept, min(chunk_size, N), int(np.shape(x_peek)[1]),
+                       len(decode_states), f"one chunk of {min(chunk_size, N)}")
     settings = {"n_segments": schema.n_segments, "states": keep_states, "decode_latents": decode_latents,
                 "state_puzzles": None if sp is None else sp.tolist(), "chunk_size": chunk_size, "n": N,
                 "state_dtype": state_dtype, "confidence": confidence}
@@ -293,8 +298,7 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
                 setup = ("complete", None)
             else:
                 done = {c["index"]: c for c in (man or {}).get("chunks", []) if _chunk_ok(out, c, fingerprint)}
-                x0, _, _ = src.slice(0, 1)
-                meta = trace_meta(model, schema, seq_len=x0.shape[1],
+                meta = trace_meta(model, schema, seq_len=np.shape(x_peek)[1],
                                   labelled=src.labels is not None or schema.kind == "lm",
                                   decode_states=decode_states, stored=keep_states, state_dtype=state_dtype, task=task,
                                   checkpoint=checkpoint, extra={"source": src.source}, model_hash=m_hash)

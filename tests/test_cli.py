@@ -134,6 +134,22 @@ def test_puzzle_file_and_show(ckpts, tmp_path, capsys):
     assert "different trace" in capsys.readouterr().err
 
 
+
+def test_show_writes_a_viewer_for_a_trace_made_in_python(ckpts, tmp_path, capsys):
+    from interp import trace_to_disk
+    from models.load import load_any
+
+    model = load_any(ckpts / "trm")[0]
+    x = np.array([[1 if c == "." else int(c) + 1 for c in p] for p in (PUZZLE, HARD)])
+    out = tmp_path / "py"
+    trace_to_disk(model, x, out, progress=False, task={"name": "sudoku", "grid": [9, 9]})
+    assert not (out / "viewer.html").exists()
+    assert main(["show", str(out), "--viewer", "--viewer-puzzles", "2"]) == 0
+    assert "viewer written to" in capsys.readouterr().out
+    html = (out / "viewer.html").read_text()
+    assert (out / "plotly.min.js").exists() and "plotly.min.js" in html and "puzzle 2" in html
+    load_trace(out)  # the extra files do not break the trace
+
 def test_maze_checkpoint(ckpts, tmp_path, capsys):
     maze = "#####\n# S #\n# ###\n#G  #\n#####\n"
     f = tmp_path / "maze.txt"

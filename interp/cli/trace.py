@@ -299,6 +299,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(repr(tr))
     if not tr.meta.get("complete", True):
         print("note: the trace is incomplete; showing its finished chunks")
+    if args.viewer:  # e.g. a trace written from Python (trace_to_disk), which writes no viewer.html
+        _viewer(tr, Path(args.dir), n=args.viewer_puzzles, plotly_js=args.plotly)
     if args.puzzle is not None:
         if not 1 <= args.puzzle <= tr.n_puzzles:
             raise ValueError(f"--puzzle counts from 1 (the first puzzle) to {tr.n_puzzles}, got {args.puzzle}")
@@ -398,15 +400,19 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     add_plotly(p)
     p.set_defaults(func=cmd_trace)
     p = sub.add_parser("show", help="print a saved trace's per-step summary",
-                       epilog=examples("interp show traces/run1", "interp show traces/run1 --puzzle 1   # the first puzzle"))
+                       epilog=examples("interp show traces/run1", "interp show traces/run1 --puzzle 1   # the first puzzle",
+                                       "interp show traces/py-run --viewer   # write viewer.html for a trace made in Python"))
     p.add_argument("dir", help="trace directory written by interp trace")
     p.add_argument("--max-rows", type=int, default=60, help="rows of the per-step table to print")
     p.add_argument("--allow-incomplete", action="store_true", help="show the finished chunks of an interrupted trace")
     p.add_argument("--no-verify", action="store_true", help="skip the chunk checksums (faster; sizes and order still checked)")
+    p.add_argument("--viewer", action="store_true", help="(re)write viewer.html in the trace directory")
+    p.add_argument("--viewer-puzzles", type=int, default=8, help="puzzles in viewer.html (a picker switches)")
     p.add_argument("--puzzle", type=int, metavar="K",
                    help="print the step-by-step story of puzzle K (1 = the first) instead of the table")
     p.add_argument("--all-steps", action="store_true", help="list every answer step, also those without a change")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="coloured grids (auto: on a terminal)")
+    add_plotly(p)
     p.set_defaults(func=cmd_show)
     p = sub.add_parser("ablate", help="Slow/H-module ablation table on puzzles",
                        epilog=examples("interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file puzzles.sdm --limit 64",

@@ -235,7 +235,7 @@ def test_report_command_writes_tables_figures_html_and_provenance(fixture_dir, c
     for rel in ("report.md", "commands.txt", "provenance.json", "tables/summary.md", "tables/summary.tex",
                 "tables/summary.csv", "tables/slow_ablation.md", "tables/cgar.tex", "data/tiny/puzzles.csv",
                 "figures/tiny_jumps.png", "figures/tiny_jumps.svg", "figures/tiny_steps_p1.png",
-                "html/tiny_viewer_p1.html", "html/tiny_jumps.html"):
+                "html/tiny_viewer.html", "html/tiny_jumps.html"):
         assert (out / rel).is_file(), rel
     assert (out / "figures/tiny_jumps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "figures/tiny_jumps.svg").read_text().lstrip().startswith(("<?xml", "<svg"))

@@ -231,15 +231,16 @@ def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = Fal
             res.frames["trajectories"] = pc.assign(**labels)
             fig("trajectories", "PCA trajectories", trajectory_plot(pc), trajectory_figure(pc))
     if "viewer" in wanted:
-        for p in viewer_p:
-            path = html_dir / f"{tag}_viewer_p{p}.html"
-            write_viewer(tr, path, puzzle=p, model=model, max_frames=int(cfg.viewer.get("max_frames", 400)),
-                         plotly_js=plotly_js)
-            res.html.append((f"{run.name}: step viewer, puzzle {p}", f"html/{path.name}"))
-            if not lm:
-                save_figure(step_strip_plot(tr, p, n_frames=int(cfg.viewer.get("strip_frames", 6)), model=model),
-                            fig_dir / f"{tag}_steps_p{p}")
-                res.figures.append((f"{run.name}: answer per step, puzzle {p}", f"figures/{tag}_steps_p{p}"))
+        path = html_dir / f"{tag}_viewer.html"  # one page, a picker switches between the puzzles
+        write_viewer(tr, path, puzzle=viewer_p, model=model, max_frames=int(cfg.viewer.get("max_frames", 400)),
+                     plotly_js=plotly_js)
+        shown = ", ".join(str(p + 1) for p in viewer_p)
+        res.html.append((f"{run.name}: step viewer, puzzle{'s' if len(viewer_p) > 1 else ''} {shown}",
+                         f"html/{path.name}"))
+        for p in viewer_p if not lm else []:
+            save_figure(step_strip_plot(tr, p, n_frames=int(cfg.viewer.get("strip_frames", 6)), model=model),
+                        fig_dir / f"{tag}_steps_p{p}")
+            res.figures.append((f"{run.name}: answer per step, puzzle {p + 1}", f"figures/{tag}_steps_p{p}"))
     for key, df in res.frames.items():
         _write_csv(df, data_dir / f"{key}.csv")
     return res

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("tasks", "models", "training", "interp", "probes")
 
@@ -138,15 +140,17 @@ def test_find_cycle_reports_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_cli_start_up_is_light():
-    """``interp --help`` must not pay for pandas, pyarrow, plotly or matplotlib."""
+@pytest.mark.parametrize("module", ["interp.cli", "training.cli"])
+def test_cli_start_up_is_light(module):
+    """``interp --help`` and ``recurse-train --help`` must not pay for torch, pandas, pyarrow, plotly or matplotlib."""
     code = (
-        "import sys, interp.cli\n"
-        "heavy = [m for m in ('pandas', 'pyarrow', 'plotly', 'matplotlib') if m in sys.modules]\n"
+        f"import sys, {module}\n"
+        f"{module}.build_parser()\n"
+        "heavy = [m for m in ('torch', 'pandas', 'pyarrow', 'plotly', 'matplotlib') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
         env={**__import__('os').environ, "PYTHONPATH": str(ROOT)},
     )
-    assert out.stdout.strip() == "", f"interp.cli imports {out.stdout.strip()} at start-up"
+    assert out.stdout.strip() == "", f"{module} imports {out.stdout.strip()} at start-up"

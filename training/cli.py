@@ -25,8 +25,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from models.checkpoint import CheckpointError, checkpoint_dir, read_checkpoint_config
-
 
 def _formatter() -> type:
     from interp.cli.common import help_formatter
@@ -106,6 +104,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
     src = Path(args.config)
     if src.is_dir():
+        from models.checkpoint import read_checkpoint_config
+
         task = read_checkpoint_config(src).get("task", {})
         if task.get("data") is None and task.get("data_dir"):
             print(task["data_dir"])
@@ -119,6 +119,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from models.checkpoint import checkpoint_dir, read_checkpoint_config
+
     from .config import load_train_config
     from .trainer import Trainer
 
@@ -294,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return {"train": _cmd_train, "eval": _cmd_eval, "data": _cmd_data}[args.command](args)
-    except (ValueError, CheckpointError) as e:  # ConfigError / DataError are ValueErrors too
+    except ValueError as e:  # CheckpointError, ConfigError and DataError are ValueErrors
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:

@@ -128,6 +128,41 @@ def test_disk_full_while_writing_the_manifest(model, data, reference, tmp_path, 
     assert_same_trace(reference, out)
 
 
+
+def _limited_file_size(limit: int):
+    """``preexec_fn``: the kernel refuses writes past ``limit`` bytes per file (EFBIG), as a full disk would."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error from write(), not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_real_write_limit_gives_one_line_and_the_trace_resumes(tiny_ckpts, tmp_path):
+    """The kernel itself refuses the chunk file (RLIMIT_FSIZE): one line, nothing marked complete, then a resume."""
+    repo = Path(__file__).resolve().parents[2]
+    puzzles = tmp_path / "p.sdm"
+    puzzles.write_text("\n".join((repo / "data/sudoku/qqwing_easy.sdm").read_text().split()[:7]) + "\n")
+    args = ["-m", "interp", "trace", "--ckpt", str(tiny_ckpts / "hrm"), "--puzzle-file", str(puzzles),
+            "--chunk-size", "3", "--show", "0", "--quiet", "--plotly", "cdn"]
+    run = lambda out, **kw: subprocess.run([PYTHON, *args, "--out", str(out)], capture_output=True, text=True,  # noqa: E731
+                                           env=subprocess_env(), cwd=tmp_path, timeout=120, **kw)
+    ref = tmp_path / "ref"
+    assert run(ref).returncode == 0
+    chunk = min(p.stat().st_size for p in ref.glob("chunk_*.safetensors"))
+    out = tmp_path / "t"
+    r = run(out, preexec_fn=_limited_file_size(chunk // 2))
+    assert r.returncode == 2, r.stderr
+    assert one_error_line(r.stderr).startswith("error: disk full or file size limit while writing")
+    assert read_manifest(out)["complete"] is False and _leftovers(out) == []
+    with pytest.raises(TraceIncompleteError):
+        load_trace(out)
+    r = run(out)  # the limit is lifted: the same command finishes the trace
+    assert r.returncode == 0, r.stderr
+    assert_same_trace(ref, out)
+
 # ----------------------------------------------------------------------------- interruption
 def test_interrupted_trace_resumes(model, data, reference, tmp_path, monkeypatch, capsys):
     out = tmp_path / "t"

@@ -91,7 +91,6 @@ class HrmTextTraced(HookedModel):
         self.cfg = HrmTextTraceConfig.from_hf(hf_model.config, next(hf_model.parameters()).dtype)
         self._calls: list[str] | None = None
         self._last: dict[str, torch.Tensor] = {}
-        self._final: tuple[torch.Tensor, torch.Tensor] | None = None  # (last z_H, its logits) of the last run
         self._seg = 0
         self.ensure_segment_hooks(1)
         inner = hf_model.model
@@ -191,13 +190,8 @@ class HrmTextTraced(HookedModel):
     def decode(self, state: torch.Tensor) -> torch.Tensor:
         """Logit lens: the model's own ``lm_head`` on a state (each state already ends with the stack's final norm).
 
-        The last forward's final ``z_H`` (the same storage, e.g. a detached view) returns that forward's
-        logits, which are ``lm_head`` of exactly that tensor, without computing them again.
+        The tracer does not decode the final z_H again: ``logits_decode_answer`` lets it take the model's logits.
         """
-        last = self._final
-        if last is not None and state.shape == last[0].shape and state.data_ptr() == last[0].data_ptr() \
-                and state.dtype == last[0].dtype and state.stride() == last[0].stride():
-            return last[1]
         return self.hf.lm_head(state)
 
     def start_states(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -218,7 +212,7 @@ class HrmTextTraced(HookedModel):
         self.ensure_segment_hooks(seg + 1)
         calls: list[str] = []
         last: dict[str, torch.Tensor] = {}
-        self._calls, self._last, self._seg, self._final = calls, last, seg, None
+        self._calls, self._last, self._seg = calls, last, seg
         try:
             out = self.hf(input_ids=tokens.long(), use_cache=False, **hf_kwargs)
         finally:
@@ -227,7 +221,6 @@ class HrmTextTraced(HookedModel):
         if len(calls) != total:
             raise RuntimeError(f"HRM-Text ran {len(calls)} stack calls, expected {total} (H_cycles x (L_cycles + 1))")
         logits = self.hook(f"seg{seg}.hook_logits", out.logits)
-        self._final = (last["z_H"], out.logits) if "z_H" in last else None
         return last, logits
 
     def segment(self, states: dict[str, torch.Tensor], inputs: torch.Tensor, puzzle_ids: Any = None,

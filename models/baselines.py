@@ -98,15 +98,6 @@ class BaselineModel(PuzzleModel):
         return self.rotary(self.total_len if length is None else length)
 
     # ----- running -----------------------------------------------------------
-    def forward(
-        self,
-        inputs: torch.Tensor,
-        puzzle_ids: torch.Tensor | None = None,
-        n_segments: int | None = None,
-    ) -> torch.Tensor:
-        """Fresh states, ``n_segments`` (default halt_max_steps) segments, logits of the last: [B, L, vocab]."""
-        return self.forward_passes(inputs, n_segments, puzzle_ids=puzzle_ids)[-1].logits
-
     def forward_passes(
         self,
         tokens: torch.Tensor,
@@ -118,18 +109,12 @@ class BaselineModel(PuzzleModel):
 
         Same call as ``HRMLM.forward_passes``; ``states`` (default ``init_states``) is the first pass's start.
         """
-        self.check_inputs(tokens, puzzle_ids)
-        n = self.cfg.halt_max_steps if n_passes is None else n_passes
-        if n < 1:
-            raise ValueError(f"the number of passes (segments) must be >= 1, got {n}")
-        self.ensure_segment_hooks(n)
-        if states is None:
-            states = self.init_states(tokens.shape[0], tokens.device, length=self.prefix_len + tokens.shape[1])
-        outs = []
-        for s in range(n):
-            states, out = self.segment(states, tokens, puzzle_ids, seg=s)
-            outs.append(BaselinePassOutput(logits=out.logits, states=states))
-        return outs
+        return [BaselinePassOutput(logits=out.logits, states=st)
+                for _, st, out in self.iter_segments(tokens, puzzle_ids, n_passes, states)]
+
+    def fresh_states(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Starting states as long as ``inputs`` (plus any puzzle prefix): causal inputs may be shorter than seq_len."""
+        return self.init_states(inputs.shape[0], inputs.device, length=self.prefix_len + inputs.shape[1])
 
     def _start(self, states: dict[str, torch.Tensor], inputs: torch.Tensor, puzzle_ids, seg: int):
         """Embedded input (through ``seg{s}.hook_x``) and rotary tables sized to it; checks the carry."""
@@ -184,10 +169,18 @@ class UniTF(BaselineModel):
         if depth > self.cfg.depth:
             self.setup_hooks(self.step_hook_names(seg, depth))
         x, rotary = self._start(states, inputs, puzzle_ids, seg)
-        z = states["z"]
+        states = {"z": states["z"]}
         for i in range(depth):
-            z = self.hook(act_name("z", seg=seg, r=i), self.stack(z, x, rotary))
-        return self.finish_segment({"z": z}, seg)
+            states = self.cycle(states, x, rotary, seg, i)
+        return self.finish_segment(states, seg)
+
+    @property
+    def cycles_per_segment(self) -> int:
+        return self.cfg.depth
+
+    def cycle(self, states, x, rotary, seg=None, i=0, grad="all", inner=None):
+        """One pass of the shared stack, ``z = stack(z, x)`` (always in the graph: ``grad`` is ignored)."""
+        return {"z": self.step_hook("z", self.stack(states["z"], x, rotary), seg, r=i)}
 
 
 class TransformerBaseline(BaselineModel):

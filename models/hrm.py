@@ -8,9 +8,12 @@ a slow high-level ``H_level``. Within one segment::
             z_L = L_level(z_L, z_H + x)      # hook seg{s}.h{i}.l{j}.hook_z_L
         z_H = H_level(z_H, z_L)              # hook seg{s}.h{i}.hook_z_H
 
-With the 1-step gradient every update but the final L and H one runs under
+``h_cycle`` is one pass of the outer loop: the model's step function
+(``cycle``), which ``segment`` calls ``H_cycles`` times. With the 1-step
+gradient every update but the final L and H one runs under
 ``torch.no_grad()``; with ``grad_mode="full_bptt"`` gradient flows through all
-of them. The carry is detached between segments either way.
+of them. The carry is detached between segments either way (except inside
+``models.grad.full_graph``).
 
 Token mixing is self-attention, as in the paper; ``mlp_t=True`` swaps in TRM's
 MLP over the token axis in both modules (the zoo's CPU-sized HRM uses it: at
@@ -24,8 +27,7 @@ import torch
 from .blocks import ReasoningModule, TransformerBlock, trunc_normal_
 from .config import HRMConfig
 from .grad import grad_if
-from .hook_names import act_name
-from .puzzle_base import PuzzleModel, SegmentOutput
+from .puzzle_base import PuzzleModel
 
 
 def _blocks(cfg: HRMConfig, n: int, seq_len: int) -> list[TransformerBlock]:
@@ -57,8 +59,8 @@ class HRM(PuzzleModel):
         self.register_buffer("L_init", trunc_normal_(torch.empty(cfg.hidden_size), std=1.0))
         self.ensure_segment_hooks(cfg.halt_max_steps)
 
-    def rotary_tables(self):
-        return None if self.cfg.mlp_t else super().rotary_tables()
+    def rotary_tables(self, length: int | None = None):
+        return None if self.cfg.mlp_t else super().rotary_tables(length)
 
     def step_hook_names(self, seg: int, cycles: tuple[int, int] | None = None) -> list[str]:
         return self.cycle_hook_names(seg, keys=("h", "l"), inner="z_L", outer="z_H", cycles=cycles)
@@ -66,30 +68,22 @@ class HRM(PuzzleModel):
     def init_states(self, batch_size: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
         return self.expand_inits({"z_H": self.H_init, "z_L": self.L_init}, batch_size, device)
 
-    def segment(
-        self,
-        states: dict[str, torch.Tensor],
-        inputs: torch.Tensor,
-        puzzle_ids: torch.Tensor | None = None,
-        seg: int = 0,
-        cycles: tuple[int, int] | None = None,
-    ) -> tuple[dict[str, torch.Tensor], SegmentOutput]:
-        H_cycles, L_cycles = cycles or (self.cfg.H_cycles, self.cfg.L_cycles)
-        self.ensure_segment_hooks(seg + 1)  # hook points for a segment past halt_max_steps
-        self.ensure_cycle_hooks(seg, cycles)
-        rotary = self.rotary_tables()
-        x = self.hook(act_name("x", seg=seg), self.embed(inputs, puzzle_ids))
-        z_H, z_L = states["z_H"], states["z_L"]
-        full_bptt = self.cfg.grad_mode == "full_bptt"
-        for i in range(H_cycles):
-            for j in range(L_cycles):
-                last_L = i == H_cycles - 1 and j == L_cycles - 1
-                with grad_if(full_bptt or last_L):
-                    z_L = self.hook(act_name("z_L", seg=seg, h=i, l=j),
-                                    self.run_step_module(0, {"seg": seg, "h": i, "l": j}, z_L, z_H + x, rotary))
-            with grad_if(full_bptt or i == H_cycles - 1):
-                z_H = self.hook(act_name("z_H", seg=seg, h=i), self.run_step_module(1, {"seg": seg, "h": i}, z_H, z_L, rotary))
-        return self.finish_segment({"z_H": z_H, "z_L": z_L}, seg)
+    def h_cycle(self, z_H, z_L, x, rotary, seg: int | None = None, i: int = 0, grad: str = "all",
+                L_cycles: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One H-cycle: ``L_cycles`` fast updates of z_L from (z_H + x), then one slow update of z_H from z_L."""
+        n = self.cfg.L_cycles if L_cycles is None else L_cycles
+        for j in range(n):
+            where = None if seg is None else {"seg": seg, "h": i, "l": j}
+            with grad_if(grad == "all" or (grad == "last" and j == n - 1)):
+                z_L = self.step_hook("z_L", self.run_step_module(0, where, z_L, z_H + x, rotary), seg, h=i, l=j)
+        with grad_if(grad != "none"):
+            where = None if seg is None else {"seg": seg, "h": i}
+            z_H = self.step_hook("z_H", self.run_step_module(1, where, z_H, z_L, rotary), seg, h=i)
+        return z_H, z_L
+
+    def cycle(self, states, x, rotary, seg=None, i=0, grad="all", inner=None):
+        z_H, z_L = self.h_cycle(states["z_H"], states["z_L"], x, rotary, seg, i, grad, inner)
+        return {"z_H": z_H, "z_L": z_L}
 
 
 __all__ = ["HRM", "HRMConfig"]

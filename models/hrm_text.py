@@ -34,6 +34,7 @@ the model's logits.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -233,6 +234,14 @@ class HrmTextTraced(HookedModel):
                                  "and z_L_init, so custom initial states (init_states) cannot be traced")
         last, logits = self.run(inputs, seg)
         return {k: v.detach() for k, v in last.items()}, SimpleNamespace(logits=logits)
+
+    def iter_segments(self, inputs: torch.Tensor, puzzle_ids: Any = None, n_segments: int | None = None,
+                      states: dict[str, torch.Tensor] | None = None) -> Iterator[tuple[int, dict[str, torch.Tensor], Any]]:
+        """``PuzzleModel.iter_segments``'s call (what the tracer runs): ``segment`` from ``start_states``."""
+        states = self.start_states(inputs) if states is None else states
+        for s in range(1 if n_segments is None else n_segments):
+            states, out = self.segment(states, inputs, puzzle_ids, seg=s)
+            yield s, states, out
 
     def forward(self, tokens: torch.Tensor, **hf_kwargs: Any) -> torch.Tensor:
         """Logits [B, L, vocab] (what ``run_with_cache`` calls; every step hook fires)."""

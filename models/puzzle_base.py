@@ -9,13 +9,22 @@ reads the first position and gives (halt, continue) logits in float32.
 A model runs in *segments* (ACT / deep-supervision steps). ``segment`` takes
 the carried states and returns detached new states plus a ``SegmentOutput``;
 ``forward`` is evaluation semantics: fresh states, every segment, no early
-halting, logits of the last segment. Subclasses implement ``state_names``,
-``init_states``, ``step_hook_names`` and ``segment``.
+halting, logits of the last segment.
+
+Each recurrent family has one step function, ``cycle`` (HRM: one H-cycle,
+``L_cycles`` fast updates then one slow update; TRM: one latent recursion;
+UniTF: one pass of the shared stack). ``segment`` is ``cycles_per_segment``
+calls of it between the input embedding and the heads, ``iter_segments`` runs
+segments from fresh (or given) states, and the stability step maps, guess
+scaling, the tracer and causal attribution all call these same functions
+(``cycle(..., seg=None)`` is the pure map, without hook points). Subclasses
+implement ``state_names``, ``init_states``, ``step_hook_names`` and ``cycle``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +32,7 @@ from torch import nn
 
 from .blocks import CastedLinear, Embedding, RotaryEmbedding
 from .config import PuzzleConfig
+from .grad import carry, in_full_graph
 from .hook_names import act_name
 from .hooks import HookedModel
 
@@ -106,8 +116,11 @@ class PuzzleModel(HookedModel):
             x = 0.707106781 * (x + self.embed_pos.embedding_weight.to(x.dtype))
         return self.embed_scale * x
 
-    def rotary_tables(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        return self.rotary(self.total_len) if self.cfg.pos_encodings == "rope" else None
+    def rotary_tables(self, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Rotary (cos, sin) tables for ``length`` positions (default the whole prefix + sequence)."""
+        if self.cfg.pos_encodings != "rope":
+            return None
+        return self.rotary(self.total_len if length is None else length)
 
     def decode(self, state: torch.Tensor) -> torch.Tensor:
         """Answer logits from any state [B, prefix+L, D] (the per-step "logit lens")."""
@@ -188,11 +201,11 @@ class PuzzleModel(HookedModel):
             self.__dict__["_record_attention"] = False
             self.remove_hook_points(lambda name: name.endswith(".hook_pattern"))
 
-    def run_step_module(self, which: int, where: dict[str, int], *args: torch.Tensor) -> torch.Tensor:
+    def run_step_module(self, which: int, where: dict[str, int] | None, *args: torch.Tensor) -> torch.Tensor:
         """``self.<step_modules[which]>(*args)``; with ``record_attention`` each layer's pattern goes
-        through ``<where>.layer{k}.hook_pattern``."""
+        through ``<where>.layer{k}.hook_pattern`` (``where=None``: the pure map, no hook points)."""
         module = getattr(self, self.step_modules[which])
-        if not self.recording_attention:
+        if not self.recording_attention or where is None:
             return module(*args)
         attns = self.attention_modules(self.step_modules[which])
         for k, attn in enumerate(attns):
@@ -222,6 +235,43 @@ class PuzzleModel(HookedModel):
         if isinstance(n, int) and n > 0:
             self.ensure_segment_hooks(n)
 
+    # ----- the step function ----------------------------------------------------
+    @property
+    def cycles_per_segment(self) -> int:
+        """How many ``cycle`` calls make one segment at the config's depth."""
+        return self.cfg.H_cycles
+
+    def cycle(
+        self,
+        states: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None,
+        seg: int | None = None,
+        i: int = 0,
+        grad: str = "all",
+        inner: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """One outer cycle of the recurrence on the embedded input ``x``: the model's step function.
+
+        ``seg``/``i`` name the hook points the updates pass through (``seg=None``: none, the pure
+        map); ``grad`` is "all" (every update in the graph), "none", or "last" (only the final
+        inner and outer update); ``inner`` overrides the number of inner updates.
+        """
+        raise NotImplementedError(f"{self.cfg.family} models have no recurrent step function")
+
+    def cycle_grad(self, i: int, n_cycles: int) -> str:
+        """Which updates of cycle ``i`` of ``n_cycles`` are in the graph (``cycle``'s ``grad``)."""
+        mode = getattr(self.cfg, "grad_mode", "full_bptt")
+        if mode == "full_bptt" or in_full_graph(self):
+            return "all"
+        if i < n_cycles - 1:
+            return "none"
+        return "last" if mode == "one_step" else "all"
+
+    def step_hook(self, state: str, value: torch.Tensor, seg: int | None, /, **where: int) -> torch.Tensor:
+        """``value`` through the hook point of ``state`` at ``seg``/``where`` (untouched when ``seg`` is None)."""
+        return value if seg is None else self.hook(act_name(state, seg=seg, **where), value)
+
     def segment(
         self,
         states: dict[str, torch.Tensor],
@@ -230,8 +280,16 @@ class PuzzleModel(HookedModel):
         seg: int = 0,
         cycles: tuple[int, int] | None = None,
     ) -> tuple[dict[str, torch.Tensor], SegmentOutput]:
-        """One ACT segment. ``cycles`` overrides (H_cycles, L_cycles) for depth curricula."""
-        raise NotImplementedError
+        """One ACT segment: ``H_cycles`` calls of ``cycle``; ``cycles`` overrides (H_cycles, L_cycles)."""
+        n_outer, n_inner = cycles or (self.cfg.H_cycles, self.cfg.L_cycles)
+        self.ensure_segment_hooks(seg + 1)  # hook points for a segment past halt_max_steps
+        self.ensure_cycle_hooks(seg, cycles)
+        rotary = self.rotary_tables()
+        x = self.hook(act_name("x", seg=seg), self.embed(inputs, puzzle_ids))
+        states = {name: states[name] for name in self.state_names}
+        for i in range(n_outer):
+            states = self.cycle(states, x, rotary, seg, i, self.cycle_grad(i, n_outer), n_inner)
+        return self.finish_segment(states, seg)
 
     def finish_segment(self, states: dict[str, torch.Tensor], seg: int) -> tuple[dict[str, torch.Tensor], SegmentOutput]:
         """Heads on the answer state, segment hooks, detached carry: the common end of ``segment``."""
@@ -239,7 +297,38 @@ class PuzzleModel(HookedModel):
         logits = self.hook(act_name("logits", seg=seg), self.decode(answer))
         q = self.hook(act_name("q", seg=seg), torch.stack(self.halt_logits(answer), dim=-1))
         out = SegmentOutput(logits=logits, q_halt=q[..., 0], q_continue=q[..., 1])
-        return {k: v.detach() for k, v in states.items()}, out
+        return carry(states, self), out
+
+    # ----- running segments ----------------------------------------------------
+    def fresh_states(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's own starting states for a batch of ``inputs`` [B, L]."""
+        return self.init_states(inputs.shape[0], inputs.device)
+
+    def iter_segments(
+        self,
+        inputs: torch.Tensor,
+        puzzle_ids: torch.Tensor | None = None,
+        n_segments: int | None = None,
+        states: dict[str, torch.Tensor] | None = None,
+        between: Callable[[int, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    ) -> Iterator[tuple[int, dict[str, torch.Tensor], SegmentOutput]]:
+        """Run segments 0..n-1 (default halt_max_steps) from ``states`` (default ``fresh_states``),
+        yielding ``(seg, carried states, output)`` after each, without early halting.
+
+        ``between(s, states)`` may replace the carry before segment ``s`` > 0 (e.g. latent noise).
+        """
+        self.check_inputs(inputs, puzzle_ids)
+        n = self.cfg.halt_max_steps if n_segments is None else n_segments
+        if n < 1:
+            raise ValueError(f"n_segments must be >= 1, got {n}")
+        self.ensure_segment_hooks(n)
+        if states is None:
+            states = self.fresh_states(inputs)
+        for s in range(n):
+            if between is not None and s > 0:
+                states = between(s, states)
+            states, out = self.segment(states, inputs, puzzle_ids, seg=s)
+            yield s, states, out
 
     def forward(
         self,
@@ -248,13 +337,7 @@ class PuzzleModel(HookedModel):
         n_segments: int | None = None,
     ) -> torch.Tensor:
         """Evaluation semantics: fresh states, ``n_segments`` (default halt_max_steps) segments, last logits."""
-        self.check_inputs(inputs, puzzle_ids)
-        n = self.cfg.halt_max_steps if n_segments is None else n_segments
-        if n < 1:
-            raise ValueError(f"n_segments must be >= 1, got {n}")
-        self.ensure_segment_hooks(n)
-        states = self.init_states(inputs.shape[0], inputs.device)
         out = None
-        for s in range(n):
-            states, out = self.segment(states, inputs, puzzle_ids, seg=s)
+        for _, _, out in self.iter_segments(inputs, puzzle_ids, n_segments):
+            pass
         return out.logits

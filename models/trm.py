@@ -17,7 +17,9 @@ updates both the latent ``z`` and the answer ``y``::
         return (y.detach(), z.detach()), lm_head(y), q_head(y[:, 0])
 
 Token mixing is a SwiGLU over the sequence axis (``mlp_t``, the MLP-mixer
-variant) or non-causal self-attention. ``grad_mode="one_step"`` keeps only the
+variant) or non-causal self-attention. ``latent_recursion`` is the model's step
+function (``cycle``); ``segment`` (from ``PuzzleModel``) is ``deep_recursion``:
+``H_cycles`` (T) latent recursions under the gradient rule of ``cycle_grad``. ``grad_mode="one_step"`` keeps only the
 final z and y updates in the graph; ``"full_bptt"`` keeps every update.
 State names follow the trace schema: ``y`` (answer, reference ``z_H``) and
 ``z`` (latent, reference ``z_L``).
@@ -30,8 +32,7 @@ import torch
 from .blocks import ReasoningModule, TransformerBlock, trunc_normal_
 from .config import TRMConfig
 from .grad import grad_if
-from .hook_names import act_name
-from .puzzle_base import PuzzleModel, SegmentOutput
+from .puzzle_base import PuzzleModel
 
 
 class TRM(PuzzleModel):
@@ -57,8 +58,8 @@ class TRM(PuzzleModel):
         self.register_buffer("L_init", trunc_normal_(torch.empty(cfg.hidden_size), std=1.0))  # z_0
         self.ensure_segment_hooks(cfg.halt_max_steps)
 
-    def rotary_tables(self):
-        return None if self.cfg.mlp_t else super().rotary_tables()
+    def rotary_tables(self, length: int | None = None):
+        return None if self.cfg.mlp_t else super().rotary_tables(length)
 
     def step_hook_names(self, seg: int, cycles: tuple[int, int] | None = None) -> list[str]:
         return self.cycle_hook_names(seg, keys=("t", "n"), inner="z", outer="y", cycles=cycles)
@@ -66,45 +67,23 @@ class TRM(PuzzleModel):
     def init_states(self, batch_size: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
         return self.expand_inits({"y": self.H_init, "z": self.L_init}, batch_size, device)
 
-    def latent_recursion(self, x, y, z, n: int, seg: int, i: int, grad: str = "all"):
+    def latent_recursion(self, x, y, z, rotary, n: int | None = None, seg: int | None = None, i: int = 0,
+                         grad: str = "all") -> tuple[torch.Tensor, torch.Tensor]:
         """n updates of z from (y + x), then one update of y from z.
 
-        ``grad``: "all" (every update in the graph), "none", or "last" (only the final z and y).
+        ``grad``: "all" (every update in the graph), "none", or "last" (only the final z and y);
+        ``seg=None`` runs without hook points.
         """
-        rotary = self.rotary_tables()
+        n = self.cfg.L_cycles if n is None else n
         for j in range(n):
+            where = None if seg is None else {"seg": seg, "t": i, "n": j}
             with grad_if(grad == "all" or (grad == "last" and j == n - 1)):
-                z = self.hook(act_name("z", seg=seg, t=i, n=j),
-                              self.run_step_module(0, {"seg": seg, "t": i, "n": j}, z, y + x, rotary))
+                z = self.step_hook("z", self.run_step_module(0, where, z, y + x, rotary), seg, t=i, n=j)
         with grad_if(grad != "none"):
-            y = self.hook(act_name("y", seg=seg, t=i), self.run_step_module(1, {"seg": seg, "t": i}, y, z, rotary))
+            where = None if seg is None else {"seg": seg, "t": i}
+            y = self.step_hook("y", self.run_step_module(1, where, y, z, rotary), seg, t=i)
         return y, z
 
-    def deep_recursion(self, x, y, z, n: int, T: int, seg: int):
-        """T-1 recursions without gradient (unless full BPTT), then one with gradient."""
-        mode = self.cfg.grad_mode
-        for i in range(T):
-            last = i == T - 1
-            if mode == "full_bptt":
-                grad = "all"
-            elif not last:
-                grad = "none"
-            else:
-                grad = "last" if mode == "one_step" else "all"
-            y, z = self.latent_recursion(x, y, z, n, seg, i, grad)
-        return y, z
-
-    def segment(
-        self,
-        states: dict[str, torch.Tensor],
-        inputs: torch.Tensor,
-        puzzle_ids: torch.Tensor | None = None,
-        seg: int = 0,
-        cycles: tuple[int, int] | None = None,
-    ) -> tuple[dict[str, torch.Tensor], SegmentOutput]:
-        T, n = cycles or (self.cfg.H_cycles, self.cfg.L_cycles)
-        self.ensure_segment_hooks(seg + 1)  # hook points for a segment past halt_max_steps
-        self.ensure_cycle_hooks(seg, cycles)
-        x = self.hook(act_name("x", seg=seg), self.embed(inputs, puzzle_ids))
-        y, z = self.deep_recursion(x, states["y"], states["z"], n, T, seg)
-        return self.finish_segment({"y": y, "z": z}, seg)
+    def cycle(self, states, x, rotary, seg=None, i=0, grad="all", inner=None):
+        y, z = self.latent_recursion(x, states["y"], states["z"], rotary, inner, seg, i, grad)
+        return {"y": y, "z": z}

@@ -114,14 +114,18 @@ def _recurrent_pass(model: Any, x: torch.Tensor, ids: torch.Tensor | None, n: in
             return t + relative_noise(t, noise.scale, gen)
 
         hooks = [(names, add_noise)]
+    entered = [states]  # the carry that entered each segment (after any segment noise)
+
+    def between(s: int, st: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if noisy and noise.where == "segment":
+            st = {k: v + relative_noise(v, noise.scale, gen) for k, v in st.items()}
+        entered.append(st)
+        return st
+
     with model.hooks(hooks):
-        out = None
-        for s in range(n):
-            if noisy and noise.where == "segment" and s > 0:
-                states = {k: v + relative_noise(v, noise.scale, gen) for k, v in states.items()}
-            prev = states
-            states, out = model.segment(states, x, ids, seg=s)
-    return out, _residual(states, prev)
+        for _, states, out in model.iter_segments(x, ids, n, states, between):
+            pass
+    return out, _residual(states, entered[-1])
 
 
 @torch.no_grad()

@@ -36,11 +36,7 @@ def _segment_ends(model: nn.Module, schema: StepSchema, x: torch.Tensor, pid: to
             for o in model.forward_passes(x, n_passes=n, states=init):
                 out.append((o.states, o.logits))
             return out
-        model.check_inputs(x, pid)
-        model.ensure_segment_hooks(n)
-        states = {k: v.clone() for k, v in init.items()}
-        for s in range(n):
-            states, so = model.segment(states, x, pid, seg=s)
+        for _, states, so in model.iter_segments(x, pid, n, {k: v.clone() for k, v in init.items()}):
             out.append((states, so.logits))
     return out
 

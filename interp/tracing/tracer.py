@@ -331,10 +331,8 @@ def _run_model(model: nn.Module, schema: StepSchema, x: torch.Tensor, pid: torch
     if schema.kind == "lm" and schema.family == "hrm_lm":
         model.forward_passes(x, n_passes=schema.n_segments, states=init)
         return
-    model.check_inputs(x, pid)
-    states = {k: v.clone() for k, v in init.items()}
-    for s in range(schema.n_segments):
-        states, _ = model.segment(states, x, pid, seg=s)
+    for _ in model.iter_segments(x, pid, schema.n_segments, {k: v.clone() for k, v in init.items()}):
+        pass
 
 
 def trace_batch(model: nn.Module, schema: StepSchema, x: torch.Tensor, y: torch.Tensor | None,

@@ -37,7 +37,7 @@ from common.labels import IGNORE_LABEL
 
 from .blocks import CastedLinear, Embedding, ReasoningModule, RotaryEmbedding, TransformerBlock, rms_norm, trunc_normal_
 from .config import HRMLMConfig
-from .grad import grad_if
+from .grad import carry, grad_if, in_full_graph
 from .hook_names import act_name, act_prefix
 from .hooks import HookedModel
 
@@ -206,13 +206,14 @@ class HRMLM(HookedModel):
         M, K = self.steps_per_pass, self.cfg.tbptt_steps
         rotary = self.rotary_tables(e.shape[1])
         fast, slow = states["fast"], states["slow"]
+        full = in_full_graph(self)
         for m in range(M):
-            with grad_if(m >= M - K):
+            with grad_if(full or m >= M - K):
                 fast = self.fast_update(fast, slow, e, rotary, act_prefix(pass_=p, step=m))
                 if self.slow_fires(m):
                     slow = self.slow_update(slow, fast, rotary, act_prefix(pass_=p, step=m))
         logits, w, entropy = self.fuse(fast, slow, e, p)
-        return LMPassOutput(logits, w, entropy, {"fast": fast.detach(), "slow": slow.detach()})
+        return LMPassOutput(logits, w, entropy, carry({"fast": fast, "slow": slow}, self))
 
     def forward_passes(
         self,
@@ -234,7 +235,7 @@ class HRMLM(HookedModel):
             states = self.init_states(B, L, tokens.device)
         else:
             self._check_states(states, (B, L, self.cfg.hidden_size))
-            states = {k: states[k].detach() for k in STATE_NAMES}
+            states = carry({k: states[k] for k in STATE_NAMES}, self)
         self.ensure_pass_hooks(n)
         e = self.encode(tokens)
         outputs = []

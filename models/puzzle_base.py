@@ -311,21 +311,26 @@ class PuzzleModel(HookedModel):
         n_segments: int | None = None,
         states: dict[str, torch.Tensor] | None = None,
         between: Callable[[int, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+        start: int = 0,
     ) -> Iterator[tuple[int, dict[str, torch.Tensor], SegmentOutput]]:
-        """Run segments 0..n-1 (default halt_max_steps) from ``states`` (default ``fresh_states``),
-        yielding ``(seg, carried states, output)`` after each, without early halting.
+        """Run segments ``start``..n-1 (n defaults to halt_max_steps) from ``states`` (default
+        ``fresh_states``), yielding ``(seg, carried states, output)`` after each, without early halting.
 
-        ``between(s, states)`` may replace the carry before segment ``s`` > 0 (e.g. latent noise).
+        ``between(s, states)`` may replace the carry before segment ``s`` > ``start`` (e.g. latent
+        noise); ``start`` > 0 resumes from the carry that entered segment ``start`` (hook names keep
+        their segment numbers).
         """
         self.check_inputs(inputs, puzzle_ids)
         n = self.cfg.halt_max_steps if n_segments is None else n_segments
         if n < 1:
             raise ValueError(f"n_segments must be >= 1, got {n}")
+        if not 0 <= start < n:
+            raise ValueError(f"start must lie in [0, {n}), got {start}")
         self.ensure_segment_hooks(n)
         if states is None:
             states = self.fresh_states(inputs)
-        for s in range(n):
-            if between is not None and s > 0:
+        for s in range(start, n):
+            if between is not None and s > start:
                 states = between(s, states)
             states, out = self.segment(states, inputs, puzzle_ids, seg=s)
             yield s, states, out

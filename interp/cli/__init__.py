@@ -6,6 +6,7 @@
     interp guess-scale               interp.cli.guess_scale
     interp report                    interp.cli.report
     interp stability                 interp.cli.stability
+    interp attribute                 interp.cli.attribute
 
 Shared pieces (one-line errors, loading a checkpoint) are in ``interp.cli.common``.
 Every command imports its heavy dependencies (torch, pandas, plotly, matplotlib)
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from common.allocator import retain_freed_memory
 from common.io import is_disk_full
 from interp.cli.common import EXIT_USAGE, VersionAction, _Parser, _UsageError, error_line, examples
+from interp.cli.attribute import add_attribute_parser
 from interp.cli.demo import add_demo_parser
 from interp.cli.guess_scale import add_guess_scale_parser
 from interp.cli.report import add_report_parser
@@ -41,6 +43,7 @@ def build_parser() -> _Parser:
     add_guess_scale_parser(sub)
     add_report_parser(sub)
     add_stability_parser(sub)
+    add_attribute_parser(sub)
     return parser
 
 

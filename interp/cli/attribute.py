@@ -1,0 +1,230 @@
+"""``interp attribute``: which state of which cell at which step causes the answer (patching and attribution).
+
+    interp attribute --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm --limit 1 \\
+        --corrupt change_given --method atp,ig,patch --segments 2 --out out/attribute
+
+Writes ``attribution.csv`` (``puzzle, method, segment, step, state, position, score, hook``: one row per unit
+and method), ``pairs.csv`` (the metric on both runs, the corruption), ``comparison.csv`` (when exact patching
+ran beside an estimate), ``settings.json`` and ``attribution.html`` (the grid at each step coloured by score,
+and a step x position heatmap) to ``--out``, and prints the top units and the peer share per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from interp.cli.common import _checkpoint_task, _load_model, add_puzzle_inputs, add_quiet, examples, show_progress
+
+
+def parse_cell(text: str | None, rows: int, cols: int) -> str | int | None:
+    """``blank``/``last``, a 0-based index, or ``rRcC`` (1-based row and column) -> what ``make_pairs`` takes."""
+    if text is None or text in ("blank", "last"):
+        return text
+    t = text.strip().lower()
+    if t.startswith("r") and "c" in t:
+        try:
+            r, c = (int(v) for v in t[1:].split("c", 1))
+        except ValueError:
+            raise ValueError(f"cell must be an index, rRcC, 'blank' or 'last', got {text!r}") from None
+        if not (1 <= r <= rows and 1 <= c <= cols):
+            raise ValueError(f"cell {text} is outside the {rows}x{cols} grid")
+        return (r - 1) * cols + (c - 1)
+    try:
+        i = int(t)
+    except ValueError:
+        raise ValueError(f"cell must be an index, rRcC, 'blank' or 'last', got {text!r}") from None
+    if not 0 <= i < rows * cols:
+        raise ValueError(f"cell {i} is outside the {rows}x{cols} grid (0..{rows * cols - 1})")
+    return i
+
+
+def _methods(text: str) -> list[str]:
+    from interp.causal.attribute import METHODS
+
+    out = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in out if m not in METHODS]
+    if bad or not out:
+        raise ValueError(f"--method takes a comma list of {', '.join(METHODS)}, got {text!r}")
+    return out
+
+
+def _puzzle_pairs(args: argparse.Namespace):
+    from interp.causal.pairs import make_pairs
+    from tasks.puzzles import read_puzzles
+
+    task = _checkpoint_task(args.ckpt, args.task, command="attribute")
+    batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
+    rows, cols = task.grid or (1, batch.inputs.shape[1])
+    target = parse_cell(args.target, rows, cols)
+    cell = parse_cell(args.cell, rows, cols) if args.cell is not None else None
+    corrupt, kind = None, args.corrupt
+    if args.corrupt_puzzle or args.corrupt_file:
+        other = read_puzzles(task, args.corrupt_puzzle, args.corrupt_file, args.limit)
+        if other.inputs.shape != batch.inputs.shape:
+            raise ValueError(f"--corrupt-* gives {other.inputs.shape[0]} puzzle(s) for {batch.inputs.shape[0]} clean one(s)")
+        corrupt, kind = other.inputs, "user"
+    kind = kind or ("change_given" if task.name == "sudoku" else "swap")
+    pairs = make_pairs(batch.inputs, batch.labels, kind, task.name, target=target, seed=args.seed, corrupt=corrupt,
+                       cell=cell if isinstance(cell, int) else None)
+    return pairs, task, batch.names
+
+
+def _text_pairs(args: argparse.Namespace, model, meta):
+    from interp.causal.pairs import make_pairs
+    from interp.cli.text_trace import _parse_tokens, _tokenizer
+
+    encode, _ = _tokenizer(model, meta, args.ckpt)
+    ids = _parse_tokens(args.tokens) if args.tokens else encode(args.text)
+    if len(ids) < 2:
+        raise ValueError("the text must have at least two tokens (the last one is the answer)")
+    x, answer = ids[:-1][None], ids[-1]
+    labels = np.full_like(x, -100)
+    labels[0, -1] = answer
+    corrupt = None
+    if args.corrupt_text:
+        other = encode(args.corrupt_text)
+        if len(other) != len(ids):
+            raise ValueError(f"--corrupt-text has {len(other)} tokens, the text {len(ids)}: they must match")
+        corrupt = other[:-1][None]
+    pos = parse_cell(args.cell, 1, x.shape[1]) if args.cell is not None else None
+    kind = "user" if corrupt is not None else (args.corrupt or "substitute")
+    return make_pairs(x, labels, kind, "text", target=parse_cell(args.target, 1, x.shape[1]) if args.target else None,
+                      seed=args.seed, corrupt=corrupt, vocab_size=model.cfg.vocab_size,
+                      cell=pos if isinstance(pos, int) else None)
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    methods = _methods(args.method)
+    text_mode = bool(args.text or args.tokens)
+    if not text_mode and not (args.puzzle or args.puzzle_file):
+        raise ValueError("one of --puzzle, --puzzle-file, --text or --tokens is required")
+    out = _claim_out(Path(args.out))
+    if text_mode:
+        model, meta = _load_model(args.ckpt)
+        pairs, task, names = _text_pairs(args, model, meta), None, ["text"]
+    else:
+        pairs, task, names = _puzzle_pairs(args)
+    import torch
+
+    from interp.causal.attribute import attribute
+    from interp.causal.summary import compare_methods, peer_share_by_step, top_units
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, _ = _load_model(args.ckpt)
+    res = attribute(model, pairs, methods, metric=args.metric, states=args.states.split(",") if args.states else None,
+                    n_segments=args.segments, direction=args.direction, ig_steps=args.ig_steps,
+                    patch_dir=out / "patch_chunks" if "patch" in methods else None, progress=show_progress(args))
+    from common.io import atomic_write_json, atomic_write_text
+
+    atomic_write_text(out / "attribution.csv", res.scores.to_csv(index=False))
+    atomic_write_text(out / "pairs.csv", res.pairs.to_csv(index=False))
+    settings = {**res.settings, "checkpoint": args.ckpt, "corruption": pairs.kind, "target": args.target,
+                "puzzles": names[:len(pairs)]}
+    atomic_write_json(out / "settings.json", settings)
+    print(f"{len(pairs)} pair(s), {res.pairs['n_units'].iloc[0]} units each, methods {', '.join(methods)}; "
+          f"metric {args.metric} (receiving run {res.pairs['metric_receiving'].mean():.3f}, "
+          f"source run {res.pairs['metric_source'].mean():.3f})")
+    print("top units:")
+    print(top_units(res.scores, 10).to_string(index=False))
+    if "patch" in methods and len(methods) > 1:
+        cmp = compare_methods(res.scores)
+        atomic_write_text(out / "comparison.csv", cmp.to_csv(index=False))
+        print("against exact patching (units that matter = top 10% by |patch effect|):")
+        print(cmp.groupby("method")[["spearman_all", "spearman_top", "topk_overlap"]].mean().round(3).to_string())
+    if task is not None and task.name == "sudoku":
+        focus = _focus_cells(pairs, args)
+        if focus:
+            share = peer_share_by_step(res.scores, focus, pairs.clean.shape[1])
+            atomic_write_text(out / "peer_share.csv", share.to_csv(index=False))
+            print("share of |score| on the Sudoku peers of the focus cell, per step (uniform = 0.25):")
+            print(share.pivot(index="step", columns="method", values="peer_share").round(3).to_string())
+    try:
+        from interp.views.attribution_viewer import write_attribution_viewer
+
+        path = write_attribution_viewer(res.scores, pairs, out / "attribution.html", task=task)
+        print(f"viewer written to {path}")
+    except ImportError:
+        pass
+    print(f"written to {out}: attribution.csv, pairs.csv, settings.json")
+    return 0
+
+
+OUTPUTS = ["attribution.csv", "pairs.csv", "settings.json", "comparison.csv", "peer_share.csv", "attribution.html"]
+
+
+def _claim_out(out: Path) -> Path:
+    """``out`` if it is new, empty or an earlier ``interp attribute`` output (resumed or replaced); marks it ours."""
+    from common.io import TOOL_MARK, atomic_write_json, ensure_out_not_symlink, read_json
+
+    out = ensure_out_not_symlink(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"refusing to write to {out}: it exists and is not a directory")
+    if out.exists() and any(out.iterdir()):
+        try:
+            prov = read_json(out / "provenance.json", max_bytes=1 << 20)
+        except (OSError, ValueError):
+            prov = None
+        if not (isinstance(prov, dict) and prov.get("tool") == TOOL_MARK and prov.get("command") == "attribute"):
+            raise ValueError(f"refusing to write to {out}: it is not empty and is no earlier 'interp attribute' "
+                             "output; choose another --out")
+    atomic_write_json(out / "provenance.json", {"tool": TOOL_MARK, "command": "attribute",
+                                                 "files": OUTPUTS + ["patch_chunks/"]})
+    return out
+
+
+def _focus_cells(pairs, args: argparse.Namespace) -> dict[int, int]:
+    """Per puzzle, the cell whose peers the summary looks at: the target cell, else the one corrupted cell."""
+    out = {}
+    for i, changed in enumerate(pairs.changed_positions()):
+        tgt = np.flatnonzero(pairs.targets[i])
+        if len(tgt) == 1:
+            out[i] = int(tgt[0])
+        elif len(changed) == 1:
+            out[i] = int(changed[0])
+    return out
+
+
+def add_attribute_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "attribute", help="activation patching and attribution per (step, state, cell) between clean/corrupted runs",
+        description=__doc__.split("\n\n")[0],
+        epilog=examples("interp attribute --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
+                        "--limit 1 --method atp,ig,patch --segments 2 --out out/attribute",
+                        "interp attribute --ckpt zoo/hrm-lm-pydoc --text 'def main():' --method atp,patch "
+                        "--out out/attribute-lm"))
+    p.add_argument("--ckpt", required=True, help="checkpoint (directory, official file, or hf: spec)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
+    src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, CSV, maze text)")
+    src.add_argument("--text", help="language models: a text whose last token is the answer")
+    src.add_argument("--tokens", help="language models: token ids (comma/space separated); the last is the answer")
+    p.add_argument("--task", choices=["sudoku", "maze", "arc"], help="override/confirm the checkpoint's task")
+    p.add_argument("--limit", type=int, help="use at most this many puzzles from --puzzle-file")
+    p.add_argument("--segments", type=int, help="segments to run; the metric reads the last (default: the model's depth)")
+    p.add_argument("--corrupt", choices=["change_given", "blank_given", "swap", "substitute"],
+                   help="built-in corruption (default: change_given for Sudoku, swap for other puzzles, "
+                        "substitute for text)")
+    p.add_argument("--corrupt-puzzle", help="user pair: the corrupted puzzle (with --puzzle)")
+    p.add_argument("--corrupt-file", help="user pairs: corrupted puzzles, one per clean puzzle (with --puzzle-file)")
+    p.add_argument("--corrupt-text", help="user pair for --text: a text with as many tokens")
+    p.add_argument("--cell", help="the given (puzzles) or token position (text) to corrupt: index or rRcC")
+    p.add_argument("--target", help="where the metric reads: 'blank' (every blank cell, puzzles' default), "
+                   "'last' (text default), a cell index or rRcC")
+    p.add_argument("--method", default="atp", help="comma list of atp (attribution patching), ig (integrated "
+                   "gradients), patch (exhaustive activation patching)")
+    p.add_argument("--metric", default="logit_diff", choices=["logit_diff", "logit_diff_max", "cross_entropy", "exact"])
+    p.add_argument("--states", help="comma list of states (default all, gates included), e.g. z_H,z_L or y")
+    p.add_argument("--direction", choices=["noising", "denoising"], default="noising",
+                   help="noising: patch corrupted values into the clean run; denoising: the reverse")
+    p.add_argument("--ig-steps", type=int, default=5, help="interpolation points of integrated gradients")
+    p.add_argument("--seed", type=int, default=0, help="seed of the built-in corruptions")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--out", default="out/attribute", help="output directory")
+    add_quiet(p)
+    p.set_defaults(func=cmd_attribute)

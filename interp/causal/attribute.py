@@ -23,7 +23,7 @@ from torch import nn
 
 from interp.causal.attribution import attribution_scores, cached_run
 from interp.causal.errors import CausalError
-from interp.causal.metrics import DIFFERENTIABLE, METRICS, metric_fn
+from interp.causal.metrics import DIFFERENTIABLE, METRICS, answer_alphabet, metric_fn
 from interp.causal.pairs import PairSet
 from interp.causal.patching import patch_effects
 from interp.causal.runner import Prepared, SegmentRunner
@@ -146,6 +146,7 @@ def attribute(
         bad_t = torch.as_tensor(pairs.corrupt, device=dev)
         labels_t = torch.as_tensor(pairs.labels, device=dev)
         targets_t = torch.as_tensor(pairs.targets, device=dev)
+        alphabet = answer_alphabet(labels_t, cfg.vocab_size)
         N = len(pairs)
         for a in range(0, N, batch_size):
             b = min(N, a + batch_size)
@@ -153,7 +154,7 @@ def attribute(
             corrupt = runner.prepare(bad_t[a:b])
             dst, src = (clean, corrupt) if direction == "noising" else (corrupt, clean)
             s_logits, _, s_values = cached_run(runner, src, hooks)
-            fn = metric_fn(metric, labels_t[a:b], targets_t[a:b], cfg.vocab_size, s_logits)
+            fn = metric_fn(metric, labels_t[a:b], targets_t[a:b], alphabet, s_logits)
             n_pos = _state_positions(runner, dst)
             base = units_frame(hooks, n_pos, prefix)
             for method in methods:
@@ -162,11 +163,11 @@ def attribute(
                 scores, run_facts = attribution_scores(runner, dst, src, fn, hooks, method, ig_steps)
                 for r in range(b - a):
                     df = base.copy()
-                    df["score"] = np.concatenate([scores[u.hook][r].float().cpu().numpy() for u in hooks])
+                    df["score"] = np.concatenate([scores[u.hook][r].double().cpu().numpy() for u in hooks])
                     df["method"], df["puzzle"] = method, a + r
                     frames.append(df)
             d_logits, d_carries, _ = cached_run(runner, dst, ())
-            d_metric, s_metric = fn(d_logits).float().cpu().numpy(), fn(s_logits).float().cpu().numpy()
+            d_metric, s_metric = fn(d_logits).double().cpu().numpy(), fn(s_logits).double().cpu().numpy()
             for r in range(b - a):
                 facts.append({"puzzle": a + r, "metric_receiving": float(d_metric[r]),
                               "metric_source": float(s_metric[r]), "n_units": len(base),
@@ -178,7 +179,7 @@ def attribute(
                                    None if dst.encoding is None else dst.encoding[r:r + 1])
                     carries = [{k: v[r:r + 1] for k, v in c.items()} for c in d_carries]
                     values = {h: v[r:r + 1] for h, v in s_values.items()}
-                    fn_r = metric_fn(metric, labels_t[a + r:a + r + 1], targets_t[a + r:a + r + 1], cfg.vocab_size,
+                    fn_r = metric_fn(metric, labels_t[a + r:a + r + 1], targets_t[a + r:a + r + 1], alphabet,
                                      s_logits[r:r + 1])
                     p = a + r
                     bar = _bar(f"patch puzzle {p}") if progress and rank == 0 else None

@@ -75,7 +75,7 @@ def unit_gradients(runner: SegmentRunner, batch: Prepared, carries: list[States]
             new, logits = runner.segment(batch, start, s)
             objective = metric(logits).sum() if s == runner.n_segments - 1 else logits.new_zeros(())
             if g_next is not None:
-                objective = objective + sum((g_next[k] * new[k].float()).sum() for k in g_next)
+                objective = objective + sum((g_next[k] * new[k].to(g_next[k].dtype)).sum() for k in g_next)
         wrt = [*start.values(), *captured.values()]
         got = torch.autograd.grad(objective, wrt, allow_unused=True)
         g_next = {k: (g if g is not None else torch.zeros_like(v)) for (k, v), g in zip(start.items(), got)}
@@ -123,7 +123,7 @@ def attribution_scores(
                 grads[name] = grads[name] + t / steps if name in grads else t / steps
     else:
         raise ValueError(f"unknown attribution method {method!r} (atp or ig)")
-    scores = {h: ((v_src[h].float() - v_dst[h].float()) * grads[h].float()).sum(-1) for h in grads}
+    scores = {h: ((v_src[h].double() - v_dst[h].double()) * grads[h].double()).sum(-1) for h in grads}
     facts = {"metric_dst": metric(dst_logits).detach(), "metric_src": metric(src_logits).detach()}
     return scores, facts
 

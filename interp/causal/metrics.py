@@ -24,6 +24,11 @@ from __future__ import annotations
 
 import torch
 
+
+def _wide(logits: torch.Tensor) -> torch.Tensor:
+    """Logits in float32, or float64 when they already are (a float64 model keeps its precision)."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
 METRICS = ("logit_diff", "logit_diff_max", "cross_entropy", "exact")
 DIFFERENTIABLE = ("logit_diff", "logit_diff_max", "cross_entropy")
 
@@ -40,13 +45,13 @@ def answer_alphabet(labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
 def best_wrong(logits: torch.Tensor, labels: torch.Tensor, alphabet: torch.Tensor) -> torch.Tensor:
     """[B, L] the highest-scoring answer token other than the label, per position (the foil)."""
     y = labels.clamp_min(0).long().expand(logits.shape[:2])
-    others = logits.float().masked_fill(~alphabet.view(1, 1, -1), float("-inf"))
+    others = _wide(logits).masked_fill(~alphabet.view(1, 1, -1), float("-inf"))
     return others.scatter(-1, y.unsqueeze(-1), float("-inf")).argmax(-1)
 
 
 def fixed_logit_diff(logits: torch.Tensor, labels: torch.Tensor, foils: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """[B] mean over target positions of logit(label) - logit(foil)."""
-    x = logits.float()
+    x = _wide(logits)
     y = labels.clamp_min(0).long().expand(x.shape[:2])
     f = foils.long().expand(x.shape[:2])
     diff = x.gather(-1, y.unsqueeze(-1)).squeeze(-1) - x.gather(-1, f.unsqueeze(-1)).squeeze(-1)
@@ -58,7 +63,7 @@ def logit_diff(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor
     """[B] mean over target positions of logit(correct) - max logit(other answer token).
 
     ``labels``/``targets`` [B or 1, L] broadcast over the batch of ``logits`` [B, L, V]."""
-    x = logits.float()
+    x = _wide(logits)
     y = labels.clamp_min(0).long().expand(x.shape[:2])
     targets = targets.expand(x.shape[:2])
     correct = x.gather(-1, y.unsqueeze(-1)).squeeze(-1)
@@ -70,7 +75,7 @@ def logit_diff(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """[B] mean cross-entropy of the correct tokens over the target positions."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
+    logp = torch.log_softmax(_wide(logits), dim=-1)
     y = labels.clamp_min(0).long().expand(logp.shape[:2])
     nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
     w = targets.expand(logp.shape[:2]).float()
@@ -84,18 +89,18 @@ def exact(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return ok.all(-1).float()
 
 
-def metric_fn(name: str, labels: torch.Tensor, targets: torch.Tensor, vocab_size: int,
+def metric_fn(name: str, labels: torch.Tensor, targets: torch.Tensor, alphabet: torch.Tensor,
               source_logits: torch.Tensor | None = None):
-    """``f(logits) -> [B]`` for the metric ``name`` on these labels and targets (``logit_diff`` takes its foils
-    from ``source_logits``, the source run's answer logits)."""
+    """``f(logits) -> [B]`` for the metric ``name`` on these labels and targets. ``alphabet`` (bool [V], see
+    ``answer_alphabet``; compute it once per experiment so every row uses the same one); ``logit_diff``
+    takes its foils from ``source_logits``, the source run's answer logits."""
     if name == "logit_diff":
         if source_logits is None:
             raise ValueError("logit_diff needs the source run's logits to fix its foils")
-        foils = best_wrong(source_logits, labels, answer_alphabet(labels, vocab_size))
+        foils = best_wrong(source_logits, labels, alphabet)
         return lambda logits: fixed_logit_diff(logits, labels, foils, targets)
     if name == "logit_diff_max":
-        alpha = answer_alphabet(labels, vocab_size)
-        return lambda logits: logit_diff(logits, labels, targets, alpha)
+        return lambda logits: logit_diff(logits, labels, targets, alphabet)
     if name == "cross_entropy":
         return lambda logits: cross_entropy(logits, labels, targets)
     if name == "exact":

@@ -64,7 +64,7 @@ def patch_chunk(runner: SegmentRunner, dst: Prepared, dst_carries: list[States],
     states = {k: v.expand(R, *v.shape[1:]).clone() for k, v in dst_carries[seg].items()}
     with torch.no_grad(), runner.model.hooks([(lambda n: n in index, patch)]):
         logits, _ = runner.run(batch, states, start=seg)
-    return metric(logits).float().cpu().numpy()
+    return metric(logits).double().cpu().numpy()
 
 
 def patch_effects(

@@ -295,7 +295,7 @@ def test_tampered_traces_fail_with_one_line(reference, tmp_path):
         make(d)
         before = tree_digest(d)
         with pytest.raises(TraceError, match=pattern) as exc:  # the structural checks behind the checksums
-            tr = load_trace(d, lazy_states=False, verify=False)
+            load_trace(d, lazy_states=False, verify=False)
         with pytest.raises(TraceError) as exc:
             load_trace(d, lazy_states=False)
         assert "\n" not in str(exc.value), name

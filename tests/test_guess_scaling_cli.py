@@ -43,6 +43,7 @@ def _exact(ckpt: Path, data: Path) -> np.ndarray:
     return (pred == y).all(axis=1)
 
 
+@pytest.mark.slow
 def test_guess_scale_writes_tables_that_match_independent_passes(setup, capsys):
     out = setup / "out"
     code = main(["guess-scale", "--ckpt", str(ZOO_TRM), "--ckpt", str(setup / "untrained"), "--data", str(setup / "data"),
@@ -82,6 +83,7 @@ def test_guess_scale_writes_tables_that_match_independent_passes(setup, capsys):
     assert "bootstrap" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_guess_scale_ptrm_and_eqr_at_equal_budget(setup, capsys):
     out = setup / "strat"
     code = main(["guess-scale", "--ckpt", str(ZOO_TRM), "--data", str(setup / "data"), "--limit", "8",

@@ -72,6 +72,7 @@ def _same_files(a: Path, b: Path) -> None:
     assert ma == mb  # chunk sizes and SHA-256s, fingerprint, metadata, step table: all the same
 
 
+@pytest.mark.slow
 def test_two_ranks_write_the_one_process_trace_and_resume_after_a_kill(setup, tmp_path, capsys):
     root = setup
     ref = tmp_path / "one"

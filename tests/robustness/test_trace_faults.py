@@ -140,6 +140,7 @@ def _limited_file_size(limit: int):
     return apply
 
 
+@pytest.mark.slow
 def test_a_real_write_limit_gives_one_line_and_the_trace_resumes(tiny_ckpts, tmp_path):
     """The kernel itself refuses the chunk file (RLIMIT_FSIZE): one line, nothing marked complete, then a resume."""
     repo = Path(__file__).resolve().parents[2]

@@ -1,8 +1,12 @@
-"""Shared test fixtures and settings."""
+"""Shared test fixtures and settings.
+
+Tiny untrained models (one place for their sizes) are built by the factories in ``tests/helpers/tiny_models.py``
+(``tiny_hrm``, ``tiny_trm``, ``tiny_hrm_lm``); the ``_seed`` fixture below fixes their weights. Tests over about
+5 s are marked ``slow``: ``python -m pytest -q -m 'not slow'`` is the quick run, ``python -m pytest -q`` runs all.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

@@ -21,7 +21,7 @@ from interp.analyses import (
     relative_changes,
     sudoku_conflicts,
 )
-from models import HRMConfig, HRMLMConfig, build_model
+from helpers.tiny_models import tiny_hrm, tiny_hrm_lm
 
 
 # ----------------------------------------------------------------------------- fixed points
@@ -196,7 +196,7 @@ def test_gate_statistics_on_synthetic_gates():
 
 
 def test_gate_statistics_on_a_real_hrm_lm_trace():
-    model = build_model(HRMLMConfig(vocab_size=256, seq_len=16, hidden_size=32, num_heads=2, expansion=2.0)).eval()
+    model = tiny_hrm_lm().eval()
     tokens = torch.randint(0, 256, (3, 10), generator=torch.Generator().manual_seed(0))
     tr = trace(model, tokens, states="summary")
     g = gate_statistics(tr)
@@ -207,15 +207,13 @@ def test_gate_statistics_on_a_real_hrm_lm_trace():
     np.testing.assert_allclose(g.fusion[["fast", "slow", "encoded"]].to_numpy(),
                                np.stack([o.fusion_weights.mean((0, 1)).detach().numpy() for o in outs]), rtol=1e-5)
     assert len(g.table()) == model.cfg.steps_per_pass
-    hrm = build_model(HRMConfig(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                halt_max_steps=1, expansion=2.0))
+    hrm = tiny_hrm()
     with pytest.raises(TraceError, match="no gates"):
         gate_statistics(trace(hrm, torch.ones(1, 16, dtype=torch.long), states="summary"))
 
 
 def test_hl_alignment_on_real_hrm_trace_matches_states():
-    model = build_model(HRMConfig(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                  halt_max_steps=1, expansion=2.0))
+    model = tiny_hrm()
     x = torch.randint(1, 6, (3, 16), generator=torch.Generator().manual_seed(0))
     tr = trace(model, x)
     df = hl_alignment(tr)

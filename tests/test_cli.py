@@ -14,8 +14,8 @@ import torch
 
 from interp import load_trace
 from interp.cli import main
-from models import HRMConfig, TRMConfig, build_model
 from models.checkpoint import save_checkpoint
+from helpers.tiny_models import tiny_hrm, tiny_trm
 
 REPO = Path(__file__).resolve().parents[1]
 PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
@@ -27,14 +27,11 @@ HARD = "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....
 def ckpts(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpts")
     torch.manual_seed(0)
-    trm = build_model(TRMConfig(vocab_size=11, seq_len=81, hidden_size=32, num_heads=2, num_layers=1, H_cycles=2,
-                                L_cycles=2, halt_max_steps=2, expansion=2.0))
+    trm = tiny_trm()
     save_checkpoint(root / "trm", trm, extra={"task": {"name": "sudoku", "grid_size": 9}})
-    maze = build_model(HRMConfig(vocab_size=6, seq_len=25, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                 halt_max_steps=1, expansion=2.0))
+    maze = tiny_hrm(seq_len=25)
     save_checkpoint(root / "maze", maze, extra={"task": {"name": "maze", "grid_size": 5}})
-    small = build_model(HRMConfig(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                  halt_max_steps=1, expansion=2.0))
+    small = tiny_hrm()
     save_checkpoint(root / "nometa", small)  # 4x4: Sudoku or maze? the user must say
     (root / "foreign").mkdir()
     (root / "foreign" / "config.json").write_text(json.dumps({"format": "someone-else/2", "arch": {}}))

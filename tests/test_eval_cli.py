@@ -24,6 +24,7 @@ def _eval(*args: str, env_cache: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
 
 
+@pytest.mark.slow
 def test_eval_puzzle_file_headline(tmp_path):
     r = _eval("--puzzle-file", str(FIX / "title_and_comments.sdm"), env_cache=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -40,6 +41,7 @@ def test_eval_puzzle_file_headline(tmp_path):
     assert res["exact_accuracy_ci"][0] <= res["exact_accuracy"] <= res["exact_accuracy_ci"][1]
 
 
+@pytest.mark.slow
 def test_eval_n_does_not_build_the_dataset(tmp_path):
     r = _eval("--n", "3", "--json", env_cache=tmp_path)
     assert r.returncode == 0, r.stderr

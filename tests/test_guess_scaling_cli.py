@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from interp.cli import main
-from models import HRMConfig, build_model
 from models.checkpoint import load_checkpoint, save_checkpoint
 from tasks.sudoku.build import build_sudoku_dataset
+from helpers.tiny_models import tiny_hrm
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_TRM = REPO / "zoo" / "trm-sudoku9"
@@ -26,11 +26,9 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("gs")
     build_sudoku_dataset(root / "data", n_train=0, n_test=24, seed=5, min_blanks=30, max_blanks=40, progress=False)
     torch.manual_seed(0)
-    untrained = build_model(HRMConfig(vocab_size=11, seq_len=81, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                      halt_max_steps=2, expansion=2.0, mlp_t=True))
+    untrained = tiny_hrm(vocab_size=11, seq_len=81, halt_max_steps=2, mlp_t=True)
     save_checkpoint(root / "untrained", untrained, extra={"task": {"name": "sudoku", "grid_size": 9}})
-    small = build_model(HRMConfig(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                  halt_max_steps=1, expansion=2.0))
+    small = tiny_hrm()
     save_checkpoint(root / "four", small, extra={"task": {"name": "sudoku", "grid_size": 4}})
     return root
 
@@ -45,6 +43,7 @@ def _exact(ckpt: Path, data: Path) -> np.ndarray:
     return (pred == y).all(axis=1)
 
 
+@pytest.mark.slow
 def test_guess_scale_writes_tables_that_match_independent_passes(setup, capsys):
     out = setup / "out"
     code = main(["guess-scale", "--ckpt", str(ZOO_TRM), "--ckpt", str(setup / "untrained"), "--data", str(setup / "data"),
@@ -84,6 +83,7 @@ def test_guess_scale_writes_tables_that_match_independent_passes(setup, capsys):
     assert "bootstrap" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_guess_scale_ptrm_and_eqr_at_equal_budget(setup, capsys):
     out = setup / "strat"
     code = main(["guess-scale", "--ckpt", str(ZOO_TRM), "--data", str(setup / "data"), "--limit", "8",

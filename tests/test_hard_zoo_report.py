@@ -15,6 +15,7 @@ from models import HRMConfig, TRMConfig, build_model
 from models.checkpoint import save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # the module fixture runs the whole report script (~15 s)
 SECTIONS = ("## Accuracy", "## Failure taxonomy", "## Jump steps by outcome", "## One-unknown-cell probe",
             "## Stability", "## Test-time scaling strategies")
 

@@ -9,14 +9,13 @@ import torch
 from interp import TraceError, ablate, fixed_point_residual, multiple_fixed_points, one_unknown_cell_probe, patch
 from interp.interventions.fixed_point import cluster_by_distance
 from interp.interventions.ablation import final_outputs, slow_ablation_table
-from models import HRMConfig, HRMLMConfig, build_model
+from helpers.tiny_models import tiny_hrm, tiny_hrm_lm
 
 
 @pytest.fixture(scope="module")
 def hrm():
     torch.manual_seed(0)
-    return build_model(HRMConfig(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                 H_cycles=2, L_cycles=2, halt_max_steps=2, expansion=2.0)).eval()
+    return tiny_hrm(H_cycles=2, L_cycles=2, halt_max_steps=2).eval()
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +114,7 @@ def test_patching(hrm, puzzles):
 
 
 def test_hrm_lm_slow_freeze_equals_closed_slow_gate():
-    model = build_model(HRMLMConfig(vocab_size=256, seq_len=16, hidden_size=32, num_heads=2, expansion=2.0)).eval()
+    model = tiny_hrm_lm().eval()
     tokens = torch.randint(0, 256, (3, 10), generator=torch.Generator().manual_seed(0))
     frozen = ablate(model, tokens, target="slow", mode="freeze_init")
     gate = ablate(model, tokens, target="gate_slow", mode="zero")  # slow = (1-g) slow + g cand = slow

@@ -61,6 +61,7 @@ def test_static_png_beside_plotly_figures(monkeypatch):
     assert bundle["application/vnd.plotly.v1+json"]["data"][0]["name"] == "a"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, tmp_path, monkeypatch):
     """Each notebook runs top to bottom on CPU (~10-45 s each here); the zoo is hidden so the tiny

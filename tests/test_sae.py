@@ -10,6 +10,7 @@ from interp.analyses.sudoku_conflicts import sudoku_conflicts
 from probes.sae import SparseAutoencoder, encode_array, train_sae
 from probes.sae_features import (cell_clashes, cell_targets, decided_cells, feature_trajectories, name_features,
                                  sae_inputs_from_trace, selectivity)
+from helpers.tiny_models import tiny_trm
 
 SOLUTION = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
 
@@ -101,11 +102,9 @@ def test_sae_inputs_from_trace_and_viewer(tmp_path):
     from common.io import write_html
     from interp.tracing.tracer import trace
     from interp.views.sae_viewer import feature_trajectory_figure
-    from models import TRMConfig, build_model
 
     torch.manual_seed(0)
-    model = build_model(TRMConfig(vocab_size=11, seq_len=81, hidden_size=16, num_heads=2, num_layers=1, H_cycles=2,
-                                  L_cycles=1, halt_max_steps=2, expansion=2.0))
+    model = tiny_trm(hidden_size=16, L_cycles=1)
     x = np.random.default_rng(0).integers(1, 11, size=(3, 81))
     tr = trace(model, x)
     states, steps = sae_inputs_from_trace(tr, "answer")

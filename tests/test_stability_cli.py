@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from interp.cli import main
-from models import TRMConfig, build_model
 from models.checkpoint import save_checkpoint
+from helpers.tiny_models import tiny_trm
 
 PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
 HARD = "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....1.4......"
@@ -18,8 +18,7 @@ HARD = "4.....8.5.3..........7......2.....6.....8.4......1.......6.3.7.5..2.....
 def ckpt(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
-    trm = build_model(TRMConfig(vocab_size=11, seq_len=81, hidden_size=16, num_heads=2, num_layers=1, H_cycles=2,
-                                L_cycles=1, halt_max_steps=2, expansion=2.0))
+    trm = tiny_trm(hidden_size=16, L_cycles=1)
     save_checkpoint(root / "trm", trm, extra={"task": {"name": "sudoku", "grid_size": 9}})
     return root / "trm"
 

@@ -8,21 +8,16 @@ import torch
 import torch.nn.functional as F
 
 from interp import TraceError, build_schema, trace
-from models import HRMConfig, HRMLMConfig, TransformerConfig, TRMConfig, UniTFConfig, build_model
+from models import TransformerConfig, UniTFConfig, build_model
+from helpers.tiny_models import tiny_hrm, tiny_hrm_lm, tiny_trm
 
 
 def _hrm(**kw):
-    cfg = dict(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, H_layers=1, L_layers=1, H_cycles=2, L_cycles=2,
-               halt_max_steps=2, expansion=2.0)
-    cfg.update(kw)
-    return build_model(HRMConfig(**cfg)).eval()
+    return tiny_hrm(**{"H_cycles": 2, "L_cycles": 2, "halt_max_steps": 2, **kw}).eval()
 
 
 def _trm(**kw):
-    cfg = dict(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, num_layers=1, H_cycles=2, L_cycles=3,
-               halt_max_steps=2, expansion=2.0)
-    cfg.update(kw)
-    return build_model(TRMConfig(**cfg)).eval()
+    return tiny_trm(**{"vocab_size": 6, "seq_len": 16, "L_cycles": 3, **kw}).eval()
 
 
 def _puzzles(n=5, L=16, seed=0):
@@ -160,9 +155,7 @@ def test_baselines_trace_matches_hooks(family):
 
 
 def test_hrm_lm_trace_matches_hooks_and_pass_outputs():
-    cfg = HRMLMConfig(vocab_size=256, seq_len=16, hidden_size=32, num_heads=2, slow_period=2, slow_updates=2, passes=2,
-                      expansion=2.0)
-    model = build_model(cfg).eval()
+    model = tiny_hrm_lm(slow_period=2, slow_updates=2, passes=2).eval()
     tokens = torch.randint(0, 256, (3, 12), generator=torch.Generator().manual_seed(1))
     tr = trace(model, tokens)
     _, cache = model.run_with_cache(tokens)

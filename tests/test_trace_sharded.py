@@ -13,8 +13,8 @@ import torch
 
 from interp.cli import main
 from interp.tracing.store import MANIFEST, read_manifest
-from models import TRMConfig, build_model
 from models.checkpoint import save_checkpoint
+from helpers.tiny_models import tiny_trm
 
 REPO = Path(__file__).resolve().parents[1]
 N_PUZZLES, CHUNK = 9, 2  # five chunks: rank 0 traces 0, 2, 4 and rank 1 traces 1, 3
@@ -40,8 +40,7 @@ sys.exit(main(sys.argv[1:]))
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("sharded")
     torch.manual_seed(0)
-    trm = build_model(TRMConfig(vocab_size=11, seq_len=81, hidden_size=32, num_heads=2, num_layers=1, H_cycles=2,
-                                L_cycles=2, halt_max_steps=2, expansion=2.0))
+    trm = tiny_trm()
     save_checkpoint(root / "trm", trm, extra={"task": {"name": "sudoku", "grid_size": 9}})
     lines = (REPO / "data" / "sudoku" / "generated_moderate.sdm").read_text().split()[:N_PUZZLES]
     (root / "p.sdm").write_text("\n".join(lines) + "\n")
@@ -73,6 +72,7 @@ def _same_files(a: Path, b: Path) -> None:
     assert ma == mb  # chunk sizes and SHA-256s, fingerprint, metadata, step table: all the same
 
 
+@pytest.mark.slow
 def test_two_ranks_write_the_one_process_trace_and_resume_after_a_kill(setup, tmp_path, capsys):
     root = setup
     ref = tmp_path / "one"

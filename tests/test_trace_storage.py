@@ -13,15 +13,13 @@ import interp.tracing.store as storage
 import interp.tracing.stream as stream
 from interp import TraceError, load_trace, save_trace, trace, trace_to_disk
 from interp.tracing.store import TraceIncompleteError
-from models import HRMConfig, HRMLMConfig, build_model
+from helpers.tiny_models import tiny_hrm, tiny_hrm_lm
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return build_model(HRMConfig(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                 H_cycles=2, L_cycles=2, halt_max_steps=2, expansion=2.0, puzzle_emb_ndim=32,
-                                 num_puzzle_identifiers=4)).eval()
+    return tiny_hrm(H_cycles=2, L_cycles=2, halt_max_steps=2, puzzle_emb_ndim=32, num_puzzle_identifiers=4).eval()
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +172,7 @@ def test_dataset_directory_input(model, tmp_path):
 
 
 def test_hrm_lm_trace_round_trip(tmp_path):
-    model = build_model(HRMLMConfig(vocab_size=256, seq_len=16, hidden_size=32, num_heads=2, expansion=2.0)).eval()
+    model = tiny_hrm_lm().eval()
     tokens = np.random.default_rng(0).integers(0, 256, (5, 10))
     out = trace_to_disk(model, tokens, tmp_path / "lm", chunk_size=2, states=["slow", "gate_slow"], state_puzzles=[4],
                         progress=False)

@@ -14,9 +14,9 @@ import torch
 
 from interp import load_trace
 from interp.cli import main
-from models import TRMConfig, build_model
 from models.checkpoint import save_checkpoint
 from tasks.puzzles import SudokuFileStream, read_puzzles, TaskInfo
+from helpers.tiny_models import tiny_trm
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
@@ -54,8 +54,7 @@ def test_stream_matches_reading_the_whole_file(tmp_path):
 
 def test_cli_trace_streams_in_chunks(tmp_path, capsys):
     torch.manual_seed(0)
-    trm = build_model(TRMConfig(vocab_size=11, seq_len=81, hidden_size=32, num_heads=2, num_layers=1, H_cycles=2,
-                                L_cycles=2, halt_max_steps=2, expansion=2.0))
+    trm = tiny_trm()
     save_checkpoint(tmp_path / "trm", trm, extra={"task": {"name": "sudoku", "grid_size": 9}})
     f = tmp_path / "p.sdm"
     f.write_text("\n".join(_puzzles(9)) + "\n")

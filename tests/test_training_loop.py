@@ -51,6 +51,7 @@ def _records(out: Path, split: str = "train") -> list[dict]:
     return [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["split"] == split]
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss(data, tmp_path):
     cfg = _cfg(data, TRM, steps=24, halting="none", ema_decay=0.0, log_interval=6)
     tr = Trainer(cfg, tmp_path / "run", progress=False)

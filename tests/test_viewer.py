@@ -291,6 +291,7 @@ def _chromium(args: list[str], tmp: Path, timeout: int = 90) -> subprocess.Compl
     return subprocess.run(base + args, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_chromium_renders_offline_and_hash_step_changes_grid(tmp_path):
     tr = _planted_trace()
@@ -358,6 +359,7 @@ def _drive(path: Path, tmp_path: Path) -> dict:
     return log
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_chromium_picker_and_arrow_keys(tmp_path):
     tr = _planted_trace()
@@ -372,6 +374,7 @@ def test_chromium_picker_and_arrow_keys(tmp_path):
         assert got["grid"] == _grid_string(tr.predictions[p, k]), name
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_chromium_hrm_lm_slider_above_the_fold(tmp_path):
     import interp

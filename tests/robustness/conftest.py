@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.tiny_models import tiny_hrm, tiny_trm
 
 
 @pytest.fixture(autouse=True)
@@ -27,15 +28,12 @@ def marker(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def tiny_ckpts(tmp_path_factory) -> Path:
     """``trm`` (Sudoku 9x9, TRM) and ``hrm`` (Sudoku 9x9, HRM) checkpoint directories."""
-    from models import HRMConfig, TRMConfig, build_model
     from models.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("ckpts")
     torch.manual_seed(0)
-    trm = build_model(TRMConfig(vocab_size=11, seq_len=81, hidden_size=32, num_heads=2, num_layers=1, H_cycles=1,
-                                L_cycles=2, halt_max_steps=2, expansion=2.0))
+    trm = tiny_trm(H_cycles=1)
     save_checkpoint(root / "trm", trm, extra={"task": {"name": "sudoku", "grid_size": 9}})
-    hrm = build_model(HRMConfig(vocab_size=11, seq_len=81, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                H_cycles=1, L_cycles=1, halt_max_steps=1, expansion=2.0))
+    hrm = tiny_hrm(vocab_size=11, seq_len=81, H_cycles=1, L_cycles=1)
     save_checkpoint(root / "hrm", hrm, extra={"task": {"name": "sudoku", "grid_size": 9}})
     return root

@@ -24,6 +24,7 @@ from robust_helpers import PUZZLE, PYTHON, one_error_line, subprocess_env
 from tasks.arc import ArcTaskError, load_task_file, parse_task
 from tasks.maze import MazeError, parse_maze
 from tasks.sudoku.grid import PuzzleFormatError, grid_to_line, parse_puzzle, read_puzzle_file
+from helpers.tiny_models import tiny_hrm
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -306,14 +307,11 @@ def test_maze_file_reader_streams_with_limit(tmp_path):
 # ----------------------------------------------------------------------------- the interp CLI
 @pytest.fixture(scope="module")
 def cli_ckpts(tiny_ckpts, tmp_path_factory):
-    from models import HRMConfig, build_model
     from models.checkpoint import save_checkpoint
 
-    maze = build_model(HRMConfig(vocab_size=6, seq_len=25, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                 H_cycles=1, L_cycles=1, halt_max_steps=1, expansion=2.0))
+    maze = tiny_hrm(seq_len=25, H_cycles=1, L_cycles=1)
     save_checkpoint(tiny_ckpts / "maze", maze, extra={"task": {"name": "maze", "grid_size": 5}})
-    arc = build_model(HRMConfig(vocab_size=12, seq_len=900, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
-                                H_cycles=1, L_cycles=1, halt_max_steps=1, expansion=2.0))
+    arc = tiny_hrm(vocab_size=12, seq_len=900, H_cycles=1, L_cycles=1)
     save_checkpoint(tiny_ckpts / "arc", arc, extra={"task": {"name": "arc"}})
     return tiny_ckpts
 

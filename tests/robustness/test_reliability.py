@@ -254,6 +254,7 @@ def test_optimizer_state_checks():
         check_optimizer_tensors(m, opt, bad, "ckpt/optimizer.safetensors")
 
 
+@pytest.mark.slow
 def test_red_team_script_subset():
     """A few corpus cases end to end (the whole corpus: ``python scripts/red_team.py``)."""
     r = subprocess.run([sys.executable, str(REPO / "scripts" / "red_team.py"), "--only",

@@ -140,6 +140,7 @@ def _limited_file_size(limit: int):
     return apply
 
 
+@pytest.mark.slow
 def test_a_real_write_limit_gives_one_line_and_the_trace_resumes(tiny_ckpts, tmp_path):
     """The kernel itself refuses the chunk file (RLIMIT_FSIZE): one line, nothing marked complete, then a resume."""
     repo = Path(__file__).resolve().parents[2]
@@ -295,7 +296,7 @@ def test_tampered_traces_fail_with_one_line(reference, tmp_path):
         make(d)
         before = tree_digest(d)
         with pytest.raises(TraceError, match=pattern) as exc:  # the structural checks behind the checksums
-            tr = load_trace(d, lazy_states=False, verify=False)
+            load_trace(d, lazy_states=False, verify=False)
         with pytest.raises(TraceError) as exc:
             load_trace(d, lazy_states=False)
         assert "\n" not in str(exc.value), name

@@ -102,6 +102,7 @@ def setup(tmp_path_factory):
     return root, ref
 
 
+@pytest.mark.slow
 def test_kill_9_during_training_and_checkpointing_then_resume(setup, tmp_path):
     root, ref = setup
     out = tmp_path / "run"
@@ -135,6 +136,7 @@ def test_kill_9_during_training_and_checkpointing_then_resume(setup, tmp_path):
                   if json.loads(line)["split"] == "train") == list(range(1, STEPS + 1))
 
 
+@pytest.mark.slow
 def test_crash_between_the_two_renames_of_last(setup, tmp_path):
     """Deterministic version of the window: kill at the rename ``tmp -> last`` right after ``last -> last.old``."""
     root, ref = setup

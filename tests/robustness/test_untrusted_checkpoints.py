@@ -90,6 +90,7 @@ def test_evil_pickle_refused_by_interp_cli(tmp_path, marker, tiny_ckpts, capsys)
     assert tree_digest(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_evil_pickle_refused_by_interp_cli_subprocess(tmp_path, marker):
     files = write_evil_pickles(tmp_path / "evil", marker)
     (tmp_path / "evil" / "all_config.yaml").write_text(TRM_YAML)  # torch.load runs: no warning may leak to stderr

@@ -53,16 +53,18 @@ def cached_run(runner: SegmentRunner, batch: Prepared, hooks: Sequence[UnitHook]
 
 
 def unit_gradients(runner: SegmentRunner, batch: Prepared, carries: list[States], metric: Metric,
-                   hooks: Sequence[UnitHook], extra_hooks: Sequence = ()) -> dict[str, torch.Tensor]:
-    """d(sum of metric over the batch)/d(value of each unit hook), through every later step and segment."""
+                   hooks: Sequence[UnitHook], extra_hooks: Sequence = (), start: int = 0) -> dict[str, torch.Tensor]:
+    """d(sum of metric over the batch)/d(value of each unit hook), through every later step and segment.
+
+    ``carries[s - start]`` is the carry entering segment s; segments before ``start`` are not visited."""
     model = runner.model
     by_segment: dict[int, set[str]] = {}
     for u in hooks:
         by_segment.setdefault(u.segment, set()).add(u.hook)
     grads: dict[str, torch.Tensor] = {}
     g_next: dict[str, torch.Tensor] | None = None
-    for s in reversed(range(runner.n_segments)):
-        start = {k: v.detach().clone().requires_grad_(True) for k, v in carries[s].items()}
+    for s in reversed(range(start, runner.n_segments)):
+        entry = {k: v.detach().clone().requires_grad_(True) for k, v in carries[s - start].items()}
         names = by_segment.get(s, set())
         captured: dict[str, torch.Tensor] = {}
 
@@ -72,14 +74,14 @@ def unit_gradients(runner: SegmentRunner, batch: Prepared, carries: list[States]
 
         wanted = [(lambda n, _names=names: n in _names, capture)] if names else []
         with torch.enable_grad(), full_graph(model), model.hooks([*extra_hooks, *wanted]):
-            new, logits = runner.segment(batch, start, s)
+            new, logits = runner.segment(batch, entry, s)
             objective = metric(logits).sum() if s == runner.n_segments - 1 else logits.new_zeros(())
             if g_next is not None:
                 objective = objective + sum((g_next[k] * new[k].to(g_next[k].dtype)).sum() for k in g_next)
-        wrt = [*start.values(), *captured.values()]
+        wrt = [*entry.values(), *captured.values()]
         got = torch.autograd.grad(objective, wrt, allow_unused=True)
-        g_next = {k: (g if g is not None else torch.zeros_like(v)) for (k, v), g in zip(start.items(), got)}
-        for (name, t), g in zip(captured.items(), got[len(start):]):
+        g_next = {k: (g if g is not None else torch.zeros_like(v)) for (k, v), g in zip(entry.items(), got)}
+        for (name, t), g in zip(captured.items(), got[len(entry):]):
             grads[name] = (g if g is not None else torch.zeros_like(t)).detach()
     return grads
 

@@ -50,7 +50,7 @@ def _parse_tokens(text: str) -> np.ndarray:
 
 def cmd_trace_text(args: argparse.Namespace) -> int:
     """Load, tokenise, trace to disk, print the per-step story of the last position."""
-    from interp.cli.common import _viewer, lens_options
+    from interp.cli.common import lens_options, write_trace_viewer
     from interp.tracing.schema import is_lm_model
     from interp.tracing.store import load_trace
     from interp.tracing.stream import trace_to_disk
@@ -63,7 +63,10 @@ def cmd_trace_text(args: argparse.Namespace) -> int:
         from models.hub import detect_layout
 
         if Path(folder).is_dir() and detect_layout(folder) == "transformers":
-            kwargs = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
+            from training.distributed import pick_device
+
+            device = str(pick_device(args.device)) if getattr(args, "device", None) else None  # auto: cuda if there
+            kwargs = {k: v for k, v in (("device", device), ("dtype", args.dtype)) if v}
     model, meta = load_any(folder, **kwargs)
     if not is_lm_model(model):
         raise ValueError(f"--text needs a language model; {args.ckpt} is a {model.cfg.family} puzzle model (use --puzzle)")
@@ -100,7 +103,7 @@ def cmd_trace_text(args: argparse.Namespace) -> int:
         guess = decode([int(pred[k, -1])]) if pred.ndim == 2 else "?"
         print(f"{k:>4} {str(tr.steps['updated'][k]):>8} {ce[k]:>8.4f} {acc[k]:>6.3f}  {guess!r}")
     print(f"\ntrace written to {out}")
-    _viewer(tr, out)
+    write_trace_viewer(tr, out)
     return 0
 
 

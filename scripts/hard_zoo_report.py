@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from common.io import atomic_write_text
-    from interp.report.run import _git_commit, package_versions
+    from interp.report.run import git_commit, package_versions
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     prov: dict[str, Any] = {
         "command": "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix() if argv is None else
                                                                "scripts/hard_zoo_report.py"] + (sys.argv[1:] if argv is None else list(argv))),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "git_commit": _git_commit(REPO),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "git_commit": git_commit(REPO),
         "versions": package_versions(), "torch_threads": args.threads, "seed": args.seed,
         "thresholds": {"convergence_tol": CONV_TOL, "pure_jump": PURE_JUMP},
         "settings": {k: v for k, v in vars(args).items()}, "models": {}, "timings_s": timings,

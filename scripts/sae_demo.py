@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from common.io import atomic_write_text, write_html
-from interp.report.tables import markdown_table
+from common.markdown import markdown_table
 from interp.tracing.tracer import trace
 from interp.views.sae_viewer import feature_trajectory_figure
 from models.load import load_any

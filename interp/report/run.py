@@ -325,7 +325,8 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def _git_commit(where: Path) -> str | None:
+def git_commit(where: Path) -> str | None:
+    """The commit of the git checkout holding ``where`` (None outside one): provenance of reports and scripts."""
     import subprocess
 
     try:
@@ -416,7 +417,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
             "command": command,
             "cwd": cwd,
             "argv": list(sys.argv),
-            "git_commit": _git_commit(Path(__file__).resolve().parent),
+            "git_commit": git_commit(Path(__file__).resolve().parent),
             "versions": package_versions(),
             "platform": platform.platform(),
             "config_path": str(cfg.path) if cfg.path else None,

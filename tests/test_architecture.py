@@ -368,6 +368,33 @@ def test_private_uses_are_caught(tmp_path):
     assert _use_key(uses[0]) == "pkg.b -> pkg.a._helper"
 
 
+# ----------------------------------------------------------------------------- one definition per shared option
+SHARED_OPTIONS = {"--threads": "common.cli_options", "--device": "common.cli_options"}
+
+
+def option_definitions(flag: str, root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    """Modules whose source calls ``add_argument(flag, ...)``."""
+    found = []
+    for name, path in _modules(root, packages).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"
+                    and any(isinstance(a, ast.Constant) and a.value == flag for a in node.args)):
+                found.append(f"{name}:{node.lineno}")
+    return found
+
+
+@pytest.mark.parametrize("flag", sorted(SHARED_OPTIONS))
+def test_shared_options_are_defined_once(flag):
+    """``--threads`` and ``--device`` have one definition and one default (``common.cli_options``)."""
+    found = option_definitions(flag)
+    assert [where.partition(":")[0] for where in found] == [SHARED_OPTIONS[flag]], found
+
+
+def test_option_definitions_are_found(tmp_path):
+    root = _tree(tmp_path, {"pkg/__init__.py": "", "pkg/cmd.py": 'def build(p):\n    p.add_argument("--threads", type=int)\n'})
+    assert option_definitions("--threads", root, ("pkg",)) == ["pkg.cmd:2"]
+
+
 @pytest.mark.parametrize("module", ["interp.cli", "training.cli"])
 def test_cli_start_up_is_light(module):
     """``interp --help`` and ``recurse-train --help`` must not pay for torch, pandas, pyarrow, plotly or matplotlib."""

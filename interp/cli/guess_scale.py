@@ -73,20 +73,11 @@ def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[
     """(inputs, labels, puzzle ids or None, task name) from ``--data`` (a dataset directory) or ``--puzzle-file``."""
     import numpy as np
 
-    pid = None
-    if args.data:
-        from interp.tracing.stream import open_data
+    from interp.puzzle_inputs import load_puzzle_inputs
 
-        src = open_data(args.data, split=args.split)
-        n = len(src) if args.limit is None else min(len(src), args.limit)
-        x, y, pid = src.slice(0, n)
-        task = src.task if isinstance(src.task, str) else (src.task or {}).get("name")
-    else:
-        from tasks.puzzles import read_puzzles, resolve_task
-
-        info = resolve_task(model_meta["model"], model_meta.get("task"), args.task)
-        batch = read_puzzles(info, None, args.puzzle_file, args.limit)
-        x, y, task = batch.inputs, batch.labels, info.name
+    found = load_puzzle_inputs(model_meta, data=args.data, puzzle_file=None if args.data else args.puzzle_file,
+                               split=args.split, limit=args.limit, task=args.task)
+    x, y, pid, task = found.inputs, found.labels, found.puzzle_ids, (found.task or {}).get("name")
     if y is None:
         raise ValueError("the puzzles have no labels (the solver found none); guess scaling needs answers")
     task = task or args.task

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from common.cli_format import VersionAction, examples, help_formatter, print_error
+from common.cli_format import VersionAction, error_line, examples, help_formatter, print_error
 from common.cli_options import (add_ckpt_option, add_device_option, add_puzzle_file_option, add_quiet,
                                 show_progress)
 
@@ -291,9 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not is_disk_full(e) and not isinstance(e, OSError):
             raise
         what = "disk full or file size limit" if is_disk_full(e) else type(e).__name__
-        print(f"error: {what} while writing ({' '.join(str(e).split())[:200]}); the last complete checkpoint is "
-              "intact: free space and rerun with --resume", file=sys.stderr)
-        return 2
+        return print_error(f"{what} while writing ({error_line(e)[:200]}); the last complete checkpoint is "
+                           "intact: free space and rerun with --resume")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,7 @@
     interp trace --text / --tokens   interp.cli.text_trace
     interp demo                      interp.cli.demo
     interp guess-scale               interp.cli.guess_scale
-    interp report                    interp.cli.report
+    interp report                    interp.report.command (re-exported by interp.cli.report)
     interp stability                 interp.cli.stability
 
 Shared pieces (puzzle inputs, loading a checkpoint) are in ``interp.cli.common``; help and one-line
@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from common.allocator import retain_freed_memory
-from common.cli_format import EXIT_USAGE, Parser, UsageError, VersionAction, error_line, examples, print_error
+from common.cli_format import Parser, UsageError, VersionAction, error_line, examples, print_error
 from common.io import is_disk_full
 from interp.cli.demo import add_demo_parser
 from interp.cli.guess_scale import add_guess_scale_parser
@@ -46,9 +46,8 @@ def build_parser() -> Parser:
 
 
 def _disk_full(e: BaseException) -> int:
-    print(f"error: disk full or file size limit while writing ({error_line(e)[:200]}); what was written "
-          "completely is kept: free space and rerun (a trace resumes by chunk)", file=sys.stderr)
-    return EXIT_USAGE
+    return print_error(f"disk full or file size limit while writing ({error_line(e)[:200]}); what was written "
+                       "completely is kept: free space and rerun (a trace resumes by chunk)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

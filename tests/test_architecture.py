@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tasks",),                                          # puzzle and text domains
     ("models",),                                         # HRM, TRM, HRM-LM, HRM-Text, checkpoints
     ("training", "probes"),                              # training loop; probes/SAEs on states
-    ("interp", "interp.tracing", "interp.examples", "interp.interop"),  # the recorder
+    ("interp", "interp.tracing", "interp.examples", "interp.interop",
+     "interp.puzzle_inputs"),                            # the recorder and what feeds it
     ("interp.analyses", "interp.interventions", "interp.guess_scaling", "interp.views",
      "interp.stability"),                                # stages that read traces or run models
     ("interp.report",),                                  # reports built from the stages

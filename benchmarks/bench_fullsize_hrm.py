@@ -36,6 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.cli_options import add_threads_option, set_threads  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 PREFIX = "_orig_mod.model.inner."  # torch.compile + ACTLossHead + ACT wrapper, as the reference saves it
@@ -136,7 +138,7 @@ def _clock() -> tuple[float, float]:
 def child(args: argparse.Namespace) -> dict:
     import torch
 
-    torch.set_num_threads(args.threads)
+    set_threads(args)
     from common.allocator import retain_freed_memory
 
     retain_freed_memory()  # as the interp command does
@@ -188,7 +190,8 @@ def main() -> None:
     p.add_argument("--state-puzzles", type=int, default=32, help="keep every per-step state of the first K puzzles")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--chunk-size", type=int, default=64, help="puzzles per chunk = per plain/traced round")
-    p.add_argument("--threads", type=int, default=2)
+    add_threads_option(p, help="torch CPU threads; 0 = torch's own choice (this script's default was "
+                          "2 before it took the shared default 1)")
     p.add_argument("--out", help="keep the trace here (default: a temporary folder, removed)")
     p.add_argument("--small", action="store_true", help="a tiny HRM instead (a smoke test of this script)")
     p.add_argument("--ckpt", help=argparse.SUPPRESS)  # child mode

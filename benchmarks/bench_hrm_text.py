@@ -13,7 +13,7 @@ jobs; wall time on a GPU) in these variants:
 
 Usage::
 
-    python benchmarks/bench_hrm_text.py                        # CPU, threads 2
+    python benchmarks/bench_hrm_text.py                        # --device auto (CPU without CUDA), threads 1
     python benchmarks/bench_hrm_text.py --device cuda --size 1b --dtype bfloat16 --seq 512
 """
 
@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.cli_options import add_device_option, add_threads_option, set_threads  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -66,12 +68,17 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu")
+    add_threads_option(ap, help="torch CPU threads; 0 = torch's own choice (this script's default was "
+                           "2 before it took the shared default 1)")
+    add_device_option(ap)
     ap.add_argument("--dtype", default=None, help="default float32 on CPU, bfloat16 on GPU")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args)
+    if args.device == "auto":  # the shared default: cuda when available, else cpu
+        from training.distributed import pick_device
+
+        args.device = pick_device("auto").type
     from common.allocator import retain_freed_memory
 
     retain_freed_memory()  # as the interp command does

@@ -41,6 +41,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.cli_options import add_threads_option, set_threads  # noqa: E402
+
 import torch  # noqa: E402
 
 from models import HRMConfig, HRMLMConfig, TRMConfig, build_model  # noqa: E402
@@ -141,14 +143,14 @@ def ratio_cell(times: dict[str, list[float]], k: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=1)
+    add_threads_option(ap)
     ap.add_argument("--cases", choices=("small", "zoo", "all"), default="all")
     ap.add_argument("--zoo-batch", type=int, default=16)
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.threads < 1 or args.zoo_batch < 1:
         print("error: --repeats, --threads and --zoo-batch must be >= 1", file=sys.stderr)
         return 2
-    torch.set_num_threads(args.threads)
+    set_threads(args)
     from importlib.metadata import PackageNotFoundError, version
 
     libs = []

@@ -39,6 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.cli_options import add_threads_option, set_threads  # noqa: E402
+
 ZOO = ("hrm-sudoku9", "hrm-attn-sudoku9", "trm-sudoku9", "trm-maze9", "hrm-sudoku9-hard", "trm-sudoku9-hard",
        "hrm-lm-pydoc")
 
@@ -67,7 +69,7 @@ def child(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    torch.set_num_threads(args.threads)
+    set_threads(args)
     if args.malloc == "retain":
         from common.allocator import retain_freed_memory
 
@@ -146,7 +148,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--chunk-size", type=int, default=1024)
     p.add_argument("--state-puzzles", type=int, default=16)
-    p.add_argument("--threads", type=int, default=1)
+    add_threads_option(p)
     p.add_argument("--malloc", choices=("retain", "default"), default="retain")
     p.add_argument("--no-decode-latents", action="store_true", help="logit lens of the answer state only")
     p.add_argument("--no-confidence", action="store_true", help="no per-cell confidence arrays")

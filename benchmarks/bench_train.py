@@ -23,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.cli_options import add_threads_option, set_threads  # noqa: E402
+
 import torch  # noqa: E402
 
 from training.config import load_train_config  # noqa: E402
@@ -54,10 +56,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=0, help="override every config's batch size")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    add_threads_option(ap)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args)
     overrides = [*args.overrides, "eval_interval=0", "ckpt_interval=0"]
     if args.batch_size:
         overrides.append(f"batch_size={args.batch_size}")

@@ -128,7 +128,7 @@ def pct(v: float) -> str:
 
 def curve_table(df: pd.DataFrame, strategy: str, rules: list[str]) -> str:
     """Accuracy [CI] per rule (rows) and k (columns) for one strategy, as Markdown with its puzzle count."""
-    from interp.report.tables import markdown_table
+    from common.markdown import markdown_table
 
     part = df[(df["strategy"] == strategy) & df["rule"].isin(rules)]
     ks = sorted(part["k"].unique())

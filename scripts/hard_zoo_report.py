@@ -42,6 +42,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from common.cli_options import add_threads_option, set_threads  # noqa: E402
+
 DEFAULT_SETS = ("data/sudoku/top1465.sdm", "data/sudoku/sudoku17_first1000.sdm")
 CONV_TOL = 1e-3  # interp.analyses.fixed_points.convergence default
 PURE_JUMP = 0.9  # interp.analyses.jumps.jump_distribution default
@@ -367,7 +369,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scaling-k", type=int, default=4)
     p.add_argument("--scaling-strategies", default="perturb,ptrm,eqr")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--threads", type=int, default=2)
+    add_threads_option(p, help="torch CPU threads; 0 = torch's own choice (this script's default was "
+                          "2 before it took the shared default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reports/hard_zoo")
     p.add_argument("--work", default="out/hard_zoo_work", help="trace directories (not part of the report)")
@@ -379,9 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from common.io import atomic_write_text
-    from interp.report.run import _git_commit, package_versions
+    from interp.report.run import git_commit, package_versions
 
-    torch.set_num_threads(args.threads)
+    set_threads(args)
     torch.manual_seed(args.seed)
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
@@ -394,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     prov: dict[str, Any] = {
         "command": "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix() if argv is None else
                                                                "scripts/hard_zoo_report.py"] + (sys.argv[1:] if argv is None else list(argv))),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "git_commit": _git_commit(REPO),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "git_commit": git_commit(REPO),
         "versions": package_versions(), "torch_threads": args.threads, "seed": args.seed,
         "thresholds": {"convergence_tol": CONV_TOL, "pure_jump": PURE_JUMP},
         "settings": {k: v for k, v in vars(args).items()}, "models": {}, "timings_s": timings,

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from common.cli_options import add_threads_option, set_threads
 from common.io import atomic_write_text, write_html
-from interp.report.tables import markdown_table
+from common.markdown import markdown_table
 from interp.tracing.tracer import trace
 from interp.views.sae_viewer import feature_trajectory_figure
 from models.load import load_any
@@ -45,10 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--topk", type=int, help="TopK SAE with this k instead of L1")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    add_threads_option(p)
     p.add_argument("--out", default="out/sae")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args)
     torch.manual_seed(args.seed)
 
     model, _ = load_any(args.ckpt)

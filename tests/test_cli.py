@@ -206,3 +206,45 @@ def test_halting_rule_of_trm_shows_q_halt_only(ckpts, tmp_path, capsys):
     text = capsys.readouterr().out
     if "halting" in text:
         assert "q_continue" not in text and "TRM halts when q_halt > 0" in text
+
+
+def test_shared_options_have_one_default_in_every_command():
+    """``--threads`` and ``--device`` come from common.cli_options: the same default wherever they appear."""
+    from common.cli_options import DEVICE_DEFAULT, THREADS_DEFAULT
+    from interp.cli import build_parser
+    from training.cli import build_parser as train_parser
+
+    def sub(parser, name):
+        return next(a for a in parser._subparsers._group_actions).choices[name]
+
+    interp_parser = build_parser()
+    for name, flag in [("stability", "threads"), ("guess-scale", "threads"), ("guess-scale", "device"),
+                       ("trace", "device")]:
+        default = sub(interp_parser, name).get_default(flag)
+        assert default == (THREADS_DEFAULT if flag == "threads" else DEVICE_DEFAULT), (name, flag, default)
+    assert sub(train_parser(), "eval").get_default("device") == DEVICE_DEFAULT
+
+
+def test_set_threads_zero_leaves_torch_alone():
+    import argparse
+
+    from common.cli_options import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        set_threads(argparse.Namespace(threads=0))
+        assert torch.get_num_threads() == before
+        set_threads(argparse.Namespace(threads=2))
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="--threads"):
+            set_threads(argparse.Namespace(threads=-1))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_print_error_is_one_line(capsys):
+    from common.cli_format import EXIT_USAGE, print_error
+
+    assert print_error(KeyError("no such\n  key")) == EXIT_USAGE
+    assert print_error("diverged", status=1) == 1
+    assert capsys.readouterr().err.splitlines() == ["error: no such key", "error: diverged"]

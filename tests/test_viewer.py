@@ -242,9 +242,9 @@ def test_one_plotly_js_per_folder(tmp_path):
 
 
 def test_cli_viewer_call_site_writes_viewer(tmp_path, capsys):
-    from interp.cli.trace import _viewer
+    from interp.cli.common import write_trace_viewer
 
-    _viewer(_planted_trace(), tmp_path)
+    write_trace_viewer(_planted_trace(), tmp_path)
     assert (tmp_path / "viewer.html").exists()
     assert "viewer written to" in capsys.readouterr().out
 

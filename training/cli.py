@@ -25,34 +25,23 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-
-def _formatter() -> type:
-    from interp.cli.common import help_formatter
-
-    return help_formatter()
-
-
-def _examples(*lines: str) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+from common.cli_format import VersionAction, error_line, examples, help_formatter, print_error
+from common.cli_options import (add_ckpt_option, add_device_option, add_puzzle_file_option, add_quiet,
+                                show_progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = _formatter()
+    fmt = help_formatter()
     p = argparse.ArgumentParser(prog="recurse-train", description="Train and evaluate HRM / TRM / HRM-LM and baselines "
                                 "(also: python -m training).", formatter_class=fmt,
-                                epilog=_examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
+                                epilog=examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
                                                  "recurse-train train --config zoo/configs/trm_sudoku9.yaml "
                                                  "--out runs/trm9"))
-    try:
-        from importlib.metadata import version
-
-        p.add_argument("--version", action="version", version=f"recurse-interp {version('recurse-interp')}")
-    except Exception:  # pragma: no cover - not installed
-        pass
+    p.add_argument("--version", action=VersionAction)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a YAML/JSON config", formatter_class=fmt,
-                       epilog=_examples("recurse-train train --config training/configs/sudoku4_trm.yaml --out runs/s4",
+                       epilog=examples("recurse-train train --config training/configs/sudoku4_trm.yaml --out runs/s4",
                                         "recurse-train train --out runs/s4 --resume"))
     t.add_argument("--config", help="config file (YAML or JSON); optional with --resume")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -60,41 +49,37 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output directory (default runs/<config name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its 'last' checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (same as --quiet)")
-    t.add_argument("-q", "--quiet", action="store_true", help="no progress bars (off anyway when stderr is not a terminal)")
+    add_quiet(t)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on its test split or a puzzle file", formatter_class=fmt,
                        description="Score a checkpoint. Puzzle models: exact accuracy at the model's own halt and "
                                    "after all segments (Wilson intervals), blank-cell accuracy and mean segments "
                                    "(bootstrap intervals), the set and its blank range. Language models: loss.",
-                       epilog=_examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
+                       epilog=examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
                                         "recurse-train eval --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm",
                                         "recurse-train eval --ckpt zoo/trm-sudoku9 --n 128 --build   # first 128 of "
                                         "the test split"))
-    e.add_argument("--ckpt", required=True, help="checkpoint directory")
+    add_ckpt_option(e, help="checkpoint directory")
     e.add_argument("--data", help="dataset directory, or a puzzle file (.sdm/.txt/.csv/maze text) like --puzzle-file "
                    "(default: the checkpoint's training data)")
-    e.add_argument("--puzzle-file", help="a file of puzzles to score (labels from the project's solvers)")
+    add_puzzle_file_option(e, help="a file of puzzles to score (labels from the project's solvers)")
     e.add_argument("--split", default=None, help="split to evaluate (default test for puzzles, val for text)")
     e.add_argument("--n", type=int, default=0, help="evaluate the first N examples / windows (0 = all / 256 windows)")
     e.add_argument("--build", action="store_true", help="with --n and no cached dataset: build the whole dataset "
                    "and score the first N of its test split (instead of N fresh puzzles)")
     e.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
-    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    add_device_option(e)
     e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     e.add_argument("--json", action="store_true", help="print the full result as JSON")
-    e.add_argument("-q", "--quiet", action="store_true", help="no progress bars (off anyway when stderr is not a terminal)")
+    add_quiet(e)
 
     d = sub.add_parser("data", help="build (or find in the cache) a config's dataset and print its directory",
-                       formatter_class=fmt, epilog=_examples("recurse-train data --config zoo/configs/trm_sudoku9.yaml"))
+                       formatter_class=fmt, epilog=examples("recurse-train data --config zoo/configs/trm_sudoku9.yaml"))
     d.add_argument("--config", required=True, help="training config (YAML or JSON) or a checkpoint directory")
     d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable)")
-    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars (off anyway when stderr is not a terminal)")
+    add_quiet(d)
     return p
-
-
-def _progress(args: argparse.Namespace) -> bool:
-    return not getattr(args, "quiet", False) and not getattr(args, "no_progress", False) and sys.stderr.isatty()
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -114,7 +99,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         task = load_train_config(args.config, args.overrides).to_dict()["task"]
     if task.get("data") is None:
         raise ValueError(f"{args.config} names no dataset")
-    print(resolve_data(data_spec(task), progress=_progress(args)))
+    print(resolve_data(data_spec(task), progress=show_progress(args)))
     return 0
 
 
@@ -132,7 +117,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = load_train_config(None, args.overrides, base=read_checkpoint_config(out / "last")["train"])
     else:
         raise ValueError("--config is required (it may be omitted only with --resume and an --out that holds a run)")
-    trainer = Trainer(cfg, out, resume=args.resume, progress=_progress(args))
+    trainer = Trainer(cfg, out, resume=args.resume, progress=show_progress(args))
     try:
         if trainer.resumed_from is not None and trainer.dist.is_main:
             print(f"resuming {out} from step {trainer.resumed_from}", file=sys.stderr)
@@ -216,7 +201,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     model.to(device)
     train = meta.get("train", {})
     task = meta.get("task", {})
-    progress = _progress(args)
+    progress = show_progress(args)
     is_text = task.get("name") == "text" or model.cfg.family == "hrm_lm" or getattr(model.cfg, "causal", False)
     file = Path(args.puzzle_file) if args.puzzle_file else (Path(args.data) if args.data and Path(args.data).is_file()
                                                             else None)
@@ -297,20 +282,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"train": _cmd_train, "eval": _cmd_eval, "data": _cmd_data}[args.command](args)
     except ValueError as e:  # CheckpointError, ConfigError and DataError are ValueErrors
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+        return print_error(e)
     except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return print_error(str(e), status=1)
     except Exception as e:  # noqa: BLE001 - a full disk from any writer (safetensors raises its own error type)
         from common.io import is_disk_full
 
         if not is_disk_full(e) and not isinstance(e, OSError):
             raise
         what = "disk full or file size limit" if is_disk_full(e) else type(e).__name__
-        print(f"error: {what} while writing ({' '.join(str(e).split())[:200]}); the last complete checkpoint is "
-              "intact: free space and rerun with --resume", file=sys.stderr)
-        return 2
+        return print_error(f"{what} while writing ({error_line(e)[:200]}); the last complete checkpoint is "
+                           "intact: free space and rerun with --resume")
 
 
 if __name__ == "__main__":  # pragma: no cover

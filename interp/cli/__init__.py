@@ -4,11 +4,12 @@
     interp trace --text / --tokens   interp.cli.text_trace
     interp demo                      interp.cli.demo
     interp guess-scale               interp.cli.guess_scale
-    interp report                    interp.cli.report
+    interp report                    interp.report.command (re-exported by interp.cli.report)
     interp stability                 interp.cli.stability
     interp attribute                 interp.cli.attribute
 
-Shared pieces (one-line errors, loading a checkpoint) are in ``interp.cli.common``.
+Shared pieces (puzzle inputs, loading a checkpoint) are in ``interp.cli.common``; help and one-line
+errors in ``common.cli_format``; options every command line shares in ``common.cli_options``.
 Every command imports its heavy dependencies (torch, pandas, plotly, matplotlib)
 inside its function, so ``interp --help`` starts in a fraction of a second.
 Bad input prints one line ``error: ...`` on stderr and exits with status 2.
@@ -21,8 +22,8 @@ import sys
 from collections.abc import Sequence
 
 from common.allocator import retain_freed_memory
+from common.cli_format import Parser, UsageError, VersionAction, error_line, examples, print_error
 from common.io import is_disk_full
-from interp.cli.common import EXIT_USAGE, VersionAction, _Parser, _UsageError, error_line, examples
 from interp.cli.attribute import add_attribute_parser
 from interp.cli.demo import add_demo_parser
 from interp.cli.guess_scale import add_guess_scale_parser
@@ -31,13 +32,13 @@ from interp.cli.stability import add_stability_parser
 from interp.cli.trace import add_trace_parsers
 
 
-def build_parser() -> _Parser:
-    parser = _Parser(prog="interp", description="Per-step traces, analyses and interventions for recursive models.",
+def build_parser() -> Parser:
+    parser = Parser(prog="interp", description="Per-step traces, analyses and interventions for recursive models.",
                      epilog=examples("interp demo", "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm "
                                      "--limit 16", "interp show traces/run1 --puzzle 1",
                                      "interp <command> --help   # options, defaults and examples of one command"))
     parser.add_argument("--version", action=VersionAction)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_trace_parsers(sub)
     add_demo_parser(sub)
     add_guess_scale_parser(sub)
@@ -48,9 +49,8 @@ def build_parser() -> _Parser:
 
 
 def _disk_full(e: BaseException) -> int:
-    print(f"error: disk full or file size limit while writing ({error_line(e)[:200]}); what was written "
-          "completely is kept: free space and rerun (a trace resumes by chunk)", file=sys.stderr)
-    return EXIT_USAGE
+    return print_error(f"disk full or file size limit while writing ({error_line(e)[:200]}); what was written "
+                       "completely is kept: free space and rerun (a trace resumes by chunk)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,17 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = list(sys.argv[1:] if argv is None else argv)
         retain_freed_memory()  # no page-fault churn between batches (common/allocator.py)
         return int(args.func(args) or 0)
-    except _UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except UsageError as e:
+        return print_error(str(e))
     except BrokenPipeError:  # output piped into `head`: stop quietly
         sys.stdout = open(os.devnull, "w")
         return 0
     except (ValueError, OSError, KeyError) as e:
         if is_disk_full(e):
             return _disk_full(e)
-        print(f"error: {error_line(e)}", file=sys.stderr)
-        return EXIT_USAGE
+        return print_error(e)
     except Exception as e:  # a full disk from safetensors' writer is its own error type, not an OSError
         if not is_disk_full(e):
             raise

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from interp.cli.common import _checkpoint_task, _load_model, add_puzzle_inputs, add_quiet, examples, show_progress
+from common.cli_format import examples
+from common.cli_options import add_quiet, add_threads_option, set_threads, show_progress
+from interp.cli.common import checkpoint_task, load_model
 
 
 def parse_cell(text: str | None, rows: int, cols: int) -> str | int | None:
@@ -57,7 +59,7 @@ def _puzzle_pairs(args: argparse.Namespace):
     from interp.causal.pairs import make_pairs
     from tasks.puzzles import read_puzzles
 
-    task = _checkpoint_task(args.ckpt, args.task, command="attribute")
+    task = checkpoint_task(args.ckpt, args.task, command="attribute")
     batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
     rows, cols = task.grid or (1, batch.inputs.shape[1])
     target = parse_cell(args.target, rows, cols)
@@ -76,10 +78,10 @@ def _puzzle_pairs(args: argparse.Namespace):
 
 def _text_pairs(args: argparse.Namespace, model, meta):
     from interp.causal.pairs import make_pairs
-    from interp.cli.text_trace import _parse_tokens, _tokenizer
+    from interp.cli.text_trace import parse_tokens, text_tokenizer
 
-    encode, _ = _tokenizer(model, meta, args.ckpt)
-    ids = _parse_tokens(args.tokens) if args.tokens else encode(args.text)
+    encode, _ = text_tokenizer(model, meta, args.ckpt)
+    ids = parse_tokens(args.tokens) if args.tokens else encode(args.text)
     if len(ids) < 2:
         raise ValueError("the text must have at least two tokens (the last one is the answer)")
     x, answer = ids[:-1][None], ids[-1]
@@ -105,7 +107,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         raise ValueError("one of --puzzle, --puzzle-file, --text or --tokens is required")
     out = _claim_out(Path(args.out))
     if text_mode:
-        model, meta = _load_model(args.ckpt)
+        model, meta = load_model(args.ckpt)
         pairs, task, names = _text_pairs(args, model, meta), None, ["text"]
     else:
         pairs, task, names = _puzzle_pairs(args)
@@ -114,9 +116,8 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     from interp.causal.attribute import attribute
     from interp.causal.summary import compare_methods, peer_share_by_step, top_units
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, _ = _load_model(args.ckpt)
+    set_threads(args)
+    model, _ = load_model(args.ckpt)
     res = attribute(model, pairs, methods, metric=args.metric, states=args.states.split(",") if args.states else None,
                     n_segments=args.segments, direction=args.direction, ig_steps=args.ig_steps,
                     patch_dir=out / "patch_chunks" if "patch" in methods else None, progress=show_progress(args))
@@ -224,7 +225,7 @@ def add_attribute_parser(sub: argparse._SubParsersAction) -> None:
                    help="noising: patch corrupted values into the clean run; denoising: the reverse")
     p.add_argument("--ig-steps", type=int, default=5, help="interpolation points of integrated gradients")
     p.add_argument("--seed", type=int, default=0, help="seed of the built-in corruptions")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    add_threads_option(p)
     p.add_argument("--out", default="out/attribute", help="output directory")
     add_quiet(p)
     p.set_defaults(func=cmd_attribute)

@@ -10,7 +10,6 @@ HTML viewer.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 DEFAULT_CKPT = "trm-sudoku9"
 
@@ -25,7 +24,8 @@ def demo_puzzles(n: int, seed: int, size: int = 9) -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from common.io import atomic_write_text, ensure_out_not_symlink
-    from interp.cli.common import _checkpoint_task, _load_model, _Parser
+    from common.cli_format import Parser
+    from interp.cli.common import checkpoint_task, load_model
     from interp.cli.trace import add_trace_parsers, cmd_trace
     from models.zoo import zoo_checkpoint
 
@@ -33,8 +33,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     out = ensure_out_not_symlink(args.out)
-    _checkpoint_task(str(ckpt), None)  # validate the checkpoint before anything is written
-    _load_model(str(ckpt))
+    checkpoint_task(str(ckpt), None)  # validate the checkpoint before anything is written
+    load_model(str(ckpt))
     text = "\n".join(demo_puzzles(args.n, args.seed)) + "\n"
     puzzle_file = out / "puzzles.sdm"
     if puzzle_file.is_symlink() or (puzzle_file.exists() and (not puzzle_file.is_file() or
@@ -49,8 +49,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     atomic_write_text(puzzle_file, text)
     print(f"demo: tracing {ckpt} on {args.n} freshly generated 9x9 puzzles (seed {args.seed}) -> {out}\n")
     # the trace command's own parser fills every other option with its defaults (one source of truth)
-    parser = _Parser(prog="interp")
-    add_trace_parsers(parser.add_subparsers(dest="command", parser_class=_Parser))
+    parser = Parser(prog="interp")
+    add_trace_parsers(parser.add_subparsers(dest="command", parser_class=Parser))
     trace_args = parser.parse_args([
         "trace", "--ckpt", str(ckpt), "--puzzle-file", str(puzzle_file), "--out", str(out / "trace"),
         "--state-puzzles", str(args.n), "--color", args.color, "--overwrite", *(["--quiet"] if args.quiet else []),
@@ -59,7 +59,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
-    from interp.cli.common import add_quiet, examples
+    from common.cli_format import examples
+    from common.cli_options import add_quiet
 
     p = sub.add_parser("demo", help="trace a shipped zoo checkpoint on generated puzzles (no download)",
                        epilog=examples("interp demo", "interp demo --ckpt hrm-sudoku9 --n 4 --out out/demo-hrm"))

@@ -33,7 +33,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-from interp.cli.common import add_plotly, add_quiet, examples, show_progress
+from common.cli_format import examples
+from common.cli_options import (add_ckpt_option, add_device_option, add_limit_option, add_plotly,
+                                add_puzzle_file_option, add_quiet, add_task_option, add_threads_option,
+                                set_threads, show_progress)
 from interp.guess_scaling.rule_names import ALL_RULES, LABEL_FREE_RULES
 
 OUTPUT_FILES = ("guess_scaling.csv", "models.csv", "guess_scaling.md", "guess_scaling.png", "guess_scaling.html", "plotly.min.js",
@@ -70,20 +73,11 @@ def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[
     """(inputs, labels, puzzle ids or None, task name) from ``--data`` (a dataset directory) or ``--puzzle-file``."""
     import numpy as np
 
-    pid = None
-    if args.data:
-        from interp.tracing.stream import open_data
+    from interp.puzzle_inputs import load_puzzle_inputs
 
-        src = open_data(args.data, split=args.split)
-        n = len(src) if args.limit is None else min(len(src), args.limit)
-        x, y, pid = src.slice(0, n)
-        task = src.task if isinstance(src.task, str) else (src.task or {}).get("name")
-    else:
-        from tasks.puzzles import read_puzzles, resolve_task
-
-        info = resolve_task(model_meta["model"], model_meta.get("task"), args.task)
-        batch = read_puzzles(info, None, args.puzzle_file, args.limit)
-        x, y, task = batch.inputs, batch.labels, info.name
+    found = load_puzzle_inputs(model_meta, data=args.data, puzzle_file=None if args.data else args.puzzle_file,
+                               split=args.split, limit=args.limit, task=args.task)
+    x, y, pid, task = found.inputs, found.labels, found.puzzle_ids, (found.task or {}).get("name")
     if y is None:
         raise ValueError("the puzzles have no labels (the solver found none); guess scaling needs answers")
     task = task or args.task
@@ -93,7 +87,6 @@ def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[
 
 
 def _check_compatible(models: list, ckpts: list[str], x: np.ndarray) -> None:
-    import numpy as np
 
     c0 = models[0].cfg
     for m, name in zip(models, ckpts):
@@ -106,7 +99,7 @@ def _check_compatible(models: list, ckpts: list[str], x: np.ndarray) -> None:
 
 def _markdown(df: Any, floats: dict[str, str]) -> str:
     """``df`` as a Markdown table, the columns named in ``floats`` formatted with their format spec."""
-    from interp.report.tables import markdown_table
+    from common.markdown import markdown_table
 
     shown = df.copy()
     for c, spec in floats.items():
@@ -119,7 +112,6 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     """Load the checkpoints and puzzles, run every needed pass, write the tables, figures and provenance."""
     import numpy as np
 
-    import pandas as pd
     import torch
 
     from models.checkpoint import read_checkpoint_config
@@ -140,9 +132,11 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError("bootstrap/combined need at least two --ckpt")
         print("note: one checkpoint, so bootstrap/combined are left out", file=sys.stderr)
     meta0 = read_checkpoint_config(ckpts[0]) if (Path(ckpts[0]) / "config.json").exists() else {"model": {}}
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    models = [load_any(c)[0].eval().to(args.device) for c in ckpts]
+    from training.distributed import pick_device
+
+    set_threads(args)
+    device = pick_device(args.device)
+    models = [load_any(c)[0].eval().to(device) for c in ckpts]
     if not meta0.get("model"):
         meta0 = {"model": models[0].cfg.to_dict()}
     x, y, pid, task = load_puzzles(args, meta0)
@@ -151,7 +145,7 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     runs = collect_strategy_runs(
         models, x, strategies, max(ks), args.preset if task != "other" else "identity", task, args.seed,
         args.segments, args.noise, args.noise_every, args.eqr_depth, pid, args.batch_size,
-        keep_probs="prob_average" in rules, progress=show_progress(args) and not args.no_progress)
+        keep_probs="prob_average" in rules, progress=show_progress(args))
     seconds = time.time() - t0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -185,7 +179,7 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
                                 "variants": r.candidates.perturb_names} for r in runs},
         "ptrm": {"noise": args.noise, "every": args.noise_every}, "eqr": {"depth": args.eqr_depth},
         "seconds": round(seconds, 2),
-        "torch": torch.__version__, "device": str(args.device),
+        "torch": torch.__version__, "device": str(device),
     }
     atomic_write(out / "provenance.json", lambda tmp: Path(tmp).write_text(json.dumps(prov, indent=2)))
     plot_guess_scaling(table, out / "guess_scaling.png")
@@ -195,7 +189,6 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
 
 def _per_model(models: list, ckpts: list[str], x: np.ndarray, y: np.ndarray, pid: Any, args: argparse.Namespace) -> Any:
     """Each checkpoint's plain single pass on the same puzzles."""
-    import numpy as np
 
     import pandas as pd
 
@@ -238,14 +231,13 @@ def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("guess-scale", help="accuracy vs pass budget (augmentation, bootstrapping, PTRM, EqR)",
                               epilog=examples("interp guess-scale --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/qqwing_expert.sdm "
                                               "--limit 64 --strategies aug ptrm eqr --k 1 2 4 8 --out out/gs"))
-    p.add_argument("--ckpt", action="append", required=True,
-                   help="checkpoint (repeat for model bootstrapping; the first one is used by 'perturb')")
+    add_ckpt_option(p, repeat=True, help="checkpoint (repeat for model bootstrapping; the first one is used by 'perturb')")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="dataset directory (training/test splits as written by the data builders)")
-    src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text)")
+    add_puzzle_file_option(src)
     p.add_argument("--split", default="test", help="split of --data (default test)")
-    p.add_argument("--task", choices=["sudoku", "maze"], help="override/confirm the checkpoint's task")
-    p.add_argument("--limit", type=int, help="use the first N puzzles")
+    add_task_option(p)
+    add_limit_option(p)
     p.add_argument("--k", nargs="+", default=["1,2,4,8"],
                    help="pass budgets per puzzle, comma- or space-separated (default 1,2,4,8)")
     p.add_argument("--strategies", nargs="+", default=["perturb,bootstrap,combined"],
@@ -265,8 +257,10 @@ def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu", help="torch device for the passes (cpu, cuda, cuda:1, ...)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    add_device_option(p, help="torch device for the passes: auto (cuda when available, else cpu; guess-scale's "
+                              "default was cpu before it took the shared default), cpu, cuda, cuda:1, ...")
+    add_threads_option(p, help="torch CPU threads; 0 = torch's own choice (guess-scale's default before it took "
+                               "the shared default 1)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--no-progress", action="store_true", help="same as --quiet")
     add_plotly(p)

@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from interp.cli.common import _checkpoint_task, _load_model, add_puzzle_inputs
+from common.cli_options import add_threads_option, set_threads
+from interp.cli.common import add_puzzle_inputs, checkpoint_task, load_model
 
 
 def cmd_stability(args: argparse.Namespace) -> int:
@@ -21,16 +22,13 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
     if args.tangents < 1:
         raise ValueError(f"--tangents must be >= 1, got {args.tangents}")
-    task = _checkpoint_task(args.ckpt, args.task)
+    task = checkpoint_task(args.ckpt, args.task)
     batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
-    import torch
-
     from interp.stability.report import write_stability_report
     from interp.stability.run import stability
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, _ = _load_model(args.ckpt)
+    set_threads(args)
+    model, _ = load_model(args.ckpt)
     result = stability(model, batch.inputs, batch.labels, n_segments=args.segments, unit=args.unit, k=args.tangents,
                        burn_in=args.burn_in, batch_size=args.batch_size, seed=args.seed,
                        progress=sys.stderr.isatty() and len(batch.inputs) > 1)
@@ -54,6 +52,7 @@ def add_stability_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--burn-in", type=int, default=0, help="steps left out of the exponent average")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0, help="seed of the random tangent vectors")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    add_threads_option(p, help="torch CPU threads; 0 = torch's own choice (stability's default before it took the "
+                               "shared default 1)")
     p.add_argument("--out", help="output directory (default out/stability/<checkpoint>)")
     p.set_defaults(func=cmd_stability)

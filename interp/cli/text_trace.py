@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 
-def _tokenizer(model: Any, meta: dict[str, Any], folder: str | None):
+def text_tokenizer(model: Any, meta: dict[str, Any], folder: str | None):
     """(encode(text) -> ids, decode(ids) -> str) for a loaded language model."""
     if getattr(model.cfg, "family", "") == "hrm_text":
         from transformers import AutoTokenizer
@@ -41,7 +41,7 @@ def _tokenizer(model: Any, meta: dict[str, Any], folder: str | None):
     return tok.encode, tok.decode
 
 
-def _parse_tokens(text: str) -> np.ndarray:
+def parse_tokens(text: str) -> np.ndarray:
     try:
         return np.asarray([int(t) for t in text.replace(",", " ").split()], dtype=np.int64)
     except ValueError:
@@ -50,7 +50,7 @@ def _parse_tokens(text: str) -> np.ndarray:
 
 def cmd_trace_text(args: argparse.Namespace) -> int:
     """Load, tokenise, trace to disk, print the per-step story of the last position."""
-    from interp.cli.common import _viewer, lens_options
+    from interp.cli.common import lens_options, write_trace_viewer
     from interp.tracing.schema import is_lm_model
     from interp.tracing.store import load_trace
     from interp.tracing.stream import trace_to_disk
@@ -63,18 +63,21 @@ def cmd_trace_text(args: argparse.Namespace) -> int:
         from models.hub import detect_layout
 
         if Path(folder).is_dir() and detect_layout(folder) == "transformers":
-            kwargs = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
+            from training.distributed import pick_device
+
+            device = str(pick_device(args.device)) if getattr(args, "device", None) else None  # auto: cuda if there
+            kwargs = {k: v for k, v in (("device", device), ("dtype", args.dtype)) if v}
     model, meta = load_any(folder, **kwargs)
     if not is_lm_model(model):
         raise ValueError(f"--text needs a language model; {args.ckpt} is a {model.cfg.family} puzzle model (use --puzzle)")
     if getattr(args, "tokens", None):  # ids given: a tokenizer only renders the guesses, if there is one
-        ids = _parse_tokens(args.tokens)
+        ids = parse_tokens(args.tokens)
         try:
-            decode = _tokenizer(model, meta, folder)[1]
+            decode = text_tokenizer(model, meta, folder)[1]
         except (ValueError, ImportError):
             decode = lambda t: f"<{t[0]}>"  # noqa: E731
     else:
-        encode, decode = _tokenizer(model, meta, folder)
+        encode, decode = text_tokenizer(model, meta, folder)
         ids = encode(args.text)
     if ids.size < 2:
         raise ValueError("the text must give at least two tokens (labels are the next tokens)")
@@ -100,7 +103,7 @@ def cmd_trace_text(args: argparse.Namespace) -> int:
         guess = decode([int(pred[k, -1])]) if pred.ndim == 2 else "?"
         print(f"{k:>4} {str(tr.steps['updated'][k]):>8} {ce[k]:>8.4f} {acc[k]:>6.3f}  {guess!r}")
     print(f"\ntrace written to {out}")
-    _viewer(tr, out)
+    write_trace_viewer(tr, out)
     return 0
 
 

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 
 from common.labels import IGNORE_LABEL
-from interp.cli.common import (_checkpoint_task, _color, _load_model, _viewer, add_plotly, add_puzzle_inputs, add_quiet,
-                               examples, lens_options, show_progress)
+from common.cli_format import examples
+from common.cli_options import add_device_option, add_plotly, add_quiet, show_progress
+from interp.cli.common import (add_puzzle_inputs, checkpoint_task, lens_options, load_model, use_color,
+                               write_trace_viewer)
 
 
 def _default_out(ckpt: str, inputs: np.ndarray | str, segments: int | None) -> Path:
@@ -146,7 +148,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     from tasks.puzzles import SudokuFileStream, read_puzzles
 
-    task = _checkpoint_task(args.ckpt, args.task)
+    task = checkpoint_task(args.ckpt, args.task)
     streamed = task.name == "sudoku" and args.puzzle_file is not None and args.limit is None
     if streamed:  # a whole file: read and solved chunk by chunk inside the tracer, memory bounded by a chunk
         source = SudokuFileStream(args.puzzle_file, size=task.grid[0])
@@ -156,7 +158,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         n, names, notes, data, key = len(batch.inputs), batch.names, batch.notes, (batch.inputs, batch.labels), batch.inputs
     from interp.tracing.stream import trace_to_disk  # torch is imported only once the input is known to be good
 
-    model, _ = _load_model(args.ckpt)
+    model, _ = load_model(args.ckpt)
     out = Path(args.out) if args.out else _default_out(args.ckpt, key, args.segments)
     n_keep = min(n, max(0, args.state_puzzles))
     states = args.states if n_keep else "summary"
@@ -195,7 +197,7 @@ def _trace_sharded(args: argparse.Namespace, model, data, out: Path, n: int, nam
     from interp.tracing.stream import PeerError, trace_to_disk
     from training.distributed import init_distributed, pick_device, shutdown
 
-    device = pick_device(args.device or "auto", int(os.environ.get("LOCAL_RANK", "0")))
+    device = pick_device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
     info = init_distributed(device)
     try:
         model.to(device)
@@ -239,7 +241,7 @@ def _report_trace(args: argparse.Namespace, out: Path, n: int, names, notes, tas
     seg_steps = tr.n_steps // max(1, int(tr.meta["n_segments"]))
     print(f"traced {tr.n_puzzles} puzzle(s): {tr.meta['n_segments']} segments x {seg_steps} steps = {tr.n_steps} steps; "
           f"states {', '.join(tr.state_names)} (answer: {tr.answer_state})")
-    color = _color(args)
+    color = use_color(args)
     for i in range(min(args.show, tr.n_puzzles)):
         _print_puzzle(tr, i, task, names[i] if i < len(names) else f"puzzle {i + 1}", color, args.all_steps)
     if tr.n_puzzles > 1:
@@ -247,7 +249,7 @@ def _report_trace(args: argparse.Namespace, out: Path, n: int, names, notes, tas
     print(f"\ntrace written to {out}")
     if getattr(args, "attention", False):
         _attention_summary(tr, task, out)
-    _viewer(tr, out, names=names, n=args.viewer_puzzles, plotly_js=args.plotly)
+    write_trace_viewer(tr, out, names=names, n=args.viewer_puzzles, plotly_js=args.plotly)
     return 0
 
 
@@ -300,14 +302,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not tr.meta.get("complete", True):
         print("note: the trace is incomplete; showing its finished chunks")
     if args.viewer:  # e.g. a trace written from Python (trace_to_disk), which writes no viewer.html
-        _viewer(tr, Path(args.dir), n=args.viewer_puzzles, plotly_js=args.plotly)
+        write_trace_viewer(tr, Path(args.dir), n=args.viewer_puzzles, plotly_js=args.plotly)
     if args.puzzle is not None:
         if not 1 <= args.puzzle <= tr.n_puzzles:
             raise ValueError(f"--puzzle counts from 1 (the first puzzle) to {tr.n_puzzles}, got {args.puzzle}")
         task = _task_from_meta(tr)
         if task is None:
             raise ValueError("the trace does not say which puzzle task it holds, so its grids cannot be drawn")
-        _print_puzzle(tr, args.puzzle - 1, task, f"puzzle {args.puzzle} of {tr.n_puzzles}", _color(args),
+        _print_puzzle(tr, args.puzzle - 1, task, f"puzzle {args.puzzle} of {tr.n_puzzles}", use_color(args),
                       args.all_steps)
         return 0
     df = tr.summary("step")
@@ -340,9 +342,9 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from interp.interventions.ablation import slow_ablation_table
     from tasks.puzzles import read_puzzles
 
-    task = _checkpoint_task(args.ckpt, args.task, command="ablate")
+    task = checkpoint_task(args.ckpt, args.task, command="ablate")
     batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
-    model, _ = _load_model(args.ckpt)
+    model, _ = load_model(args.ckpt)
     modes = [m.strip() for m in args.mode.split(",")]
     for note in batch.notes[:5]:
         print(f"note: {note}", file=sys.stderr)
@@ -378,8 +380,9 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     src = _common(p)
     src.add_argument("--text", help="language models: one text, tokenised with the checkpoint's tokenizer")
     src.add_argument("--tokens", help="language models: token ids separated by commas or spaces")
-    p.add_argument("--device", help="--text/--tokens with a transformers model: cpu (default, float32) or cuda (bfloat16); "
-                   "under torchrun: cpu (gloo) or cuda (nccl, cuda:LOCAL_RANK per rank; the default when CUDA is there)")
+    add_device_option(p, help="auto (cuda when available, else cpu), cpu or cuda: with --text/--tokens, where a "
+                      "transformers model is loaded (cpu: float32, cuda: bfloat16); under torchrun, gloo on cpu or "
+                      "nccl on cuda (cuda:LOCAL_RANK per rank)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="override the weights' dtype (transformers)")
     p.add_argument("--out", help="trace directory (default traces/<checkpoint>-<hash>)")
     p.add_argument("--states", default="all", help="full states to keep: all, summary, or names (z_H,z_L)")

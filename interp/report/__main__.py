@@ -2,6 +2,6 @@
 
 import sys
 
-from interp.cli.report import main
+from interp.report.command import main
 
 sys.exit(main())

@@ -10,41 +10,16 @@ per-step error curve.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from common.io import atomic_write
+from common.mpl_figures import COLOURS, new_figure, save_figure  # the one copy; re-exported here
 from interp.guess_scaling.plots import guess_scaling_plot  # the one copy; re-exported here
 from interp.tracing.trace import Trace, TraceError
 from interp.views.grid import COLORSCALE, ZMAX, ZMIN, cell_classes, cell_text, cell_z, grid_spec, step_confidence, to_grid, with_crop
-
-COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-
-
-def new_figure(width: float, height: float):
-    """A pyplot-free matplotlib Figure (Agg canvas)."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), constrained_layout=True)
-
-
-def save_figure(fig: Any, base: str | os.PathLike, dpi: int = 150, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-    """Write ``fig`` as ``base.png`` and ``base.svg`` (atomic: temp file + rename); returns the paths."""
-    base = Path(base)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for fmt in formats:
-        path = base.with_name(base.name + f".{fmt}")
-        metadata = {"Date": None} if fmt == "svg" else None  # reproducible SVGs
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata))
-        out.append(path)
-    return out
-
 
 def _viewer_cmap():
     from matplotlib.colors import LinearSegmentedColormap

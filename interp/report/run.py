@@ -50,26 +50,18 @@ def _text_windows(d: Path, split: str, seq_len: int, limit: int | None) -> tuple
 
 def run_inputs(run: RunSpec, model: Any, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None, dict | None]:
     """(inputs, labels, task) of a run: a puzzle dataset, a text dataset or a puzzle file."""
-    if run.puzzle_file is not None:
-        from tasks.puzzles import read_puzzles, resolve_task
+    from interp.puzzle_inputs import load_puzzle_inputs
 
-        task = resolve_task(meta["model"], meta.get("task"), run.task)
-        batch = read_puzzles(task, None, str(run.puzzle_file), run.limit)
-        return batch.inputs, batch.labels, {"name": task.name, "grid": list(task.grid)}
+    if run.puzzle_file is not None:
+        found = load_puzzle_inputs(meta, puzzle_file=run.puzzle_file, limit=run.limit, task=run.task)
+        return found.inputs, found.labels, found.task
     d = run.data
     if d is None or not d.is_dir():
         raise ReportError(f"run {run.name!r}: data directory not found: {d}")
     if (d / "meta.json").exists() and not (d / "dataset.json").exists():
         return (*_text_windows(d, run.split, int(model.cfg.seq_len), run.limit), {"name": "text"})
-    from interp.tracing.stream import open_data
-
-    src = open_data(str(d), split=run.split)
-    n = len(src) if run.limit is None else min(len(src), run.limit)
-    x, y, _ = src.slice(0, n)
-    task = src.task
-    if isinstance(task, str):
-        task = {"name": task}
-    return x, y, task
+    found = load_puzzle_inputs(meta, data=d, split=run.split, limit=run.limit)
+    return found.inputs, found.labels, found.task
 
 
 # ----------------------------------------------------------------------------- per-run analyses
@@ -325,7 +317,8 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def _git_commit(where: Path) -> str | None:
+def git_commit(where: Path) -> str | None:
+    """The commit of the git checkout holding ``where`` (None outside one): provenance of reports and scripts."""
     import subprocess
 
     try:
@@ -416,7 +409,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
             "command": command,
             "cwd": cwd,
             "argv": list(sys.argv),
-            "git_commit": _git_commit(Path(__file__).resolve().parent),
+            "git_commit": git_commit(Path(__file__).resolve().parent),
             "versions": package_versions(),
             "platform": platform.platform(),
             "config_path": str(cfg.path) if cfg.path else None,

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.markdown import markdown_table  # the one copy; re-exported here
 from common.stats import CI, interval
 
 
@@ -92,20 +93,6 @@ class ReportTable:
         body.append(rf"\label{{tab:{_tex_label(self.name)}}}")
         body.append(r"\end{table}")
         return "\n".join(body) + "\n"
-
-
-def markdown_table(display: pd.DataFrame) -> str:
-    """A pipe table of ``display``'s cells as strings: first column left-aligned, the others right-aligned."""
-    cols = [str(c) for c in display.columns]
-    lines = ["| " + " | ".join(_md_escape(c) for c in cols) + " |",
-             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|"]
-    for _, row in display.iterrows():
-        lines.append("| " + " | ".join(_md_escape(str(v)) for v in row.tolist()) + " |")
-    return "\n".join(lines)
-
-
-def _md_escape(s: str) -> str:
-    return s.replace("|", r"\|").replace("\n", " ")
 
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",

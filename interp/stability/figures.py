@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from interp.report.figures import COLOURS, new_figure
+from common.mpl_figures import COLOURS, new_figure
 from interp.stability.summary import PREDICTORS, failure_auc, step_curves
 
 SOLVED, FAILED = COLOURS[2], COLOURS[3]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from common.io import atomic_write_text
-from interp.report.figures import save_figure
+from common.mpl_figures import save_figure
 from interp.stability.figures import stability_figure
 from interp.stability.run import StabilityResult
 from interp.stability.summary import stability_markdown

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interp.report.tables import markdown_table
+from common.markdown import markdown_table
 from common.stats import bootstrap_ci
 
 # predictor column -> sign that makes "larger = more likely to fail"

@@ -32,10 +32,11 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from common.atomic import atomic_dir
 
 from .checkpoint import CONFIG, FORMAT, WEIGHTS, CheckpointError
 
@@ -198,7 +199,11 @@ def _layout_patterns(spec: HubSpec, layout: str, meta: dict[str, Any] | None) ->
 def _download(spec: HubSpec, patterns: list[str], cache_dir: Path, offline: bool) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
-        GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
     )
 
     try:
@@ -364,7 +369,7 @@ def model_card(meta: dict[str, Any], n_params: int, repo: str | None, card: str 
 def export_zoo(ckpt: str | os.PathLike, out: str | os.PathLike, repo: str | None = None,
                overwrite: bool = False) -> Path:
     """Write a zoo checkpoint as a Hub-ready folder (weights, config, README.md card); atomic, nothing on error."""
-    from .checkpoint import _atomic_replace_dir, load_checkpoint
+    from .checkpoint import load_checkpoint
 
     src, dst = Path(ckpt), Path(out)
     if repo is not None:
@@ -375,17 +380,11 @@ def export_zoo(ckpt: str | os.PathLike, out: str | os.PathLike, repo: str | None
     n_params = sum(p.numel() for p in model.parameters())
     card = (src / "CARD.md").read_text() if (src / "CARD.md").is_file() else None
     evaluation = _json(src / "eval.json") if (src / "eval.json").is_file() else None
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
-    try:
+    with atomic_dir(dst, recoverable=True) as tmp:
         for f in (WEIGHTS, CONFIG, "eval.json"):
             if (src / f).is_file():
                 shutil.copy2(src / f, tmp / f)
         (tmp / "README.md").write_text(model_card(meta, n_params, repo, card, evaluation))
-        _atomic_replace_dir(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst
 
 

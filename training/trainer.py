@@ -31,6 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.atomic import atomic_write_json, atomic_write_text
+from common.outputs import ensure_out_not_symlink
+from common.untrusted import read_json
 from models.checkpoint import (
     CheckpointError,
     checkpoint_dir,
@@ -41,14 +44,21 @@ from models.checkpoint import (
     save_checkpoint,
     state_tensors,
 )
-from common.io import atomic_write_json, ensure_out_not_symlink, read_json
 from models.config import ConfigError, config_from_dict
 from models.registry import build_model
 
 from . import distributed as D
 from .act import ACTCarry, act_train_step, initial_carry, reset_halted
 from .cgar import depth_at
-from .checkpointing import check_optimizer_tensors, copy_checkpoint, load_optimizer, optimizer_tensors, read_tensors, restore_rng, rng_tensors
+from .checkpointing import (
+    check_optimizer_tensors,
+    copy_checkpoint,
+    load_optimizer,
+    optimizer_tensors,
+    read_tensors,
+    restore_rng,
+    rng_tensors,
+)
 from .config import TrainConfig, check_family
 from .data import (
     DataError,
@@ -62,7 +72,6 @@ from .data import (
 from .evaluate import evaluate
 from .lm import evaluate_lm, lm_loss
 from .optim import EMA, build_optimizer, lr_at, set_lr
-
 
 
 class TrainingDiverged(RuntimeError):
@@ -609,9 +618,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             continue
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
 
 
 __all__ = ["Trainer", "TrainingDiverged", "model_config_for_data"]

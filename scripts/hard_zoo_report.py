@@ -133,20 +133,15 @@ def checkpoint_sha(ckpt: Path) -> str | None:
 # ----------------------------------------------------------------------------- analyses
 def auc_with_ci(failed: np.ndarray, score: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
     """ROC AUC (interp.stability.summary.roc_auc) with a stratified percentile bootstrap over puzzles."""
+    from common.stats import stratified_bootstrap_ci
     from interp.stability.summary import roc_auc
 
     failed = np.asarray(failed, bool)
     auc = roc_auc(failed, score)
     if not np.isfinite(auc):
         return auc, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    fi, si = np.flatnonzero(failed), np.flatnonzero(~failed)
-    vals = []
-    for _ in range(n_boot):
-        idx = np.concatenate([rng.choice(fi, fi.size), rng.choice(si, si.size)])
-        vals.append(roc_auc(failed[idx], score[idx]))
-    lo, hi = np.quantile(vals, [0.025, 0.975])
-    return auc, float(lo), float(hi)
+    lo, hi = stratified_bootstrap_ci(roc_auc, failed, score, n_boot, seed)
+    return auc, lo, hi
 
 
 def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd.DataFrame, args, S: Summary,

@@ -19,8 +19,8 @@ import torch
 from common.stats import bootstrap_mean_ci, wilson_interval
 
 
-def bootstrap_ci(values: np.ndarray, n_boot: int, alpha: float, seed: int) -> tuple[float, float]:
-    """(low, high) of ``common.stats.bootstrap_mean_ci`` (scipy percentile bootstrap of the mean)."""
+def _mean_interval(values: np.ndarray, n_boot: int, alpha: float, seed: int) -> tuple[float, float]:
+    """(low, high) of ``common.stats.bootstrap_mean_ci``."""
     ci = bootstrap_mean_ci(values, alpha, n_boot=n_boot, seed=seed)
     return (ci.low, ci.high)
 
@@ -136,13 +136,13 @@ def evaluate(
         "exact_accuracy": float(exact_v.mean()),
         "exact_accuracy_ci": wilson_interval(n_exact, int(total), alpha),  # a proportion: Wilson
         "token_accuracy": float(tok_v.mean()),
-        "token_accuracy_ci": bootstrap_ci(tok_v, n_boot, alpha, seed + 1),
+        "token_accuracy_ci": _mean_interval(tok_v, n_boot, alpha, seed + 1),
         "avg_halt_steps": float(halt_v.mean()),
-        "avg_halt_steps_ci": bootstrap_ci(halt_v, n_boot, alpha, seed + 2),
+        "avg_halt_steps_ci": _mean_interval(halt_v, n_boot, alpha, seed + 2),
         "exact_accuracy_at_halt": float(halt_exact.mean()),
         "exact_accuracy_at_halt_ci": wilson_interval(n_halt, int(total), alpha),
         "blank_accuracy": float(blank_v.mean()),
-        "blank_accuracy_ci": bootstrap_ci(blank_v, n_boot, alpha, seed + 3),
+        "blank_accuracy_ci": _mean_interval(blank_v, n_boot, alpha, seed + 3),
         "blanks_range": [int(blanks_v.min()), int(blanks_v.max())],
         "q_halt_accuracy": float(np.concatenate(q_acc).mean()),
         "loss": float(np.concatenate(losses).mean()),

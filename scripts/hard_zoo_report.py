@@ -123,11 +123,12 @@ def load_puzzles(sets: list[str], n: int) -> tuple[np.ndarray, np.ndarray, pd.Da
     return np.concatenate(xs), np.concatenate(ys), pd.DataFrame(rows), prov
 
 
-def checkpoint_sha(ckpt: Path) -> str | None:
+def checkpoint_sha(ckpt: Path | str) -> str | None:
     from common.io import file_sha256
 
-    w = Path(ckpt) / "model.safetensors"
-    return file_sha256(w) if w.exists() else None
+    p = Path(ckpt)
+    w = p / "model.safetensors" if p.is_dir() else p  # ours, or an official weights file
+    return file_sha256(w) if w.is_file() else None
 
 
 # ----------------------------------------------------------------------------- analyses
@@ -157,9 +158,9 @@ def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd
     from interp.stability.summary import PREDICTORS, outcome_split
     from interp.tracing.store import load_trace
     from interp.tracing.stream import trace_to_disk
-    from models.checkpoint import load_checkpoint
+    from models.load import load_any
 
-    model, _ = load_checkpoint(ckpt)
+    model, _ = load_any(ckpt)
     model.eval()
     N = len(x)
     info: dict[str, Any] = {"checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_sha(ckpt), "n_puzzles": N,
@@ -254,9 +255,9 @@ def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd
 def scaling(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, args, S: Summary, out: Path,
             timings: dict[str, float]) -> pd.DataFrame:
     from interp.guess_scaling.curves import budget_table, collect_strategy_runs
-    from models.checkpoint import load_checkpoint
+    from models.load import load_any
 
-    model, _ = load_checkpoint(ckpt)
+    model, _ = load_any(ckpt)
     model.eval()
     ks = [k for k in (1, 2, 4, 8, 16) if k <= args.scaling_k]
     strategies = [s.strip() for s in args.scaling_strategies.split(",") if s.strip()]
@@ -381,8 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    ckpts = {k: Path(v) for k, v in (("hrm", args.hrm), ("trm", args.trm)) if v and v != "none"}
-    names = {k: v.name for k, v in ckpts.items()}
+    # a path, or an hf: spec kept as text (models.load.load_any reads both)
+    ckpts = {k: v if v.startswith("hf:") else Path(v) for k, v in (("hrm", args.hrm), ("trm", args.trm))
+             if v and v != "none"}
+    names = {k: Path(str(v)).name for k, v in ckpts.items()}
     S = Summary()
     timings: dict[str, float] = {}
     start = time.time()

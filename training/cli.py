@@ -195,7 +195,7 @@ def _checkpoint_data_dir(root: Path, ckpt: str) -> Path:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from models.checkpoint import load_checkpoint
+    from models.load import load_any
 
     from .data import load_puzzle_split, load_text_dataset, resolve_data
     from .distributed import pick_device
@@ -211,7 +211,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError("give --data or --puzzle-file, not both")
     if args.n < 0:
         raise ValueError(f"--n must be >= 0, got {args.n}")
-    model, meta = load_checkpoint(args.ckpt)
+    model, meta = load_any(args.ckpt)
     device = pick_device(args.device)
     model.to(device)
     train = meta.get("train", {})

@@ -39,12 +39,13 @@ from typing import Any
 from common.atomic import atomic_dir
 
 from .checkpoint import CONFIG, FORMAT, WEIGHTS, CheckpointError
+from .step_files import STEP_PATTERN, latest_step
 
 PREFIX = "hf:"
 OFFICIAL_YAML = "all_config.yaml"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
-_OFFICIAL_WEIGHTS = re.compile(r"(checkpoint|step_\d+|.+\.(safetensors|pt|pth|ckpt))")
+_OFFICIAL_WEIGHTS = re.compile(rf"(checkpoint|{STEP_PATTERN}|.+\.(safetensors|pt|pth|ckpt))")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "tokenizer.model", "generation_config.json")
 
@@ -145,9 +146,9 @@ def official_weights(folder: Path) -> Path | None:
     files = [f for f in folder.iterdir() if f.is_file() and _OFFICIAL_WEIGHTS.fullmatch(f.name)]
     if (folder / "checkpoint").is_file():
         return folder / "checkpoint"
-    steps = sorted((int(f.name[5:]), f) for f in files if re.fullmatch(r"step_\d+", f.name))
-    if steps:
-        return steps[-1][1]
+    latest = latest_step(files, name=lambda f: f.name)
+    if latest is not None:
+        return latest
     for ext in (".safetensors", ".pt", ".pth", ".ckpt"):
         found = sorted(f for f in files if f.name.endswith(ext))
         if len(found) == 1:
@@ -238,10 +239,9 @@ def _pick_official_online(spec: HubSpec) -> list[str] | None:
     if "checkpoint" in here:
         pick = "checkpoint"
     else:
-        steps = sorted((int(f[5:]), f) for f in here if re.fullmatch(r"step_\d+", f))
-        if not steps:
+        pick = latest_step(here)
+        if pick is None:
             return None
-        pick = steps[-1][1]
     return [spec.pattern(OFFICIAL_YAML), spec.pattern(pick)]
 
 

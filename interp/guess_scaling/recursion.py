@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from interp.guess_scaling.errors import GuessScalingError
+from models.device import model_device
 
 NOISE_WHERE = ("step", "segment")
 INITS = ("model", "random")
@@ -67,11 +68,6 @@ class PassOutput:
 def is_recurrent(model: torch.nn.Module) -> bool:
     """True for models that run segment by segment (HRM, TRM and the other ``PuzzleModel`` families)."""
     return hasattr(model, "segment") and hasattr(model, "init_states")
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def relative_noise(state: torch.Tensor, scale: float, gen: torch.Generator) -> torch.Tensor:

@@ -35,6 +35,7 @@ import torch
 
 from interp.guess_scaling.errors import GuessScalingError
 from models.device import model_device
+from models.hook_names import hook_state
 
 NOISE_WHERE = ("step", "segment")
 INITS = ("model", "random")
@@ -92,7 +93,7 @@ def _residual(new: dict[str, torch.Tensor], old: dict[str, torch.Tensor]) -> tor
 
 def _state_hooks(model: Any, seg: int) -> list[str]:
     """The per-step state hook names of one segment (the input embedding ``hook_x`` left out)."""
-    return [n for n in model.step_hook_names(seg) if not n.endswith("hook_x")]
+    return [n for n in model.step_hook_names(seg) if hook_state(n) != "x"]
 
 
 def _recurrent_pass(model: Any, x: torch.Tensor, ids: torch.Tensor | None, n: int, noise: NoiseSpec | None,
@@ -103,7 +104,7 @@ def _recurrent_pass(model: Any, x: torch.Tensor, ids: torch.Tensor | None, n: in
     if noisy and noise.where == "step":
         model.ensure_segment_hooks(n)
         last = _state_hooks(model, n - 1)
-        answer_last = [h for h in last if h.endswith("hook_" + model.answer_state)][-1]
+        answer_last = [h for h in last if hook_state(h) == model.answer_state][-1]
         names = [h for s in range(n) for h in _state_hooks(model, s) if h != answer_last]
 
         def add_noise(t: torch.Tensor, hook: Any) -> torch.Tensor:

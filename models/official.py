@@ -48,7 +48,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from common.io import ensure_out_not_symlink, read_json, regular_file, safe_load_yaml, safetensors_header
+from common.outputs import ensure_out_not_symlink
+from common.untrusted import read_json, regular_file, safe_load_yaml, safetensors_header
 
 from .checkpoint import CheckpointError, build_fitting_model, load_state, save_checkpoint
 from .config import ConfigError, HRMConfig, PuzzleConfig, TRMConfig, check_field_type, numeric_strings

@@ -101,7 +101,7 @@ def guess_scale(ckpts: list[str], data: str, out: Path, strategies: str, k: str 
 def _same_run(out: Path, argv: list[str], ckpts: list[str]) -> bool:
     import shlex
 
-    from interp.tracing.tracer import file_sha256
+    from common.hashing import file_sha256
 
     try:
         prov = json.loads((out / "provenance.json").read_text())
@@ -114,7 +114,7 @@ def _same_run(out: Path, argv: list[str], ckpts: list[str]) -> bool:
 
 def stage_checkpoints(run: Path) -> list[str]:
     """The run's last checkpoint, then its kept step checkpoints from newest to oldest (copies of last dropped)."""
-    from interp.tracing.tracer import file_sha256
+    from common.hashing import file_sha256
 
     from models.step_files import step_items
 

@@ -104,7 +104,7 @@ class Summary:
 # ----------------------------------------------------------------------------- inputs
 def load_puzzles(sets: list[str], n: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, list[dict[str, Any]]]:
     """The first ``n // len(sets)`` (rest to the first files) puzzles of each file: inputs, labels, index table."""
-    from common.io import file_sha256
+    from common.hashing import file_sha256
     from tasks.puzzles import TaskInfo, read_puzzles
 
     task = TaskInfo("sudoku", (9, 9), "hard_zoo_report")
@@ -124,7 +124,7 @@ def load_puzzles(sets: list[str], n: int) -> tuple[np.ndarray, np.ndarray, pd.Da
 
 
 def checkpoint_sha(ckpt: Path | str) -> str | None:
-    from common.io import file_sha256
+    from common.hashing import file_sha256
 
     p = Path(ckpt)
     w = p / "model.safetensors" if p.is_dir() else p  # ours, or an official weights file
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from common.io import atomic_write_text
+    from common.atomic import atomic_write_text
     from interp.report.run import _git_commit, package_versions
 
     torch.set_num_threads(args.threads)

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from common.io import atomic_write_text, write_html
+from common.atomic import atomic_write_text
+from common.plotly_html import write_html
 from interp.report.tables import markdown_table
 from interp.tracing.tracer import trace
 from interp.views.sae_viewer import feature_trajectory_figure

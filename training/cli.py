@@ -201,7 +201,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .distributed import pick_device
     from .evaluate import evaluate
     from .lm import evaluate_lm
-    from .trainer import _jsonable, data_spec
+    from .metrics_file import jsonable
+    from .trainer import data_spec
 
     if args.ckpt.startswith("hf:"):  # a Hub spec: its local folder in the Hugging Face cache
         from models.hub import local_checkpoint
@@ -259,7 +260,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                        loss_kind=train.get("loss", "stablemax"), device=device, n_boot=args.n_boot, progress=progress)
         res["set"] = set_name
     res = {"ckpt": str(args.ckpt), "weights": meta.get("state", {}).get("weights", "model"), **res}
-    print(json.dumps(_jsonable(res), indent=2) if args.json else eval_headline(res))
+    print(json.dumps(jsonable(res), indent=2) if args.json else eval_headline(res))
     return 0
 
 

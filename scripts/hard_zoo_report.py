@@ -145,19 +145,9 @@ def auc_with_ci(failed: np.ndarray, score: np.ndarray, n_boot: int = 1000, seed:
     return auc, lo, hi
 
 
-def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd.DataFrame, args, S: Summary,
+def analyse_model(name: str, ckpt: Path | str, x: np.ndarray, y: np.ndarray, index: pd.DataFrame, args, S: Summary,
                   out: Path, work: Path, timings: dict[str, float]) -> dict[str, Any]:
-    import torch
-
-    from interp.analyses.fixed_points import convergence
-    from interp.analyses.jumps import critical_steps
-    from interp.interventions.fixed_point import one_unknown_cell_probe
-    from interp.report.figures import jump_histogram_plot, residual_plot, save_figure
-    from interp.stability.figures import stability_figure
-    from interp.stability.run import stability
-    from interp.stability.summary import PREDICTORS, outcome_split
-    from interp.tracing.store import load_trace
-    from interp.tracing.stream import trace_to_disk
+    """Trace, one-unknown-cell probe and stability of one model; summary rows into ``S``, files into ``out``."""
     from models.load import load_any
 
     model, _ = load_any(ckpt)
@@ -165,8 +155,23 @@ def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd
     N = len(x)
     info: dict[str, Any] = {"checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_sha(ckpt), "n_puzzles": N,
                             "family": model.cfg.family, "n_segments": int(model.cfg.halt_max_steps)}
+    pp = trace_section(name, ckpt, model, x, y, index, args, S, out, work, timings, info)
+    probe_section(name, model, y, index, args, S, out, timings)
+    stability_section(name, model, x, y, pp, args, S, out, timings, info)
+    pp.to_csv(out / f"{name}_per_puzzle.csv", index=False)
+    return info
 
-    # 1. trace -> taxonomy and jumps
+
+def trace_section(name: str, ckpt: Path | str, model: Any, x: np.ndarray, y: np.ndarray, index: pd.DataFrame, args,
+                  S: Summary, out: Path, work: Path, timings: dict[str, float], info: dict[str, Any]) -> pd.DataFrame:
+    """1. Trace -> convergence taxonomy and jumps; returns the per-puzzle table."""
+    from interp.analyses.fixed_points import convergence
+    from interp.analyses.jumps import critical_steps
+    from interp.report.figures import jump_histogram_plot, save_figure
+    from interp.tracing.store import load_trace
+    from interp.tracing.stream import trace_to_disk
+
+    N = len(x)
     t0 = time.time()
     tdir = trace_to_disk(model, (x, y), work / name / "trace", states="summary", confidence=False,
                          checkpoint=str(ckpt), progress=False, batch_size=args.batch_size)
@@ -203,8 +208,15 @@ def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd
         S.mean(name, "jumps", f"wrong cells at the end, {label}", pp["final_error"].to_numpy(float)[sel])
     fig = jump_histogram_plot(jumps, n_steps=tr.n_steps, title=f"{name}: critical steps and jumps (N={N})")
     save_figure(fig, out / f"{name}_jumps", formats=("png",))
+    return pp
 
-    # 2. one-unknown-cell probe on the solutions
+
+def probe_section(name: str, model: Any, y: np.ndarray, index: pd.DataFrame, args, S: Summary, out: Path,
+                  timings: dict[str, float]) -> None:
+    """2. One-unknown-cell probe on the solutions."""
+    from interp.interventions.fixed_point import one_unknown_cell_probe
+
+    N = len(y)
     t0 = time.time()
     m = min(args.probe_n, N)
     probe = one_unknown_cell_probe(model, y[:m], cells=1, seed=args.seed, batch_size=args.batch_size)
@@ -216,7 +228,19 @@ def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd
     S.prop(name, "one_cell", "blank cell filled correctly", pt["cell_correct"].to_numpy())
     S.prop(name, "one_cell", "givens kept", pt["givens_kept"].to_numpy())
 
-    # 3. stability
+
+def stability_section(name: str, model: Any, x: np.ndarray, y: np.ndarray, pp: pd.DataFrame, args, S: Summary,
+                      out: Path, timings: dict[str, float], info: dict[str, Any]) -> None:
+    """3. Stability of the segment map: FTLE, residual, failure AUCs; adds its columns to ``pp``."""
+    from interp.report.figures import residual_plot, save_figure
+    from interp.stability.figures import stability_figure
+    from interp.stability.run import stability
+    from interp.stability.summary import PREDICTORS, outcome_split
+
+    N = len(x)
+    solved = pp["final_exact"].to_numpy(bool)
+    failed = ~solved
+    state = info["convergence_state"]
     t0 = time.time()
     st = stability(model, x, y, k=args.tangents, batch_size=args.batch_size, seed=args.seed)
     timings[f"{name}.stability"] = round(time.time() - t0, 1)
@@ -248,8 +272,6 @@ def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd
     for ax in fig.axes:
         ax.axvline(np.log10(CONV_TOL), color="k", lw=0.8, ls="--")
     save_figure(fig, out / f"{name}_taxonomy", formats=("png",))
-    pp.to_csv(out / f"{name}_per_puzzle.csv", index=False)
-    return info
 
 
 def scaling(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, args, S: Summary, out: Path,

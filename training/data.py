@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from common.atomic import temp_dir_beside
+from common.atomic import replace_dir, temp_dir_beside
 from common.labels import IGNORE_LABEL
 
 # generator name -> (module, builder function); each builder is ``fn(out_dir, **spec)``
@@ -95,7 +95,7 @@ def resolve_data(data: Any, build: bool = True, progress: bool | None = None) ->
         if out.exists():  # another process finished first
             shutil.rmtree(tmp)
         else:
-            os.replace(tmp, out)
+            replace_dir(tmp, out)
     except TypeError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"bad generator spec for {data['generate']!r}: {e}") from None

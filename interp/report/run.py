@@ -12,7 +12,6 @@ import platform
 import shlex
 import shutil
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.io import TOOL_MARK, atomic_write_text, check_replaceable, file_sha256, listed_files, replace_dir, write_html
+from common.atomic import atomic_write_text, replace_dir, temp_dir_beside
+from common.hashing import file_sha256
+from common.outputs import TOOL_MARK, check_replaceable, listed_files
+from common.plotly_html import write_html
 from interp.report.config import DEFAULT_ANALYSES, ReportConfig, RunSpec, TableSpec
 from interp.report.tables import BUILDERS, ReportError, ReportTable, gate_phase_rows, puzzle_rows, training_run_row
 
@@ -402,8 +404,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
         raise ReportError(f"{out} is not empty; pass --overwrite to replace a previous report")
     # only a report this tool wrote (provenance.json marker listing every file) is replaced; never user files
     check_replaceable(out, ReportError, "report")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    work = temp_dir_beside(out, "building")
     try:
         created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         command = command or f"python -m interp.report --config {cfg.path} --out {out}"

@@ -16,7 +16,6 @@ weights), inputs, versions and this command.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import sys
@@ -30,9 +29,10 @@ if str(REPO) not in sys.path:
 
 
 def _sha(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    return hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+    """SHA-256 of a checkpoint directory's ``model.safetensors`` (None for an untrained model)."""
+    from common.hashing import file_sha256
+
+    return None if path is None else file_sha256(path / "model.safetensors")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

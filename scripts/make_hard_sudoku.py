@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import random
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.atomic import atomic_write  # noqa: E402
+from common.hashing import file_sha256  # noqa: E402
 from tasks.sudoku.generate import generate  # noqa: E402
 from tasks.sudoku.grid import grid_to_line, read_puzzle_file  # noqa: E402
 from tasks.sudoku.solver import solve  # noqa: E402
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([f"sudoku17:{i}", grid_to_line(rec.puzzle), grid_to_line(res.solution), str(res.guesses)])
     random.Random(1).shuffle(rows)
     atomic_write(args.out, lambda tmp: _write_csv(tmp, rows))
-    print(f"wrote {args.out}: {len(rows)} puzzles, sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()}")
+    print(f"wrote {args.out}: {len(rows)} puzzles, sha256 {file_sha256(args.out)}")
     return 0
 
 

@@ -42,6 +42,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from common.atomic import atomic_write_text  # noqa: E402
+
 # Small generated datasets: the check measures speed, not accuracy.
 SUDOKU_DATA = {"generate": "sudoku", "n_train": 1024, "n_test": 64, "seed": 0, "min_blanks": 30, "max_blanks": 45}
 MAZE_DATA = {"generate": "maze", "n_train": 512, "n_test": 32, "n_aug": 0, "seed": 0}
@@ -246,8 +248,8 @@ def attention(rep: Report, device: torch.device, args: argparse.Namespace) -> No
 def caching(rep: Report, device: torch.device, args: argparse.Namespace, tmp: Path) -> None:
     from interp import trace_to_disk
     from models import build_model
-    from models.load import load_any
     from models.config import HRMConfig
+    from models.load import load_any
 
     rep.section(
         "Per-step cache and tracing overhead",
@@ -307,10 +309,7 @@ def write_report(rep: Report, args: argparse.Namespace, dry: bool, start: float,
             f"- Host: {platform.node()}, {os.cpu_count()} CPU cores"]
     if rep.skipped:
         head += ["- Skipped: " + "; ".join(rep.skipped)]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_name(args.out.name + ".tmp")
-    tmp_out.write_text("\n".join(head + rep.lines) + "\n")
-    os.replace(tmp_out, args.out)
+    atomic_write_text(args.out, "\n".join(head + rep.lines) + "\n")
 
 
 SECTIONS = ("env", "train", "attention", "cache")

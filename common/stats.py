@@ -3,8 +3,11 @@
 Which to use:
 
 * ``proportion_ci``: a proportion (solved / total, exact accuracy): Wilson score interval.
-* ``bootstrap_mean_ci``: a mean (token accuracy, cross-entropy, segments): ``scipy.stats.bootstrap``
-  percentile interval, which stays inside the observed range (a cross-entropy interval never goes below 0).
+* ``bootstrap_mean_ci``: a mean (token accuracy, cross-entropy, segments): the percentile interval
+  ``scipy.stats.bootstrap`` gives, which stays inside the observed range (a cross-entropy interval never goes below 0).
+* ``stratified_bootstrap_ci``: a statistic of two classes (a ROC AUC), resampled per class.
+
+All bootstrap intervals of a mean resample through ``bootstrap_means``, the one resampler.
 * ``interval``: either of the two, chosen from the values (0/1 values are a proportion) -> ``CI``.
 
 Older helpers kept for existing callers: ``bootstrap_ci`` (numpy percentile bootstrap),
@@ -14,26 +17,52 @@ Older helpers kept for existing callers: ``bootstrap_ci`` (numpy percentile boot
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 
-def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap (1 - alpha) interval of the mean of ``values``."""
+def bootstrap_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """The bootstrap distribution of the mean: ``n_boot`` means of resamples (with replacement) of ``values``.
+
+    The one resampler of the project. It draws exactly what ``scipy.stats.bootstrap``
+    draws from ``default_rng(seed)`` (one ``integers(0, n, (n_boot, n))`` stream), in
+    chunks of at most 4M indices so large inputs stay within memory.
+    """
     v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     means = np.empty(n_boot)
     chunk = max(1, 4_000_000 // v.size)
     for i in range(0, n_boot, chunk):
         k = min(chunk, n_boot - i)
         means[i : i + k] = v[rng.integers(0, v.size, size=(k, v.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return means
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap (1 - alpha) interval of the mean of ``values`` (``np.quantile`` of ``bootstrap_means``)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return (float("nan"), float("nan"))
+    lo, hi = np.quantile(bootstrap_means(v, n_boot, seed), [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
+
+
+def _scipy_percentile_interval(dist: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The two-sided percentile interval as ``scipy.stats.bootstrap(method="percentile")`` computes it from ``dist``.
+
+    Same levels and quantile function as the installed scipy (``stats.quantile``
+    since 1.15, ``np.percentile`` before), so intervals match the numbers scipy gave.
+    """
+    a = (1 - (1 - alpha)) / 2
+    try:
+        from scipy.stats import quantile
+    except ImportError:  # scipy < 1.15
+        return float(np.percentile(dist, a * 100)), float(np.percentile(dist, (1 - a) * 100))
+    q = quantile(dist, np.stack([np.asarray(a), 1 - np.asarray(a)]), axis=-1)
+    return float(q[0]), float(q[1])
 
 
 @dataclass(frozen=True)
@@ -106,12 +135,26 @@ def bootstrap_mean_ci(values: Sequence[float] | np.ndarray | Any, alpha: float =
     n, m = int(v.size), float(v.mean())
     if np.all(v == v[0]):
         return CI(m, m, m, n)
-    from scipy.stats import bootstrap
-
-    res = bootstrap((v,), np.mean, confidence_level=1 - alpha, n_resamples=n_boot, method="percentile",
-                    random_state=np.random.default_rng(seed), vectorized=True)
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    lo, hi = _scipy_percentile_interval(bootstrap_means(v, n_boot, seed), alpha)
     return CI(m, max(lo, float(v.min())), min(hi, float(v.max())), n)
+
+
+def stratified_bootstrap_ci(statistic: Callable[[np.ndarray, np.ndarray], float], flags: np.ndarray,
+                            score: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of ``statistic(flags, score)`` (e.g. a ROC AUC) over resamples stratified by ``flags``.
+
+    Positives and negatives are resampled separately (each keeps its count), so every
+    resample holds both classes and a rank statistic stays defined.
+    """
+    flags = np.asarray(flags, bool)
+    rng = np.random.default_rng(seed)
+    fi, si = np.flatnonzero(flags), np.flatnonzero(~flags)
+    vals = []
+    for _ in range(n_boot):
+        idx = np.concatenate([rng.choice(fi, fi.size), rng.choice(si, si.size)])
+        vals.append(statistic(flags[idx], score[idx]))
+    lo, hi = np.quantile(vals, [0.025, 0.975])
+    return float(lo), float(hi)
 
 
 def interval(values: Sequence[float] | np.ndarray | Any, alpha: float = 0.05, seed: int = 0) -> CI:
@@ -123,4 +166,4 @@ def interval(values: Sequence[float] | np.ndarray | Any, alpha: float = 0.05, se
     return bootstrap_mean_ci(v, alpha, seed=seed)
 
 
-__all__ = ["bootstrap_ci", "bootstrap_mean_ci", "CI", "interval", "mean_ci", "proportion_ci", "wilson_interval"]
+__all__ = ["bootstrap_ci", "bootstrap_mean_ci", "bootstrap_means", "stratified_bootstrap_ci", "CI", "interval", "mean_ci", "proportion_ci", "wilson_interval"]

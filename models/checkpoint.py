@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from common.io import read_json, regular_file, safetensors_header
+from common.atomic import atomic_dir, fsync_dir, old_dir
+from common.untrusted import read_json, safetensors_header
 
 from .config import ConfigError, config_from_dict
 from .registry import build_model
@@ -39,42 +39,19 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded; the message names the problem in one line."""
 
 
-def _old(final: Path) -> Path:
-    return final.with_name(final.name + ".old")
-
-
-def _atomic_replace_dir(tmp: Path, final: Path) -> None:
-    """Move the finished directory ``tmp`` to ``final``, replacing an older ``final``.
-
-    Two renames (``final`` -> ``final.old``, ``tmp`` -> ``final``): a crash between
-    them leaves only ``final.old``, the previous complete version, which readers
-    fall back to (``checkpoint_dir``) and writers rename back (``recover_checkpoint_dir``).
-    """
-    old = _old(final)
-    if final.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-        os.replace(tmp, final)
-    else:
-        os.replace(tmp, final)
-    if old.exists():  # also a stale one from a crash in a previous replace
-        shutil.rmtree(old)
-
-
 def checkpoint_dir(path: str | os.PathLike) -> Path:
-    """``path``, or ``path.old`` when a crash inside ``_atomic_replace_dir`` left only that (never renames)."""
+    """``path``, or ``path.old`` when a crash inside ``replace_dir(..., recoverable=True)`` left only that (never renames)."""
     p = Path(path)
-    if not p.exists() and (_old(p) / CONFIG).is_file():
-        return _old(p)
+    if not p.exists() and (old_dir(p) / CONFIG).is_file():
+        return old_dir(p)
     return p
 
 
 def recover_checkpoint_dir(path: str | os.PathLike) -> Path:
     """For the directory's writer (e.g. training resume): rename a lone ``path.old`` back to ``path``."""
     p = Path(path)
-    if not p.exists() and _old(p).is_dir():
-        os.replace(_old(p), p)
+    if not p.exists() and old_dir(p).is_dir():
+        os.replace(old_dir(p), p)
         fsync_dir(p.parent)
     return p
 
@@ -106,17 +83,6 @@ def remove_stale_checkpoint_temporaries(root: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     """Persistent tensors of a module, contiguous and unshared (as safetensors requires)."""
     return {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
@@ -134,9 +100,7 @@ def save_checkpoint(
     ``optimizer.safetensors``) inside the same atomic directory.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
+    with atomic_dir(final, recoverable=True, fsync=True) as tmp:
         save_file(state_tensors(model), str(tmp / WEIGHTS))
         for name, group in (tensors or {}).items():
             save_file({k: v.detach().contiguous() for k, v in group.items()}, str(tmp / f"{name}.safetensors"))
@@ -145,12 +109,6 @@ def save_checkpoint(
             json.dump(meta, f, indent=2, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        fsync_dir(tmp)
-        _atomic_replace_dir(tmp, final)
-        fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

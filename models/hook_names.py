@@ -8,6 +8,9 @@ with :func:`act_name`; ``interp`` reads them back with :func:`parse_act_name`.
     act_name("z_L", seg=3, h=1, l=0)        -> "seg3.h1.l0.hook_z_L"
     act_name("fast", pass_=0, step=3)       -> "pass0.step3.hook_fast"   (``pass`` is a keyword)
     parse_act_name("seg3.h1.l0.hook_z_L")   -> ActName(where=(("seg", 3), ("h", 1), ("l", 0)), state="z_L")
+    hook_state("seg3.h1.l0.hook_z_L")       -> "z_L"
+    layer_state("pattern", 2)               -> "pattern.layer2"   (a trace's per-layer state name)
+    parse_layer_state("pattern.layer2")     -> ("pattern", 2)
 """
 
 from __future__ import annotations
@@ -59,4 +62,24 @@ def parse_act_name(name: str) -> ActName | None:
     return ActName(tuple(where), last[len("hook_"):])
 
 
-__all__ = ["ActName", "act_name", "act_prefix", "parse_act_name"]
+def hook_state(name: str) -> str | None:
+    """What a hook name holds (``"z_L"`` for ``seg3.h1.l0.hook_z_L``), or None when ``name`` is not a hook name."""
+    a = parse_act_name(name)
+    return a.state if a is not None else None
+
+
+def layer_state(state: str, layer: int) -> str:
+    """The trace's name of ``state`` recorded per layer: ``layer_state("pattern", 2)`` -> ``"pattern.layer2"``."""
+    return f"{state}.layer{int(layer)}"
+
+
+def parse_layer_state(name: str) -> tuple[str, int] | None:
+    """``(state, layer)`` of a per-layer state name (``"pattern.layer2"`` -> ``("pattern", 2)``), else None."""
+    state, _, last = name.rpartition(".")
+    m = _PART.match(last)
+    if not state or m is None or m.group(1) != "layer":
+        return None
+    return state, int(m.group(2))
+
+
+__all__ = ["ActName", "act_name", "act_prefix", "hook_state", "layer_state", "parse_act_name", "parse_layer_state"]

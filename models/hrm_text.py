@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError
+from .hook_names import act_name, act_prefix, hook_state
 from .hooks import HookedModel
 
 STATE_NAMES = ("z_H", "z_L")
@@ -104,10 +105,10 @@ class HrmTextTraced(HookedModel):
         names = []
         for i in range(self.cfg.H_cycles):
             for j in range(self.cfg.L_cycles):
-                names += [f"seg{seg}.h{i}.l{j}.layer{k}.hook_pattern" for k in range(n)]
-                names.append(f"seg{seg}.h{i}.l{j}.hook_z_L")
-            names += [f"seg{seg}.h{i}.layer{k}.hook_pattern" for k in range(n)]
-            names.append(f"seg{seg}.h{i}.hook_z_H")
+                names += [act_name("pattern", seg=seg, h=i, l=j, layer=k) for k in range(n)]
+                names.append(act_name("z_L", seg=seg, h=i, l=j))
+            names += [act_name("pattern", seg=seg, h=i, layer=k) for k in range(n)]
+            names.append(act_name("z_H", seg=seg, h=i))
         return names
 
     # ----- attention patterns (opt-in) ------------------------------------
@@ -139,7 +140,7 @@ class HrmTextTraced(HookedModel):
                 h.remove()
             self.hf.set_attn_implementation(self.__dict__.pop("_attn_impl"))
             self.__dict__["_record_attention"] = False
-            self.remove_hook_points(lambda name: name.endswith(".hook_pattern"))
+            self.remove_hook_points(lambda name: hook_state(name) == "pattern")
 
     def _pattern_hook(self, layer: int):
         def fn(module: nn.Module, args: tuple, output: Any) -> None:
@@ -147,13 +148,13 @@ class HrmTextTraced(HookedModel):
             if calls is None or not isinstance(output, tuple) or output[1] is None:
                 return None
             i, j = divmod(len(calls), self.cfg.L_cycles + 1)  # the stack call this layer belongs to
-            where = f"seg{self._seg}.h{i}.l{j}" if j < self.cfg.L_cycles else f"seg{self._seg}.h{i}"
-            self.hook(f"{where}.layer{layer}.hook_pattern", output[1])
+            where = act_prefix(seg=self._seg, h=i, l=j) if j < self.cfg.L_cycles else act_prefix(seg=self._seg, h=i)
+            self.hook(act_name("pattern", where, layer=layer), output[1])
             return None
         return fn
 
     def segment_hook_names(self, seg: int) -> list[str]:
-        return [*self.step_hook_names(seg), f"seg{seg}.hook_logits"]
+        return [*self.step_hook_names(seg), act_name("logits", seg=seg)]
 
     def ensure_segment_hooks(self, n_segments: int) -> None:
         self._extend_hook_grid("_hooked_segments", n_segments, self.segment_hook_names)
@@ -170,7 +171,7 @@ class HrmTextTraced(HookedModel):
             if which != expect or i >= self.cfg.H_cycles:
                 raise RuntimeError(f"HRM-Text called its stacks in an unexpected order ({''.join(calls)}); "
                                    "the transformers version may have changed the loop")
-            name = f"seg{self._seg}.h{i}.l{j}.hook_z_L" if which == "L" else f"seg{self._seg}.h{i}.hook_z_H"
+            name = act_name("z_L", seg=self._seg, h=i, l=j) if which == "L" else act_name("z_H", seg=self._seg, h=i)
             out = self.hook(name, output)
             self._last["z_L" if which == "L" else "z_H"] = out
             return out
@@ -221,7 +222,7 @@ class HrmTextTraced(HookedModel):
         total = self.cfg.H_cycles * (self.cfg.L_cycles + 1)
         if len(calls) != total:
             raise RuntimeError(f"HRM-Text ran {len(calls)} stack calls, expected {total} (H_cycles x (L_cycles + 1))")
-        logits = self.hook(f"seg{seg}.hook_logits", out.logits)
+        logits = self.hook(act_name("logits", seg=seg), out.logits)
         return last, logits
 
     def segment(self, states: dict[str, torch.Tensor], inputs: torch.Tensor, puzzle_ids: Any = None,

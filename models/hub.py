@@ -32,18 +32,20 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.atomic import atomic_dir
+
 from .checkpoint import CONFIG, FORMAT, WEIGHTS, CheckpointError
+from .step_files import STEP_PATTERN, latest_step
 
 PREFIX = "hf:"
 OFFICIAL_YAML = "all_config.yaml"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
-_OFFICIAL_WEIGHTS = re.compile(r"(checkpoint|step_\d+|.+\.(safetensors|pt|pth|ckpt))")
+_OFFICIAL_WEIGHTS = re.compile(rf"(checkpoint|{STEP_PATTERN}|.+\.(safetensors|pt|pth|ckpt))")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "tokenizer.model", "generation_config.json")
 
@@ -144,9 +146,9 @@ def official_weights(folder: Path) -> Path | None:
     files = [f for f in folder.iterdir() if f.is_file() and _OFFICIAL_WEIGHTS.fullmatch(f.name)]
     if (folder / "checkpoint").is_file():
         return folder / "checkpoint"
-    steps = sorted((int(f.name[5:]), f) for f in files if re.fullmatch(r"step_\d+", f.name))
-    if steps:
-        return steps[-1][1]
+    latest = latest_step(files, name=lambda f: f.name)
+    if latest is not None:
+        return latest
     for ext in (".safetensors", ".pt", ".pth", ".ckpt"):
         found = sorted(f for f in files if f.name.endswith(ext))
         if len(found) == 1:
@@ -198,7 +200,11 @@ def _layout_patterns(spec: HubSpec, layout: str, meta: dict[str, Any] | None) ->
 def _download(spec: HubSpec, patterns: list[str], cache_dir: Path, offline: bool) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
-        GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
     )
 
     try:
@@ -233,10 +239,9 @@ def _pick_official_online(spec: HubSpec) -> list[str] | None:
     if "checkpoint" in here:
         pick = "checkpoint"
     else:
-        steps = sorted((int(f[5:]), f) for f in here if re.fullmatch(r"step_\d+", f))
-        if not steps:
+        pick = latest_step(here)
+        if pick is None:
             return None
-        pick = steps[-1][1]
     return [spec.pattern(OFFICIAL_YAML), spec.pattern(pick)]
 
 
@@ -364,7 +369,7 @@ def model_card(meta: dict[str, Any], n_params: int, repo: str | None, card: str 
 def export_zoo(ckpt: str | os.PathLike, out: str | os.PathLike, repo: str | None = None,
                overwrite: bool = False) -> Path:
     """Write a zoo checkpoint as a Hub-ready folder (weights, config, README.md card); atomic, nothing on error."""
-    from .checkpoint import _atomic_replace_dir, load_checkpoint
+    from .checkpoint import load_checkpoint
 
     src, dst = Path(ckpt), Path(out)
     if repo is not None:
@@ -375,17 +380,11 @@ def export_zoo(ckpt: str | os.PathLike, out: str | os.PathLike, repo: str | None
     n_params = sum(p.numel() for p in model.parameters())
     card = (src / "CARD.md").read_text() if (src / "CARD.md").is_file() else None
     evaluation = _json(src / "eval.json") if (src / "eval.json").is_file() else None
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
-    try:
+    with atomic_dir(dst, recoverable=True) as tmp:
         for f in (WEIGHTS, CONFIG, "eval.json"):
             if (src / f).is_file():
                 shutil.copy2(src / f, tmp / f)
         (tmp / "README.md").write_text(model_card(meta, n_params, repo, card, evaluation))
-        _atomic_replace_dir(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst
 
 

@@ -48,10 +48,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from common.io import ensure_out_not_symlink, read_json, regular_file, safe_load_yaml, safetensors_header
+from common.outputs import ensure_out_not_symlink
+from common.untrusted import read_json, regular_file, safe_load_yaml, safetensors_header
 
 from .checkpoint import CheckpointError, build_fitting_model, load_state, save_checkpoint
 from .config import ConfigError, HRMConfig, PuzzleConfig, TRMConfig, check_field_type, numeric_strings
+from .step_files import latest_step, step_number
 
 CONFIG_YAML = "all_config.yaml"
 WEIGHT_NAMES = ("checkpoint",)  # the published files; run dirs hold step_N
@@ -96,12 +98,10 @@ def _pick_weights(d: Path) -> Path:
     for name in WEIGHT_NAMES:
         if (d / name).is_file():
             return d / name
-    steps = sorted(
-        (int(m.group(1)), f) for f in d.iterdir() if f.is_file() and (m := re.fullmatch(r"step_(\d+)", f.name))
-    )
-    if not steps:
+    latest = latest_step((f for f in d.iterdir() if f.is_file()), name=lambda f: f.name)
+    if latest is None:
         raise CheckpointError(f"{d} holds no official weights file (`checkpoint` or `step_N`)")
-    return steps[-1][1]
+    return latest
 
 
 def read_official_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -372,13 +372,13 @@ def load_official(
     model = build_fitting_model(cfg, {k: tuple(v.shape) for k, v in tensors.items()}, where)
     load_state(model, tensors, where=where)
     model.eval()
-    step = re.fullmatch(r"step_(\d+)", weights.name)
+    step = step_number(weights.name)
     train = {k: v for k, v in doc.items() if k != "arch" and isinstance(v, (int, float, str, bool, list, type(None)))}
     meta = {
         "format": "official",
         "model": cfg.to_dict(),
         "source": {"weights": str(weights), "config_yaml": str(yml), **info},
-        "step": int(step.group(1)) if step else None,
+        "step": step,
         "train": train,
     }
     return model, meta

@@ -101,7 +101,7 @@ def guess_scale(ckpts: list[str], data: str, out: Path, strategies: str, k: str 
 def _same_run(out: Path, argv: list[str], ckpts: list[str]) -> bool:
     import shlex
 
-    from interp.tracing.tracer import file_sha256
+    from common.hashing import file_sha256
 
     try:
         prov = json.loads((out / "provenance.json").read_text())
@@ -114,10 +114,12 @@ def _same_run(out: Path, argv: list[str], ckpts: list[str]) -> bool:
 
 def stage_checkpoints(run: Path) -> list[str]:
     """The run's last checkpoint, then its kept step checkpoints from newest to oldest (copies of last dropped)."""
-    from interp.tracing.tracer import file_sha256
+    from common.hashing import file_sha256
 
-    steps = sorted((p for p in run.iterdir() if p.is_dir() and p.name.startswith("step_")),
-                   key=lambda p: int(p.name.split("_")[1]), reverse=True)
+    from models.step_files import step_items
+
+    steps = [p for _, p in sorted(step_items((p for p in run.iterdir() if p.is_dir()), name=lambda p: p.name),
+                                  key=lambda t: t[0], reverse=True)]
     last = file_sha256(run / "last" / "model.safetensors")
     return [str(run / "last"), *(str(p) for p in steps if file_sha256(p / "model.safetensors") != last)]
 

@@ -106,7 +106,7 @@ class Summary:
 # ----------------------------------------------------------------------------- inputs
 def load_puzzles(sets: list[str], n: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, list[dict[str, Any]]]:
     """The first ``n // len(sets)`` (rest to the first files) puzzles of each file: inputs, labels, index table."""
-    from common.io import file_sha256
+    from common.hashing import file_sha256
     from tasks.puzzles import TaskInfo, read_puzzles
 
     task = TaskInfo("sudoku", (9, 9), "hard_zoo_report")
@@ -125,54 +125,55 @@ def load_puzzles(sets: list[str], n: int) -> tuple[np.ndarray, np.ndarray, pd.Da
     return np.concatenate(xs), np.concatenate(ys), pd.DataFrame(rows), prov
 
 
-def checkpoint_sha(ckpt: Path) -> str | None:
-    from common.io import file_sha256
+def checkpoint_sha(ckpt: Path | str) -> str | None:
+    from common.hashing import file_sha256
 
-    w = Path(ckpt) / "model.safetensors"
-    return file_sha256(w) if w.exists() else None
+    p = Path(ckpt)
+    w = p / "model.safetensors" if p.is_dir() else p  # ours, or an official weights file
+    return file_sha256(w) if w.is_file() else None
 
 
 # ----------------------------------------------------------------------------- analyses
 def auc_with_ci(failed: np.ndarray, score: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
     """ROC AUC (interp.stability.summary.roc_auc) with a stratified percentile bootstrap over puzzles."""
+    from common.stats import stratified_bootstrap_ci
     from interp.stability.summary import roc_auc
 
     failed = np.asarray(failed, bool)
     auc = roc_auc(failed, score)
     if not np.isfinite(auc):
         return auc, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    fi, si = np.flatnonzero(failed), np.flatnonzero(~failed)
-    vals = []
-    for _ in range(n_boot):
-        idx = np.concatenate([rng.choice(fi, fi.size), rng.choice(si, si.size)])
-        vals.append(roc_auc(failed[idx], score[idx]))
-    lo, hi = np.quantile(vals, [0.025, 0.975])
-    return auc, float(lo), float(hi)
+    lo, hi = stratified_bootstrap_ci(roc_auc, failed, score, n_boot, seed)
+    return auc, lo, hi
 
 
-def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd.DataFrame, args, S: Summary,
+def analyse_model(name: str, ckpt: Path | str, x: np.ndarray, y: np.ndarray, index: pd.DataFrame, args, S: Summary,
                   out: Path, work: Path, timings: dict[str, float]) -> dict[str, Any]:
-    import torch
+    """Trace, one-unknown-cell probe and stability of one model; summary rows into ``S``, files into ``out``."""
+    from models.load import load_any
 
-    from interp.analyses.fixed_points import convergence
-    from interp.analyses.jumps import critical_steps
-    from interp.interventions.fixed_point import one_unknown_cell_probe
-    from interp.report.figures import jump_histogram_plot, residual_plot, save_figure
-    from interp.stability.figures import stability_figure
-    from interp.stability.run import stability
-    from interp.stability.summary import PREDICTORS, outcome_split
-    from interp.tracing.store import load_trace
-    from interp.tracing.stream import trace_to_disk
-    from models.checkpoint import load_checkpoint
-
-    model, _ = load_checkpoint(ckpt)
+    model, _ = load_any(ckpt)
     model.eval()
     N = len(x)
     info: dict[str, Any] = {"checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_sha(ckpt), "n_puzzles": N,
                             "family": model.cfg.family, "n_segments": int(model.cfg.halt_max_steps)}
+    pp = trace_section(name, ckpt, model, x, y, index, args, S, out, work, timings, info)
+    probe_section(name, model, y, index, args, S, out, timings)
+    stability_section(name, model, x, y, pp, args, S, out, timings, info)
+    pp.to_csv(out / f"{name}_per_puzzle.csv", index=False)
+    return info
 
-    # 1. trace -> taxonomy and jumps
+
+def trace_section(name: str, ckpt: Path | str, model: Any, x: np.ndarray, y: np.ndarray, index: pd.DataFrame, args,
+                  S: Summary, out: Path, work: Path, timings: dict[str, float], info: dict[str, Any]) -> pd.DataFrame:
+    """1. Trace -> convergence taxonomy and jumps; returns the per-puzzle table."""
+    from interp.analyses.fixed_points import convergence
+    from interp.analyses.jumps import critical_steps
+    from interp.report.figures import jump_histogram_plot, save_figure
+    from interp.tracing.store import load_trace
+    from interp.tracing.stream import trace_to_disk
+
+    N = len(x)
     t0 = time.time()
     tdir = trace_to_disk(model, (x, y), work / name / "trace", states="summary", confidence=False,
                          checkpoint=str(ckpt), progress=False, batch_size=args.batch_size)
@@ -209,8 +210,15 @@ def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd
         S.mean(name, "jumps", f"wrong cells at the end, {label}", pp["final_error"].to_numpy(float)[sel])
     fig = jump_histogram_plot(jumps, n_steps=tr.n_steps, title=f"{name}: critical steps and jumps (N={N})")
     save_figure(fig, out / f"{name}_jumps", formats=("png",))
+    return pp
 
-    # 2. one-unknown-cell probe on the solutions
+
+def probe_section(name: str, model: Any, y: np.ndarray, index: pd.DataFrame, args, S: Summary, out: Path,
+                  timings: dict[str, float]) -> None:
+    """2. One-unknown-cell probe on the solutions."""
+    from interp.interventions.fixed_point import one_unknown_cell_probe
+
+    N = len(y)
     t0 = time.time()
     m = min(args.probe_n, N)
     probe = one_unknown_cell_probe(model, y[:m], cells=1, seed=args.seed, batch_size=args.batch_size)
@@ -222,7 +230,19 @@ def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd
     S.prop(name, "one_cell", "blank cell filled correctly", pt["cell_correct"].to_numpy())
     S.prop(name, "one_cell", "givens kept", pt["givens_kept"].to_numpy())
 
-    # 3. stability
+
+def stability_section(name: str, model: Any, x: np.ndarray, y: np.ndarray, pp: pd.DataFrame, args, S: Summary,
+                      out: Path, timings: dict[str, float], info: dict[str, Any]) -> None:
+    """3. Stability of the segment map: FTLE, residual, failure AUCs; adds its columns to ``pp``."""
+    from interp.report.figures import residual_plot, save_figure
+    from interp.stability.figures import stability_figure
+    from interp.stability.run import stability
+    from interp.stability.summary import PREDICTORS, outcome_split
+
+    N = len(x)
+    solved = pp["final_exact"].to_numpy(bool)
+    failed = ~solved
+    state = info["convergence_state"]
     t0 = time.time()
     st = stability(model, x, y, k=args.tangents, batch_size=args.batch_size, seed=args.seed)
     timings[f"{name}.stability"] = round(time.time() - t0, 1)
@@ -254,16 +274,14 @@ def analyse_model(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, index: pd
     for ax in fig.axes:
         ax.axvline(np.log10(CONV_TOL), color="k", lw=0.8, ls="--")
     save_figure(fig, out / f"{name}_taxonomy", formats=("png",))
-    pp.to_csv(out / f"{name}_per_puzzle.csv", index=False)
-    return info
 
 
 def scaling(name: str, ckpt: Path, x: np.ndarray, y: np.ndarray, args, S: Summary, out: Path,
             timings: dict[str, float]) -> pd.DataFrame:
     from interp.guess_scaling.curves import budget_table, collect_strategy_runs
-    from models.checkpoint import load_checkpoint
+    from models.load import load_any
 
-    model, _ = load_checkpoint(ckpt)
+    model, _ = load_any(ckpt)
     model.eval()
     ks = [k for k in (1, 2, 4, 8, 16) if k <= args.scaling_k]
     strategies = [s.strip() for s in args.scaling_strategies.split(",") if s.strip()]
@@ -381,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from common.io import atomic_write_text
+    from common.atomic import atomic_write_text
     from interp.report.run import git_commit, package_versions
 
     set_threads(args)
@@ -389,8 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    ckpts = {k: Path(v) for k, v in (("hrm", args.hrm), ("trm", args.trm)) if v and v != "none"}
-    names = {k: v.name for k, v in ckpts.items()}
+    # a path, or an hf: spec kept as text (models.load.load_any reads both)
+    ckpts = {k: v if v.startswith("hf:") else Path(v) for k, v in (("hrm", args.hrm), ("trm", args.trm))
+             if v and v != "none"}
+    names = {k: Path(str(v)).name for k, v in ckpts.items()}
     S = Summary()
     timings: dict[str, float] = {}
     start = time.time()

@@ -16,12 +16,12 @@ weights), inputs, versions and this command.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -29,60 +29,43 @@ if str(REPO) not in sys.path:
 
 
 def _sha(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    return hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+    """SHA-256 of a checkpoint directory's ``model.safetensors`` (None for an untrained model)."""
+    from common.hashing import file_sha256
+
+    return None if path is None else file_sha256(path / "model.safetensors")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "figures"), help="output folder (default: figures/)")
     ap.add_argument("--puzzles", type=int, default=24, help="Sudoku puzzles per analysis (default 24)")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    if args.puzzles < 4:
-        print("error: --puzzles must be at least 4", file=sys.stderr)
-        return 2
+    return ap.parse_args(argv)
 
-    import numpy as np
-    import torch
 
-    torch.set_num_threads(2)
-    import interp
-    from interp.analyses import critical_steps, gate_statistics, hl_alignment
-    from interp.guess_scaling.curves import guess_scaling_curve
-    from interp.report.run import package_versions
-    from interp.report.figures import (
-        gate_stats_plot,
-        guess_scaling_plot,
-        hl_cosine_plot,
-        jump_histogram_plot,
-        probe_curve_plot,
-        save_figure,
-        step_strip_plot,
-    )
-    from interp.examples import demo_model, sudoku_puzzles, task_of, text_windows
-    from probes.linear import probes_from_trace
+def _demo_models(seed: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, dict[str, Any]]]:
+    """The three demo models (zoo checkpoints or tiny untrained ones) and their provenance records."""
+    from interp.examples import demo_model
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    made: dict[str, str] = {}
+    demo = {name: demo_model(name, seed=seed) for name in ("trm-sudoku9", "hrm-sudoku9", "hrm-lm-pydoc")}
     models = {}
-
-    def save(name: str, fig) -> None:
-        save_figure(fig, out / name, formats=("png",))
-        made[name] = f"{name}.png"
-        print(f"  {name}.png  ({time.time() - t0:.0f}s)")
-
-    trm, trm_info = demo_model("trm-sudoku9", seed=args.seed)
-    hrm, hrm_info = demo_model("hrm-sudoku9", seed=args.seed)
-    lm, lm_info = demo_model("hrm-lm-pydoc", seed=args.seed)
-    for info in (trm_info, hrm_info, lm_info):
+    for _, info in demo.values():
         print(info.describe())
         models[info.name] = {"trained": info.trained, "path": str(info.path) if info.path else None,
                              "model.safetensors_sha256": _sha(info.path), "family": info.family}
+    return demo, models
 
+
+def _trace_figures(demo: dict[str, tuple[Any, Any]], args: argparse.Namespace, save: Callable[[str, Any], None]):
+    """Step trajectory, jump histogram, slow/fast alignment and gate figures; returns the TRM and HRM traces."""
+    import numpy as np
+
+    import interp
+    from interp.analyses import critical_steps, gate_statistics, hl_alignment
+    from interp.examples import sudoku_puzzles, task_of, text_windows
+    from interp.report.figures import gate_stats_plot, hl_cosine_plot, jump_histogram_plot, step_strip_plot
+
+    (trm, trm_info), (hrm, hrm_info), (lm, lm_info) = demo["trm-sudoku9"], demo["hrm-sudoku9"], demo["hrm-lm-pydoc"]
     x, y = sudoku_puzzles(args.puzzles, cells=int(trm.cfg.seq_len), seed=args.seed)
     tr = interp.trace(trm, x, y, states=["answer"], state_puzzles=[0], task=task_of(trm))
     exact = tr.metric("exact")[:, -1].astype(bool)
@@ -105,7 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     tx, ty = text_windows(8, int(lm.cfg.seq_len), seed=args.seed)
     tr_lm = interp.trace(lm, tx, ty, states="summary")
     save("gate_stats", gate_stats_plot(gate_statistics(tr_lm), title=f"HRM-LM gates, {lm_info.tag} (8 windows of pydoc)"))
+    return x, y, tr_h
 
+
+def _scaling_and_probe_figures(demo: dict[str, tuple[Any, Any]], x, y, tr_h, args: argparse.Namespace,
+                               save: Callable[[str, Any], None]) -> None:
+    """Guess-scaling curves (TRM) and linear probes on the HRM answer state at segment ends."""
+    from interp.guess_scaling.curves import guess_scaling_curve
+    from interp.report.figures import guess_scaling_plot, probe_curve_plot
+    from probes.linear import probes_from_trace
+
+    (trm, trm_info), (_, hrm_info) = demo["trm-sudoku9"], demo["hrm-sudoku9"]
     k = min(len(x), 16)
     gs = guess_scaling_curve(trm, x[:k], y[:k], strategies=("perturb",), ks=(1, 2, 4, 8),
                              rules=("majority", "confidence", "cell_majority", "oracle_any"),
@@ -118,6 +111,34 @@ def main(argv: list[str] | None = None) -> int:
     save("probe_curves", probe_curve_plot(pr, title=f"Linear probes on {tr_h.answer_state} at segment ends, "
                                                      f"{hrm_info.tag}"))
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.puzzles < 4:
+        print("error: --puzzles must be at least 4", file=sys.stderr)
+        return 2
+
+    import torch
+
+    torch.set_num_threads(2)
+    from common.atomic import atomic_write_text
+    from interp.report.figures import save_figure
+    from interp.report.run import package_versions
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    made: dict[str, str] = {}
+
+    def save(name: str, fig) -> None:
+        save_figure(fig, out / name, formats=("png",))
+        made[name] = f"{name}.png"
+        print(f"  {name}.png  ({time.time() - t0:.0f}s)")
+
+    demo, models = _demo_models(args.seed)
+    x, y, tr_h = _trace_figures(demo, args, save)
+    _scaling_and_probe_figures(demo, x, y, tr_h, args, save)
+
     prov = {
         "command": "python " + " ".join(shlex.quote(a) for a in [f"scripts/{Path(__file__).name}",
                                                                  *(sys.argv[1:] if argv is None else argv)]),
@@ -128,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": package_versions(),
         "seconds": round(time.time() - t0, 1),
     }
-    (out / "provenance.json").write_text(json.dumps(prov, indent=1) + "\n")
+    atomic_write_text(out / "provenance.json", json.dumps(prov, indent=1) + "\n")
     print(f"wrote {len(made)} figures to {out} in {time.time() - t0:.0f}s")
     return 0
 

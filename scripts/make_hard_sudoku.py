@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import random
 import sys
 from pathlib import Path
@@ -25,12 +24,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.atomic import atomic_write  # noqa: E402
+from common.hashing import file_sha256  # noqa: E402
 from tasks.sudoku.generate import generate  # noqa: E402
 from tasks.sudoku.grid import grid_to_line, read_puzzle_file  # noqa: E402
 from tasks.sudoku.solver import solve  # noqa: E402
 
 GENERATED = (("gen-a", 28000, 52, 60, 11), ("gen-b", 12000, 44, 52, 12))
 MINIMAL_LINES = (1001, 11000)  # 1-based, inclusive; lines 1..1000 are held out
+
+
+def _write_csv(path: str, rows: list[list[str]]) -> None:
+    """The puzzle table as CSV with its header row."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["source", "question", "answer", "rating"])
+        w.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,14 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         rows.append([f"sudoku17:{i}", grid_to_line(rec.puzzle), grid_to_line(res.solution), str(res.guesses)])
     random.Random(1).shuffle(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["source", "question", "answer", "rating"])
-        w.writerows(rows)
-    tmp.replace(args.out)
-    print(f"wrote {args.out}: {len(rows)} puzzles, sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()}")
+    atomic_write(args.out, lambda tmp: _write_csv(tmp, rows))
+    print(f"wrote {args.out}: {len(rows)} puzzles, sha256 {file_sha256(args.out)}")
     return 0
 
 

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from common.atomic import atomic_write_text
 from common.cli_options import add_threads_option, set_threads
-from common.io import atomic_write_text, write_html
 from common.markdown import markdown_table
+from common.plotly_html import write_html
 from interp.tracing.tracer import trace
 from interp.views.sae_viewer import feature_trajectory_figure
 from models.load import load_any

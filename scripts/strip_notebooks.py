@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from common.atomic import atomic_write_text  # noqa: E402
+
 KEEP_CELL_METADATA = ("tags", "jupyter", "editable", "deletable")
 
 
@@ -42,19 +44,6 @@ def _dump(nb: dict) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("paths", nargs="*", help="notebooks (default: notebooks/*.ipynb)")
@@ -74,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         text = _dump(strip(nb))
         if p.read_text(encoding="utf-8") != text:
-            write_atomic(p, text)
+            atomic_write_text(p, text, mkdir=False)
             print(f"stripped {p}")
     if dirty:
         print("notebooks with outputs (run scripts/strip_notebooks.py):", *map(str, dirty), sep="\n  ")

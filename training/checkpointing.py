@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from models.checkpoint import CheckpointError, _atomic_replace_dir, read_checkpoint_config
+from common.atomic import atomic_dir
+from models.checkpoint import CheckpointError, read_checkpoint_config
 
 # ----- RNG ------------------------------------------------------------------------
 
@@ -138,14 +138,9 @@ def read_tensors(ckpt: Path, name: str, required: bool = True) -> dict[str, torc
 
 def copy_checkpoint(src: Path, dst: Path) -> None:
     """Atomically copy a checkpoint directory (``last`` -> ``step_N`` / ``best``)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
-    try:
+    with atomic_dir(dst, recoverable=True) as tmp:
         shutil.rmtree(tmp)
         shutil.copytree(src, tmp)
-        _atomic_replace_dir(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def is_training_checkpoint(path: Path) -> bool:

@@ -180,13 +180,14 @@ def _checkpoint_data_dir(root: Path, ckpt: str) -> Path:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from models.checkpoint import load_checkpoint
+    from models.load import load_any
 
     from .data import load_puzzle_split, load_text_dataset, resolve_data
     from .distributed import pick_device
     from .evaluate import evaluate
     from .lm import evaluate_lm
-    from .trainer import _jsonable, data_spec
+    from .metrics_file import jsonable
+    from .trainer import data_spec
 
     if args.ckpt.startswith("hf:"):  # a Hub spec: its local folder in the Hugging Face cache
         from models.hub import local_checkpoint
@@ -196,7 +197,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError("give --data or --puzzle-file, not both")
     if args.n < 0:
         raise ValueError(f"--n must be >= 0, got {args.n}")
-    model, meta = load_checkpoint(args.ckpt)
+    model, meta = load_any(args.ckpt)
     device = pick_device(args.device)
     model.to(device)
     train = meta.get("train", {})
@@ -244,7 +245,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                        loss_kind=train.get("loss", "stablemax"), device=device, n_boot=args.n_boot, progress=progress)
         res["set"] = set_name
     res = {"ckpt": str(args.ckpt), "weights": meta.get("state", {}).get("weights", "model"), **res}
-    print(json.dumps(_jsonable(res), indent=2) if args.json else eval_headline(res))
+    print(json.dumps(jsonable(res), indent=2) if args.json else eval_headline(res))
     return 0
 
 

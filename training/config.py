@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from common.io import read_json, safe_load_yaml
+from common.untrusted import read_json, safe_load_yaml
 from models.config import CONFIG_CLASSES, ConfigError, config_from_dict, numeric_strings
 
 TASK_NAMES = ("sudoku", "maze", "arc", "text")

@@ -23,7 +23,6 @@ import importlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -31,8 +30,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from common.atomic import replace_dir, temp_dir_beside
 from common.labels import IGNORE_LABEL
-
 
 # generator name -> (module, builder function); each builder is ``fn(out_dir, **spec)``
 GENERATORS: dict[str, tuple[str, str]] = {
@@ -85,8 +84,7 @@ def resolve_data(data: Any, build: bool = True, progress: bool | None = None) ->
     if (out / ".complete").exists() or not build:
         return out
     fn = _builder(spec.pop("generate"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = temp_dir_beside(out)
     try:
         import inspect
 
@@ -97,7 +95,7 @@ def resolve_data(data: Any, build: bool = True, progress: bool | None = None) ->
         if out.exists():  # another process finished first
             shutil.rmtree(tmp)
         else:
-            os.replace(tmp, out)
+            replace_dir(tmp, out)
     except TypeError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"bad generator spec for {data['generate']!r}: {e}") from None

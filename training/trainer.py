@@ -31,6 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.atomic import atomic_write_json
+from common.outputs import ensure_out_not_symlink
+from common.untrusted import read_json
 from models.checkpoint import (
     CheckpointError,
     checkpoint_dir,
@@ -41,14 +44,21 @@ from models.checkpoint import (
     save_checkpoint,
     state_tensors,
 )
-from common.io import atomic_write_json, ensure_out_not_symlink, read_json
 from models.config import ConfigError, config_from_dict
 from models.registry import build_model
 
 from . import distributed as D
 from .act import ACTCarry, act_train_step, initial_carry, reset_halted
 from .cgar import depth_at
-from .checkpointing import check_optimizer_tensors, copy_checkpoint, load_optimizer, optimizer_tensors, read_tensors, restore_rng, rng_tensors
+from .checkpointing import (
+    check_optimizer_tensors,
+    copy_checkpoint,
+    load_optimizer,
+    optimizer_tensors,
+    read_tensors,
+    restore_rng,
+    rng_tensors,
+)
 from .config import TrainConfig, check_family
 from .data import (
     DataError,
@@ -61,8 +71,9 @@ from .data import (
 )
 from .evaluate import evaluate
 from .lm import evaluate_lm, lm_loss
+from .metrics_file import jsonable, truncate_metrics
 from .optim import EMA, build_optimizer, lr_at, set_lr
-
+from .state_checks import check_training_state, suspect_state
 
 
 class TrainingDiverged(RuntimeError):
@@ -109,10 +120,7 @@ class Trainer:
         self.cfg = cfg
         self.out = ensure_out_not_symlink(out_dir, ConfigError)
         self.progress = progress
-        if not resume and checkpoint_dir(self.out / "last").exists():
-            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
-        if (self.out / "metrics.jsonl").exists() and not checkpoint_dir(self.out / "last").exists():
-            raise ConfigError(f"{self.out} holds a metrics.jsonl this run did not write; choose another --out")
+        self._check_out_dir(resume)
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = D.pick_device(cfg.device, local_rank)
         self.dist = D.init_distributed(self.device)
@@ -127,7 +135,27 @@ class Trainer:
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if cfg.dtype == "bf16" else None
         self._seed_all(cfg.seed)
 
-        # data (rank 0 builds generated data, the others wait for it)
+        meta = self._load_data(progress)
+        self._configure_model(meta)
+        self._build_model()
+        self._acc: dict[str, float] = {}
+        self._tb = None
+        self.resumed_from: int | None = None
+        if resume and (self.out / "last").exists():
+            self._load(self.out / "last", full=True)
+            self.resumed_from = self.step
+
+    # ----- setup helpers ----------------------------------------------------------
+    def _check_out_dir(self, resume: bool) -> None:
+        """Refuse an output folder holding another run (unless resuming it) or a stray metrics.jsonl."""
+        if not resume and checkpoint_dir(self.out / "last").exists():
+            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+        if (self.out / "metrics.jsonl").exists() and not checkpoint_dir(self.out / "last").exists():
+            raise ConfigError(f"{self.out} holds a metrics.jsonl this run did not write; choose another --out")
+
+    def _load_data(self, progress: bool) -> dict[str, Any]:
+        """Resolve and load the dataset (rank 0 builds generated data, the others wait for it); returns its meta."""
+        cfg = self.cfg
         spec = data_spec(cfg.task)
         if self.dist.is_main:
             self.data_root = resolve_data(spec, build=True, progress=progress)
@@ -145,6 +173,11 @@ class Trainer:
             except DataError:
                 self.test_data = None
             meta = self.train_data.meta
+        return meta
+
+    def _configure_model(self, meta: dict[str, Any]) -> None:
+        """The model config fitted to the dataset, checked against the task; the task record saved in checkpoints."""
+        cfg = self.cfg
         self.model_cfg = config_from_dict(model_config_for_data(cfg.model, self.task, meta))
         if cfg.cgar.pdc and self.model_cfg.family not in ("hrm", "trm"):
             raise ConfigError(f"cgar.pdc needs an hrm or trm model, not {self.model_cfg.family!r}")
@@ -155,7 +188,9 @@ class Trainer:
             if key in meta and key not in self.task_meta:
                 self.task_meta[key] = meta[key]
 
-        # model, optimiser, EMA
+    def _build_model(self) -> None:
+        """Model, optimiser, EMA, halting rule, step counters and the training stream (seeded from ``cfg.seed``)."""
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.model_cfg).to(self.device)
         D.broadcast_module(self.model, self.dist)
@@ -180,14 +215,7 @@ class Trainer:
             self.carry = initial_carry(self.model, self.local_batch, self.device)
             fn = self.model.segment
         self.step_fn = torch.compile(fn) if cfg.compile else fn
-        self._acc: dict[str, float] = {}
-        self._tb = None
-        self.resumed_from: int | None = None
-        if resume and (self.out / "last").exists():
-            self._load(self.out / "last", full=True)
-            self.resumed_from = self.step
 
-    # ----- setup helpers ----------------------------------------------------------
     @staticmethod
     def _seed_all(seed: int) -> None:
         random.seed(seed)
@@ -301,7 +329,7 @@ class Trainer:
             return
         rec = {**rec, "time": round(time.time(), 3)}
         with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(_jsonable(rec)) + "\n")
+            f.write(json.dumps(jsonable(rec)) + "\n")
             f.flush()
         if self._tb is not None:
             for k, v in rec.items():
@@ -360,7 +388,7 @@ class Trainer:
                 "step": self.step, "total_steps": self.total_steps, "world_size": self.dist.world_size,
                 "stream_positions": positions, "text_position": self.text_position, "best": self.best, "injected": self.injected,
                 "weights": "ema" if self.ema is not None else "live", "optimizer_groups": groups,
-                "eval": _jsonable(self.last_eval) if self.last_eval else None,
+                "eval": jsonable(self.last_eval) if self.last_eval else None,
             }
             extra = {"task": self.task_meta, "train": self.cfg.to_dict(), "state": state}
             save_checkpoint(path, self.eval_model, extra=extra, tensors=tensors)
@@ -469,7 +497,7 @@ class Trainer:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             if self.resumed_from is not None:
-                _truncate_metrics(self.out / "metrics.jsonl", self.resumed_from)
+                truncate_metrics(self.out / "metrics.jsonl", self.resumed_from)
             if cfg.tensorboard:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
@@ -541,36 +569,6 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())[:200] or type(e).__name__
 
 
-def suspect_state(ckpt: Path) -> str:
-    """Which file of a checkpoint holds non-finite values (e.g. ``NaN in optimizer.safetensors``), if any."""
-    from safetensors.torch import load_file
-
-    bad = []
-    for f in sorted(Path(ckpt).glob("*.safetensors")):
-        try:
-            if any(v.is_floating_point() and not bool(torch.isfinite(v).all()) for v in load_file(str(f)).values()):
-                bad.append(f.name)
-        except Exception:  # noqa: BLE001 - a damaged file is also a bad state
-            bad.append(f"{f.name} (unreadable)")
-    return f"NaN/inf in {', '.join(bad)}" if bad else "no NaN in its files: the data or learning rate diverges from it"
-
-
-def check_training_state(st: Any, path: Path, rank: int | None = None) -> None:
-    """One ``CheckpointError`` for a damaged or hand-edited ``state`` in a training checkpoint's config.json."""
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    ok = (isinstance(st, dict) and is_int(st.get("step")) and st["step"] >= 0 and is_int(st.get("world_size"))
-          and st["world_size"] >= 1 and isinstance(st.get("optimizer_groups"), list)
-          and all(isinstance(g, dict) for g in st["optimizer_groups"])
-          and isinstance(st.get("stream_positions", []), list) and all(is_int(v) for v in st.get("stream_positions", []))
-          and isinstance(st.get("injected", []), list) and is_int(st.get("text_position", 0))
-          and (rank is None or len(st.get("stream_positions", [])) > rank))
-    if not ok:
-        raise CheckpointError(f"{path}: the training state in config.json is damaged (step, world_size, "
-                              "optimizer_groups, stream_positions); resume from another checkpoint")
-
-
 def _postfix(rec: dict[str, Any]) -> dict[str, str]:
     keys = ("loss", "accuracy", "exact_accuracy", "steps", "ce_last")
     return {k: f"{rec[k]:.3g}" for k in keys if isinstance(rec.get(k), (int, float))}
@@ -584,34 +582,6 @@ def _summary(res: dict[str, Any]) -> str:
         f"exact {res['exact_accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  token {res['token_accuracy']:.4f}  "
         f"halt steps {res['avg_halt_steps']:.2f}  (n={res['n']})"
     )
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else (1e308 if x > 0 else -1e308)
-    if isinstance(x, (np.floating, np.integer)):
-        return _jsonable(x.item())
-    return x
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records written after ``step`` by a run that was killed before its next checkpoint."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                keep.append(line)
-        except json.JSONDecodeError:
-            continue
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
 
 
 __all__ = ["Trainer", "TrainingDiverged", "model_config_for_data"]

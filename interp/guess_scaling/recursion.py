@@ -34,6 +34,8 @@ import numpy as np
 import torch
 
 from interp.guess_scaling.errors import GuessScalingError
+from models.device import model_device
+from models.hook_names import hook_state
 
 NOISE_WHERE = ("step", "segment")
 INITS = ("model", "random")
@@ -69,11 +71,6 @@ def is_recurrent(model: torch.nn.Module) -> bool:
     return hasattr(model, "segment") and hasattr(model, "init_states")
 
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def relative_noise(state: torch.Tensor, scale: float, gen: torch.Generator) -> torch.Tensor:
     """Gaussian noise shaped like ``state`` with std ``scale * rms`` of each position's feature vector."""
     rms = state.float().pow(2).mean(dim=-1, keepdim=True).sqrt()
@@ -96,7 +93,7 @@ def _residual(new: dict[str, torch.Tensor], old: dict[str, torch.Tensor]) -> tor
 
 def _state_hooks(model: Any, seg: int) -> list[str]:
     """The per-step state hook names of one segment (the input embedding ``hook_x`` left out)."""
-    return [n for n in model.step_hook_names(seg) if not n.endswith("hook_x")]
+    return [n for n in model.step_hook_names(seg) if hook_state(n) != "x"]
 
 
 def _recurrent_pass(model: Any, x: torch.Tensor, ids: torch.Tensor | None, n: int, noise: NoiseSpec | None,
@@ -107,7 +104,7 @@ def _recurrent_pass(model: Any, x: torch.Tensor, ids: torch.Tensor | None, n: in
     if noisy and noise.where == "step":
         model.ensure_segment_hooks(n)
         last = _state_hooks(model, n - 1)
-        answer_last = [h for h in last if h.endswith("hook_" + model.answer_state)][-1]
+        answer_last = [h for h in last if hook_state(h) == model.answer_state][-1]
         names = [h for s in range(n) for h in _state_hooks(model, s) if h != answer_last]
 
         def add_noise(t: torch.Tensor, hook: Any) -> torch.Tensor:

@@ -59,7 +59,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 @dataclass
 class RunSpec:
     name: str
-    checkpoint: Path
+    checkpoint: Path | str  # a path, or an hf:ORG/NAME spec (models.load.load_any reads both)
     data: Path | None = None
     split: str = "test"
     puzzle_file: Path | None = None
@@ -146,7 +146,8 @@ def parse_config(raw: dict[str, Any], base: Path | None = None, path: Path | Non
         if (r.get("data") is None) == (r.get("puzzle_file") is None):
             raise ReportError(f"run {name!r} needs exactly one of data (dataset directory) or puzzle_file")
         runs.append(RunSpec(
-            name=name, checkpoint=res(r["checkpoint"], f"run {name!r} checkpoint"),
+            name=name, checkpoint=(r["checkpoint"] if str(r["checkpoint"]).startswith("hf:")  # a Hub spec, not a path
+                                   else res(r["checkpoint"], f"run {name!r} checkpoint")),
             data=res(r["data"], f"run {name!r} data") if r.get("data") is not None else None,
             split=str(r.get("split", "test")),
             puzzle_file=res(r["puzzle_file"], f"run {name!r} puzzle_file") if r.get("puzzle_file") is not None else None,

@@ -12,7 +12,6 @@ import platform
 import shlex
 import shutil
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.io import TOOL_MARK, atomic_write_text, check_replaceable, file_sha256, listed_files, replace_dir, write_html
+from common.atomic import atomic_write_text, replace_dir, temp_dir_beside
+from common.hashing import file_sha256
+from common.outputs import TOOL_MARK, check_replaceable, listed_files
+from common.plotly_html import write_html
 from interp.report.config import DEFAULT_ANALYSES, ReportConfig, RunSpec, TableSpec
 from interp.report.tables import BUILDERS, ReportError, ReportTable, gate_phase_rows, puzzle_rows, training_run_row
 
@@ -106,11 +108,32 @@ def _state_plan(cfg: ReportConfig, wanted: set[str], lm: bool, n: int) -> tuple[
     return ("all" if lm else ["answer"]), sorted(keep), viewer_p
 
 
+def checkpoint_record(ckpt: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Path, family and SHA-256 hashes of a run's checkpoint, in whichever format ``load_any`` read it.
+
+    Ours: ``model.safetensors`` and ``config.json``. An official HRM/TRM checkpoint:
+    its weights file and ``all_config.yaml`` under the same keys. An ``hf:`` spec:
+    the local folder it resolves to.
+    """
+    from models.hub import is_hub_spec, local_checkpoint
+
+    p = Path(local_checkpoint(ckpt) if is_hub_spec(ckpt) else ckpt)
+    src = meta.get("source") if meta.get("format") == "official" else None
+    if isinstance(src, dict) and src.get("weights"):
+        weights, config = Path(src["weights"]), Path(src.get("config_yaml") or p / "config.json")
+    else:
+        weights = p / "model.safetensors" if p.is_dir() else p
+        config = (p if p.is_dir() else p.parent) / "config.json"
+    return {"path": str(ckpt), "model.safetensors_sha256": file_sha256(weights) if weights.is_file() else None,
+            "config.json_sha256": file_sha256(config) if config.is_file() else None,
+            "family": meta["model"].get("family")}
+
+
 def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = False, plotly_js: str = "file") -> RunResult:
     """Load, trace and analyse one run; writes its CSV/figure/HTML files under ``out``; returns what it made."""
     import torch
 
-    from models.checkpoint import load_checkpoint
+    from models.load import load_any
 
     from interp.analyses import critical_steps, gate_statistics, hl_alignment
     from interp.report.figures import (
@@ -134,11 +157,9 @@ def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = Fal
     )
 
     torch.manual_seed(0)
-    model, meta = load_checkpoint(run.checkpoint)
+    model, meta = load_any(run.checkpoint)
     model.eval()
-    weights = run.checkpoint / "model.safetensors"
-    ck = {"path": str(run.checkpoint), "model.safetensors_sha256": file_sha256(weights),
-          "config.json_sha256": file_sha256(run.checkpoint / "config.json"), "family": meta["model"].get("family")}
+    ck = checkpoint_record(run.checkpoint, meta)
     x, y, task = run_inputs(run, model, meta)
     lm = ck["family"] == "hrm_lm"
     wanted = set(cfg.analyses if cfg.analyses is not None else DEFAULT_ANALYSES)
@@ -337,7 +358,7 @@ def _markdown(cfg: ReportConfig, results: list[RunResult], tables: list[ReportTa
         lines += ["## Runs", "", "| run | family | checkpoint | sha256 (model.safetensors) | n |", "|---|---|---|---|---:|"]
         for r in results:
             lines.append(f"| {r.name} | {r.family} | `{r.checkpoint['path']}` | "
-                         f"`{r.checkpoint['model.safetensors_sha256'][:16]}…` | {r.n} |")
+                         f"`{(r.checkpoint['model.safetensors_sha256'] or '-')[:16]}…` | {r.n} |")
         lines.append("")
     if tables:
         lines += ["## Tables", ""]
@@ -376,8 +397,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
         raise ReportError(f"{out} is not empty; pass --overwrite to replace a previous report")
     # only a report this tool wrote (provenance.json marker listing every file) is replaced; never user files
     check_replaceable(out, ReportError, "report")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    work = temp_dir_beside(out, "building")
     try:
         created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         command = command or f"python -m interp.report --config {cfg.path} --out {out}"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from torch import nn
 
-from models.hook_names import act_name, parse_act_name
+from models.hook_names import act_name, layer_state, parse_act_name, parse_layer_state
 
 STEP_COLUMNS = (
     "step", "segment", "step_in_segment", "outer", "inner",
@@ -131,7 +131,7 @@ def _puzzle_schema(model: nn.Module, n_segments: int) -> StepSchema:
         for name in model.step_hook_names(seg):
             a = parse_act_name(name)
             if a is not None and a.state == "pattern" and a.keys[-1:] == ("layer",):
-                patterns.append((name, a.where[:-1], f"pattern.layer{a.indices[-1]}"))
+                patterns.append((name, a.where[:-1], layer_state("pattern", a.indices[-1])))
                 continue
             if a is None or a.keys[:1] != ("seg",) or a.state not in names:
                 continue
@@ -155,7 +155,7 @@ def _puzzle_schema(model: nn.Module, n_segments: int) -> StepSchema:
             pattern_states.append(state)
     kind = "lm" if is_lm_model(model) else "puzzle"
     return StepSchema(model_family(model), kind, names, answer, slow, fast, (), n_segments, steps,
-                      hook_to_step, segment_hooks, tuple(sorted(pattern_states, key=lambda s: int(s[13:]))))
+                      hook_to_step, segment_hooks, tuple(sorted(pattern_states, key=lambda s: parse_layer_state(s)[1])))
 
 
 def _lm_schema(model: nn.Module, n_passes: int) -> StepSchema:

@@ -34,6 +34,7 @@ from common.labels import IGNORE_LABEL
 from interp.tracing import metrics as M
 from interp.tracing.schema import StepSchema, build_schema, is_lm_model
 from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
+from models.device import model_device
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
 InitSpec = Union[None, Callable[[int, torch.device], dict], dict]
@@ -70,11 +71,6 @@ def prepare_labels(model: nn.Module, inputs: torch.Tensor, labels: ArrayLike | N
     if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= V):
         raise TraceError(f"label ids must lie in [0, {V}) or be -100, got [{int(valid.min())}, {int(valid.max())}]")
     return y
-
-
-def model_device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 HASH_PIECE = 64 << 20  # bytes per piece hashed on its own thread

@@ -101,7 +101,7 @@ def guess_scale(ckpts: list[str], data: str, out: Path, strategies: str, k: str 
 def _same_run(out: Path, argv: list[str], ckpts: list[str]) -> bool:
     import shlex
 
-    from interp.tracing.tracer import file_sha256
+    from common.io import file_sha256
 
     try:
         prov = json.loads((out / "provenance.json").read_text())
@@ -114,7 +114,7 @@ def _same_run(out: Path, argv: list[str], ckpts: list[str]) -> bool:
 
 def stage_checkpoints(run: Path) -> list[str]:
     """The run's last checkpoint, then its kept step checkpoints from newest to oldest (copies of last dropped)."""
-    from interp.tracing.tracer import file_sha256
+    from common.io import file_sha256
 
     steps = sorted((p for p in run.iterdir() if p.is_dir() and p.name.startswith("step_")),
                    key=lambda p: int(p.name.split("_")[1]), reverse=True)

@@ -22,7 +22,17 @@ from torch import nn
 
 from common.io import file_sha256, read_json
 from common.labels import IGNORE_LABEL
+from interp.tracing.inputs import base_arrays, keep_mask, prepare_inputs
+from interp.tracing.memory import check_trace_memory
+from interp.tracing.meta import trace_meta
+from interp.tracing.model_hash import model_sha256
 from interp.tracing.schema import build_schema
+from interp.tracing.settings import (
+    STATE_DTYPES,
+    attention_recording,
+    decode_state_list,
+    resolve_states,
+)
 from interp.tracing.store import (
     array_specs,
     json_default,
@@ -33,19 +43,7 @@ from interp.tracing.store import (
     write_manifest,
 )
 from interp.tracing.trace import FORMAT, TraceError
-from interp.tracing.tracer import (
-    STATE_DTYPES,
-    attention_recording,
-    base_arrays,
-    check_trace_memory,
-    compute_arrays,
-    decode_state_list,
-    keep_mask,
-    model_sha256,
-    prepare_inputs,
-    resolve_states,
-    trace_meta,
-)
+from interp.tracing.tracer import compute_arrays
 
 DataLike = Union[str, os.PathLike, np.ndarray, torch.Tensor, tuple, dict]
 

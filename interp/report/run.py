@@ -190,6 +190,15 @@ class _RunWork:
             self.res.html.append((f"{self.run.name}: {title}", f"html/{tag}_{key}.html"))
 
 
+def _unless_skipped(w: _RunWork, what: str, compute: Any) -> Any:
+    """``compute()``, or None with a note in the report when it refuses the run (``ValueError``)."""
+    try:
+        return compute()
+    except ValueError as e:
+        w.res.notes.append(f"{what} skipped: {e}")
+        return None
+
+
 def _summary(w: _RunWork) -> None:
     """Per-puzzle rows (labelled runs)."""
     if w.tr.labelled:
@@ -218,11 +227,8 @@ def _alignment(w: _RunWork) -> None:
 
     if len(w.tr.state_names) < 2:
         return
-    try:
-        al = hl_alignment(w.tr)
-    except ValueError as e:
-        w.res.notes.append(f"alignment skipped: {e}")
-    else:
+    al = _unless_skipped(w, "alignment", lambda: hl_alignment(w.tr))
+    if al is not None:
         w.res.frames["alignment"] = al.assign(**w.labels)
         w.figure("alignment", "slow/fast cosine per step", hl_cosine_plot(al), hl_cosine_figure(al))
 
@@ -276,13 +282,10 @@ def _probes(w: _RunWork) -> None:
         return
     tr, cfg = w.tr, w.cfg
     seg_end = tr.steps.index[tr.steps["segment_end"].astype(bool)].tolist()
-    try:
-        pr = probes_from_trace(tr, state=tr.answer_state, steps=cfg.probes.get("steps", seg_end),
-                               max_cells=int(cfg.probes.get("max_cells", 2000)),
-                               n_splits=int(cfg.probes.get("n_splits", 3)))
-    except ValueError as e:
-        w.res.notes.append(f"probes skipped: {e}")
-    else:
+    pr = _unless_skipped(w, "probes", lambda: probes_from_trace(
+        tr, state=tr.answer_state, steps=cfg.probes.get("steps", seg_end),
+        max_cells=int(cfg.probes.get("max_cells", 2000)), n_splits=int(cfg.probes.get("n_splits", 3))))
+    if pr is not None:
         w.res.frames["probes"] = pr.assign(**w.labels)
         w.figure("probes", "linear probes per step", probe_curve_plot(pr), probe_accuracy_figure(pr))
 
@@ -292,11 +295,8 @@ def _trajectories(w: _RunWork) -> None:
     from interp.report.figures import trajectory_plot
     from probes.projection import pca_from_trace, trajectory_figure
 
-    try:
-        pc = pca_from_trace(w.tr, state=w.tr.slow_state or w.tr.answer_state)
-    except ValueError as e:
-        w.res.notes.append(f"trajectories skipped: {e}")
-    else:
+    pc = _unless_skipped(w, "trajectories", lambda: pca_from_trace(w.tr, state=w.tr.slow_state or w.tr.answer_state))
+    if pc is not None:
         w.res.frames["trajectories"] = pc.assign(**w.labels)
         w.figure("trajectories", "PCA trajectories", trajectory_plot(pc), trajectory_figure(pc))
 

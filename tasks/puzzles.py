@@ -1,150 +1,33 @@
-"""Puzzles for the command line: which task a checkpoint solves, reading puzzles, labels, grid rendering.
+"""Puzzles for the command line: reading user puzzles (text, files, ARC task files) with their labels.
 
 Parsing, encoding and solving come from the task modules in ``tasks/``
 (imported only when needed); this module only decides which to call and
-checks that a puzzle fits the model.
+checks that a puzzle fits the model. Which task a checkpoint solves is
+``tasks.task_info``; drawing grids in the terminal is ``tasks.drawing``
+(their names stay importable from here).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from common.labels import IGNORE_LABEL
-
-TASKS = ("sudoku", "maze", "arc")
-
-
-class PuzzleInputError(ValueError):
-    """A puzzle or task the checkpoint cannot take; one-line message."""
-
-
-@dataclass
-class TaskInfo:
-    name: str  # sudoku | maze | arc | text
-    grid: tuple[int, int] | None  # rows, cols of the answer grid shown to the user (None: text)
-    source: str  # "checkpoint" | "inferred" | "argument"
-    ckpt: str | None = None  # the checkpoint it came from, for messages
+from tasks.drawing import cell_chars, render_grid, view_box
+from tasks.task_info import (
+    TASK_NOUN,
+    TASKS,
+    PuzzleInputError,
+    TaskInfo,
+    check_kind,
+    infer_task,
+    resolve_task,
+    sniff_puzzle_kind,
+)
 
 
-TASK_NOUN = {"sudoku": "Sudoku", "maze": "maze", "arc": "ARC task", "text": "language"}
-
-
-def sniff_puzzle_kind(text: str) -> str | None:
-    """What a puzzle text looks like: ``sudoku``, ``maze``, ``arc`` (JSON) or None (cannot tell)."""
-    t = text.lstrip("\ufeff").strip()
-    if not t:
-        return None
-    if t[0] in "{[":
-        return "arc"
-    chars = set(t) - set(" \t\r\n")
-    if "#" in chars and chars <= set("#SGo") and len(t) >= 5:
-        return "maze"
-    digits = sum(c.isdigit() or c == "." for c in t)
-    if digits >= 16 and digits >= 0.9 * len(t.replace("\n", "").replace(" ", "")) and "#" not in chars:
-        return "sudoku"
-    return None
-
-
-def check_kind(task: TaskInfo, text: str, what: str = "the puzzle") -> None:
-    """Raise a task-mismatch error naming the checkpoint's task when ``text`` is clearly another task's puzzle."""
-    kind = sniff_puzzle_kind(text)
-    if kind is None or kind == task.name:
-        return
-    ckpt = f"checkpoint {task.ckpt}" if task.ckpt else "the checkpoint"
-    noun = TASK_NOUN.get(task.name, task.name)
-    article = "an" if noun[0] in "aeiouAEIOU" else "a"
-    raise PuzzleInputError(f"{ckpt} is {article} {noun} model; {what} is a {TASK_NOUN[kind]}")
-
-
-def _sudoku_size(seq_len: int) -> int | None:
-    s = math.isqrt(seq_len)
-    n = math.isqrt(s)
-    return s if s * s == seq_len and n * n == s and n >= 2 else None
-
-
-def infer_task(model_cfg: dict[str, Any], task_meta: Any) -> TaskInfo | None:
-    """The task named in the checkpoint's metadata, else a guess from vocab size and sequence length."""
-    fam = model_cfg.get("family")
-    V, L = int(model_cfg.get("vocab_size", 0)), int(model_cfg.get("seq_len", 0))
-    if fam == "hrm_lm" or model_cfg.get("causal"):
-        return TaskInfo("text", None, "inferred")
-    name = None
-    if isinstance(task_meta, dict):
-        name = task_meta.get("name") or task_meta.get("task")
-    elif isinstance(task_meta, str):
-        name = task_meta
-    side = math.isqrt(L)
-    if name in TASKS:
-        if name == "arc":
-            return TaskInfo("arc", (30, 30), "checkpoint")
-        size = task_meta.get("grid_size") if isinstance(task_meta, dict) else None
-        return TaskInfo(name, (int(size), int(size)) if size else (side, side), "checkpoint")
-    if V == 11 and L == 81:
-        return TaskInfo("sudoku", (9, 9), "inferred")
-    if V == 12 and L == 900:
-        return TaskInfo("arc", (30, 30), "inferred")
-    if V == 6 and side * side == L and L != 16:
-        return TaskInfo("maze", (side, side), "inferred")
-    if V == 6 and L == 16:
-        return None  # a 4x4 Sudoku and a 4x4 maze look alike: the user must say --task
-    s = _sudoku_size(L)
-    if s and V == s + 2:
-        return TaskInfo("sudoku", (s, s), "inferred")
-    return None
-
-
-def resolve_task(model_cfg: dict[str, Any], task_meta: Any, requested: str | None, ckpt: str | None = None,
-                 command: str = "trace") -> TaskInfo:
-    """Combine the checkpoint's task with ``--task``; incompatible choices raise ``PuzzleInputError``.
-
-    ``ckpt`` names the checkpoint in messages and ``command`` the ``interp`` command that asked.
-    """
-    info = _resolve_task(model_cfg, task_meta, requested, ckpt, command)
-    info.ckpt = ckpt
-    return info
-
-
-def _resolve_task(model_cfg: dict[str, Any], task_meta: Any, requested: str | None, ckpt: str | None,
-                  command: str) -> TaskInfo:
-    found = infer_task(model_cfg, task_meta)
-    fam, V, L = model_cfg.get("family"), model_cfg.get("vocab_size"), model_cfg.get("seq_len")
-    desc = f"{fam} model with vocab {V} and seq_len {L}"
-    name = f"checkpoint {ckpt}" if ckpt else "the checkpoint"
-    if found is not None and found.name == "text":
-        hint = {"trace": "use interp.trace(model, tokens) in Python to trace text",
-                "ablate": "to ablate a language model, use interp.interventions.ablation in Python on token windows",
-                }.get(command, "use the Python API for text")
-        raise PuzzleInputError(f"{name} is a language model ({desc}); `interp {command}` takes puzzles ({hint})")
-    if requested is None:
-        if found is None:
-            raise PuzzleInputError(f"cannot tell which task this {desc} solves; pass --task sudoku|maze|arc")
-        return found
-    if requested not in TASKS:
-        raise PuzzleInputError(f"unknown task {requested!r} (choose sudoku, maze or arc)")
-    if found is not None and found.name != requested:
-        raise PuzzleInputError(f"{name} is a {TASK_NOUN[found.name]} model ({desc}); it cannot take a "
-                               f"{TASK_NOUN[requested]} puzzle (--task {requested})")
-    side = math.isqrt(int(L))
-    if requested == "sudoku":
-        s = _sudoku_size(int(L))
-        if not s or int(V) < s + 2:
-            raise PuzzleInputError(f"a {desc} cannot read Sudoku grids (needs seq_len S*S with S=n*n and vocab >= S+2)")
-        return TaskInfo("sudoku", (s, s), "argument")
-    if requested == "maze":
-        if side * side != int(L) or int(V) < 6:
-            raise PuzzleInputError(f"a {desc} cannot read mazes (needs a square seq_len and vocab >= 6)")
-        return TaskInfo("maze", (side, side), "argument")
-    if int(L) != 900 or int(V) < 12:
-        raise PuzzleInputError(f"a {desc} cannot read ARC grids (needs seq_len 900 and vocab >= 12)")
-    return TaskInfo("arc", (30, 30), "argument")
-
-
-# ----------------------------------------------------------------------------- reading puzzles
 @dataclass
 class PuzzleBatch:
     inputs: np.ndarray  # [N, L] uint8
@@ -271,7 +154,8 @@ class SudokuFileStream:
 
 
 def _mazes(texts: list[tuple[str, str]], side: int) -> PuzzleBatch:
-    from tasks.maze import encode, parse_maze, solve_maze
+    from tasks.maze.grid import encode, parse_maze
+    from tasks.maze.solver import solve_maze
 
     xs, ys, names = [], [], []
     for name, text in texts:
@@ -286,7 +170,8 @@ def _mazes(texts: list[tuple[str, str]], side: int) -> PuzzleBatch:
 
 
 def _arc(path: Path) -> PuzzleBatch:
-    from tasks.arc import encode_grid, load_task_file
+    from tasks.arc.grid import encode_grid
+    from tasks.arc.task import load_task_file
 
     task = load_task_file(path)
     xs, ys, names = [], [], []
@@ -386,64 +271,5 @@ def _maze_blocks(path: Path, rows: int, cols: int, limit: int | None) -> list[tu
     return out if limit is None else out[:limit]
 
 
-# ----------------------------------------------------------------------------- rendering
-def cell_chars(task: str, size: int) -> dict[int, str]:
-    """Token -> display character."""
-    if task == "sudoku":
-        digits = "123456789ABCDEFGHIJKLMNOP"
-        return {0: "_", 1: ".", **{t: digits[t - 2] for t in range(2, size + 2)}}
-    if task == "maze":
-        return {0: "_", 1: "#", 2: " ", 3: "S", 4: "G", 5: "o"}
-    return {0: " ", 1: "|", **{t: str(t - 2) for t in range(2, 12)}}
-
-
-def view_box(task: TaskInfo, *token_grids: np.ndarray) -> tuple[range, range]:
-    """Rows and columns to print: the whole grid, or for ARC the box holding any non-pad input/label token."""
-    rows, cols = task.grid
-    if task.name != "arc":
-        return range(rows), range(cols)
-    used = np.zeros((rows, cols), dtype=bool)
-    for g in token_grids:
-        used |= np.asarray(g).reshape(rows, cols) > 0
-    if not used.any():
-        return range(rows), range(cols)
-    r, c = np.flatnonzero(used.any(1)), np.flatnonzero(used.any(0))
-    return range(int(r[0]), int(r[-1]) + 1), range(int(c[0]), int(c[-1]) + 1)
-
-
-def render_grid(tokens: np.ndarray, task: TaskInfo, changed: np.ndarray | None = None,
-                wrong: np.ndarray | None = None, given: np.ndarray | None = None, color: bool = False,
-                box: tuple[range, range] | None = None) -> str:
-    """A grid as text: changed cells in [brackets]; with ``color``, wrong cells red, right ones green, givens dim.
-
-    ``box`` limits the printed rows/columns (``view_box``; ARC's 30x30 canvas is mostly padding).
-    """
-    rows, cols = task.grid
-    row_range, col_range = box or (range(rows), range(cols))
-    chars = cell_chars(task.name, rows)
-    n = math.isqrt(rows) if task.name == "sudoku" else 0
-    lines = []
-    for r in row_range:
-        if n and r and r % n == 0:
-            lines.append("-" * (3 * cols + (n - 1)))
-        out = []
-        for c in col_range:
-            i = r * cols + c
-            ch = chars.get(int(tokens[i]), "?")
-            ch = f"[{ch}]" if changed is not None and changed[i] else f" {ch} "
-            if color:
-                if given is not None and given[i]:
-                    ch = f"\033[2m{ch}\033[0m"
-                elif wrong is not None and wrong[i]:
-                    ch = f"\033[31m{ch}\033[0m"
-                elif changed is not None and changed[i]:
-                    ch = f"\033[32;1m{ch}\033[0m"
-            if n and c and c % n == 0:
-                out.append("|")
-            out.append(ch)
-        lines.append("".join(out).rstrip() if not color else "".join(out))
-    return "\n".join(lines)
-
-
-__all__ = ["TASKS", "TaskInfo", "check_kind", "sniff_puzzle_kind", "PuzzleBatch", "PuzzleInputError", "infer_task", "resolve_task", "read_puzzles",
-           "render_grid", "view_box"]
+__all__ = ["TASKS", "TASK_NOUN", "TaskInfo", "check_kind", "sniff_puzzle_kind", "PuzzleBatch", "PuzzleInputError",
+           "SudokuFileStream", "infer_task", "resolve_task", "read_puzzles", "cell_chars", "render_grid", "view_box"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tasks import arc as A
+from tasks.arc.__main__ import main as arc_main
 from tasks.dihedral import dihedral_transform
 from tasks.puzzle_dataset import read_puzzle_split
 
@@ -281,7 +282,7 @@ def test_builder_from_directory_and_errors(tmp_path):
 def test_cli_list(capsys, tmp_path):
     write_task(tmp_path / "a.json", GOOD)
     write_task(tmp_path / "b.json", GOOD)
-    assert A.main(["list", "--source", str(tmp_path)]) == 0
+    assert arc_main(["list", "--source", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == "2 tasks: evaluation 2"
-    assert A.main(["list", "--source", str(tmp_path / "missing")]) == 2
+    assert arc_main(["list", "--source", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.startswith("error: unknown ARC source")

@@ -11,6 +11,7 @@ import pytest
 
 from tasks import dihedral as D
 from tasks import maze as M
+from tasks.maze.__main__ import main as maze_main
 from tasks.puzzle_dataset import read_puzzle_split
 
 # ----------------------------------------------------------------------------- independent references
@@ -301,7 +302,7 @@ def test_build_maze_dataset_round_trip(tmp_path):
 
 
 def test_cli(capsys, tmp_path):
-    assert M.main(["show", "--size", "9", "--seed", "1"]) == 0
+    assert maze_main(["show", "--size", "9", "--seed", "1"]) == 0
     assert "shortest path" in capsys.readouterr().out
-    assert M.main(["build", "--out", str(tmp_path), "--size", "9", "--n-aug", "9"]) == 2
+    assert maze_main(["build", "--out", str(tmp_path), "--size", "9", "--n-aug", "9"]) == 2
     assert capsys.readouterr().err.startswith("error: n_aug must be in 0..7")

@@ -330,18 +330,18 @@ def test_last_step_lens_reuses_the_model_logits_exactly_and_not_under_interventi
 def test_model_sha256_is_the_sha256_of_names_dtypes_shapes_and_piece_digests_in_key_order(monkeypatch):
     import hashlib
 
-    from interp.tracing import tracer
+    from interp.tracing import model_hash
 
     model = _hrm()
     model.H_init.data = model.H_init.data.to(torch.bfloat16)  # a bf16 buffer is hashed by its own bytes
-    monkeypatch.setattr(tracer, "HASH_PIECE", 1000)  # several pieces per tensor, hashed on threads
+    monkeypatch.setattr(model_hash, "HASH_PIECE", 1000)  # several pieces per tensor, hashed on threads
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(f"{k}|{v.dtype}|{list(v.shape)}|".encode())
         raw = v.contiguous().view(torch.uint8).numpy().tobytes()
         for a in range(0, max(len(raw), 1), 1000):
             h.update(hashlib.sha256(raw[a:a + 1000]).digest())
-    assert tracer.model_sha256(model) == h.hexdigest()
+    assert model_hash.model_sha256(model) == h.hexdigest()
     with torch.no_grad():
         model.lm_head.weight.data[0, 0] += 1.0  # a weight edit through .data changes the digest (no caching)
-    assert tracer.model_sha256(model) != h.hexdigest()
+    assert model_hash.model_sha256(model) != h.hexdigest()

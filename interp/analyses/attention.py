@@ -9,17 +9,17 @@ within rows scores ``row`` = 1 however much it attends to itself. Cells share a 
 a box, or a column and a box, so ``row + col + box`` can exceed 1; ``peers`` (the union)
 cannot. Masses on prefix positions go to ``prefix``.
 
-    from interp.analyses.attention import sudoku_attention_mass, plot_head_masses
+    from interp.analyses.attention import sudoku_attention_mass
     df = sudoku_attention_mass(tr)                 # step, layer, head, row, col, box, peers, prefix, self
-    plot_head_masses(df, "attention.png")          # one panel per (layer, head): masses over steps
+
+The PNG of these masses (one panel per layer and head) is drawn and written by
+``interp.report.figures.plot_head_masses``: analyses compute, they write no files.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -94,37 +94,4 @@ def sudoku_attention_mass(trace, layers: list[int] | None = None, puzzles=None, 
     return pd.DataFrame(rows, columns=["step", "updated", "layer", "head", *MASS_COLUMNS])
 
 
-def plot_head_masses(df: pd.DataFrame, path: str | os.PathLike, title: str | None = None) -> Path:
-    """A PNG with one panel per (layer, head): row / column / box mass (and self) over steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if df.empty:
-        raise TraceError("no attention masses to plot")
-    layers = sorted(df["layer"].unique())
-    heads = sorted(df["head"].unique())
-    fig, axes = plt.subplots(len(layers), len(heads), figsize=(2.6 * len(heads), 2.0 * len(layers) + 0.6),
-                             squeeze=False, sharex=True, sharey=True)
-    for a, k in enumerate(layers):
-        for b, h in enumerate(heads):
-            ax = axes[a][b]
-            d = df[(df["layer"] == k) & (df["head"] == h)].sort_values("step")
-            for col, style in (("row", "-"), ("col", "-"), ("box", "-"), ("self", ":")):
-                ax.plot(d["step"], d[col], style, marker=".", ms=3, label=col)
-            ax.set_ylim(-0.02, 1.02)
-            ax.set_title(f"layer {k} head {h}", fontsize=8)
-            if a == len(layers) - 1:
-                ax.set_xlabel("step", fontsize=8)
-    axes[0][0].legend(fontsize=7, loc="best")
-    fig.suptitle(title or "attention mass on the same row / column / box (self excluded)", fontsize=9)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
-
-
-__all__ = ["MASS_COLUMNS", "sudoku_relations", "pattern_masses", "sudoku_attention_mass", "plot_head_masses"]
+__all__ = ["MASS_COLUMNS", "sudoku_relations", "pattern_masses", "sudoku_attention_mass"]

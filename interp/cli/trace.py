@@ -262,7 +262,8 @@ def _attention_summary(tr, task, out: Path) -> None:
     if task.name != "sudoku":
         print(f"attention: {', '.join(stored)} stored; the row/column/box analysis is for Sudoku only")
         return
-    from interp.analyses.attention import plot_head_masses, sudoku_attention_mass
+    from interp.analyses.attention import sudoku_attention_mass
+    from interp.report.figures import plot_head_masses
 
     df = sudoku_attention_mass(tr)
     df.to_csv(out / "attention_mass.csv", index=False)

@@ -278,5 +278,39 @@ def trajectory_plot(df: pd.DataFrame, x: str | None = None, y: str | None = None
     return fig
 
 
+def plot_head_masses(df: pd.DataFrame, path: str | os.PathLike, title: str | None = None) -> Path:
+    """A PNG with one panel per (layer, head): row / column / box mass (and self) over steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if df.empty:
+        raise TraceError("no attention masses to plot")
+    layers = sorted(df["layer"].unique())
+    heads = sorted(df["head"].unique())
+    fig, axes = plt.subplots(len(layers), len(heads), figsize=(2.6 * len(heads), 2.0 * len(layers) + 0.6),
+                             squeeze=False, sharex=True, sharey=True)
+    for a, k in enumerate(layers):
+        for b, h in enumerate(heads):
+            ax = axes[a][b]
+            d = df[(df["layer"] == k) & (df["head"] == h)].sort_values("step")
+            for col, style in (("row", "-"), ("col", "-"), ("box", "-"), ("self", ":")):
+                ax.plot(d["step"], d[col], style, marker=".", ms=3, label=col)
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_title(f"layer {k} head {h}", fontsize=8)
+            if a == len(layers) - 1:
+                ax.set_xlabel("step", fontsize=8)
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.suptitle(title or "attention mass on the same row / column / box (self excluded)", fontsize=9)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 __all__ = ["new_figure", "save_figure", "step_strip_plot", "strip_steps", "jump_histogram_plot", "residual_plot",
-           "hl_cosine_plot", "gate_stats_plot", "probe_curve_plot", "trajectory_plot", "guess_scaling_plot"]
+           "hl_cosine_plot", "gate_stats_plot", "probe_curve_plot", "trajectory_plot", "guess_scaling_plot",
+           "plot_head_masses"]

@@ -134,27 +134,7 @@ def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = Fal
     import torch
 
     from models.load import load_any
-
-    from interp.analyses import critical_steps, gate_statistics, hl_alignment
-    from interp.report.figures import (
-        gate_stats_plot,
-        hl_cosine_plot,
-        jump_histogram_plot,
-        probe_curve_plot,
-        residual_plot,
-        save_figure,
-        step_strip_plot,
-        trajectory_plot,
-    )
     from interp.tracing.tracer import trace
-    from interp.views.trace_viewer import write_viewer
-    from interp.views.dataset_figures import (
-        gate_stats_figure,
-        hl_cosine_figure,
-        jump_histogram_figure,
-        probe_accuracy_figure,
-        residual_figure,
-    )
 
     torch.manual_seed(0)
     model, meta = load_any(run.checkpoint)
@@ -170,93 +150,192 @@ def analyse_run(run: RunSpec, cfg: ReportConfig, out: Path, progress: bool = Fal
     res = RunResult(run.name, ck["family"], ck, len(x), labels=labels)
     tr = trace(model, x, y, n_segments=run.segments, states=states, state_puzzles=state_puzzles or None,
                batch_size=cfg.batch_size, task=task, checkpoint=run.checkpoint, progress=progress)
-    data_dir, fig_dir, html_dir = out / "data" / run.name, out / "figures", out / "html"
-    tag = run.name
-
-    def fig(key: str, title: str, static: Any, interactive: Any) -> None:
-        save_figure(static, fig_dir / f"{tag}_{key}")
-        res.figures.append((f"{run.name}: {title}", f"figures/{tag}_{key}"))
-        if interactive is not None:
-            write_html(interactive, html_dir / f"{tag}_{key}.html", plotly_js=plotly_js)
-            res.html.append((f"{run.name}: {title}", f"html/{tag}_{key}.html"))
-
+    w = _RunWork(run, cfg, model, x, y, tr, res, labels, lm, viewer_p, out, plotly_js)
     with warnings.catch_warnings():  # all-NaN columns (e.g. a gate that never fires at a step) are expected
         warnings.simplefilter("ignore", RuntimeWarning)
         res.frames["steps"] = tr.summary("step")
-    if "summary" in wanted and tr.labelled:
-        res.frames["puzzles"] = puzzle_rows(tr, **labels)
-    if "jumps" in wanted and tr.labelled and not lm:
-        cs = critical_steps(tr)
-        res.frames["critical_steps"] = cs.assign(**labels)
-        fig("jumps", "critical steps and jumps", jump_histogram_plot(cs, tr.n_steps),
-            jump_histogram_figure(cs, tr.n_steps))
-    if "alignment" in wanted and len(tr.state_names) >= 2:
-        try:
-            al = hl_alignment(tr)
-        except ValueError as e:
-            res.notes.append(f"alignment skipped: {e}")
-        else:
-            res.frames["alignment"] = al.assign(**labels)
-            fig("alignment", "slow/fast cosine per step", hl_cosine_plot(al), hl_cosine_figure(al))
-    if "fixed_points" in wanted:
-        from interp.interventions.fixed_point import fixed_point_residual
-
-        fp = fixed_point_residual(model, x, y, n_segments=run.segments, batch_size=cfg.batch_size)
-        res.frames["fixed_point_residual"] = fp.assign(**labels)
-        fig("residual", "fixed-point residual", residual_plot(fp), residual_figure(fp))
-    if "gates" in wanted and tr.meta.get("gate_states"):
-        gs = gate_statistics(tr)
-        res.frames["gates_per_step"] = gs.per_step.assign(**labels)
-        res.frames["gate_phase"] = gate_phase_rows(tr, **labels)
-        if not gs.fusion.empty:
-            res.frames["fusion"] = gs.fusion.assign(**labels)
-        fig("gates", "gate statistics", gate_stats_plot(gs), gate_stats_figure(gs))
-    if "ablation" in wanted:
-        from interp.interventions.ablation import ablate
-
-        target = cfg.ablation.get("target", "slow")
-        rows = []
-        for mode in cfg.ablation.get("modes", ["freeze_init"]):
-            r = ablate(model, x, y, target=target, mode=mode, n_segments=run.segments, batch_size=cfg.batch_size)
-            rows.append(r.table().assign(mode=mode, target=target, **labels))
-        res.frames["ablation"] = pd.concat(rows, ignore_index=True)
-    if "probes" in wanted and not lm:
-        from probes.linear import probes_from_trace
-
-        seg_end = tr.steps.index[tr.steps["segment_end"].astype(bool)].tolist()
-        try:
-            pr = probes_from_trace(tr, state=tr.answer_state, steps=cfg.probes.get("steps", seg_end),
-                                   max_cells=int(cfg.probes.get("max_cells", 2000)),
-                                   n_splits=int(cfg.probes.get("n_splits", 3)))
-        except ValueError as e:
-            res.notes.append(f"probes skipped: {e}")
-        else:
-            res.frames["probes"] = pr.assign(**labels)
-            fig("probes", "linear probes per step", probe_curve_plot(pr), probe_accuracy_figure(pr))
-    if "trajectories" in wanted:
-        from probes.projection import pca_from_trace, trajectory_figure
-
-        try:
-            pc = pca_from_trace(tr, state=tr.slow_state or tr.answer_state)
-        except ValueError as e:
-            res.notes.append(f"trajectories skipped: {e}")
-        else:
-            res.frames["trajectories"] = pc.assign(**labels)
-            fig("trajectories", "PCA trajectories", trajectory_plot(pc), trajectory_figure(pc))
-    if "viewer" in wanted:
-        path = html_dir / f"{tag}_viewer.html"  # one page, a picker switches between the puzzles
-        write_viewer(tr, path, puzzle=viewer_p, model=model, max_frames=int(cfg.viewer.get("max_frames", 400)),
-                     plotly_js=plotly_js)
-        shown = ", ".join(str(p + 1) for p in viewer_p)
-        res.html.append((f"{run.name}: step viewer, puzzle{'s' if len(viewer_p) > 1 else ''} {shown}",
-                         f"html/{path.name}"))
-        for p in viewer_p if not lm else []:
-            save_figure(step_strip_plot(tr, p, n_frames=int(cfg.viewer.get("strip_frames", 6)), model=model),
-                        fig_dir / f"{tag}_steps_p{p}")
-            res.figures.append((f"{run.name}: answer per step, puzzle {p + 1}", f"figures/{tag}_steps_p{p}"))
+    for name, step in ANALYSIS_STEPS:
+        if name in wanted:
+            step(w)
     for key, df in res.frames.items():
-        _write_csv(df, data_dir / f"{key}.csv")
+        _write_csv(df, w.data_dir / f"{key}.csv")
     return res
+
+
+@dataclass
+class _RunWork:
+    """One run under analysis: its model, inputs, trace and result so far, and where its files go."""
+
+    run: RunSpec
+    cfg: ReportConfig
+    model: Any
+    x: np.ndarray
+    y: np.ndarray | None
+    tr: Any  # the run's Trace
+    res: RunResult
+    labels: dict[str, Any]
+    lm: bool
+    viewer_puzzles: list[int]
+    out: Path
+    plotly_js: str
+
+    @property
+    def data_dir(self) -> Path:
+        return self.out / "data" / self.run.name
+
+    @property
+    def fig_dir(self) -> Path:
+        return self.out / "figures"
+
+    @property
+    def html_dir(self) -> Path:
+        return self.out / "html"
+
+    def figure(self, key: str, title: str, static: Any, interactive: Any) -> None:
+        """Write a figure as PNG/SVG (and, when given, its interactive twin as HTML) and list it in the result."""
+        from interp.report.figures import save_figure
+
+        tag = self.run.name
+        save_figure(static, self.fig_dir / f"{tag}_{key}")
+        self.res.figures.append((f"{self.run.name}: {title}", f"figures/{tag}_{key}"))
+        if interactive is not None:
+            write_html(interactive, self.html_dir / f"{tag}_{key}.html", plotly_js=self.plotly_js)
+            self.res.html.append((f"{self.run.name}: {title}", f"html/{tag}_{key}.html"))
+
+
+def _unless_skipped(w: _RunWork, what: str, compute: Any) -> Any:
+    """``compute()``, or None with a note in the report when it refuses the run (``ValueError``)."""
+    try:
+        return compute()
+    except ValueError as e:
+        w.res.notes.append(f"{what} skipped: {e}")
+        return None
+
+
+def _summary(w: _RunWork) -> None:
+    """Per-puzzle rows (labelled runs)."""
+    if w.tr.labelled:
+        w.res.frames["puzzles"] = puzzle_rows(w.tr, **w.labels)
+
+
+def _jumps(w: _RunWork) -> None:
+    """Critical steps and the jump histogram (labelled puzzle runs)."""
+    from interp.analyses import critical_steps
+    from interp.report.figures import jump_histogram_plot
+    from interp.views.dataset_figures import jump_histogram_figure
+
+    if not w.tr.labelled or w.lm:
+        return
+    cs = critical_steps(w.tr)
+    w.res.frames["critical_steps"] = cs.assign(**w.labels)
+    w.figure("jumps", "critical steps and jumps", jump_histogram_plot(cs, w.tr.n_steps),
+             jump_histogram_figure(cs, w.tr.n_steps))
+
+
+def _alignment(w: _RunWork) -> None:
+    """Slow/fast cosine per step (models with two or more states)."""
+    from interp.analyses import hl_alignment
+    from interp.report.figures import hl_cosine_plot
+    from interp.views.dataset_figures import hl_cosine_figure
+
+    if len(w.tr.state_names) < 2:
+        return
+    al = _unless_skipped(w, "alignment", lambda: hl_alignment(w.tr))
+    if al is not None:
+        w.res.frames["alignment"] = al.assign(**w.labels)
+        w.figure("alignment", "slow/fast cosine per step", hl_cosine_plot(al), hl_cosine_figure(al))
+
+
+def _fixed_points(w: _RunWork) -> None:
+    """The fixed-point residual of every segment."""
+    from interp.interventions.fixed_point import fixed_point_residual
+    from interp.report.figures import residual_plot
+    from interp.views.dataset_figures import residual_figure
+
+    fp = fixed_point_residual(w.model, w.x, w.y, n_segments=w.run.segments, batch_size=w.cfg.batch_size)
+    w.res.frames["fixed_point_residual"] = fp.assign(**w.labels)
+    w.figure("residual", "fixed-point residual", residual_plot(fp), residual_figure(fp))
+
+
+def _gates(w: _RunWork) -> None:
+    """Gate statistics per step and per phase, and fusion weights (models with gates)."""
+    from interp.analyses import gate_statistics
+    from interp.report.figures import gate_stats_plot
+    from interp.views.dataset_figures import gate_stats_figure
+
+    if not w.tr.meta.get("gate_states"):
+        return
+    gs = gate_statistics(w.tr)
+    w.res.frames["gates_per_step"] = gs.per_step.assign(**w.labels)
+    w.res.frames["gate_phase"] = gate_phase_rows(w.tr, **w.labels)
+    if not gs.fusion.empty:
+        w.res.frames["fusion"] = gs.fusion.assign(**w.labels)
+    w.figure("gates", "gate statistics", gate_stats_plot(gs), gate_stats_figure(gs))
+
+
+def _ablation(w: _RunWork) -> None:
+    """The configured slow-state ablations, one table row per puzzle and mode."""
+    from interp.interventions.ablation import ablate
+
+    target = w.cfg.ablation.get("target", "slow")
+    rows = []
+    for mode in w.cfg.ablation.get("modes", ["freeze_init"]):
+        r = ablate(w.model, w.x, w.y, target=target, mode=mode, n_segments=w.run.segments, batch_size=w.cfg.batch_size)
+        rows.append(r.table().assign(mode=mode, target=target, **w.labels))
+    w.res.frames["ablation"] = pd.concat(rows, ignore_index=True)
+
+
+def _probes(w: _RunWork) -> None:
+    """Linear probes of the answer state at the segment ends (puzzle runs)."""
+    from interp.report.figures import probe_curve_plot
+    from interp.views.dataset_figures import probe_accuracy_figure
+    from probes.linear import probes_from_trace
+
+    if w.lm:
+        return
+    tr, cfg = w.tr, w.cfg
+    seg_end = tr.steps.index[tr.steps["segment_end"].astype(bool)].tolist()
+    pr = _unless_skipped(w, "probes", lambda: probes_from_trace(
+        tr, state=tr.answer_state, steps=cfg.probes.get("steps", seg_end),
+        max_cells=int(cfg.probes.get("max_cells", 2000)), n_splits=int(cfg.probes.get("n_splits", 3))))
+    if pr is not None:
+        w.res.frames["probes"] = pr.assign(**w.labels)
+        w.figure("probes", "linear probes per step", probe_curve_plot(pr), probe_accuracy_figure(pr))
+
+
+def _trajectories(w: _RunWork) -> None:
+    """PCA trajectories of the slow (or answer) state."""
+    from interp.report.figures import trajectory_plot
+    from probes.projection import pca_from_trace, trajectory_figure
+
+    pc = _unless_skipped(w, "trajectories", lambda: pca_from_trace(w.tr, state=w.tr.slow_state or w.tr.answer_state))
+    if pc is not None:
+        w.res.frames["trajectories"] = pc.assign(**w.labels)
+        w.figure("trajectories", "PCA trajectories", trajectory_plot(pc), trajectory_figure(pc))
+
+
+def _viewer(w: _RunWork) -> None:
+    """One step-viewer page for the chosen puzzles and, for puzzle runs, a static answer strip per puzzle."""
+    from interp.report.figures import save_figure, step_strip_plot
+    from interp.views.trace_viewer import write_viewer
+
+    tag, viewer_p, cfg = w.run.name, w.viewer_puzzles, w.cfg
+    path = w.html_dir / f"{tag}_viewer.html"  # one page, a picker switches between the puzzles
+    write_viewer(w.tr, path, puzzle=viewer_p, model=w.model, max_frames=int(cfg.viewer.get("max_frames", 400)),
+                 plotly_js=w.plotly_js)
+    shown = ", ".join(str(p + 1) for p in viewer_p)
+    w.res.html.append((f"{w.run.name}: step viewer, puzzle{'s' if len(viewer_p) > 1 else ''} {shown}",
+                       f"html/{path.name}"))
+    for p in viewer_p if not w.lm else []:
+        save_figure(step_strip_plot(w.tr, p, n_frames=int(cfg.viewer.get("strip_frames", 6)), model=w.model),
+                    w.fig_dir / f"{tag}_steps_p{p}")
+        w.res.figures.append((f"{w.run.name}: answer per step, puzzle {p + 1}", f"figures/{tag}_steps_p{p}"))
+
+
+# the analyses of a run, in the order they run (the name is what a report config lists)
+ANALYSIS_STEPS = (("summary", _summary), ("jumps", _jumps), ("alignment", _alignment),
+                  ("fixed_points", _fixed_points), ("gates", _gates), ("ablation", _ablation), ("probes", _probes),
+                  ("trajectories", _trajectories), ("viewer", _viewer))
 
 
 # ----------------------------------------------------------------------------- tables

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -22,7 +23,17 @@ from torch import nn
 
 from common.io import file_sha256, read_json
 from common.labels import IGNORE_LABEL
+from interp.tracing.inputs import base_arrays, keep_mask, prepare_inputs
+from interp.tracing.memory import check_trace_memory
+from interp.tracing.meta import trace_meta
+from interp.tracing.model_hash import model_sha256
 from interp.tracing.schema import build_schema
+from interp.tracing.settings import (
+    STATE_DTYPES,
+    attention_recording,
+    decode_state_list,
+    resolve_states,
+)
 from interp.tracing.store import (
     array_specs,
     json_default,
@@ -33,19 +44,7 @@ from interp.tracing.store import (
     write_manifest,
 )
 from interp.tracing.trace import FORMAT, TraceError
-from interp.tracing.tracer import (
-    STATE_DTYPES,
-    attention_recording,
-    base_arrays,
-    check_trace_memory,
-    compute_arrays,
-    decode_state_list,
-    keep_mask,
-    model_sha256,
-    prepare_inputs,
-    resolve_states,
-    trace_meta,
-)
+from interp.tracing.tracer import compute_arrays
 
 DataLike = Union[str, os.PathLike, np.ndarray, torch.Tensor, tuple, dict]
 
@@ -256,6 +255,27 @@ def _raise_peers(group: _Group, results: list[Any], own: BaseException | None) -
         raise PeerError(f"rank {r} of {group.world} failed ({msg})")
 
 
+@dataclass
+class _Plan:
+    """What every rank of one ``trace_to_disk`` call works from: the data, the schema, what to keep, the identity."""
+
+    src: _Data
+    n: int  # puzzles to trace
+    schema: Any
+    keep_states: list[str]
+    decode_states: list[str]
+    state_puzzles: np.ndarray | None
+    seq_len: int
+    settings: dict[str, Any]
+    model_hash: str
+    fingerprint: str
+    chunk_size: int
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n // self.chunk_size)
+
+
 def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_puzzles, labels, puzzle_ids,
                    n_segments, decode_latents, state_dtype, task, checkpoint, split, limit, resume, overwrite,
                    progress, confidence, distributed) -> Path:
@@ -265,6 +285,46 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
         raise TraceError(f"state_dtype must be one of {sorted(STATE_DTYPES)}, got {state_dtype!r}")
     group = _Group(distributed)
     main = group.rank == 0
+    plan = _plan(model, data, labels, puzzle_ids, split, limit, n_segments, states, state_puzzles, decode_latents,
+                 chunk_size, state_dtype, confidence)
+    out = Path(out_dir)
+    task = task if task is not None else plan.src.task
+    # rank 0 alone prepares the directory and decides which chunks are already done; the others follow
+    man: dict[str, Any] | None = None
+    setup: Any = None
+    own_err: BaseException | None = None
+    if main:
+        try:
+            man, setup = _start_manifest(model, plan, out, overwrite, resume, state_dtype, task, checkpoint)
+        except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
+            own_err, setup = e, ("error", _failure(e))
+    setup = group.broadcast(setup)
+    _raise_peers(group, [setup], own_err)
+    if setup[0] == "complete":
+        return out
+    done_idx = set(setup[1])
+    bar = None
+    if progress and main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=plan.n, unit="puzzle", desc=f"trace -> {out.name}",
+                   initial=sum(c["stop"] - c["start"] for c in man["chunks"]))
+    try:
+        _trace_rounds(model, plan, group, out, man, done_idx, batch_size, state_dtype, confidence, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if main:
+        man["complete"] = True
+        man["updated"] = utc_now()
+        write_manifest(out, man)
+    group.gather(None)  # every rank returns once the manifest is complete
+    return out
+
+
+def _plan(model, data, labels, puzzle_ids, split, limit, n_segments, states, state_puzzles, decode_latents,
+          chunk_size, state_dtype, confidence) -> _Plan:
+    """Open the data, check the settings and the memory one chunk needs, and fingerprint the run."""
     src = open_data(data, labels, puzzle_ids, split)
     N = len(src) if limit is None else min(len(src), int(limit))
     if N == 0:
@@ -284,85 +344,73 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
                 "state_dtype": state_dtype, "confidence": confidence}
     m_hash = model_sha256(model)
     fingerprint = _fingerprint(m_hash, src.digest(), settings)
-    out = Path(out_dir)
-    n_chunks = -(-N // chunk_size)
-    task = task if task is not None else src.task
-    # rank 0 alone prepares the directory and decides which chunks are already done; the others follow
-    man: dict[str, Any] | None = None
-    setup: Any = None
-    own_err: BaseException | None = None
-    if main:
-        try:
-            man = prepare_dir(out, fingerprint, overwrite, resume)
-            if man is not None and man.get("complete"):
-                setup = ("complete", None)
-            else:
-                done = {c["index"]: c for c in (man or {}).get("chunks", []) if _chunk_ok(out, c, fingerprint)}
-                meta = trace_meta(model, schema, seq_len=np.shape(x_peek)[1],
-                                  labelled=src.labels is not None or schema.kind == "lm",
-                                  decode_states=decode_states, stored=keep_states, state_dtype=state_dtype, task=task,
-                                  checkpoint=checkpoint, extra={"source": src.source}, model_hash=m_hash)
-                man = {
-                    "format": FORMAT, "complete": False, "fingerprint": fingerprint, "n_puzzles": N,
-                    "chunk_size": chunk_size, "n_chunks": n_chunks, "chunks": [done[i] for i in sorted(done)],
-                    "meta": meta, "steps": steps_records(schema.table()), "arrays": (man or {}).get("arrays", {}),
-                    "state_arrays": (man or {}).get("state_arrays", {}), "updated": utc_now(),
-                }
-                write_manifest(out, man)
-                setup = ("go", sorted(done))
-        except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
-            own_err, setup = e, ("error", _failure(e))
-    setup = group.broadcast(setup)
-    _raise_peers(group, [setup], own_err)
-    if setup[0] == "complete":
-        return out
-    done_idx = set(setup[1])
-    todo = [ci for ci in range(n_chunks) if ci not in done_idx]
-    rounds = sorted({ci // group.world for ci in todo})
-    bar = None
-    if progress and main:
-        from tqdm.auto import tqdm
+    return _Plan(src, N, schema, keep_states, decode_states, sp, np.shape(x_peek)[1], settings, m_hash, fingerprint,
+                 chunk_size)
 
-        bar = tqdm(total=N, unit="puzzle", desc=f"trace -> {out.name}",
-                   initial=sum(c["stop"] - c["start"] for c in man["chunks"]))
-    try:
-        for rnd in rounds:
-            ci = rnd * group.world + group.rank
-            result: Any = None
-            own_err = None
-            if ci < n_chunks and ci not in done_idx:
-                try:
-                    result = ("ok", *_trace_chunk(model, schema, src, out, ci, chunk_size, N, keep_states, sp,
-                                                  decode_states, batch_size, state_dtype, confidence, fingerprint,
-                                                  bar))
-                except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
-                    own_err, result = e, ("error", _failure(e))
-            results = group.gather(result)
-            _raise_peers(group, results, own_err)
-            if not main:
-                continue
-            for r, res in enumerate(results):
-                if res is None:
-                    continue
-                _, entry, specs, st_specs = res
-                man["arrays"] = specs
-                if st_specs:
-                    man["state_arrays"] = st_specs
-                man["chunks"].append(entry)
-                if bar is not None and r != group.rank:
-                    bar.update(entry["stop"] - entry["start"])
-            man["chunks"].sort(key=lambda c: c["index"])
-            man["updated"] = utc_now()
-            write_manifest(out, man)
-    finally:
-        if bar is not None:
-            bar.close()
-    if main:
-        man["complete"] = True
-        man["updated"] = utc_now()
-        write_manifest(out, man)
-    group.gather(None)  # every rank returns once the manifest is complete
-    return out
+
+def _start_manifest(model, plan: _Plan, out: Path, overwrite: bool, resume: bool, state_dtype: str, task: Any,
+                    checkpoint) -> tuple[dict[str, Any] | None, tuple]:
+    """Rank 0: prepare ``out`` and write the manifest listing the chunks already done.
+
+    Returns (manifest, setup) where setup, broadcast to every rank, is ``("complete", None)`` for a finished
+    trace or ``("go", done chunk indices)``.
+    """
+    man = prepare_dir(out, plan.fingerprint, overwrite, resume)
+    if man is not None and man.get("complete"):
+        return man, ("complete", None)
+    done = {c["index"]: c for c in (man or {}).get("chunks", []) if _chunk_ok(out, c, plan.fingerprint)}
+    schema, src = plan.schema, plan.src
+    meta = trace_meta(model, schema, seq_len=plan.seq_len,
+                      labelled=src.labels is not None or schema.kind == "lm",
+                      decode_states=plan.decode_states, stored=plan.keep_states, state_dtype=state_dtype, task=task,
+                      checkpoint=checkpoint, extra={"source": src.source}, model_hash=plan.model_hash)
+    man = {
+        "format": FORMAT, "complete": False, "fingerprint": plan.fingerprint, "n_puzzles": plan.n,
+        "chunk_size": plan.chunk_size, "n_chunks": plan.n_chunks, "chunks": [done[i] for i in sorted(done)],
+        "meta": meta, "steps": steps_records(schema.table()), "arrays": (man or {}).get("arrays", {}),
+        "state_arrays": (man or {}).get("state_arrays", {}), "updated": utc_now(),
+    }
+    write_manifest(out, man)
+    return man, ("go", sorted(done))
+
+
+def _trace_rounds(model, plan: _Plan, group: _Group, out: Path, man: dict[str, Any] | None, done_idx: set[int],
+                  batch_size: int, state_dtype: str, confidence: bool, bar: Any) -> None:
+    """Trace the chunks not yet done, ``world`` at a time (chunk i on rank i % world); rank 0 records each round."""
+    todo = [ci for ci in range(plan.n_chunks) if ci not in done_idx]
+    rounds = sorted({ci // group.world for ci in todo})
+    for rnd in rounds:
+        ci = rnd * group.world + group.rank
+        result: Any = None
+        own_err = None
+        if ci < plan.n_chunks and ci not in done_idx:
+            try:
+                result = ("ok", *_trace_chunk(model, plan.schema, plan.src, out, ci, plan.chunk_size, plan.n,
+                                              plan.keep_states, plan.state_puzzles, plan.decode_states, batch_size,
+                                              state_dtype, confidence, plan.fingerprint, bar))
+            except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other ranks
+                own_err, result = e, ("error", _failure(e))
+        results = group.gather(result)
+        _raise_peers(group, results, own_err)
+        if group.rank == 0:
+            _record_round(out, man, results, group.rank, bar)
+
+
+def _record_round(out: Path, man: dict[str, Any], results: list[Any], rank: int, bar: Any) -> None:
+    """Rank 0: add a round's chunk entries (and array specs) to the manifest and write it."""
+    for r, res in enumerate(results):
+        if res is None:
+            continue
+        _, entry, specs, st_specs = res
+        man["arrays"] = specs
+        if st_specs:
+            man["state_arrays"] = st_specs
+        man["chunks"].append(entry)
+        if bar is not None and r != rank:
+            bar.update(entry["stop"] - entry["start"])
+    man["chunks"].sort(key=lambda c: c["index"])
+    man["updated"] = utc_now()
+    write_manifest(out, man)
 
 
 def _trace_chunk(model, schema, src, out, ci, chunk_size, N, keep_states, sp, decode_states, batch_size, state_dtype,

@@ -27,6 +27,8 @@ import numpy as np
 
 from common.labels import IGNORE_LABEL
 from interp.tracing.trace import Trace, TraceError
+from tasks.arc.grid import content_box
+from tasks.task_info import sudoku_box, trace_task
 
 ZMIN, ZMAX = 0.0, 4.0
 Z_GIVEN = 2.5
@@ -65,11 +67,6 @@ class GridSpec:
         return r1 - r0, c1 - c0
 
 
-def _sudoku_box(side: int) -> int:
-    n = math.isqrt(side)
-    return n if n * n == side and n >= 2 else 0
-
-
 def grid_spec(trace: Trace) -> GridSpec:
     """The grid layout of a trace's answers, from its task metadata or (failing that) vocab and length."""
     L = int(trace.inputs.shape[1])
@@ -77,41 +74,14 @@ def grid_spec(trace: Trace) -> GridSpec:
     cfg = dict(trace.meta.get("model_config") or {})
     if fam == "hrm_lm" or trace.meta.get("segment_unit") == "pass" or cfg.get("causal"):
         return GridSpec("text", 1, L)
-    task = trace.meta.get("task")
-    name = None
-    if isinstance(task, dict):
-        name = task.get("name") or task.get("task")
-        grid = task.get("grid")
-        if name in ("sudoku", "maze") and grid and int(grid[0]) * int(grid[1]) == L:
-            r, c = int(grid[0]), int(grid[1])
-            return GridSpec(name, r, c, _sudoku_box(r) if name == "sudoku" else 0)
-    elif isinstance(task, str):
-        name = task
-    if cfg:
-        from tasks.puzzles import infer_task
-
-        info = infer_task({**cfg, "seq_len": L}, task)
-        if info is not None and info.grid is not None:
-            name = info.name
+    info = trace_task(cfg, trace.meta.get("task"), L)
+    if info is not None:
+        r, c = info.grid
+        return GridSpec(info.name, r, c, sudoku_box(r) if info.name == "sudoku" else 0)
     side = math.isqrt(L)
-    if name == "arc" and L == 900:
-        return GridSpec("arc", 30, 30)
-    if name in ("sudoku", "maze") and side * side == L:
-        return GridSpec(name, side, side, _sudoku_box(side) if name == "sudoku" else 0)
     if side * side == L:
         return GridSpec("tokens", side, side)
     return GridSpec("tokens", 1, L)
-
-
-def arc_crop(tokens: np.ndarray, rows: int = 30, cols: int = 30) -> tuple[int, int, int, int] | None:
-    """Bounding box (r0, r1, c0, c1) of the non-pad cells of [K, rows*cols] token grids (ARC: pad = 0)."""
-    t = np.asarray(tokens).reshape(-1, rows, cols)
-    used = ((t != 0) & (t != IGNORE_LABEL)).any(0)
-    if not used.any():
-        return None
-    r = np.flatnonzero(used.any(1))
-    c = np.flatnonzero(used.any(0))
-    return int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
 
 
 def with_crop(spec: GridSpec, inputs: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> GridSpec:
@@ -120,7 +90,7 @@ def with_crop(spec: GridSpec, inputs: np.ndarray, labels: np.ndarray, preds: np.
         return spec
     lab = labels[labels != IGNORE_LABEL]
     src = labels[None] if lab.size else np.concatenate([inputs[None], preds])
-    box = arc_crop(src, spec.rows, spec.cols)
+    box = content_box(src, spec.rows, spec.cols)
     return GridSpec(spec.task, spec.rows, spec.cols, 0, box)
 
 
@@ -226,5 +196,5 @@ def step_confidence(trace: Trace, puzzle: int, state: str | None = None, model: 
     return conf
 
 
-__all__ = ["GridSpec", "grid_spec", "arc_crop", "with_crop", "cell_text", "cell_classes", "cell_z", "to_grid",
+__all__ = ["GridSpec", "grid_spec", "with_crop", "cell_text", "cell_classes", "cell_z", "to_grid",
            "step_confidence", "COLORSCALE", "ZMIN", "ZMAX", "Z_GIVEN", "CLASS_NAMES"]

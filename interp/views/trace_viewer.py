@@ -25,7 +25,6 @@ used by the tests); ``viewer.html#puzzle=2&step=5`` opens the second puzzle at s
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,18 +313,8 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
     nearest shown step at or after it).
     """
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
 
-    if not isinstance(trace, Trace):
-        raise TraceError(f"write_viewer needs a Trace, got {type(trace).__name__}")
-    if isinstance(puzzle, bool) or not isinstance(puzzle, (int, np.integer)) or not 0 <= int(puzzle) < trace.n_puzzles:
-        raise TraceError(f"puzzle must be an index in [0, {trace.n_puzzles}), got {puzzle!r}")
-    puzzle = int(puzzle)
-    if max_frames < 2:
-        raise TraceError(f"max_frames must be >= 2, got {max_frames}")
-    state = trace.resolve_state(state) if state else trace.answer_state
-    if state not in trace.decoded_states:
-        raise TraceError(f"state {state!r} was not decoded in this trace (decoded: {trace.decoded_states})")
+    puzzle, state = _check_step_args(trace, puzzle, state, max_frames)
     spec = grid_spec(trace)
     steps = frame_steps(trace, state, max_frames)
     lm = spec.task == "text"
@@ -335,38 +324,93 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
         conf = step_confidence(trace, puzzle, state, model)
         frames_data, spec = puzzle_frames(trace, puzzle, steps, spec, state, conf)
     panels = step_panels(trace, puzzle)
-    n = len(panels)
     name = title or f"{trace.family or 'model'} · puzzle {_puzzle_number(trace, puzzle)}"
     want = step_of_interest(trace, puzzle) if initial_step is None else int(initial_step)
     fi = int(np.searchsorted(np.asarray(steps), min(max(want, 0), steps[-1])))
     k0 = steps[fi]
+    fig, grid_pos, panel_pos, height = _subplots(lm, state, panels)
+    R, C = frames_data.z.shape[1:]
+    _add_grid(fig, frames_data, fi, grid_pos)
+    marker_idx, ranges = _add_panels(fig, panels, panel_pos, k0, trace.n_steps)
+    shapes = _step_structure_lines(trace, fig, panel_pos)
+    fig.update_xaxes(title_text="step", **panel_pos[-1])
+    shapes += _grid_axes(fig, lm, spec, grid_pos, R, C)
+    legend = _legend(lm)
+    frames = []
+    for f, k in enumerate(steps):
+        data = [_heat(frames_data, f)] + [{"type": "scatter", "x": [k, k], "y": [lo, hi]} for lo, hi in ranges]
+        frames.append({"data": data, "traces": [0, *marker_idx], "name": str(k),
+                       "layout": {"title": {"text": _frame_title(trace, puzzle, k, name) + "<br>" + legend}}})
+    _step_layout(fig, _frame_title(trace, puzzle, k0, name) + "<br>" + legend, height, steps, fi)
+    fig.layout.meta = {"viewer": "step", "steps": steps, "puzzle": puzzle, "number": _puzzle_number(trace, puzzle),
+                       "state": state, "grid": [R, C], "initial_step": k0, "initial_index": fi, "height": height}
+    out = fig.to_dict()
+    out["layout"]["shapes"] = shapes
+    out["frames"] = frames
+    return go.Figure(out, _validate=False)
+
+
+def _check_step_args(trace: Trace, puzzle: Any, state: str | None, max_frames: int) -> tuple[int, str]:
+    """The puzzle index and the decoded state to show; one-line errors for anything else."""
+    if not isinstance(trace, Trace):
+        raise TraceError(f"write_viewer needs a Trace, got {type(trace).__name__}")
+    if isinstance(puzzle, bool) or not isinstance(puzzle, (int, np.integer)) or not 0 <= int(puzzle) < trace.n_puzzles:
+        raise TraceError(f"puzzle must be an index in [0, {trace.n_puzzles}), got {puzzle!r}")
+    if max_frames < 2:
+        raise TraceError(f"max_frames must be >= 2, got {max_frames}")
+    state = trace.resolve_state(state) if state else trace.answer_state
+    if state not in trace.decoded_states:
+        raise TraceError(f"state {state!r} was not decoded in this trace (decoded: {trace.decoded_states})")
+    return int(puzzle), state
+
+
+def _subplots(lm: bool, state: str, panels: list) -> tuple[Any, dict[str, int], list[dict[str, int]], int]:
+    """The figure's subplots: (figure, grid position, panel positions, height).
+
+    Text: the position grid on top, the panels below it; puzzles: the grid left, the panels stacked right.
+    """
+    from plotly.subplots import make_subplots
+
+    n = len(panels)
     if lm:
         fig = make_subplots(rows=n + 1, cols=1, row_heights=[1.4] + [1.0] * n, vertical_spacing=0.1,
                             subplot_titles=["gates and predictions per position"] + [p.title for p in panels])
-        grid_pos = {"row": 1, "col": 1}
         panel_pos = [{"row": i + 2, "col": 1} for i in range(n)]
         height = min(760, 250 + 120 * n)  # the slider stays above the fold of an 800 px window
     else:
         specs = [[{"rowspan": n}, {}]] + [[None, {}] for _ in range(n - 1)]
         fig = make_subplots(rows=n, cols=2, column_widths=[0.52, 0.48], specs=specs, horizontal_spacing=0.08,
                             vertical_spacing=0.11, subplot_titles=[f"decoded {state}"] + [p.title for p in panels])
-        grid_pos = {"row": 1, "col": 1}
         panel_pos = [{"row": i + 1, "col": 2} for i in range(n)]
         height = max(600, 170 * n + 120)
+    return fig, {"row": 1, "col": 1}, panel_pos, height
+
+
+def _heat(frames_data: Any, f: int) -> dict[str, Any]:
+    """The grid heatmap of frame ``f``."""
+    # plain dicts, not go.Heatmap: plotly's validation of hundreds of frames takes seconds
+    return {"type": "heatmap", "z": _nan_to_none_2d(frames_data.z[f]), "text": frames_data.text[f].tolist(),
+            "customdata": frames_data.hover[f].tolist()}
+
+
+def _add_grid(fig: Any, frames_data: Any, fi: int, grid_pos: dict[str, int]) -> None:
+    """The grid panel: frame ``fi``'s heatmap with the pinned colour scale and cell texts."""
+    import plotly.graph_objects as go
+
     R, C = frames_data.z.shape[1:]
     y_vals = frames_data.y_labels if frames_data.y_labels else list(range(R))
-
     font = {"size": 16 if max(R, C) <= 9 else 11 if max(R, C) <= 16 else 8}
-
-    def heat(f: int) -> dict[str, Any]:
-        # plain dicts, not go.Heatmap: plotly's validation of hundreds of frames takes seconds
-        return {"type": "heatmap", "z": _nan_to_none_2d(frames_data.z[f]), "text": frames_data.text[f].tolist(),
-                "customdata": frames_data.hover[f].tolist()}
-
-    fig.add_trace(go.Heatmap(**heat(fi), texttemplate="%{text}", hovertemplate="%{customdata}<extra></extra>",
+    fig.add_trace(go.Heatmap(**_heat(frames_data, fi), texttemplate="%{text}",
+                             hovertemplate="%{customdata}<extra></extra>",
                              x=list(range(C)), y=y_vals, zmin=ZMIN, zmax=ZMAX, colorscale=COLORSCALE,
                              showscale=False, xgap=1, ygap=1, textfont=font, name="grid"), **grid_pos)
-    # per-step panels, each with its own current-step marker trace
+
+
+def _add_panels(fig: Any, panels: list, panel_pos: list[dict[str, int]], k0: int,
+                n_steps: int) -> tuple[list[int], list[tuple[float, float]]]:
+    """The per-step panels, each with its own current-step marker trace: (marker trace indices, y ranges)."""
+    import plotly.graph_objects as go
+
     marker_idx, ranges = [], []
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
     for p, pos in zip(panels, panel_pos):
@@ -385,8 +429,12 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
             fig.update_yaxes(type="log", range=[np.log10(lo), np.log10(hi)], dtick=1, exponentformat="power", **pos)
         else:
             fig.update_yaxes(range=[lo, hi], **pos)
-        fig.update_xaxes(range=[-0.5, trace.n_steps - 0.5], **pos)
-    # step structure: thin lines at slow updates, dashed at segment ends
+        fig.update_xaxes(range=[-0.5, n_steps - 0.5], **pos)
+    return marker_idx, ranges
+
+
+def _step_structure_lines(trace: Trace, fig: Any, panel_pos: list[dict[str, int]]) -> list[dict[str, Any]]:
+    """Step structure on every panel: thin lines at slow updates, dashed at segment ends."""
     slow = trace.steps.index[trace.steps["is_slow"].astype(bool)].tolist()
     ends = trace.steps.index[trace.steps["segment_end"].astype(bool)].tolist()[:-1]
     shapes = []
@@ -395,8 +443,12 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
         span = {"xref": refs["xref"], "yref": f"{refs['yref']} domain", "y0": 0, "y1": 1, "layer": "below"}
         shapes += [{"type": "line", "x0": k, "x1": k, "line": SLOW_LINE, **span} for k in slow]
         shapes += [{"type": "line", "x0": k + 0.5, "x1": k + 0.5, "line": SEGMENT_LINE, **span} for k in ends]
-    fig.update_xaxes(title_text="step", **panel_pos[-1])
-    # grid axes: square cells, row 0 on top, Sudoku box lines
+    return shapes
+
+
+def _grid_axes(fig: Any, lm: bool, spec: Any, grid_pos: dict[str, int], R: int, C: int) -> list[dict[str, Any]]:
+    """Grid axes: square cells, row 0 on top; returns the Sudoku box lines to draw."""
+    shapes = []
     if lm:
         fig.update_yaxes(autorange="reversed", type="category", **grid_pos)
         fig.update_xaxes(showgrid=False, title_text="position", **grid_pos)
@@ -411,15 +463,19 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
                 v = b * spec.box - 0.5
                 shapes.append({"x0": v, "x1": v, "y0": -0.5, "y1": R - 0.5, **edge})
                 shapes.append({"x0": -0.5, "x1": C - 0.5, "y0": v, "y1": v, **edge})
-    legend = ("<span style='font-size:11px'>cells: <span style='color:#1a7837'>■</span> correct  <span style='color:#b2182b'>■</span> wrong "
-              "(darker = more confident)  <span style='color:#999'>■</span> given"
-              + ("  <span style='color:#2166ac'>■</span> gate value" if lm else "")
-              + "  ·  grey lines: slow updates, dashed: segment ends</span>")
-    frames = []
-    for f, k in enumerate(steps):
-        data = [heat(f)] + [{"type": "scatter", "x": [k, k], "y": [lo, hi]} for lo, hi in ranges]
-        frames.append({"data": data, "traces": [0, *marker_idx], "name": str(k),
-                       "layout": {"title": {"text": _frame_title(trace, puzzle, k, name) + "<br>" + legend}}})
+    return shapes
+
+
+def _legend(lm: bool) -> str:
+    """The colour key shown under every frame's title."""
+    return ("<span style='font-size:11px'>cells: <span style='color:#1a7837'>■</span> correct  <span style='color:#b2182b'>■</span> wrong "
+            "(darker = more confident)  <span style='color:#999'>■</span> given"
+            + ("  <span style='color:#2166ac'>■</span> gate value" if lm else "")
+            + "  ·  grey lines: slow updates, dashed: segment ends</span>")
+
+
+def _step_layout(fig: Any, title: str, height: int, steps: list[int], fi: int) -> None:
+    """Title, size, the step slider (opening at frame ``fi``), play/pause buttons and the legend."""
     slider = {
         "active": fi, "pad": {"t": 50}, "len": 0.84, "x": 0.16, "currentvalue": {"prefix": "step ", "visible": True},
         "steps": [{"label": str(k), "method": "animate", "args": [[str(k)], ANIMATE_OPTS]} for k in steps],
@@ -427,18 +483,12 @@ def step_figure(trace: Trace, puzzle: int = 0, state: str | None = None, model: 
     buttons = [{"label": "▶ play", "method": "animate", "args": [None, PLAY_OPTS]},
                {"label": "❚❚ pause", "method": "animate", "args": [[None], ANIMATE_OPTS]}]
     fig.update_layout(
-        title={"text": _frame_title(trace, puzzle, k0, name) + "<br>" + legend, "x": 0.01, "font": {"size": 14}},
+        title={"text": title, "x": 0.01, "font": {"size": 14}},
         height=height, template="plotly_white", sliders=[slider], margin={"t": 90, "b": 40, "l": 40, "r": 20},
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": 0, "xanchor": "left",
                       "yanchor": "top", "pad": {"t": 68, "r": 10}, "showactive": False, "buttons": buttons}],
         legend={"groupclick": "toggleitem", "font": {"size": 10}},
     )
-    fig.layout.meta = {"viewer": "step", "steps": steps, "puzzle": puzzle, "number": _puzzle_number(trace, puzzle),
-                       "state": state, "grid": [R, C], "initial_step": k0, "initial_index": fi, "height": height}
-    out = fig.to_dict()
-    out["layout"]["shapes"] = shapes
-    out["frames"] = frames
-    return go.Figure(out, _validate=False)
 
 
 def _axis_refs(pos: dict[str, int], fig: Any) -> dict[str, str]:

@@ -148,6 +148,7 @@ def test_text_pairs_show_a_strip_of_tokens(tmp_path):
     (lambda s: s.assign(puzzle=s["puzzle"] + 3), "has puzzle 3, but the pairs hold 2"),
     (lambda s: s.drop(columns=["state"]), "lacks columns state"),
     (lambda s: s.assign(position=s["position"] + 5), "position 85, but the inputs have 81"),
+    (lambda s: pd.concat([s, s.iloc[:1]]), "several rows for one unit"),
 ])
 def test_bad_input_is_one_line_value_error(tmp_path, change, message):
     scores = change(_table(2, ["atp"], 1, 81))
@@ -182,29 +183,36 @@ _DRIVER = """<script>
   window.addEventListener('error', function (e) { log.error = String(e.message); });
   window.__attr.ready.then(function () { snap('initial'); return key('Home'); })
     .then(function () { snap('home'); return key('ArrowRight'); })
-    .then(function () { snap('right'); return window.__attr.show({puzzle: 1, method: 'ig', state: 'y'}); })
+    .then(function () { snap('right'); var ms = window.__attr.data.methods;
+      return window.__attr.show({puzzle: 1, method: ms[ms.length - 1], state: 'y'}); })
     .then(function () { snap('picked'); document.body.setAttribute('data-test', JSON.stringify(log)); })
     .catch(function (e) { document.body.setAttribute('data-test', JSON.stringify({error: String(e)})); });
 })();
 </script>"""
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
-def test_chromium_draws_the_page_and_steps(tmp_path):
-    scores = _table(2, ["atp", "ig"], 2, 81)
-    path = write_attribution_viewer(scores, _sudoku_pairs(2), tmp_path / "attribution.html", task=SUDOKU)
+def _drive(path: Path, tmp_path: Path, fragment: str = "") -> dict:
+    """Open ``path`` in headless Chromium with the driver script; its log of what the page showed."""
     page = path.with_name("driven.html")
     page.write_text(path.read_text().replace("</body>", _DRIVER + "</body>"))
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            f"--user-data-dir={tmp_path / 'chrome-profile'}", "--virtual-time-budget=8000",
-           "--window-size=1280,800", "--dump-dom", page.as_uri()]
+           "--window-size=1280,800", "--dump-dom", page.as_uri() + fragment]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=90)
     assert r.returncode == 0, r.stderr[-500:]
     m = re.search(r'data-test="([^"]*)"', r.stdout)
     assert m, "the driver did not finish (plotly.min.js not loaded?)"
     log = json.loads(html_lib.unescape(m.group(1)))
     assert "error" not in log, log
+    return log
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_chromium_draws_the_page_and_steps(tmp_path):
+    scores = _table(2, ["atp", "ig"], 2, 81)
+    path = write_attribution_viewer(scores, _sudoku_pairs(2), tmp_path / "attribution.html", task=SUDOKU)
+    log = _drive(path, tmp_path)
     last = int(scores["step"].max())
     assert (log["initial"]["step"], log["initial"]["state"]) == (str(last), ALL_STATES)
     assert log["home"]["step"] == "0" and log["right"]["step"] == "1" and log["initial"]["svg"]
@@ -217,3 +225,19 @@ def test_chromium_draws_the_page_and_steps(tmp_path):
     # picking puzzle 2, ig, state y keeps the step when y is written there, else the last y step before it
     assert (log["picked"]["puzzle"], log["picked"]["method"], log["picked"]["state"]) == ("1", "ig", "y")
     assert log["picked"]["step"] == "3"  # no y write at or before step 1: the first one (step 3)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_chromium_text_strip_with_markup_and_link_fragment(tmp_path):
+    clean = np.frombuffer(b"a<b>c&d", dtype=np.uint8).astype(np.int64)[None].repeat(2, 0)
+    corrupt = clean.copy()
+    corrupt[:, 0] = ord("z")
+    labels = np.full_like(clean, -100)
+    labels[:, -1] = ord("e")
+    pairs = PairSet(clean, corrupt, labels, labels != -100, "user", ["<script>x</script>", "second"])
+    scores = _table(2, ["atp", "patch"], 2, clean.shape[1])
+    path = write_attribution_viewer(scores, pairs, tmp_path / "t.html")
+    log = _drive(path, tmp_path, "#puzzle=2&method=patch&state=z&step=7")
+    assert (log["initial"]["puzzle"], log["initial"]["method"], log["initial"]["state"]) == ("1", "patch", "z")
+    assert log["initial"]["step"] == "6"  # z is not written at step 7 (a y step): the z step before it
+    assert log["initial"]["grid"] == "a,&lt;,b,&gt;,c,&amp;,d" and log["initial"]["svg"]

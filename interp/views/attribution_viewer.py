@@ -55,6 +55,11 @@ def _check(scores: Any, pairs: Any) -> pd.DataFrame:
         raise CausalError(f"the score table lacks columns {', '.join(missing)}")
     if scores.empty:
         raise CausalError("the score table is empty: nothing to show")
+    dup = scores.duplicated(["puzzle", "method", "step", "state", "position"])
+    if dup.any():
+        r = scores[dup].iloc[0]
+        raise CausalError(f"the score table has several rows for one unit (puzzle {r['puzzle']}, method "
+                          f"{r['method']}, step {r['step']}, state {r['state']}, position {r['position']})")
     n, L = pairs.clean.shape
     bad = sorted({int(p) for p in scores["puzzle"].unique()} - set(range(n)))
     if bad:
@@ -218,6 +223,9 @@ _JS = r"""
   var slider = el('attr-step'), local = el('attr-local');
   var SCALE = [[0, '#2166ac'], [0.25, '#92c5de'], [0.5, '#f7f7f7'], [0.75, '#f4a582'], [1, '#b2182b']];
   var cur = {puzzle: 0, method: D.methods[0], state: D.states.length > 1 ? 'all' : D.states[0], index: 0};
+  function esc(t) {  // plotly draws text as pseudo-HTML: a token '<' must not open a tag
+    return t === undefined ? '' : String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  }
   function fmt(v) { return v === null ? 'n/a' : Number(v.toPrecision(3)).toString(); }
   function stepIndexes(state) {  // indexes into D.steps of the steps a state choice shows
     if (state !== 'all') { return D.state_steps[state]; }
@@ -265,10 +273,10 @@ _JS = r"""
         var pos = L.shown[r * L.cols + c], i = posAt[pos], v = i === undefined ? null : row[i];
         if (v !== null && v !== undefined) { gridMax = Math.max(gridMax, Math.abs(v)); }
         z[r].push(v === undefined ? null : v);
-        text[r].push(P.clean[pos]);
+        text[r].push(esc(P.clean[pos]));
         var h = cellName(pos) + ' (position ' + pos + ')<br>score ' + fmt(v === undefined ? null : v) +
-                '<br>clean ' + (P.clean[pos] || '·') + ', corrupted ' + (P.corrupt[pos] || '·') +
-                ', answer ' + (P.label[pos] || '·');
+                '<br>clean ' + (esc(P.clean[pos]) || '·') + ', corrupted ' + (esc(P.corrupt[pos]) || '·') +
+                ', answer ' + (esc(P.label[pos]) || '·');
         if (P.changed.indexOf(pos) >= 0) { h += '<br>corrupted cell'; }
         if (P.targets.indexOf(pos) >= 0) { h += '<br>the metric reads this cell'; }
         hover[r].push(h);
@@ -335,9 +343,9 @@ _JS = r"""
     };
     var stateName = cur.state === 'all' ? 'all states (summed per step)' : cur.state;
     el('attr-step-label').textContent = step + ' (segment ' + seg + ')';
-    el('attr-title').innerHTML = 'puzzle ' + (P.puzzle + 1) + (P.note ? ' (' + P.note + ')' : '') + ' &middot; ' +
-      cur.method + ' &middot; ' + stateName + ' &middot; step ' + step + ', segment ' + seg +
-      ' &middot; colour range &plusmn;' + fmt(gridRange) + (local.checked ? ' (this step)' : ' (method-wide)');
+    el('attr-title').textContent = 'puzzle ' + (P.puzzle + 1) + (P.note ? ' (' + P.note + ')' : '') + ' \u00b7 ' +
+      cur.method + ' \u00b7 ' + stateName + ' \u00b7 step ' + step + ', segment ' + seg +
+      ' \u00b7 colour range \u00b1' + fmt(gridRange) + (local.checked ? ' (this step)' : ' (method-wide)');
     document.body.setAttribute('data-attr-step', String(step));
     document.body.setAttribute('data-attr-puzzle', String(P.puzzle));
     document.body.setAttribute('data-attr-method', cur.method);
@@ -347,8 +355,11 @@ _JS = r"""
       document.body.setAttribute('data-attr-z', JSON.stringify(z));
     });
   }
-  function show(opts) {
+  function show(opts) {  // {puzzle: index in the page, method, state, index: of the step slider, step}
     opts = opts || {};
+    if (opts.puzzle !== undefined && !D.puzzles[opts.puzzle]) { delete opts.puzzle; }
+    if (D.methods.indexOf(opts.method) < 0) { delete opts.method; }
+    if (opts.state !== 'all' && D.states.indexOf(opts.state) < 0) { delete opts.state; }
     if (opts.puzzle !== undefined) { cur.puzzle = opts.puzzle; pick.puzzle.value = String(opts.puzzle); }
     if (opts.method !== undefined) { cur.method = opts.method; pick.method.value = opts.method; }
     if (opts.state !== undefined) {
@@ -360,9 +371,9 @@ _JS = r"""
     }
     if (opts.index !== undefined) { cur.index = opts.index; }
     if (opts.step !== undefined) {
-      var j = stepIndexes(cur.state).map(function (k) { return D.steps[k]; }).indexOf(opts.step);
-      if (j < 0) { return Promise.reject(new Error('step ' + opts.step + ' is not shown for ' + cur.state)); }
-      cur.index = j;
+      // the shown step at or before opts.step (a state is not written at every step), else the first
+      cur.index = 0;
+      stepIndexes(cur.state).forEach(function (k, j) { if (D.steps[k] <= opts.step) { cur.index = j; } });
     }
     return render();
   }
@@ -392,8 +403,8 @@ _JS = r"""
     var pi = D.puzzles.map(function (p) { return p.puzzle + 1; }).indexOf(parseInt(h.puzzle, 10));
     if (pi >= 0) { opts.puzzle = pi; }
   }
-  if (h.method && D.methods.indexOf(h.method) >= 0) { opts.method = h.method; }
-  if (h.state && (h.state === 'all' || D.states.indexOf(h.state) >= 0)) { opts.state = h.state; }
+  if (h.method) { opts.method = h.method; }
+  if (h.state) { opts.state = h.state; }
   if (h.step) { opts.step = parseInt(h.step, 10); }
   window.__attr = {data: D, state: cur, show: show, matrix: matrix};
   window.__attr.ready = show(opts);

@@ -20,9 +20,11 @@ not add). Colours are a diverging scale centred at 0 with a symmetric range
 per method and state choice, shared by all puzzles and steps so they compare;
 "scale per step" rescales the grid to the chosen step instead.
 
-Compact encoding: per (puzzle, method) the scores are integers ``q`` in
-``[-Q, Q]`` (``Q`` = ``QUANT``) with ``score = q * unit``, ``unit`` = the
-largest |score| of that puzzle and method over ``Q``; a missing unit is null.
+Compact encoding: the scores of one (puzzle, method, state, step) row are
+integers ``q`` in ``[-Q, Q]`` (``Q`` = ``QUANT``) with ``score = q * unit``,
+``unit`` = the row's largest |score| over ``Q`` (one unit per row keeps early
+steps, often orders of magnitude below the last, readable); a missing unit
+is null.
 ``read_viewer_data`` returns the embedded payload (tests use it).
 """
 
@@ -101,11 +103,13 @@ def _layout(task: Any, pairs: Any) -> dict[str, Any]:
             "_text": text}
 
 
-def _quantize(values: np.ndarray, unit: float) -> list[Any]:
-    if unit <= 0:
-        return [None if not np.isfinite(v) else 0 for v in values]
-    q = np.round(values / unit)
-    return [int(v) if np.isfinite(v) else None for v in q]
+def _quantize(values: np.ndarray) -> tuple[float, list[Any]]:
+    """(unit, integers in [-QUANT, QUANT]) with values ~ q * unit; NaN -> None."""
+    ok = np.isfinite(values)
+    top = float(np.abs(values[ok]).max()) if ok.any() else 0.0
+    unit = _round_sig(top / QUANT, 8) if top > 0 else 0.0
+    q = np.round(values / unit) if unit > 0 else np.zeros_like(values)
+    return unit, [int(v) if f else None for v, f in zip(q, ok)]
 
 
 def viewer_data(scores: pd.DataFrame, pairs: Any, task: Any = None) -> dict[str, Any]:
@@ -132,13 +136,11 @@ def viewer_data(scores: pd.DataFrame, pairs: Any, task: Any = None) -> dict[str,
     puzzles = []
     for p in sorted(int(v) for v in df["puzzle"].unique()):
         dp = df[df["puzzle"] == p]
-        units, q = {}, {}
+        units: dict[str, dict[str, list[float]]] = {}
+        q: dict[str, dict[str, list[list[Any]]]] = {}
         for m in methods:
             dm = dp[dp["method"] == m]
-            top = _finite_max(dm["score"].abs())
-            unit = top / QUANT if top > 0 else 0.0
-            units[m] = _round_sig(unit)
-            q[m] = {}
+            units[m], q[m] = {}, {}
             for s in states:
                 ds = dm[dm["state"] == s]
                 if ds.empty:
@@ -147,7 +149,9 @@ def viewer_data(scores: pd.DataFrame, pairs: Any, task: Any = None) -> dict[str,
                 row = {k: j for j, k in enumerate(state_steps[s])}
                 mat[[row[step_at[int(k)]] for k in ds["step"]], [pos_at[int(v)] for v in ds["position"]]] = \
                     ds["score"].to_numpy(dtype=np.float64)
-                q[m][s] = [_quantize(r, units[m]) for r in mat]
+                rows = [_quantize(r) for r in mat]
+                units[m][s] = [u for u, _ in rows]
+                q[m][s] = [r for _, r in rows]
         labels = pairs.labels[p]
         puzzles.append({
             "puzzle": p,
@@ -204,7 +208,7 @@ __PLOTLY__
 <div id="attr-legend">red: patching the unit raises the metric, blue: lowers it &middot;
  <b>&#9633;</b> corrupted cell (and heatmap row) &middot;
  <span style="color:#1b7837">&#9633;</span> dotted: read by the metric
- &middot; heatmap: red line = step shown, dashed = segment ends__PREFIX__</div>
+ &middot; heatmap: red box = step shown, dashed = segment ends__PREFIX__</div>
 <div id="attr-plot" style="width:100%;height:__HEIGHT__px;"></div>
 <script type="application/json" id="attr-data">__DATA__</script>
 <script type="text/javascript">
@@ -232,14 +236,17 @@ _JS = r"""
     return D.steps.map(function (_, i) { return i; });
   }
   function matrix(p, m, state) {  // [steps of the choice][positions] decoded scores (null: no unit)
-    var P = D.puzzles[p], unit = P.unit[m], out;
-    function dec(row) { return row.map(function (q) { return q === null ? null : q * unit; }); }
-    if (state !== 'all') { return (P.q[m][state] || []).map(dec); }
+    var P = D.puzzles[p], out;
+    function dec(row, unit) { return row.map(function (q) { return q === null ? null : q * unit; }); }
+    if (state !== 'all') {
+      return (P.q[m][state] || []).map(function (row, j) { return dec(row, P.unit[m][state][j]); });
+    }
     out = D.steps.map(function () { return D.positions.map(function () { return null; }); });
     D.states.forEach(function (s) {
       var rows = P.q[m][s];
       if (!rows) { return; }
       D.state_steps[s].forEach(function (k, j) {
+        var unit = P.unit[m][s][j];
         rows[j].forEach(function (q, i) { if (q !== null) { out[k][i] = (out[k][i] || 0) + q * unit; } });
       });
     });
@@ -324,7 +331,10 @@ _JS = r"""
                      line: {color: 'rgba(40,40,40,0.7)', width: 1, dash: 'dash'}});
       }
     }
-    shapes.push({type: 'line', xref: 'x2', yref: 'y2 domain', x0: step, x1: step, y0: 0, y1: 1,
+    // the step shown: an outline around its heatmap column (the cells stay visible)
+    var lo = cur.index > 0 ? (step + D.steps[idx[cur.index - 1]]) / 2 : step - 0.5;
+    var hi = cur.index < idx.length - 1 ? (step + D.steps[idx[cur.index + 1]]) / 2 : step + 0.5;
+    shapes.push({type: 'rect', xref: 'x2', yref: 'y2 domain', x0: lo, x1: hi, y0: 0, y1: 1,
                  line: {color: '#d62728', width: 2}});
     var layout = {
       margin: {t: 30, b: 50, l: 50, r: 20}, template: 'plotly_white', showlegend: false, shapes: shapes,
@@ -345,7 +355,8 @@ _JS = r"""
     el('attr-step-label').textContent = step + ' (segment ' + seg + ')';
     el('attr-title').textContent = 'puzzle ' + (P.puzzle + 1) + (P.note ? ' (' + P.note + ')' : '') + ' \u00b7 ' +
       cur.method + ' \u00b7 ' + stateName + ' \u00b7 step ' + step + ', segment ' + seg +
-      ' \u00b7 colour range \u00b1' + fmt(gridRange) + (local.checked ? ' (this step)' : ' (method-wide)');
+      ' \u00b7 colour range \u00b1' + fmt(gridRange) +
+      (!local.checked ? ' (method-wide)' : gridMax > 0 ? ' (this step)' : ' (method-wide: every score here is 0)');
     document.body.setAttribute('data-attr-step', String(step));
     document.body.setAttribute('data-attr-puzzle', String(P.puzzle));
     document.body.setAttribute('data-attr-method', cur.method);

@@ -145,6 +145,21 @@ def test_text_pairs_show_a_strip_of_tokens(tmp_path):
     assert data["puzzles"][0]["changed"] == [4]
 
 
+def test_arc_page_holds_only_the_cropped_cells_and_the_prefix(tmp_path):
+    clean = np.zeros((1, 900), dtype=np.int64)
+    clean[0].reshape(30, 30)[:2, :3] = [[2, 3, 4], [5, 6, 7]]
+    corrupt = clean.copy()
+    corrupt[0, 1] = 9
+    labels = np.where(clean > 0, clean, -100)
+    pairs = PairSet(clean, corrupt, labels, labels > 0, "user", ["user-supplied"])
+    data = read_viewer_data(write_attribution_viewer(_table(1, ["atp"], 1, 900, prefix=2), pairs, tmp_path / "a.html",
+                                                     task=TaskInfo("arc", (30, 30), "argument")))
+    lay = data["layout"]
+    assert (lay["rows"], lay["cols"], lay["shown"]) == (2, 3, [0, 1, 2, 30, 31, 32])
+    assert data["positions"] == [-2, -1, 0, 1, 2, 30, 31, 32]
+    assert [data["puzzles"][0]["clean"][p] for p in lay["shown"]] == ["0", "1", "2", "3", "4", "5"]
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda s: s.iloc[0:0], "score table is empty"),
     (lambda s: s.assign(puzzle=s["puzzle"] + 3), "has puzzle 3, but the pairs hold 2"),

@@ -117,6 +117,8 @@ def viewer_data(scores: pd.DataFrame, pairs: Any, task: Any = None) -> dict[str,
     df = _check(scores, pairs)
     lay = _layout(task, pairs)
     text = lay.pop("_text")
+    if len(lay["shown"]) < pairs.clean.shape[1]:  # ARC: only the cropped cells (and the prefix) are plotted
+        df = df[(df["position"] < 0) | df["position"].isin(lay["shown"])]
     methods = list(dict.fromkeys(df["method"].astype(str)))
     states = list(dict.fromkeys(df.sort_values("step", kind="stable")["state"].astype(str)))
     steps_df = df[["step", "segment"]].drop_duplicates("step").sort_values("step")
@@ -299,21 +301,26 @@ _JS = r"""
     });
     var hr = local.checked ? 1 : range;
     var hx = idx.map(function (j) { return D.steps[j]; });
-    var hy = D.positions;
+    // positions with gaps (ARC crop) go on a category axis named by cell; a heatmap row is then its index
+    var cat = D.positions.some(function (p, i) { return i > 0 && p !== D.positions[i - 1] + 1; });
+    var hy = cat ? D.positions.map(cellName) : D.positions;
+    var rowY = function (pos) { return cat ? posAt[pos] : pos; };
+    var hText = D.positions.map(function (p) { return idx.map(function () { return cellName(p); }); });
     var grid = {type: 'heatmap', z: z, text: text, customdata: hover, texttemplate: '%{text}',
                 hovertemplate: '%{customdata}<extra></extra>', zmin: -gridRange, zmax: gridRange,
                 colorscale: SCALE, showscale: false, xgap: 1, ygap: 1, xaxis: 'x', yaxis: 'y',
                 textfont: {size: strip ? (L.cols > 40 ? 9 : 13) : (L.rows <= 9 ? 17 : L.rows <= 16 ? 11 : 8)}};
     var what = local.checked ? 'score / step max' : 'score';
-    var heat = {type: 'heatmap', z: hz, x: hx, y: hy, zmin: -hr, zmax: hr, colorscale: SCALE, xaxis: 'x2',
-                yaxis: 'y2', hovertemplate: 'step %{x} · position %{y}<br>' + what + ' %{z:.3g}<extra></extra>',
+    var heat = {type: 'heatmap', z: hz, x: hx, y: hy, text: hText, zmin: -hr, zmax: hr, colorscale: SCALE,
+                xaxis: 'x2', yaxis: 'y2', hovertemplate: 'step %{x} · %{text}' + (cat ? '' : ' (position %{y})') +
+                '<br>' + what + ' %{z:.3g}<extra></extra>',
                 colorbar: {thickness: 12, len: 0.9, title: {text: what, side: 'right'}}};
     var shapes = [];
     P.targets.forEach(function (t) { var s = outline(t, '#1b7837', 1.5, 'dot', 0.1); if (s) { shapes.push(s); } });
     P.changed.forEach(function (t) {
       var s = outline(t, '#000', 3.5, 'solid', 0.05); if (s) { shapes.push(s); }
       if (posAt[t] !== undefined) {  // the corrupted position's row of the heatmap
-        shapes.push({type: 'rect', xref: 'x2 domain', yref: 'y2', x0: 0, x1: 1, y0: t - 0.5, y1: t + 0.5,
+        shapes.push({type: 'rect', xref: 'x2 domain', yref: 'y2', x0: 0, x1: 1, y0: rowY(t) - 0.5, y1: rowY(t) + 0.5,
                      line: {color: '#000', width: 1.5}});
       }
     });
@@ -344,7 +351,8 @@ _JS = r"""
               constrain: 'domain', showticklabels: false, ticks: '', showgrid: false, zeroline: false},
       xaxis2: {domain: strip ? [0, 0.95] : [0.5, 0.95], anchor: 'y2', title: {text: 'step'}, showgrid: false},
       yaxis2: {domain: strip ? [0, 0.6] : [0, 1], anchor: 'x2', autorange: 'reversed', showgrid: false,
-               title: {text: strip ? 'token position' : 'position (cell index)'}},
+               type: cat ? 'category' : 'linear',
+               title: {text: strip ? 'token position' : cat ? 'cell' : 'position (cell index)'}},
       annotations: [{text: (strip ? 'tokens' : 'grid') + ' at step ' + step +
                              (local.checked ? ' (scaled to this step)' : ''),
                      xref: 'paper', yref: 'paper', x: 0, y: 1.0, yanchor: 'bottom', showarrow: false},

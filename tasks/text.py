@@ -18,7 +18,6 @@ install (``pydoc_data.topics``), so a text model can be trained offline.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path

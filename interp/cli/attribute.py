@@ -12,8 +12,6 @@ and a step x position heatmap) to ``--out``, and prints the top units and the pe
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +109,6 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         pairs, task, names = _text_pairs(args, model, meta), None, ["text"]
     else:
         pairs, task, names = _puzzle_pairs(args)
-    import torch
 
     from interp.causal.attribute import attribute
     from interp.causal.summary import compare_methods, peer_share_by_step, top_units

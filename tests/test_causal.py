@@ -203,6 +203,7 @@ def test_cli_writes_the_table_and_refuses_bad_input(tmp_path, capsys):
     assert len(df) == 2 * 2 * 81 and set(df["method"]) == {"atp", "patch"}
     printed = capsys.readouterr().out
     assert "top units" in printed and "spearman_top" in printed and "peer" in printed
+    assert (out / "attribution.html").stat().st_size > 1000 and "warning" not in printed
     for argv, msg in ((["--target", "r10c1"], "outside"), (["--states", "z_H"], "unknown state"),
                       (["--method", "atp,magic"], "--method")):
         bad = tmp_path / "bad"
@@ -216,3 +217,27 @@ def test_cli_writes_the_table_and_refuses_bad_input(tmp_path, capsys):
     rc = main(["attribute", "--ckpt", str(ZOO / "trm-sudoku9"), "--puzzle-file",
                str(ZOO.parent / "data/sudoku/generated_moderate.sdm"), "--limit", "1", "--out", str(tmp_path / "mine")])
     assert rc == 2 and "refusing" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torchrun_sharded_patching_matches_one_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repo = ZOO.parent
+    args = ["--ckpt", str(ZOO / "trm-sudoku9"), "--puzzle-file", str(repo / "data/sudoku/generated_moderate.sdm"),
+            "--limit", "2", "--segments", "1", "--states", "y", "--method", "atp,patch", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "interp", "attribute", *args, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stderr[-2000:]
+    one = subprocess.run([sys.executable, "-m", "interp", "attribute", *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert two.stdout.count("top units") == 1  # rank 0 alone reports
+    a = pd.read_csv(tmp_path / "two" / "attribution.csv")
+    b = pd.read_csv(tmp_path / "one" / "attribution.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert len(list((tmp_path / "two" / "patch_chunks").glob("*.npy"))) >= 4

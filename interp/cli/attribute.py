@@ -12,12 +12,13 @@ and a step x position heatmap) to ``--out``, and prints the top units and the pe
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from common.cli_format import examples
-from common.cli_options import add_quiet, add_threads_option, set_threads, show_progress
+from common.cli_options import add_device_option, add_quiet, add_threads_option, set_threads, show_progress
 from interp.cli.common import checkpoint_task, load_model
 
 
@@ -99,25 +100,50 @@ def _text_pairs(args: argparse.Namespace, model, meta):
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:
+    """One process, or ``torchrun --nproc_per_node=N -m interp attribute ...``: the patching chunks are dealt
+    to the ranks (gloo on CPU, nccl with one GPU per rank) and rank 0 alone writes and prints."""
+    import os
+
     methods = _methods(args.method)
     text_mode = bool(args.text or args.tokens)
     if not text_mode and not (args.puzzle or args.puzzle_file):
         raise ValueError("one of --puzzle, --puzzle-file, --text or --tokens is required")
-    out = _claim_out(Path(args.out))
     if text_mode:
         model, meta = load_model(args.ckpt)
         pairs, task, names = _text_pairs(args, model, meta), None, ["text"]
     else:
         pairs, task, names = _puzzle_pairs(args)
+    from training.distributed import init_distributed, pick_device, shutdown
 
+    device = pick_device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
+    info = init_distributed(device)
+    try:
+        if info.is_main:
+            out = _claim_out(Path(args.out))
+        if info.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+        out = Path(args.out)
+        return _run(args, methods, pairs, task, names, out, device, info.is_main)
+    finally:
+        if info.enabled:
+            shutdown()
+
+
+def _run(args, methods, pairs, task, names, out: Path, device, main_rank: bool) -> int:
     from interp.causal.attribute import attribute
     from interp.causal.summary import compare_methods, peer_share_by_step, top_units
 
     set_threads(args)
     model, _ = load_model(args.ckpt)
+    model.to(device)
     res = attribute(model, pairs, methods, metric=args.metric, states=args.states.split(",") if args.states else None,
                     n_segments=args.segments, direction=args.direction, ig_steps=args.ig_steps,
-                    patch_dir=out / "patch_chunks" if "patch" in methods else None, progress=show_progress(args))
+                    patch_dir=out / "patch_chunks" if "patch" in methods else None,
+                    progress=show_progress(args) and main_rank)
+    if not main_rank:
+        return 0
     from common.io import atomic_write_json, atomic_write_text
 
     atomic_write_text(out / "attribution.csv", res.scores.to_csv(index=False))
@@ -136,21 +162,33 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         print("against exact patching (units that matter = top 10% by |patch effect|):")
         print(cmp.groupby("method")[["spearman_all", "spearman_top", "topk_overlap"]].mean().round(3).to_string())
     if task is not None and task.name == "sudoku":
-        focus = _focus_cells(pairs, args)
+        focus = _focus_cells(pairs)
         if focus:
             share = peer_share_by_step(res.scores, focus, pairs.clean.shape[1])
             atomic_write_text(out / "peer_share.csv", share.to_csv(index=False))
             print("share of |score| on the Sudoku peers of the focus cell, per step (uniform = 0.25):")
             print(share.pivot(index="step", columns="method", values="peer_share").round(3).to_string())
-    try:
-        from interp.views.attribution_viewer import write_attribution_viewer
+    from interp.views.attribution_viewer import write_attribution_viewer
 
+    try:
         path = write_attribution_viewer(res.scores, pairs, out / "attribution.html", task=task)
         print(f"viewer written to {path}")
-    except ImportError:
-        pass
+    except Exception as e:  # noqa: BLE001 - the tables are already safe on disk
+        print(f"warning: could not write the attribution viewer ({type(e).__name__}: {e})", file=sys.stderr)
     print(f"written to {out}: attribution.csv, pairs.csv, settings.json")
     return 0
+
+
+def _focus_cells(pairs) -> dict[int, int]:
+    """Per puzzle, the cell whose peers the summary looks at: the target cell, else the one corrupted cell."""
+    out = {}
+    for i, changed in enumerate(pairs.changed_positions()):
+        tgt = np.flatnonzero(pairs.targets[i])
+        if len(tgt) == 1:
+            out[i] = int(tgt[0])
+        elif len(changed) == 1:
+            out[i] = int(changed[0])
+    return out
 
 
 OUTPUTS = ["attribution.csv", "pairs.csv", "settings.json", "comparison.csv", "peer_share.csv", "attribution.html"]
@@ -173,18 +211,6 @@ def _claim_out(out: Path) -> Path:
                              "output; choose another --out")
     atomic_write_json(out / "provenance.json", {"tool": TOOL_MARK, "command": "attribute",
                                                  "files": OUTPUTS + ["patch_chunks/"]})
-    return out
-
-
-def _focus_cells(pairs, args: argparse.Namespace) -> dict[int, int]:
-    """Per puzzle, the cell whose peers the summary looks at: the target cell, else the one corrupted cell."""
-    out = {}
-    for i, changed in enumerate(pairs.changed_positions()):
-        tgt = np.flatnonzero(pairs.targets[i])
-        if len(tgt) == 1:
-            out[i] = int(tgt[0])
-        elif len(changed) == 1:
-            out[i] = int(changed[0])
     return out
 
 
@@ -223,6 +249,7 @@ def add_attribute_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ig-steps", type=int, default=5, help="interpolation points of integrated gradients")
     p.add_argument("--seed", type=int, default=0, help="seed of the built-in corruptions")
     add_threads_option(p)
+    add_device_option(p)
     p.add_argument("--out", default="out/attribute", help="output directory")
     add_quiet(p)
     p.set_defaults(func=cmd_attribute)

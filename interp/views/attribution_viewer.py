@@ -74,7 +74,8 @@ def _check(scores: Any, pairs: Any) -> pd.DataFrame:
 
 def _layout(task: Any, pairs: Any) -> dict[str, Any]:
     """How positions 0..L-1 are drawn: a grid (with an ARC crop) or, for text, a one-row strip of tokens."""
-    from interp.views.grid import GridSpec, arc_crop, cell_text
+    from interp.views.grid import GridSpec, cell_text
+    from tasks.arc.grid import content_box
 
     L = int(pairs.clean.shape[1])
     name = getattr(task, "name", None)
@@ -90,7 +91,7 @@ def _layout(task: Any, pairs: Any) -> dict[str, Any]:
         box = math.isqrt(rows) if name == "sudoku" and math.isqrt(rows) ** 2 == rows else 0
         spec = GridSpec(name, rows, cols, box)
         vocab = None
-        crop = arc_crop(np.concatenate([pairs.clean, np.where(pairs.labels < 0, 0, pairs.labels)]), rows, cols) \
+        crop = content_box(np.concatenate([pairs.clean, np.where(pairs.labels < 0, 0, pairs.labels)]), rows, cols) \
             if name == "arc" else None
     r0, r1, c0, c1 = crop or (0, spec.rows, 0, spec.cols)
     shown = [r * spec.cols + c for r in range(r0, r1) for c in range(c0, c1)]

@@ -86,9 +86,11 @@ def figure(per_step, steps, name: str, path: Path) -> None:
             continue
         m = g.groupby("step")["share"].mean()
         ax.plot(m.index, m.to_numpy(), color=colour, label=f"{group} (N={g['puzzle'].nunique()})")
+    last = int(per_step.loc[per_step["model"] == name, "step"].max())
     for s in steps:
-        if s.segment_end:
+        if s.segment_end and s.step <= last:
             ax.axvline(s.step + 0.5, color="0.85", lw=0.6, zorder=0)
+    ax.set_xlim(-0.5, last + 0.5)
     ax.set_yscale("log")
     ax.set_xlabel("step (grey lines: segment ends)")
     ax.set_ylabel("share of |AtP|")
@@ -102,7 +104,7 @@ def figure(per_step, steps, name: str, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="hrm-sudoku9-hard,trm-sudoku9-hard")
-    ap.add_argument("--puzzle-file", default=str(REPO / "data" / "sudoku" / "qqwing_expert.sdm"))
+    ap.add_argument("--puzzle-file", default=str(REPO / "data" / "sudoku" / "top1465.sdm"))
     ap.add_argument("--n", type=int, default=48, help="puzzles traced per model (the groups are drawn from them)")
     ap.add_argument("--per-group", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError
+from .grad import carry, in_full_graph
 from .hook_names import act_name, act_prefix, hook_state
 from .hooks import HookedModel
 
@@ -215,10 +216,15 @@ class HrmTextTraced(HookedModel):
         calls: list[str] = []
         last: dict[str, torch.Tensor] = {}
         self._calls, self._last, self._seg = calls, last, seg
+        inner = self.hf.model
+        bp = inner.L_bp_cycles_padded
+        if in_full_graph(self):  # every L-cycle in the graph (transformers keeps only L_bp_cycles of them)
+            inner.L_bp_cycles_padded = [self.cfg.L_cycles] * self.cfg.H_cycles
         try:
             out = self.hf(input_ids=tokens.long(), use_cache=False, **hf_kwargs)
         finally:
             self._calls = None
+            inner.L_bp_cycles_padded = bp
         total = self.cfg.H_cycles * (self.cfg.L_cycles + 1)
         if len(calls) != total:
             raise RuntimeError(f"HRM-Text ran {len(calls)} stack calls, expected {total} (H_cycles x (L_cycles + 1))")
@@ -234,7 +240,7 @@ class HrmTextTraced(HookedModel):
                 raise ValueError("HRM-Text has no carried state: every forward starts from its input embedding "
                                  "and z_L_init, so custom initial states (init_states) cannot be traced")
         last, logits = self.run(inputs, seg)
-        return {k: v.detach() for k, v in last.items()}, SimpleNamespace(logits=logits)
+        return carry(last, self), SimpleNamespace(logits=logits)
 
     def iter_segments(self, inputs: torch.Tensor, puzzle_ids: Any = None, n_segments: int | None = None,
                       states: dict[str, torch.Tensor] | None = None) -> Iterator[tuple[int, dict[str, torch.Tensor], Any]]:

@@ -241,3 +241,30 @@ def test_torchrun_sharded_patching_matches_one_process(tmp_path):
     b = pd.read_csv(tmp_path / "one" / "attribution.csv")
     pd.testing.assert_frame_equal(a, b)
     assert len(list((tmp_path / "two" / "patch_chunks").glob("*.npy"))) >= 4
+
+
+def test_hrm_text_patching_and_full_graph_attribution():
+    pytest.importorskip("transformers")
+    from transformers import HrmTextConfig, HrmTextForCausalLM
+
+    from models.hrm_text import wrap_hrm_text
+
+    torch.manual_seed(0)
+    cfg = HrmTextConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        head_dim=16, H_cycles=2, L_cycles=3, max_position_embeddings=32)
+    hf = HrmTextForCausalLM(cfg).eval()
+    assert list(hf.model.L_bp_cycles_padded) != [3, 3]  # transformers keeps early L-cycles out of the graph
+    model = wrap_hrm_text(hf)
+    g = np.random.default_rng(0)
+    toks = g.integers(0, 40, size=(1, 10))
+    labels = np.full_like(toks, -100)
+    labels[0, -1] = 7
+    pairs = make_pairs(toks, labels, "substitute", "text", vocab_size=40, seed=1)
+    res = attribute(model, pairs, ["atp", "patch"], patch_rows=32)
+    assert list(hf.model.L_bp_cycles_padded) != [3, 3]  # restored after the full-graph run
+    piv = res.scores.pivot_table(index=["hook", "position"], columns="method", values="score")
+    first = piv.loc[[h for h in piv.index.get_level_values(0) if h.startswith("seg0.h0.l0.")]]
+    assert first["atp"].abs().sum() > 0  # the first L-cycle is reached (it runs under no_grad in transformers)
+    assert np.corrcoef(piv["atp"], piv["patch"])[0, 1] > 0.5
+    with pytest.raises(CausalError, match="input"):
+        attribute(model, pairs, ["ig"])

@@ -110,6 +110,7 @@ def attribution_scores(
     elif method == "ig":
         if steps < 1:
             raise ValueError(f"integrated gradients need steps >= 1, got {steps}")
+        runner.input_hook()  # one-line error for a model without an input hook
         e_dst, e_src = runner.embed(dst), runner.embed(src)
         grads = {}
         for k in range(steps):

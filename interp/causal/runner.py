@@ -2,7 +2,8 @@
 
 Puzzle models (HRM, TRM, UniTF, Transformer) run ``model.segment`` (the
 ``cycle`` step function ``H_cycles`` times); HRM-LM runs ``model.run_pass`` on
-the token encoding computed once. Both read and write the same step hook
+the token encoding computed once; HRM-Text runs one forward of the wrapped
+transformers model (one segment, all its L-cycles in the graph under ``full_graph``). Both read and write the same step hook
 points the tracer records, so a unit of analysis is a ``(hook, position)``
 pair, located on the trace's step axis by the model's :class:`StepSchema`.
 """
@@ -35,9 +36,6 @@ class SegmentRunner:
     def __init__(self, model: nn.Module, n_segments: int | None = None):
         self.model = model
         self.family = model_family(model)
-        if self.family == "hrm_text":
-            raise CausalError("HRM-Text runs its cycles inside transformers' forward: use its trace for "
-                              "patching; per-segment attribution needs a model of this toolkit")
         if not (hasattr(model, "segment") or hasattr(model, "run_pass")):
             raise CausalError(f"{type(model).__name__} has no recurrent segments to patch")
         self.schema: StepSchema = build_schema(model, n_segments)
@@ -61,12 +59,17 @@ class SegmentRunner:
 
     def start_states(self, batch: Prepared) -> States:
         m = self.model
+        if hasattr(m, "start_states"):  # HRM-Text: the loop starts from the token embedding
+            return m.start_states(batch.x)
         if self.lm:
             return m.init_states(batch.x.shape[0], batch.x.shape[1], batch.x.device)
         return m.fresh_states(batch.x)
 
     def input_hook(self) -> str:
         """Hook names (glob) of the embedded input the recurrence reads (integrated gradients move it)."""
+        if self.family == "hrm_text":
+            raise CausalError("integrated gradients need the embedded input as a hook point, which HRM-Text's "
+                              "wrapper does not have: use atp or patch")
         return "hook_encoded" if self.lm else "seg*.hook_x"
 
     def embed(self, batch: Prepared) -> torch.Tensor:

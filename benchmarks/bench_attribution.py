@@ -24,6 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.cli_options import add_threads_option, set_threads  # noqa: E402
+
 
 def bench_model(name: str, segments: int | None, rows: int, sample_chunks: int, full: bool, ig_steps: int,
                 seed: int) -> dict:
@@ -87,14 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample-chunks", type=int, default=6)
     ap.add_argument("--ig-steps", type=int, default=5)
     ap.add_argument("--full", action="store_true", help="also run the whole exhaustive sweep")
-    ap.add_argument("--threads", type=int, default=1)
+    add_threads_option(ap)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     import os
 
-    import torch
 
-    torch.set_num_threads(args.threads)
+    set_threads(args)
     print(f"threads {args.threads}, load average {os.getloadavg()[0]:.2f}")
     for name in args.models.split(","):
         r = bench_model(name, args.segments, args.rows, args.sample_chunks, args.full, args.ig_steps, args.seed)

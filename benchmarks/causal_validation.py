@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.cli_options import add_threads_option, set_threads  # noqa: E402
+
 # model: (task, segments, states or None for all) -- sized so exhaustive patching fits a 2-core CPU
 SETTINGS = {
     "trm-sudoku9": ("sudoku", 2, None),
@@ -39,18 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join(SETTINGS), help="comma list of zoo models")
     ap.add_argument("--pairs", type=int, default=2)
     ap.add_argument("--ig-steps", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
+    add_threads_option(ap)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "causal_validation.md"))
     args = ap.parse_args(argv)
     import pandas as pd
-    import torch
 
     from interp.causal.validation import validate_checkpoint, zoo_pairs
     from interp.report.tables import markdown_table
     from models.load import load_any
 
-    torch.set_num_threads(args.threads)
+    set_threads(args)
     rows = []
     for name in args.models.split(","):
         task, segments, states = SETTINGS[name]

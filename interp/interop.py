@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from models.hook_names import parse_act_name
-from models.hooks import HookedModel, NameFilter, _matches
+from models.hooks import HookedModel, NameFilter, matches_filter
 
 _LENS_CLASSES: dict[str, type] = {}
 
@@ -198,7 +198,7 @@ def nnsight_cache(
     """
     model = nn_model._module
     depth = _ensure_depth(model, args, kwargs)
-    names = [n for n in model.hook_names() if _fires(n, depth) and _matches(n, names_filter)]
+    names = [n for n in model.hook_names() if _fires(n, depth) and matches_filter(n, names_filter)]
     if not names:
         raise KeyError(f"no hook point matches {names_filter!r}")
     saved: dict[str, Any] = {}

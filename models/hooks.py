@@ -67,7 +67,7 @@ class HookPoint(nn.Module):
         return f"name={self.name!r}"
 
 
-def _matches(name: str, names_filter: NameFilter) -> bool:
+def matches_filter(name: str, names_filter: NameFilter) -> bool:
     if names_filter is None:
         return True
     if callable(names_filter):
@@ -108,7 +108,7 @@ class HookedModel(nn.Module):
             # a point created while a ``hooks()`` context is open (e.g. a segment past
             # halt_max_steps) gets that context's matching hooks too
             for pairs, handles in getattr(self, "_open_hook_sets", []):
-                handles.extend(point.add_hook(fn) for f, fn in pairs if _matches(name, f))
+                handles.extend(point.add_hook(fn) for f, fn in pairs if matches_filter(name, f))
         # a plain dict (not registered twice as submodules) for O(1) lookup in forward
         object.__setattr__(self, "_hook_index", index)
 
@@ -149,7 +149,7 @@ class HookedModel(nn.Module):
 
     def hook_names(self, names_filter: NameFilter = None) -> list[str]:
         """All hook names (in creation order), optionally filtered by glob(s) or a predicate."""
-        return [n for n in self._hook_index if _matches(n, names_filter)]
+        return [n for n in self._hook_index if matches_filter(n, names_filter)]
 
     def reset_hooks(self) -> None:
         for point in self._hook_index.values():

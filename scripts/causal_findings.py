@@ -22,6 +22,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.cli_options import add_threads_option, set_threads  # noqa: E402
+
 
 def analyse(name: str, puzzle_file: str, n: int, per_group: int, seed: int):
     import pandas as pd
@@ -108,13 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=48, help="puzzles traced per model (the groups are drawn from them)")
     ap.add_argument("--per-group", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    add_threads_option(ap)
     ap.add_argument("--out", default=str(REPO / "docs" / "causal-findings.md"))
     args = ap.parse_args(argv)
     import pandas as pd
-    import torch
 
-    torch.set_num_threads(args.threads)
+    set_threads(args)
     t0 = time.time()
     tables, steps_all, lines = [], [], []
     for name in args.models.split(","):

@@ -195,14 +195,7 @@ def all_private_uses(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) ->
 # (atomic writes, the trainer split, hook names, tracing, tasks) at the time of writing. Each must
 # become public or move there; the test then fails until its line here is deleted, so the list only shrinks.
 # Entries are "user -> module._name" (no line numbers, so edits elsewhere in a file do not break them).
-KNOWN_PRIVATE_USES = frozenset({
-    "tasks.sudoku.generate -> tasks.sudoku.solver._search_flat",
-    "models.hub -> models.checkpoint._atomic_replace_dir",        # atomic writes: one helper (issue 21 item 3)
-    "training.checkpointing -> models.checkpoint._atomic_replace_dir",
-    "training.cli -> training.trainer._jsonable",                 # trainer split (item 4); models/official.py has a copy
-    "interp.interop -> models.hooks._matches",                    # hook names (item 3)
-    "interp.tracing.synthetic -> interp.tracing.schema._finish",  # tracer split (item 4)
-})
+KNOWN_PRIVATE_USES: frozenset[str] = frozenset()  # every shared private name was made public (issue 21)
 
 
 def _use_key(use: str) -> str:

@@ -15,7 +15,7 @@ from tasks.sudoku.grid import PuzzleFormatError, grid_to_line, parse_puzzle, rea
 from tasks.sudoku import solver
 from tasks.sudoku.generate import generate, random_solution
 from tasks.sudoku.solver import (
-    PLAIN_GUESSES, SearchLimitExceeded, _search_flat, count_solutions, solve, solve_puzzle,
+    PLAIN_GUESSES, SearchLimitExceeded, search_flat, count_solutions, solve, solve_puzzle,
 )
 
 # Known puzzles with their published solutions.
@@ -313,7 +313,7 @@ def test_unsolvable_valid_looking_grid_is_decided():
     assert result.n_solutions == 0 and result.solution is None and result.unique is False
     with pytest.raises(PuzzleFormatError, match="puzzle has no solution"):
         solve_puzzle(NORVIG_IMPOSSIBLE)
-    plain = _search_flat(grid.reshape(-1), 3, 2, max_guesses=PLAIN_GUESSES)  # no fallback within this budget
+    plain = search_flat(grid.reshape(-1), 3, 2, max_guesses=PLAIN_GUESSES)  # no fallback within this budget
     assert plain.status == 1 and plain.count == 0 and plain.guesses == PLAIN_GUESSES
 
 
@@ -332,9 +332,9 @@ def test_fallback_finds_the_same_solutions_as_the_plain_search(monkeypatch):
              next(iter(KNOWN))]
     for line in grids:
         flat = parse_puzzle(line).reshape(-1)
-        plain = _search_flat(flat, 3, 2, max_guesses=10 ** 7)
+        plain = search_flat(flat, 3, 2, max_guesses=10 ** 7)
         monkeypatch.setattr(solver, "PLAIN_GUESSES", 3)
-        pruned = _search_flat(flat, 3, 2, max_guesses=10 ** 6)
+        pruned = search_flat(flat, 3, 2, max_guesses=10 ** 6)
         monkeypatch.undo()
         assert pruned.status == plain.status == 0 and pruned.count == plain.count
         assert pruned.guesses <= plain.guesses

@@ -106,7 +106,7 @@ def is_lm_model(model: nn.Module) -> bool:
     return model_family(model) == "hrm_lm" or bool(getattr(getattr(model, "cfg", None), "causal", False))
 
 
-def _finish(steps: list[StepInfo], slow_state: str | None) -> None:
+def finish_steps(steps: list[StepInfo], slow_state: str | None) -> None:
     prev_slow = False
     for i, s in enumerate(steps):
         s.step = i
@@ -146,7 +146,7 @@ def _puzzle_schema(model: nn.Module, n_segments: int) -> StepSchema:
             raise ValueError(f"{model_family(model)} model emits no per-step state hooks in segment {seg}")
         segment_hooks[act_name("logits", seg=seg)] = (seg, "answer_logits")  # read, not recorded (tracer's lens)
         segment_hooks[act_name("q", seg=seg)] = (seg, "q")
-    _finish(steps, slow)
+    finish_steps(steps, slow)
     step_of = {parse_act_name(h).where: k for h, (k, _) in hook_to_step.items()}
     pattern_states: list[str] = []
     for name, where, state in patterns:
@@ -183,7 +183,7 @@ def _lm_schema(model: nn.Module, n_passes: int) -> StepSchema:
             steps.append(StepInfo(0, p, mstep, mstep // N, mstep % N, updated, tuple(h for h, _ in hooks)))
             for h, s in hooks:
                 hook_to_step[h] = (len(steps) - 1, s)
-    _finish(steps, "slow")
+    finish_steps(steps, "slow")
     return StepSchema(model_family(model), "lm", names, "fast", "slow", "fast", tuple(gates), n_passes, steps,
                       hook_to_step, segment_hooks)
 

@@ -17,7 +17,7 @@ import torch
 
 from common.labels import IGNORE_LABEL
 from interp.tracing import metrics as M
-from interp.tracing.schema import StepInfo, _finish, steps_to_frame
+from interp.tracing.schema import StepInfo, finish_steps, steps_to_frame
 from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
 
 
@@ -96,7 +96,7 @@ def _step_infos(updated: list[str], segments: list[int], slow_state: str | None)
             k = 0
         steps.append(StepInfo(t, int(segments[t]), k, k, -1, (updated[t],), (f"synthetic.step{t}",)))
         k += 1
-    _finish(steps, slow_state)
+    finish_steps(steps, slow_state)
     return steps
 
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from tasks.sudoku.grid import PuzzleRecord, box_size, grid_to_line
 from tasks.sudoku.kernel import STATUS_DONE
-from tasks.sudoku.solver import _search_flat
+from tasks.sudoku.solver import search_flat
 
 DEFAULT_BLANKS = {4: (8, 10), 9: (40, 50), 16: (120, 140)}
 
@@ -60,13 +60,13 @@ def _complete(boxes: list[list[int]], order: list[int], size: int) -> np.ndarray
     for b, digits in enumerate(boxes):  # diagonal boxes share no row, column or box
         for k, d in enumerate(digits):
             flat[(b * n + k // n) * size + b * n + k % n] = d
-    search = _search_flat(flat, n, max_solutions=1, order=order, locked=False)
+    search = search_flat(flat, n, max_solutions=1, order=order, locked=False)
     if search.solution is None:
         # 9x9 diagonal boxes always extend; 4x4 ones may not. The first box alone
         # always does (any grid relabelled), so keep it and clear the others.
         first = set(b * size + c for b in range(n) for c in range(n))
         flat = [v if i in first else 0 for i, v in enumerate(flat)]
-        search = _search_flat(flat, n, max_solutions=1, order=order, locked=False)
+        search = search_flat(flat, n, max_solutions=1, order=order, locked=False)
     assert search.solution is not None
     return search.solution.reshape(size, size)
 
@@ -84,7 +84,7 @@ def _try_blank(flat: np.ndarray, cell: int, n: int) -> bool:
     """
     value = int(flat[cell])
     flat[cell] = 0
-    other = _search_flat(flat, n, max_solutions=1, exclude=(cell, value))
+    other = search_flat(flat, n, max_solutions=1, exclude=(cell, value))
     if other.count or other.status != STATUS_DONE:
         flat[cell] = value
         return False
@@ -92,7 +92,7 @@ def _try_blank(flat: np.ndarray, cell: int, n: int) -> bool:
 
 
 def _guesses(flat: np.ndarray, n: int) -> int:
-    return _search_flat(flat, n, max_solutions=2).guesses
+    return search_flat(flat, n, max_solutions=2).guesses
 
 
 def _draw_attempt(rng: np.random.Generator, size: int, min_blanks: int, max_blanks: int) -> Draw:

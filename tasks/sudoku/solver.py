@@ -37,7 +37,7 @@ from tasks.sudoku import kernel
 from tasks.sudoku.grid import PuzzleFormatError, box_size, check_givens, check_grid, parse_puzzle
 
 DEFAULT_MAX_GUESSES = 100_000
-"""Default guess budget of :func:`solve` per search phase (see :func:`_search_flat`): about a second in all."""
+"""Default guess budget of :func:`solve` per search phase (see :func:`search_flat`): about a second in all."""
 PLAIN_GUESSES = 50_000
 """Guesses the plain search gets before the pruned fallback takes over (real puzzles need < 10,000)."""
 
@@ -84,7 +84,7 @@ class _Search:
     solution: Optional[np.ndarray]
 
 
-def _search_flat(
+def search_flat(
     flat: "Sequence[int] | np.ndarray", n: int, max_solutions: int, order: Optional[Sequence[int]] = None,
     locked: bool = True, max_guesses: int = DEFAULT_MAX_GUESSES, exclude: tuple[int, int] = (-1, 0),
 ) -> _Search:
@@ -126,7 +126,7 @@ def solve(
         raise ValueError(f"max_solutions must be >= 1, got {max_solutions}")
     size = grid.shape[0]
     n = box_size(size)
-    search = _search_flat(grid.reshape(-1), n, max_solutions, locked=locked_candidates, max_guesses=max_guesses)
+    search = search_flat(grid.reshape(-1), n, max_solutions, locked=locked_candidates, max_guesses=max_guesses)
     if search.status == kernel.STATUS_LIMIT:
         raise SearchLimitExceeded(search.guesses, search.count)
     solution = None if search.solution is None else search.solution.reshape(size, size)

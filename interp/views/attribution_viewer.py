@@ -454,8 +454,8 @@ def write_attribution_viewer(scores: pd.DataFrame, pairs: Any, path: str | os.Pa
                              plotly_js: str = "file") -> Path:
     """Write the attribution viewer of ``scores`` (the ``interp attribute`` table) for ``pairs`` to ``path``.
 
-    ``task``: a ``tasks.puzzles.TaskInfo`` (grid layout) or None for text (a strip of tokens). ``plotly_js``:
-    ``file`` (one plotly.min.js beside the page: works offline), ``cdn`` or ``inline`` (``common.io.plotly_js_tag``).
+    ``task``: a ``tasks.task_info.TaskInfo`` (grid layout) or None for text (a strip of tokens). ``plotly_js``:
+    ``file`` (one plotly.min.js beside the page: works offline), ``cdn`` or ``inline`` (``common.plotly_html.plotly_js_tag``).
     Raises ``CausalError`` (a ValueError) with a one-line message on an empty or mismatched table.
     """
     from common.io import atomic_write_text, plotly_js_tag

@@ -2,7 +2,7 @@
 
     from interp.analyses import critical_steps, hl_alignment
     from interp.views.dataset_figures import jump_histogram_figure, hl_cosine_figure
-    from common.io import write_html
+    from common.plotly_html import write_html
     write_html(jump_histogram_figure(critical_steps(tr), tr.n_steps), "jumps.html")
 
 Inputs are the tidy tables the analyses already produce, so a figure never
@@ -16,7 +16,7 @@ needs a model:
 * ``guess_scaling_figure``   ``interp.guess_scaling.curves.guess_scaling_curve`` (``interp.guess_scaling.plots`` draws it)
 * ``trajectory_figure``      ``probes.projection.pca_trajectories`` (that module draws it)
 
-Write any of them with ``common.io.write_html`` (one plotly.min.js beside the HTML files, offline).
+Write any of them with ``common.plotly_html.write_html`` (one plotly.min.js beside the HTML files, offline).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Plotly panel of SAE feature trajectories: activation per step (lines) and over the grid (heatmaps, step slider).
 
-    from common.io import write_html
+    from common.plotly_html import write_html
     from interp.views.sae_viewer import feature_trajectory_figure
     write_html(feature_trajectory_figure(acts, [12, 40], names={12: "decided"}, predictions=preds), "sae.html")
 

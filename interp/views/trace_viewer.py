@@ -625,7 +625,7 @@ def write_viewer(trace: Trace, path: str | os.PathLike, puzzle: int | Sequence[i
     opens the second at step 5). ``names``: the picker's label for each of them
     (default ``puzzle N``, numbered from 1). ``plotly_js``: ``file`` (plotly.min.js
     beside the page, or in ``assets_dir``: works offline), ``cdn`` or ``inline``
-    (see ``common.io.plotly_js_tag``). Returns the path written. See ``step_figure``
+    (see ``common.plotly_html.plotly_js_tag``). Returns the path written. See ``step_figure``
     for the other arguments.
     """
     puzzles = [puzzle] if isinstance(puzzle, (int, np.integer)) and not isinstance(puzzle, bool) else list(puzzle)

@@ -35,6 +35,8 @@ _EXPORTS = {
     "multiple_fixed_points": "interp.interventions.fixed_point",
     "one_unknown_cell_probe": "interp.interventions.fixed_point",
     "synthetic_trace": "interp.tracing.synthetic",
+    "attribute": "interp.causal.attribute",
+    "make_pairs": "interp.causal.pairs",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -26,7 +26,6 @@ import torch
 
 from .blocks import ReasoningModule, TransformerBlock, trunc_normal_
 from .config import HRMConfig
-from .grad import grad_if
 from .puzzle_base import PuzzleModel
 
 
@@ -72,14 +71,7 @@ class HRM(PuzzleModel):
                 L_cycles: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One H-cycle: ``L_cycles`` fast updates of z_L from (z_H + x), then one slow update of z_H from z_L."""
         n = self.cfg.L_cycles if L_cycles is None else L_cycles
-        for j in range(n):
-            where = None if seg is None else {"seg": seg, "h": i, "l": j}
-            with grad_if(grad == "all" or (grad == "last" and j == n - 1)):
-                z_L = self.step_hook("z_L", self.run_step_module(0, where, z_L, z_H + x, rotary), seg, h=i, l=j)
-        with grad_if(grad != "none"):
-            where = None if seg is None else {"seg": seg, "h": i}
-            z_H = self.step_hook("z_H", self.run_step_module(1, where, z_H, z_L, rotary), seg, h=i)
-        return z_H, z_L
+        return self.two_level_update(z_L, z_H, x, rotary, ("z_L", "z_H"), ("h", "l"), seg, i, grad, n)
 
     def cycle(self, states, x, rotary, seg=None, i=0, grad="all", inner=None):
         z_H, z_L = self.h_cycle(states["z_H"], states["z_L"], x, rotary, seg, i, grad, inner)

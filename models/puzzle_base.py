@@ -32,7 +32,7 @@ from torch import nn
 
 from .blocks import CastedLinear, Embedding, RotaryEmbedding
 from .config import PuzzleConfig
-from .grad import carry, in_full_graph
+from .grad import carry, grad_if, in_full_graph
 from .hook_names import act_name
 from .hooks import HookedModel
 
@@ -267,6 +267,25 @@ class PuzzleModel(HookedModel):
         if i < n_cycles - 1:
             return "none"
         return "last" if mode == "one_step" else "all"
+
+    def two_level_update(self, fast: torch.Tensor, slow: torch.Tensor, x: torch.Tensor, rotary, names: tuple[str, str],
+                         keys: tuple[str, str], seg: int | None, i: int, grad: str, n: int
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` updates of the inner (fast) state from (fast, slow + x) by ``step_modules[0]``, then one update of
+        the outer (slow) state from (slow, fast) by ``step_modules[1]``: HRM's H-cycle and TRM's latent recursion.
+
+        ``names`` (inner, outer) and ``keys`` (outer index, inner index) name the hook points, as in
+        ``cycle_hook_names``; returns (slow, fast)."""
+        inner, outer = names
+        ko, ki = keys
+        for j in range(n):
+            where = None if seg is None else {"seg": seg, ko: i, ki: j}
+            with grad_if(grad == "all" or (grad == "last" and j == n - 1)):
+                fast = self.step_hook(inner, self.run_step_module(0, where, fast, slow + x, rotary), seg, **{ko: i, ki: j})
+        with grad_if(grad != "none"):
+            where = None if seg is None else {"seg": seg, ko: i}
+            slow = self.step_hook(outer, self.run_step_module(1, where, slow, fast, rotary), seg, **{ko: i})
+        return slow, fast
 
     def step_hook(self, state: str, value: torch.Tensor, seg: int | None, /, **where: int) -> torch.Tensor:
         """``value`` through the hook point of ``state`` at ``seg``/``where`` (untouched when ``seg`` is None)."""

@@ -31,7 +31,6 @@ import torch
 
 from .blocks import ReasoningModule, TransformerBlock, trunc_normal_
 from .config import TRMConfig
-from .grad import grad_if
 from .puzzle_base import PuzzleModel
 
 
@@ -75,14 +74,7 @@ class TRM(PuzzleModel):
         ``seg=None`` runs without hook points.
         """
         n = self.cfg.L_cycles if n is None else n
-        for j in range(n):
-            where = None if seg is None else {"seg": seg, "t": i, "n": j}
-            with grad_if(grad == "all" or (grad == "last" and j == n - 1)):
-                z = self.step_hook("z", self.run_step_module(0, where, z, y + x, rotary), seg, t=i, n=j)
-        with grad_if(grad != "none"):
-            where = None if seg is None else {"seg": seg, "t": i}
-            y = self.step_hook("y", self.run_step_module(1, where, y, z, rotary), seg, t=i)
-        return y, z
+        return self.two_level_update(z, y, x, rotary, ("z", "y"), ("t", "n"), seg, i, grad, n)
 
     def cycle(self, states, x, rotary, seg=None, i=0, grad="all", inner=None):
         y, z = self.latent_recursion(x, states["y"], states["z"], rotary, inner, seg, i, grad)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from common.cli_format import print_error
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -321,8 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         meta = build_text_dataset(args.out, args.source, args.tokenizer, args.val_fraction)
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     print(f"wrote {args.out}: {meta['n_train_tokens']} train + {meta['n_val_tokens']} val tokens ({meta['tokenizer']})")
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from common.cli_format import print_error
 from collections.abc import Sequence
 
 from tasks.arc.build import build_arc_dataset
@@ -43,8 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 counts[t.collection] = counts.get(t.collection, 0) + 1
             print(f"{len(tasks)} tasks: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from common.cli_format import print_error
 from collections.abc import Sequence
 
 from tasks.maze.build import build_maze_dataset
@@ -50,8 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_maze(label))
             print(f"shortest path: {path_length(puzzle)} moves")
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     return 0
 
 

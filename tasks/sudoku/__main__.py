@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from common.cli_format import print_error
 from typing import Optional, Sequence
 
 from tasks.sudoku.grid import SEPARATOR_CHARS, format_grid, grid_to_line, parse_puzzle
@@ -102,8 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from interp.cli.common import EXIT_USAGE, VersionAction, _Parser, _UsageError, e
 from interp.cli.attribute import add_attribute_parser
 from interp.cli.demo import add_demo_parser
 from interp.cli.guess_scale import add_guess_scale_parser
+from interp.cli.influence import add_influence_parser
 from interp.cli.report import add_report_parser
 from interp.cli.stability import add_stability_parser
 from interp.cli.trace import add_trace_parsers
@@ -44,6 +45,7 @@ def build_parser() -> _Parser:
     add_report_parser(sub)
     add_stability_parser(sub)
     add_attribute_parser(sub)
+    add_influence_parser(sub)
     return parser
 
 

@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from interp.causal.errors import CausalError
-from interp.causal.influence import (InfluenceResult, attention_vs_influence, cycle_influence, influence,
-                                     maze_path_share, relation_share, sudoku_peer_share)
+from interp.causal.influence import (
+    InfluenceResult,
+    attention_vs_influence,
+    cycle_influence,
+    influence,
+    maze_path_share,
+    relation_share,
+    sudoku_peer_share,
+)
 from interp.stability.step_maps import model_step_map
 from models import HRMConfig, TRMConfig, build_model
 
@@ -23,8 +30,8 @@ def _tiny(cfg=TINY, seed: int = 0):
     return build_model(cfg).double().eval()
 
 
-def _exact_by_jacobian(step, states: dict[str, torch.Tensor]) -> torch.Tensor:
-    """||d out[j] / d in[i]||_F^2 from the full Jacobian of the flattened map (independent reference)."""
+def _jacobian_blocks(step, states: dict[str, torch.Tensor]) -> list[list[torch.Tensor]]:
+    """Blocks ``J[j][i] = d out[j] / d in[i]`` of the full Jacobian of the flattened map (independent reference)."""
     names = list(states)
     shapes = [states[k].shape for k in names]
     sizes = [s.numel() for s in shapes]
@@ -34,16 +41,10 @@ def _exact_by_jacobian(step, states: dict[str, torch.Tensor]) -> torch.Tensor:
         out = step(parts)
         return torch.cat([out[k].reshape(-1) for k in names])
 
-    v0 = torch.cat([states[k].reshape(-1) for k in names])
-    J = torch.autograd.functional.jacobian(flat, v0)  # [out, in]
+    J = torch.autograd.functional.jacobian(flat, torch.cat([states[k].reshape(-1) for k in names]))  # [out, in]
     P = shapes[0][1]
-    # cell of each flat index: per state, [1, P, D] in row-major order
-    cell = torch.cat([torch.arange(P).repeat_interleave(s[-1]) for s in shapes])
-    out = torch.zeros(P, P, dtype=torch.float64)
-    for j in range(P):
-        for i in range(P):
-            out[j, i] = J[cell == j][:, cell == i].pow(2).sum()
-    return out
+    cell = torch.cat([torch.arange(P).repeat_interleave(s[-1]) for s in shapes])  # cell of each flat index
+    return [[J[cell == j][:, cell == i] for i in range(P)] for j in range(P)]
 
 
 def test_exact_matches_full_jacobian_and_estimate_is_unbiased():
@@ -52,7 +53,8 @@ def test_exact_matches_full_jacobian_and_estimate_is_unbiased():
     one = model_step_map(m, x, unit="cycle")
     s = one.step(one.init)  # a state along the run, not the (position-independent) start
     s = {k: v.detach() for k, v in s.items()}
-    ref = _exact_by_jacobian(one.step, s)
+    blocks = _jacobian_blocks(one.step, s)
+    ref = torch.tensor([[float(b.pow(2).sum()) for b in row] for row in blocks], dtype=torch.float64)
     rows = 16
     many = model_step_map(m, x.expand(rows, -1), unit="cycle")
     exact = cycle_influence(many.step, s, range(L), samples=None, rows=rows)
@@ -60,33 +62,11 @@ def test_exact_matches_full_jacobian_and_estimate_is_unbiased():
     # Gaussian probes: mean of ||u^T J_ji||^2 with variance 2 ||J_ji J_ji^T||_F^2 per sample
     K = 400
     est = cycle_influence(many.step, s, range(L), samples=K, rows=rows, generator=torch.Generator().manual_seed(0))
-    jac_var = _per_block_variance(one.step, s)
-    z = (est - ref) / (jac_var / K).sqrt()
+    jac_var = torch.tensor([[float(2 * (b @ b.T).pow(2).sum()) for b in row] for row in blocks], dtype=torch.float64)
+    z = (est - ref) / (jac_var / K).sqrt()  # variance of one probe's estimate above
     assert z.abs().max() < 5, z.abs().max()
     assert abs(float(z.mean())) < 0.5  # no bias
     assert float(((est - ref).abs() / ref).median()) < 0.15
-
-
-def _per_block_variance(step, states) -> torch.Tensor:
-    """2 ||J_ji J_ji^T||_F^2: the variance of one Gaussian-probe estimate of ||J_ji||_F^2."""
-    names = list(states)
-    shapes = [states[k].shape for k in names]
-    sizes = [s.numel() for s in shapes]
-
-    def flat(v):
-        parts = dict(zip(names, (p.view(s) for p, s in zip(v.split(sizes), shapes))))
-        out = step(parts)
-        return torch.cat([out[k].reshape(-1) for k in names])
-
-    J = torch.autograd.functional.jacobian(flat, torch.cat([states[k].reshape(-1) for k in names]))
-    P = shapes[0][1]
-    cell = torch.cat([torch.arange(P).repeat_interleave(s[-1]) for s in shapes])
-    var = torch.zeros(P, P, dtype=torch.float64)
-    for j in range(P):
-        for i in range(P):
-            b = J[cell == j][:, cell == i]
-            var[j, i] = 2 * (b @ b.T).pow(2).sum()
-    return var
 
 
 def _planted_step(j: int, i: int, w: torch.Tensor):
@@ -207,6 +187,8 @@ def test_cli_writes_share_table_and_matrices(tmp_path, capsys, ckpt, puzzles, co
 @pytest.mark.parametrize("argv,message", [
     (["--ckpt", "zoo/hrm-lm-pydoc", "--puzzle", "1" * 81], "language model"),
     (["--ckpt", "zoo/trm-sudoku9", "--puzzle", "1" + "." * 80, "--samples", "0"], "--samples must be >= 1"),
+    (["--ckpt", "zoo/trm-sudoku9", "--puzzle", "1" + "." * 80, "--samples", "2", "--exact"], "exclude each other"),
+    (["--ckpt", "zoo/trm-sudoku9", "--puzzle", "1" + "." * 80, "--segments", "0"], "--segments must be >= 1"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, message):
     rc = _cli(["influence", *argv, "--out", str(tmp_path / "o")])

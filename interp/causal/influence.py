@@ -276,6 +276,17 @@ def mean_matrices(result: InfluenceResult) -> dict[str, np.ndarray]:
             "cycles_per_segment": np.array(result.cycles_per_segment), "n_puzzles": np.array(len(result.matrices))}
 
 
-__all__ = ["probe_rows", "cycle_influence", "InfluenceResult", "answer_targets", "answer_influence", "influence",
-           "relation_share", "sudoku_peer_share", "maze_path_cells", "maze_path_share", "attention_vs_influence",
-           "mean_matrices"]
+__all__ = [
+    "InfluenceResult",
+    "answer_influence",
+    "answer_targets",
+    "attention_vs_influence",
+    "cycle_influence",
+    "influence",
+    "maze_path_cells",
+    "maze_path_share",
+    "mean_matrices",
+    "probe_rows",
+    "relation_share",
+    "sudoku_peer_share",
+]

@@ -24,8 +24,15 @@ def cmd_influence(args: argparse.Namespace) -> int:
 
     if args.samples is not None and args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples} (leave it out with --exact)")
+    if args.exact and args.samples is not None:
+        raise ValueError("--exact and --samples exclude each other (the exact influence draws no probes)")
     if args.segments is not None and args.segments < 1:
         raise ValueError(f"--segments must be >= 1, got {args.segments}")
+    from common.io import ensure_out_not_symlink
+
+    out = ensure_out_not_symlink(Path(args.out))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"refusing to write to {out}: it exists and is not a directory")
     task = _checkpoint_task(args.ckpt, args.task, command="influence")
     if task.name not in ("sudoku", "maze"):
         raise ValueError(f"interp influence summarises Sudoku and maze checkpoints, not {task.name}")
@@ -34,8 +41,13 @@ def cmd_influence(args: argparse.Namespace) -> int:
     import torch
 
     from common.io import atomic_write_json, atomic_write_text
-    from interp.causal.influence import (attention_vs_influence, influence, maze_path_share, mean_matrices,
-                                         sudoku_peer_share)
+    from interp.causal.influence import (
+        attention_vs_influence,
+        influence,
+        maze_path_share,
+        mean_matrices,
+        sudoku_peer_share,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -54,7 +66,6 @@ def cmd_influence(args: argparse.Namespace) -> int:
             print(f"\r{done}/{total} puzzles", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
     res = influence(model, x, labels, n_segments=args.segments, samples=samples, seed=args.seed, progress=progress)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if task.name == "sudoku":
         share, what = sudoku_peer_share(res), "Sudoku peers"

@@ -96,6 +96,13 @@ def cycle_influence(step: StepFn, states: States, cells: Sequence[int], samples:
 
 
 # ----- a model's run ----------------------------------------------------------------
+def even_chunk(total: int, rows: int) -> int:
+    """The batch size of ``total`` probe rows split into as few equal chunks of at most ``rows`` as possible
+    (padding the last chunk costs compute)."""
+    n = -(-total // max(1, rows))
+    return -(-total // n)
+
+
 @dataclass
 class InfluenceResult:
     """Per puzzle and cycle, the cell-to-cell influence and each cell's influence on the final answer."""
@@ -178,11 +185,12 @@ def influence(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | Non
             x1 = inputs[n:n + 1]
             pid1 = None if puzzle_ids is None else puzzle_ids[n:n + 1]
             one = model_step_map(model, x1, pid1, unit="cycle")
-            many = model_step_map(model, x1.expand(rows, -1),
-                                  None if pid1 is None else pid1.expand(rows, *pid1.shape[1:]), unit="cycle")
+            chunk = even_chunk(L * (sum(v.shape[-1] for v in one.init.values()) if samples is None else samples), rows)
+            many = model_step_map(model, x1.expand(chunk, -1),
+                                  None if pid1 is None else pid1.expand(chunk, *pid1.shape[1:]), unit="cycle")
             s = one.init
             for t in range(T):
-                mats[n, t] = cycle_influence(many.step, s, cells, samples, rows, gen).numpy()
+                mats[n, t] = cycle_influence(many.step, s, cells, samples, chunk, gen).numpy()
                 with torch.no_grad():
                     s = one.step(s)
             if progress is not None:
@@ -282,6 +290,7 @@ __all__ = [
     "answer_targets",
     "attention_vs_influence",
     "cycle_influence",
+    "even_chunk",
     "influence",
     "maze_path_cells",
     "maze_path_share",

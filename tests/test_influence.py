@@ -12,6 +12,7 @@ from interp.causal.influence import (
     InfluenceResult,
     attention_vs_influence,
     cycle_influence,
+    even_chunk,
     influence,
     maze_path_share,
     relation_share,
@@ -102,6 +103,11 @@ def test_planted_dependency_is_found_exactly_there(samples):
         torch.testing.assert_close(I[j, i], analytic)
         torch.testing.assert_close(I.diagonal()[[0, 2, 3, 5]], torch.full((4,), 0.25 * 2 * Dh, dtype=torch.float64))
         assert float(I[j, j]) == 0.0
+
+
+def test_even_chunks_cover_the_rows_with_least_padding():
+    assert even_chunk(81, 512) == 81 and even_chunk(10368, 512) == 494 and even_chunk(5, 1) == 1
+    assert all(-(-t // even_chunk(t, r)) * even_chunk(t, r) - t < -(-t // r) for t in (7, 81, 1000) for r in (4, 64))
 
 
 def test_relation_share_baseline_and_planted_peers():

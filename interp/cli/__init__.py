@@ -7,6 +7,7 @@
     interp report                    interp.report.command (re-exported by interp.cli.report)
     interp stability                 interp.cli.stability
     interp attribute                 interp.cli.attribute
+    interp influence                 interp.cli.influence
 
 Shared pieces (puzzle inputs, loading a checkpoint) are in ``interp.cli.common``; help and one-line
 errors in ``common.cli_format``; options every command line shares in ``common.cli_options``.
@@ -27,6 +28,7 @@ from common.io import is_disk_full
 from interp.cli.attribute import add_attribute_parser
 from interp.cli.demo import add_demo_parser
 from interp.cli.guess_scale import add_guess_scale_parser
+from interp.cli.influence import add_influence_parser
 from interp.cli.report import add_report_parser
 from interp.cli.stability import add_stability_parser
 from interp.cli.trace import add_trace_parsers
@@ -45,6 +47,7 @@ def build_parser() -> Parser:
     add_report_parser(sub)
     add_stability_parser(sub)
     add_attribute_parser(sub)
+    add_influence_parser(sub)
     return parser
 
 

@@ -29,7 +29,7 @@ from interp.causal.patching import patch_effects
 from interp.causal.runner import Prepared, SegmentRunner
 from interp.causal.units import unit_hooks, units_frame
 
-METHODS = ("atp", "ig", "patch")
+METHODS = ("atp", "ig", "verify", "patch")
 DIRECTIONS = ("noising", "denoising")
 COLUMNS = ["puzzle", "method", "segment", "step", "state", "position", "score", "hook"]
 
@@ -108,13 +108,18 @@ def attribute(
     patch_rows: int = 64,
     patch_dir: str | Path | None = None,
     progress: bool = False,
+    verify_top: float = 0.10,
 ) -> AttributionResult:
     """Score every (step, state, position) unit of every pair by each of ``methods`` (see module docstring).
 
     ``states``: which states (default all, gates included); ``n_segments``: how many segments to run (the
     metric reads the last; default the model's evaluation depth); ``patch_dir``: where exhaustive patching
     keeps its chunks (resumable; sharded over ``torch.distributed`` ranks when a process group is running).
+    ``verify`` is AtP's prefilter-and-verify (as AtP* uses it): the ``verify_top`` fraction of units with the
+    largest |AtP| are patched exactly and take the exact effect; the others keep their AtP score.
     """
+    if not 0 < verify_top <= 1:
+        raise CausalError(f"verify_top must be a fraction in (0, 1], got {verify_top}")
     methods = list(dict.fromkeys(methods))
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
@@ -122,7 +127,7 @@ def attribute(
     if metric not in METRICS:
         raise CausalError(f"unknown metric {metric!r} (one of {', '.join(METRICS)})")
     if metric not in DIFFERENTIABLE and any(m != "patch" for m in methods):
-        raise CausalError(f"metric {metric!r} has no gradient: attribution (atp, ig) needs one of "
+        raise CausalError(f"metric {metric!r} has no gradient: attribution (atp, ig, verify) needs one of "
                           f"{', '.join(DIFFERENTIABLE)}; exact patching takes any metric")
     if direction not in DIRECTIONS:
         raise CausalError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
@@ -134,14 +139,16 @@ def attribute(
     cfg = model.cfg
     prefix = int(getattr(model, "prefix_len", 0))
     settings = {"methods": methods, "metric": metric, "states": sorted({u.state for u in hooks}),
-                "n_segments": runner.n_segments, "direction": direction, "ig_steps": ig_steps}
+                "n_segments": runner.n_segments, "direction": direction, "ig_steps": ig_steps,
+                "verify_top": verify_top}
     frames, facts = [], []
     try:
         store = None
         if "patch" in methods and patch_dir is not None:
             from interp.tracing.tracer import model_sha256
 
-            store = PatchStore(patch_dir, _fingerprint(model_sha256(model), pairs, settings))
+            same = {k: settings[k] for k in ("metric", "states", "n_segments", "direction")}  # what patching reads
+            store = PatchStore(patch_dir, _fingerprint(model_sha256(model), pairs, same))
         clean_t = torch.as_tensor(pairs.clean, device=dev)
         bad_t = torch.as_tensor(pairs.corrupt, device=dev)
         labels_t = torch.as_tensor(pairs.labels, device=dev)
@@ -157,47 +164,83 @@ def attribute(
             fn = metric_fn(metric, labels_t[a:b], targets_t[a:b], alphabet, s_logits)
             n_pos = _state_positions(runner, dst)
             base = units_frame(hooks, n_pos, prefix)
+            unit_scores = {}
             for method in methods:
-                if method == "patch":
+                if method == "patch" or (method == "verify" and "atp" in methods):
                     continue
-                scores, run_facts = attribution_scores(runner, dst, src, fn, hooks, method, ig_steps)
-                for r in range(b - a):
-                    df = base.copy()
-                    df["score"] = np.concatenate([scores[u.hook][r].double().cpu().numpy() for u in hooks])
-                    df["method"], df["puzzle"] = method, a + r
-                    frames.append(df)
+                est = "atp" if method == "verify" else method
+                scores, _ = attribution_scores(runner, dst, src, fn, hooks, est, ig_steps)
+                unit_scores[est] = np.stack([np.concatenate([scores[u.hook][r].double().cpu().numpy() for u in hooks])
+                                             for r in range(b - a)])
+            for method in [m for m in methods if m not in ("patch", "verify")]:
+                frames += [_frame(base, unit_scores[method][r], method, a + r) for r in range(b - a)]
             d_logits, d_carries, _ = cached_run(runner, dst, ())
             d_metric, s_metric = fn(d_logits).double().cpu().numpy(), fn(s_logits).double().cpu().numpy()
             for r in range(b - a):
                 facts.append({"puzzle": a + r, "metric_receiving": float(d_metric[r]),
                               "metric_source": float(s_metric[r]), "n_units": len(base),
                               "note": pairs.notes[a + r] if a + r < len(pairs.notes) else ""})
-            if "patch" in methods:
-                rank, world = _rank_world()
-                for r in range(b - a):
-                    one = Prepared(dst.x[r:r + 1], None if dst.pid is None else dst.pid[r:r + 1],
-                                   None if dst.encoding is None else dst.encoding[r:r + 1])
-                    carries = [{k: v[r:r + 1] for k, v in c.items()} for c in d_carries]
-                    values = {h: v[r:r + 1] for h, v in s_values.items()}
-                    fn_r = metric_fn(metric, labels_t[a + r:a + r + 1], targets_t[a + r:a + r + 1], alphabet,
-                                     s_logits[r:r + 1])
-                    p = a + r
-                    bar = _bar(f"patch puzzle {p}") if progress and rank == 0 else None
-                    eff = patch_effects(
-                        runner, one, carries, float(d_metric[r]), values, hooks, n_pos, fn_r, rows=patch_rows,
-                        done=(lambda c, _p=p: store.load(_p, c)) if store else None,
-                        save=(lambda c, e, _p=p: store.save(_p, c, e)) if store else None,
-                        mine=(lambda c: c % world == rank) if world > 1 else None, progress=bar)
-                    if world > 1:
-                        eff = _gather_effects(eff)
-                    df = base.copy()
-                    df["score"] = eff.reshape(-1)
-                    df["method"], df["puzzle"] = "patch", p
-                    frames.append(df)
+            for r in range(b - a):
+                job = _PatchJob(runner, dst, d_carries, s_values, hooks, n_pos, r, float(d_metric[r]),
+                                metric_fn(metric, labels_t[a + r:a + r + 1], targets_t[a + r:a + r + 1], alphabet,
+                                          s_logits[r:r + 1]), patch_rows, progress)
+                if "verify" in methods:
+                    est = unit_scores["atp"][r]
+                    only = _top_mask(est, verify_top).reshape(len(hooks), n_pos)
+                    exact = job.effects(a + r, only=only).reshape(-1)
+                    frames.append(_frame(base, np.where(only.reshape(-1), exact, est), "verify", a + r))
+                if "patch" in methods:
+                    frames.append(_frame(base, job.effects(a + r, store).reshape(-1), "patch", a + r))
     finally:
         model.train(was_training)
     table = pd.concat(frames, ignore_index=True)[COLUMNS]
     return AttributionResult(table, pd.DataFrame(facts), settings)
+
+
+def _frame(base: pd.DataFrame, scores: np.ndarray, method: str, puzzle: int) -> pd.DataFrame:
+    df = base.copy()
+    df["score"], df["method"], df["puzzle"] = scores, method, puzzle
+    return df
+
+
+def _top_mask(scores: np.ndarray, fraction: float) -> np.ndarray:
+    """Bool mask of the ``fraction`` of units with the largest |score| (at least one)."""
+    k = max(1, int(np.ceil(fraction * scores.size)))
+    mask = np.zeros(scores.size, dtype=bool)
+    mask[np.argsort(-np.abs(np.nan_to_num(scores)))[:k]] = True
+    return mask
+
+
+@dataclass
+class _PatchJob:
+    """Exact patching of one receiving puzzle (row ``r`` of the batch), over all units or a mask of them."""
+
+    runner: SegmentRunner
+    dst: Prepared
+    carries: list
+    src_values: dict
+    hooks: list
+    n_pos: int
+    r: int
+    dst_metric: float
+    metric: object
+    rows: int
+    progress: bool
+
+    def effects(self, puzzle: int, store: PatchStore | None = None, only: np.ndarray | None = None) -> np.ndarray:
+        r = self.r
+        one = Prepared(self.dst.x[r:r + 1], None if self.dst.pid is None else self.dst.pid[r:r + 1],
+                       None if self.dst.encoding is None else self.dst.encoding[r:r + 1])
+        carries = [{k: v[r:r + 1] for k, v in c.items()} for c in self.carries]
+        values = {h: v[r:r + 1] for h, v in self.src_values.items()}
+        rank, world = _rank_world()
+        bar = _bar(f"patch puzzle {puzzle}") if self.progress and rank == 0 else None
+        eff = patch_effects(
+            self.runner, one, carries, self.dst_metric, values, self.hooks, self.n_pos, self.metric, rows=self.rows,
+            done=(lambda c: store.load(puzzle, c)) if store else None,
+            save=(lambda c, e: store.save(puzzle, c, e)) if store else None,
+            mine=(lambda c: c % world == rank) if world > 1 else None, progress=bar, only=only)
+        return _gather_effects(eff) if world > 1 else eff
 
 
 def _state_positions(runner: SegmentRunner, batch: Prepared) -> int:

@@ -131,7 +131,7 @@ def answer_influence(model: nn.Module, inputs: torch.Tensor, labels: torch.Tenso
     """[N, T, C]: squared norm (over every carried state) of the gradient of the last segment's logit difference
     at the cells to fill with respect to each cell's state after cycle ``t``, through every later cycle."""
     from interp.causal.attribution import cached_run, unit_gradients
-    from interp.causal.metrics import metric_fn
+    from interp.causal.metrics import answer_alphabet, metric_fn
     from interp.causal.runner import SegmentRunner
     from interp.causal.units import UnitHook
 
@@ -147,7 +147,7 @@ def answer_influence(model: nn.Module, inputs: torch.Tensor, labels: torch.Tenso
             last[key] = (k, hook)
     hooks = [UnitHook(h, st, k, schema.steps[k].segment) for (_, st), (k, h) in sorted(last.items())]
     batch = runner.prepare(inputs, puzzle_ids)
-    metric = metric_fn("logit_diff_max", labels, answer_targets(inputs, labels), model.cfg.vocab_size)
+    metric = metric_fn("logit_diff_max", labels, answer_targets(inputs, labels), answer_alphabet(labels, model.cfg.vocab_size))
     _, carries, _ = cached_run(runner, batch, ())
     grads = unit_gradients(runner, batch, carries, metric, hooks)
     P = model.prefix_len

@@ -33,11 +33,14 @@ def _repeat(batch: Prepared, rows: int) -> Prepared:
     return Prepared(rep(batch.x), rep(batch.pid), rep(batch.encoding))
 
 
-def unit_chunks(hooks: Sequence[UnitHook], n_positions: int, rows: int) -> list[list[tuple[int, int]]]:
-    """Units ``(hook index, position)`` in chunks of at most ``rows``, each chunk within one segment."""
+def unit_chunks(hooks: Sequence[UnitHook], n_positions: int, rows: int,
+                only: np.ndarray | None = None) -> list[list[tuple[int, int]]]:
+    """Units ``(hook index, position)`` in chunks of at most ``rows``, each chunk within one segment
+    (``only``: a bool [hooks, positions] mask of the units to patch; default all)."""
     chunks: list[list[tuple[int, int]]] = []
     for seg in sorted({u.segment for u in hooks}):
-        units = [(i, p) for i, u in enumerate(hooks) if u.segment == seg for p in range(n_positions)]
+        units = [(i, p) for i, u in enumerate(hooks) if u.segment == seg for p in range(n_positions)
+                 if only is None or only[i, p]]
         chunks += [units[a:a + rows] for a in range(0, len(units), rows)]
     return chunks
 
@@ -81,14 +84,16 @@ def patch_effects(
     save: Callable[[int, np.ndarray], None] | None = None,
     mine: Callable[[int], bool] | None = None,
     progress: Iterable | None = None,
+    only: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Effects [len(hooks), n_positions] of patching every unit of one puzzle (NaN for chunks of other ranks).
+    """Effects [len(hooks), n_positions] of patching every unit of one puzzle (NaN for chunks of other ranks,
+    and for units outside the ``only`` mask when one is given).
 
     ``done(c)`` returns a saved chunk result (resume), ``save(c, effects)`` stores one, ``mine(c)`` says
     whether this process computes chunk ``c``; ``progress(chunks)`` wraps the loop (a progress bar).
     """
     out = np.full((len(hooks), n_positions), np.nan, dtype=np.float32)
-    chunks = unit_chunks(hooks, n_positions, rows)
+    chunks = unit_chunks(hooks, n_positions, rows, only)
     loop = range(len(chunks)) if progress is None else progress(range(len(chunks)))
     for c in loop:
         chunk = chunks[c]

@@ -140,6 +140,7 @@ def _run(args, methods, pairs, task, names, out: Path, device, main_rank: bool) 
     model.to(device)
     res = attribute(model, pairs, methods, metric=args.metric, states=args.states.split(",") if args.states else None,
                     n_segments=args.segments, direction=args.direction, ig_steps=args.ig_steps,
+                    verify_top=args.verify_top,
                     patch_dir=out / "patch_chunks" if "patch" in methods else None,
                     progress=show_progress(args) and main_rank)
     if not main_rank:
@@ -241,12 +242,15 @@ def add_attribute_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", help="where the metric reads: 'blank' (every blank cell, puzzles' default), "
                    "'last' (text default), a cell index or rRcC")
     p.add_argument("--method", default="atp", help="comma list of atp (attribution patching), ig (integrated "
-                   "gradients), patch (exhaustive activation patching)")
+                   "gradients), verify (AtP, then its top --verify-top units patched exactly), patch (exhaustive "
+                   "activation patching)")
     p.add_argument("--metric", default="logit_diff", choices=["logit_diff", "logit_diff_max", "cross_entropy", "exact"])
     p.add_argument("--states", help="comma list of states (default all, gates included), e.g. z_H,z_L or y")
     p.add_argument("--direction", choices=["noising", "denoising"], default="noising",
                    help="noising: patch corrupted values into the clean run; denoising: the reverse")
     p.add_argument("--ig-steps", type=int, default=5, help="interpolation points of integrated gradients")
+    p.add_argument("--verify-top", type=float, default=0.10, help="verify: the fraction of units (largest |AtP|) "
+                   "patched exactly")
     p.add_argument("--seed", type=int, default=0, help="seed of the built-in corruptions")
     add_threads_option(p)
     add_device_option(p)

@@ -16,7 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from interp.cli.common import _checkpoint_task, _load_model, add_puzzle_inputs, examples
+from common.cli_format import examples
+from common.cli_options import add_threads_option, set_threads
+from interp.cli.common import add_puzzle_inputs, checkpoint_task, load_model
 
 
 def cmd_influence(args: argparse.Namespace) -> int:
@@ -33,7 +35,7 @@ def cmd_influence(args: argparse.Namespace) -> int:
     out = ensure_out_not_symlink(Path(args.out))
     if out.exists() and not out.is_dir():
         raise ValueError(f"refusing to write to {out}: it exists and is not a directory")
-    task = _checkpoint_task(args.ckpt, args.task, command="influence")
+    task = checkpoint_task(args.ckpt, args.task, command="influence")
     if task.name not in ("sudoku", "maze"):
         raise ValueError(f"interp influence summarises Sudoku and maze checkpoints, not {task.name}")
     batch = read_puzzles(task, args.puzzle, args.puzzle_file, args.limit)
@@ -49,9 +51,8 @@ def cmd_influence(args: argparse.Namespace) -> int:
         sudoku_peer_share,
     )
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, _ = _load_model(args.ckpt)
+    set_threads(args)
+    model, _ = load_model(args.ckpt)
     family = getattr(getattr(model, "cfg", None), "family", type(model).__name__)
     if family not in ("hrm", "trm", "unitf"):
         raise ValueError(f"influence needs a recurrent puzzle model (hrm, trm, unitf), not {family!r}")
@@ -111,6 +112,6 @@ def add_influence_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exact", action="store_true", help="exact influence (one probe per state dimension: "
                    "about 2 x hidden_size times slower than one sample)")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    add_threads_option(p)
     p.add_argument("--out", default="out/influence", help="output directory")
     p.set_defaults(func=cmd_influence)

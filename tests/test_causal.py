@@ -268,3 +268,18 @@ def test_hrm_text_patching_and_full_graph_attribution():
     assert np.corrcoef(piv["atp"], piv["patch"])[0, 1] > 0.5
     with pytest.raises(CausalError, match="input"):
         attribute(model, pairs, ["ig"])
+
+
+def test_verify_patches_exactly_the_top_attributed_units():
+    model = planted_trm(torch.eye(L) + 0.3, nonlinear=True, seed=2)
+    res = attribute(model, _pairs(seed=3), methods=["atp", "verify", "patch"], verify_top=0.2, patch_rows=32)
+    piv = res.scores.pivot_table(index=["puzzle", "hook", "position"], columns="method", values="score")
+    for _, g in piv.groupby(level="puzzle"):
+        k = int(np.ceil(0.2 * len(g)))
+        top = g["atp"].abs().sort_values(ascending=False).index[:k]
+        rest = g.index.difference(top)
+        np.testing.assert_allclose(g.loc[top, "verify"], g.loc[top, "patch"], rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(g.loc[rest, "verify"], g.loc[rest, "atp"])
+        assert not np.allclose(g.loc[top, "atp"], g.loc[top, "patch"])  # the nonlinear model: verifying changes them
+    with pytest.raises(CausalError, match="verify_top"):
+        attribute(model, _pairs(), methods=["verify"], verify_top=0)

@@ -45,7 +45,7 @@ def _first(pairs: PairSet, n: int) -> PairSet:
 
 
 def validate_checkpoint(model, pairs: PairSet, n_segments: int | None = None, states: Sequence[str] | None = None,
-                        methods: Sequence[str] = ("atp", "ig"), ig_steps: int = 5, patch_rows: int = 128,
+                        methods: Sequence[str] = ("atp", "ig", "verify"), ig_steps: int = 5, patch_rows: int = 128,
                         top: float = 0.10) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per pair and method: rho all/top, top-k overlap, units, seconds; the score table)."""
     tables, seconds = [], {}

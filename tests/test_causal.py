@@ -236,7 +236,7 @@ def test_torchrun_sharded_patching_matches_one_process(tmp_path):
     one = subprocess.run([sys.executable, "-m", "interp", "attribute", *args, "--out", str(tmp_path / "one")],
                          capture_output=True, text=True, env=env, timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]
-    assert two.stdout.count("top units") == 1  # rank 0 alone reports
+    assert two.stdout.count("top units by atp") == 1  # rank 0 alone reports
     a = pd.read_csv(tmp_path / "two" / "attribution.csv")
     b = pd.read_csv(tmp_path / "one" / "attribution.csv")
     pd.testing.assert_frame_equal(a, b)

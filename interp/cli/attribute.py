@@ -155,8 +155,9 @@ def _run(args, methods, pairs, task, names, out: Path, device, main_rank: bool) 
     print(f"{len(pairs)} pair(s), {res.pairs['n_units'].iloc[0]} units each, methods {', '.join(methods)}; "
           f"metric {args.metric} (receiving run {res.pairs['metric_receiving'].mean():.3f}, "
           f"source run {res.pairs['metric_source'].mean():.3f})")
-    print("top units:")
-    print(top_units(res.scores, 10).to_string(index=False))
+    for method in methods:
+        print(f"top units by {method}:")
+        print(top_units(res.scores, 10, method).drop(columns="method").to_string(index=False))
     if "patch" in methods and len(methods) > 1:
         cmp = compare_methods(res.scores)
         atomic_write_text(out / "comparison.csv", cmp.to_csv(index=False))

@@ -28,6 +28,7 @@ from interp.causal.pairs import PairSet
 from interp.causal.patching import patch_effects
 from interp.causal.runner import Prepared, SegmentRunner
 from interp.causal.units import unit_hooks, units_frame
+from models.device import model_device
 
 METHODS = ("atp", "ig", "verify", "patch")
 DIRECTIONS = ("noising", "denoising")
@@ -82,11 +83,6 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def _fingerprint(model_hash: str, pairs: PairSet, settings: dict) -> str:
     h = hashlib.sha256(model_hash.encode())
     for a in (pairs.clean, pairs.corrupt, pairs.labels, pairs.targets):
@@ -133,7 +129,7 @@ def attribute(
         raise CausalError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     runner = SegmentRunner(model, n_segments)
     hooks = unit_hooks(runner.schema, states)
-    dev = _device(model)
+    dev = model_device(model)
     was_training = model.training
     model.eval()
     cfg = model.cfg
@@ -161,20 +157,21 @@ def attribute(
             corrupt = runner.prepare(bad_t[a:b])
             dst, src = (clean, corrupt) if direction == "noising" else (corrupt, clean)
             s_logits, _, s_values = cached_run(runner, src, hooks)
+            estimates = any(m != "patch" for m in methods)  # the receiving run's values serve attribution only
+            d_logits, d_carries, d_values = cached_run(runner, dst, hooks if estimates else ())
             fn = metric_fn(metric, labels_t[a:b], targets_t[a:b], alphabet, s_logits)
-            n_pos = _state_positions(runner, dst)
+            n_pos = int(next(iter(d_carries[0].values())).shape[1])
             base = units_frame(hooks, n_pos, prefix)
             unit_scores = {}
             for method in methods:
                 if method == "patch" or (method == "verify" and "atp" in methods):
                     continue
                 est = "atp" if method == "verify" else method
-                scores, _ = attribution_scores(runner, dst, src, fn, hooks, est, ig_steps)
+                scores = attribution_scores(runner, dst, src, fn, hooks, d_carries, d_values, s_values, est, ig_steps)
                 unit_scores[est] = np.stack([np.concatenate([scores[u.hook][r].double().cpu().numpy() for u in hooks])
                                              for r in range(b - a)])
             for method in [m for m in methods if m not in ("patch", "verify")]:
                 frames += [_frame(base, unit_scores[method][r], method, a + r) for r in range(b - a)]
-            d_logits, d_carries, _ = cached_run(runner, dst, ())
             d_metric, s_metric = fn(d_logits).double().cpu().numpy(), fn(s_logits).double().cpu().numpy()
             for r in range(b - a):
                 facts.append({"puzzle": a + r, "metric_receiving": float(d_metric[r]),
@@ -241,10 +238,6 @@ class _PatchJob:
             save=(lambda c, e: store.save(puzzle, c, e)) if store else None,
             mine=(lambda c: c % world == rank) if world > 1 else None, progress=bar, only=only)
         return _gather_effects(eff) if world > 1 else eff
-
-
-def _state_positions(runner: SegmentRunner, batch: Prepared) -> int:
-    return int(next(iter(runner.start_states(batch).values())).shape[1])
 
 
 def _bar(desc: str):

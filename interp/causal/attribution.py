@@ -98,13 +98,17 @@ def attribution_scores(
     src: Prepared,
     metric: Metric,
     hooks: Sequence[UnitHook],
+    dst_carries: list[States],
+    v_dst: dict[str, torch.Tensor],
+    v_src: dict[str, torch.Tensor],
     method: str = "atp",
     steps: int = 5,
-) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Per unit hook, the score [B, P] of patching each position from ``src`` into ``dst``, and run facts
-    (the metric on both runs). ``method``: ``"atp"`` (one gradient at dst) or ``"ig"`` (``steps`` points)."""
-    dst_logits, dst_carries, v_dst = cached_run(runner, dst, hooks)
-    src_logits, _, v_src = cached_run(runner, src, hooks)
+) -> dict[str, torch.Tensor]:
+    """Per unit hook, the score [B, P] of patching each position from ``src`` into ``dst``.
+
+    ``dst_carries``, ``v_dst`` and ``v_src`` are what :func:`cached_run` returned for the two runs (computed
+    once by the caller and shared with exact patching). ``method``: ``"atp"`` (one gradient at dst) or
+    ``"ig"`` (the mean gradient over ``steps`` points)."""
     if method == "atp":
         grads = unit_gradients(runner, dst, dst_carries, metric, hooks)
     elif method == "ig":
@@ -126,9 +130,7 @@ def attribution_scores(
                 grads[name] = grads[name] + t / steps if name in grads else t / steps
     else:
         raise ValueError(f"unknown attribution method {method!r} (atp or ig)")
-    scores = {h: ((v_src[h].double() - v_dst[h].double()) * grads[h].double()).sum(-1) for h in grads}
-    facts = {"metric_dst": metric(dst_logits).detach(), "metric_src": metric(src_logits).detach()}
-    return scores, facts
+    return {h: ((v_src[h].double() - v_dst[h].double()) * grads[h].double()).sum(-1) for h in grads}
 
 
 __all__ = ["cached_run", "unit_gradients", "attribution_scores", "interpolation_hook"]

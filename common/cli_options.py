@@ -53,6 +53,11 @@ def add_ckpt_option(p: Container, repeat: bool = False, help: str | None = None)
     p.add_argument("--ckpt", required=True, help=help or CKPT_HELP, **extra)
 
 
+def add_puzzle_option(p: Container) -> None:
+    """``--puzzle``: one puzzle given as text on the command line."""
+    p.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
+
+
 def add_puzzle_file_option(p: Container, help: str | None = None) -> None:
     """``--puzzle-file``: puzzles in any format ``tasks.puzzles.read_puzzles`` reads."""
     p.add_argument("--puzzle-file", help=help or "a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text, "

@@ -18,7 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from common.cli_format import examples
-from common.cli_options import add_device_option, add_quiet, add_threads_option, set_threads, show_progress
+from common.cli_options import (
+    add_ckpt_option,
+    add_device_option,
+    add_limit_option,
+    add_puzzle_file_option,
+    add_puzzle_option,
+    add_quiet,
+    add_task_option,
+    add_threads_option,
+    set_threads,
+    show_progress,
+)
 from interp.cli.common import checkpoint_task, load_model
 
 
@@ -224,14 +235,14 @@ def add_attribute_parser(sub: argparse._SubParsersAction) -> None:
                         "--limit 1 --method atp,ig,patch --segments 2 --out out/attribute",
                         "interp attribute --ckpt zoo/hrm-lm-pydoc --text 'def main():' --method atp,patch "
                         "--out out/attribute-lm"))
-    p.add_argument("--ckpt", required=True, help="checkpoint (directory, official file, or hf: spec)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
-    src.add_argument("--puzzle-file", help="a file of puzzles (.sdm/.txt lines, CSV, maze text)")
+    add_ckpt_option(p)
+    src = p.add_mutually_exclusive_group()  # not required: --text/--tokens are the alternatives (checked in the command)
+    add_puzzle_option(src)
+    add_puzzle_file_option(src)
     src.add_argument("--text", help="language models: a text whose last token is the answer")
     src.add_argument("--tokens", help="language models: token ids (comma/space separated); the last is the answer")
-    p.add_argument("--task", choices=["sudoku", "maze", "arc"], help="override/confirm the checkpoint's task")
-    p.add_argument("--limit", type=int, help="use at most this many puzzles from --puzzle-file")
+    add_task_option(p)
+    add_limit_option(p)
     p.add_argument("--segments", type=int, help="segments to run; the metric reads the last (default: the model's depth)")
     p.add_argument("--corrupt", choices=["change_given", "blank_given", "swap", "substitute"],
                    help="built-in corruption (default: change_given for Sudoku, swap for other puzzles, "

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common.cli_options import add_ckpt_option, add_limit_option, add_puzzle_file_option, add_task_option
+from common.cli_options import add_ckpt_option, add_limit_option, add_puzzle_file_option, add_puzzle_option, add_task_option
 
 
 def add_puzzle_inputs(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
@@ -19,7 +19,7 @@ def add_puzzle_inputs(p: argparse.ArgumentParser) -> argparse._MutuallyExclusive
     the inputs of every command that runs a checkpoint on puzzles. Returns the puzzle-source group."""
     add_ckpt_option(p)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
+    add_puzzle_option(src)
     add_puzzle_file_option(src)
     add_task_option(p)
     p.add_argument("--segments", type=int, help="segments to run (default: the model's evaluation depth)")

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import html as html_lib
-import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +16,9 @@ from interp.views.attribution_viewer import (
     read_viewer_data,
     write_attribution_viewer,
 )
+from helpers.browser import CHROMIUM, drive_page
 from tasks.puzzles import TaskInfo
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SUDOKU = TaskInfo("sudoku", (9, 9), "argument")
 PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
 
@@ -210,19 +206,7 @@ _DRIVER = """<script>
 
 def _drive(path: Path, tmp_path: Path, fragment: str = "") -> dict:
     """Open ``path`` in headless Chromium with the driver script; its log of what the page showed."""
-    page = path.with_name("driven.html")
-    page.write_text(path.read_text().replace("</body>", _DRIVER + "</body>"))
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'chrome-profile'}", "--virtual-time-budget=8000",
-           "--window-size=1280,800", "--dump-dom", page.as_uri() + fragment]
-    r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=90)
-    assert r.returncode == 0, r.stderr[-500:]
-    m = re.search(r'data-test="([^"]*)"', r.stdout)
-    assert m, "the driver did not finish (plotly.min.js not loaded?)"
-    log = json.loads(html_lib.unescape(m.group(1)))
-    assert "error" not in log, log
-    return log
+    return drive_page(path, _DRIVER, tmp_path, fragment)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +14,9 @@ import torch
 from interp.tracing.synthetic import synthetic_trace
 from interp.tracing.trace import TraceError
 from interp.views.trace_viewer import frame_steps, step_figure, write_viewer
+from helpers.browser import CHROMIUM, drive_page, run_chromium
 from interp.views.grid import ZMAX, ZMIN, Z_GIVEN, cell_classes, cell_z, grid_spec, step_confidence
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DIGITS = np.array(list(".123456789"))  # token t -> digit t-1 (1 = blank shown as '.')
 
 
@@ -284,13 +282,6 @@ def test_dataset_views_build_from_analysis_tables(tmp_path):
 
 
 # ----------------------------------------------------------------------------- real browser
-def _chromium(args: list[str], tmp: Path, timeout: int = 90) -> subprocess.CompletedProcess:
-    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={tmp / 'chrome-profile'}", "--virtual-time-budget=8000"]
-    return subprocess.run(base + args, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_chromium_renders_offline_and_hash_step_changes_grid(tmp_path):
@@ -300,7 +291,7 @@ def test_chromium_renders_offline_and_hash_step_changes_grid(tmp_path):
     doms = {}
     for step in (None, k):
         url = path.as_uri() + (f"#step={step}" if step is not None else "")
-        r = _chromium(["--dump-dom", url], tmp_path)
+        r = run_chromium(["--dump-dom", url], tmp_path)
         assert r.returncode == 0, r.stderr[-500:]
         doms[step] = r.stdout
     # without a hash the viewer opens at the step of interest: puzzle 0 becomes right at the last step
@@ -346,17 +337,7 @@ _DRIVER = """<script>
 
 def _drive(path: Path, tmp_path: Path) -> dict:
     """Open ``path`` in headless Chromium (1280x800) with a script that presses keys and uses the picker."""
-    import json
-
-    page = path.with_name("driven.html")
-    page.write_text(path.read_text().replace("</body>", _DRIVER + "</body>"))
-    r = _chromium(["--window-size=1280,800", "--dump-dom", page.as_uri()], tmp_path)
-    assert r.returncode == 0, r.stderr[-500:]
-    m = re.search(r'data-test="([^"]*)"', r.stdout)
-    assert m, "the driver did not finish (plotly.min.js not loaded?)"
-    log = json.loads(html_lib.unescape(m.group(1)))
-    assert "error" not in log, log
-    return log
+    return drive_page(path, _DRIVER, tmp_path)
 
 
 @pytest.mark.slow

@@ -178,6 +178,10 @@ class HRMLM(HookedModel):
             "slow": self.slow_init.to(device).expand(shape).clone(),
         }
 
+    def fresh_states(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's own starting states for a batch of ``tokens`` [B, L] (as every family has them)."""
+        return self.init_states(tokens.shape[0], tokens.shape[1], tokens.device)
+
     def fast_update(self, fast, slow, e, rotary, name: str) -> torch.Tensor:
         """One gated Fast step: context from [fast, slow, inject_scale * e], GRU-style blend."""
         context = self.fast_in(torch.cat((fast, slow, self.inject_scale.to(e.dtype) * e), dim=-1))

@@ -205,6 +205,10 @@ class HrmTextTraced(HookedModel):
             z_L = inner.z_L_init.to(dtype=z_H.dtype, device=z_H.device).expand_as(z_H).contiguous()
         return {"z_H": z_H, "z_L": z_L}
 
+    def fresh_states(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's own starting states for ``tokens`` (as every family has them): ``start_states``."""
+        return self.start_states(tokens)
+
     def init_states(self, batch_size: int, device: Any = None, length: int | None = None) -> dict[str, torch.Tensor]:
         raise ValueError("HRM-Text starts from its input embedding: use start_states(tokens)")
 

@@ -58,12 +58,8 @@ class SegmentRunner:
         return Prepared(x, pid)
 
     def start_states(self, batch: Prepared) -> States:
-        m = self.model
-        if hasattr(m, "start_states"):  # HRM-Text: the loop starts from the token embedding
-            return m.start_states(batch.x)
-        if self.lm:
-            return m.init_states(batch.x.shape[0], batch.x.shape[1], batch.x.device)
-        return m.fresh_states(batch.x)
+        """The model's own starting states for the batch (``fresh_states``: every family has one)."""
+        return self.model.fresh_states(batch.x)
 
     def input_hook(self) -> str:
         """Hook names (glob) of the embedded input the recurrence reads (integrated gradients move it)."""
@@ -74,11 +70,10 @@ class SegmentRunner:
 
     def embed(self, batch: Prepared) -> torch.Tensor:
         """The value of the input hook for this batch (no hooks run)."""
-        m = self.model
+        if self.lm:
+            return batch.encoding  # computed once in ``prepare``
         with torch.no_grad():
-            if self.lm:
-                return m.encode(batch.x)
-            return m.embed(batch.x, batch.pid)
+            return self.model.embed(batch.x, batch.pid)
 
     # ----- running ---------------------------------------------------------------
     def segment(self, batch: Prepared, states: States, s: int) -> tuple[States, torch.Tensor]:

@@ -67,7 +67,7 @@ def fixed_point_residual(
     for a, b in _batches(x.shape[0], batch_size):
         xb = x[a:b].to(dev)
         pb = pid[a:b].to(dev) if pid is not None else None
-        init = initial_states(model, schema, b - a, xb.shape[1], dev)
+        init = initial_states(model, schema, xb)
         ends = _segment_ends(model, schema, xb, pb, init, n + 1)
         (s_n, lg_n), (s_next, lg_next) = ends[-2], ends[-1]
         for s in schema.state_names:
@@ -183,7 +183,7 @@ def multiple_fixed_points(
         xb = x[a:b].to(dev)
         pb = pid[a:b].to(dev) if pid is not None else None
         yb = y[a:b].to(dev) if y is not None else None
-        base = initial_states(model, schema, b - a, xb.shape[1], dev)
+        base = initial_states(model, schema, xb)
         for k in range(n_inits):
             init = _perturbed_init(base, k, noise, perturb, gen)
             ends = _segment_ends(model, schema, xb, pb, init, n + 1)
@@ -288,9 +288,9 @@ def one_unknown_cell_probe(
     dev = model_device(model)
     preds = []
     for a, b in _batches(x.shape[0], batch_size):
-        init = initial_states(model, schema, b - a, L, dev)
-        ends = _segment_ends(model, schema, x[a:b].to(dev), p[a:b].to(dev) if p is not None else None, init,
-                             schema.n_segments)
+        xb = x[a:b].to(dev)
+        init = initial_states(model, schema, xb)
+        ends = _segment_ends(model, schema, xb, p[a:b].to(dev) if p is not None else None, init, schema.n_segments)
         preds.append(ends[-1][1].argmax(-1).cpu())
     pred = torch.cat(preds).numpy()
     lab = labels.numpy()

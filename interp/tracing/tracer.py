@@ -40,7 +40,7 @@ from interp.tracing.memory import check_trace_memory
 from interp.tracing.meta import trace_meta
 from interp.tracing.model_hash import HASH_PIECE, checkpoint_info, model_sha256
 from interp.tracing.recorder import StepRecorder
-from interp.tracing.schema import StepSchema, build_schema, is_lm_model
+from interp.tracing.schema import StepSchema, build_schema
 from interp.tracing.settings import (
     STATE_DTYPES,
     attention_recording,
@@ -63,17 +63,15 @@ class BatchContext:
     schema: StepSchema
 
 
-def initial_states(model: nn.Module, schema: StepSchema, batch: int, length: int, device: torch.device,
-                   init: InitSpec = None, rows: slice | None = None) -> dict[str, torch.Tensor]:
-    """Starting states for a batch: the model's own, or ``init`` (a callable or a dict of [N, P, D] tensors)."""
+def initial_states(model: nn.Module, schema: StepSchema, x: torch.Tensor, init: InitSpec = None,
+                   rows: slice | None = None) -> dict[str, torch.Tensor]:
+    """Starting states for a batch of tokens ``x`` (on the model's device): the model's own (``fresh_states``),
+    or ``init`` (a callable ``(batch, device) -> states`` or a dict of [N, P, D] tensors indexed by ``rows``)."""
     if init is None:
-        if schema.kind == "lm" and schema.family == "hrm_lm":
-            return model.init_states(batch, length, device)
-        if is_lm_model(model):
-            return model.init_states(batch, device, length=model.prefix_len + length)
-        return model.init_states(batch, device)
+        return model.fresh_states(x)
+    device = x.device
     if callable(init):
-        st = init(batch, device)
+        st = init(x.shape[0], device)
     else:
         st = {k: torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v)[rows] for k, v in init.items()}
     missing = set(schema.state_names) - set(st)
@@ -96,10 +94,7 @@ def trace_batch(model: nn.Module, schema: StepSchema, x: torch.Tensor, y: torch.
                 decode_states: Sequence[str], state_dtype=np.float32, init: InitSpec = None,
                 rows: slice | None = None, fwd_hooks: Sequence = (), confidence: bool = True) -> tuple[dict, dict]:
     """Run one batch (already on the model's device) and return (per-puzzle arrays, kept states)."""
-    if init is None and hasattr(model, "start_states"):  # a start computed from the tokens (HRM-Text)
-        start = model.start_states(x)
-    else:
-        start = initial_states(model, schema, x.shape[0], x.shape[1], x.device, init, rows)
+    start = initial_states(model, schema, x, init, rows)
     reuse = bool(getattr(model, "logits_decode_answer", False)) and not fwd_hooks
     rec = StepRecorder(model, schema, x, y, start, keep_rows, keep_states, decode_states, state_dtype, confidence, reuse)
     watched = set(schema.hook_to_step) | set(schema.segment_hooks)

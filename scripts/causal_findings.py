@@ -71,9 +71,9 @@ def analyse(name: str, puzzle_file: str, n: int, per_group: int, seed: int):
 
 def _ci(v) -> str:
     from common.stats import bootstrap_mean_ci
+    from interp.report.tables import format_ci
 
-    ci = bootstrap_mean_ci(np.asarray(v, dtype=float))
-    return f"{ci.mean:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
+    return format_ci(bootstrap_mean_ci(np.asarray(v, dtype=float)), show_n=False)
 
 
 def figure(per_step, name: str, path: Path) -> None:

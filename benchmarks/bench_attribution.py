@@ -1,11 +1,13 @@
 """Cost of attribution patching against exhaustive activation patching, for one puzzle.
 
-For each model, one clean/corrupted Sudoku pair (a given changed, still solvable) and every unit (every
+For each model, one clean/corrupted pair (the first puzzle of the shipped ``qqwing_expert.sdm``, one given
+changed and still solvable: ``interp attribute``'s default corruption) and every unit (every
 state written at every step of every segment, at every cell): the wall time of AtP (two forwards, then
 one segment-by-segment backward of the full graph) and of integrated gradients, and the cost of exhaustive
 patching. Exhaustive patching of a 16-segment hard model is hours of CPU per puzzle, so by default its
 cost is *estimated*: ``--sample-chunks`` chunks of ``--rows`` patched rows, spread over the segments, are
-timed, giving seconds per (row x segment re-run); the estimate is that rate times the sum over all units
+timed in rounds interleaved with AtP and IG runs (medians reported, the load average printed), giving
+seconds per (row x segment re-run); the estimate is that rate times the sum over all units
 of the segments each patch re-runs (a patch at segment s re-runs s..S-1). ``--full`` runs the whole
 sweep too (use with ``--segments 2``) and prints measured against estimated.
 
@@ -27,8 +29,8 @@ sys.path.insert(0, str(REPO))
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
 
 
-def bench_model(name: str, segments: int | None, rows: int, sample_chunks: int, full: bool, ig_steps: int,
-                seed: int) -> dict:
+def bench_model(name: str, puzzle_file: Path, segments: int | None, rows: int, sample_chunks: int, full: bool,
+                ig_steps: int, seed: int) -> dict:
     import numpy as np
     import torch
 
@@ -38,18 +40,14 @@ def bench_model(name: str, segments: int | None, rows: int, sample_chunks: int, 
     from interp.causal.patching import patch_chunk, unit_chunks
     from interp.causal.runner import SegmentRunner
     from interp.causal.units import unit_hooks
-    from interp.causal.validation import zoo_pairs
+    from interp.causal.pairs import make_pairs
     from models.load import load_any
+    from tasks.puzzles import TaskInfo, read_puzzles
 
     model, _ = load_any(str(REPO / "zoo" / name))
     model.eval()
-    pairs = zoo_pairs(model, "sudoku", 1, seed=seed)
-    times = {}
-    for method in ("atp", "ig"):
-        t0 = time.perf_counter()
-        res = attribute(model, pairs, [method], n_segments=segments, ig_steps=ig_steps)
-        times[method] = time.perf_counter() - t0
-    n_units = int(res.pairs["n_units"].iloc[0])
+    batch = read_puzzles(TaskInfo("sudoku", (9, 9), "argument"), None, str(puzzle_file), 1)
+    pairs = make_pairs(batch.inputs, batch.labels, "change_given", "sudoku", seed=seed)  # interp attribute's default
     runner = SegmentRunner(model, segments)
     S = runner.n_segments
     hooks = unit_hooks(runner.schema)
@@ -63,11 +61,17 @@ def bench_model(name: str, segments: int | None, rows: int, sample_chunks: int, 
     chunks = unit_chunks(hooks, n_pos, rows)
     work = [len(c) * (S - hooks[c[0][0]].segment) for c in chunks]  # row x segments re-run, per chunk
     picks = sorted(set(np.linspace(0, len(chunks) - 1, sample_chunks).round().astype(int).tolist()))
-    rates = []
-    for c in picks:
+    rates, times = [], {"atp": [], "ig": []}
+    for c in picks:  # interleaved rounds: AtP, IG and one timed chunk of patching each, under the same load
+        for method in times:
+            t0 = time.perf_counter()
+            res = attribute(model, pairs, [method], n_segments=segments, ig_steps=ig_steps)
+            times[method].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         patch_chunk(runner, dst, d_carries, s_values, hooks, chunks[c], fn)
         rates.append((time.perf_counter() - t0) / work[c])
+    times = {m: statistics.median(v) for m, v in times.items()}
+    n_units = int(res.pairs["n_units"].iloc[0])
     rate = statistics.median(rates)
     estimate = rate * sum(work)
     out = {"model": name, "segments": S, "units": n_units, "atp_s": times["atp"], "ig_s": times["ig"],
@@ -85,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="hrm-sudoku9-hard,trm-sudoku9-hard")
     ap.add_argument("--segments", type=int, help="segments to run (default: the model's depth, 16 for the hard zoo)")
-    ap.add_argument("--rows", type=int, default=128, help="patched rows per batch")
+    ap.add_argument("--puzzle-file", default=str(REPO / "data" / "sudoku" / "qqwing_expert.sdm"),
+                    help="the first puzzle of this shipped file is the clean input")
+    ap.add_argument("--rows", type=int, default=64, help="patched rows per batch (interp attribute's default)")
     ap.add_argument("--sample-chunks", type=int, default=6)
     ap.add_argument("--ig-steps", type=int, default=5)
     ap.add_argument("--full", action="store_true", help="also run the whole exhaustive sweep")
@@ -98,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args)
     print(f"threads {args.threads}, load average {os.getloadavg()[0]:.2f}")
     for name in args.models.split(","):
-        r = bench_model(name, args.segments, args.rows, args.sample_chunks, args.full, args.ig_steps, args.seed)
+        r = bench_model(name, Path(args.puzzle_file), args.segments, args.rows, args.sample_chunks, args.full,
+                        args.ig_steps, args.seed)
         line = (f"{r['model']}: {r['segments']} segments, {r['units']} units; AtP {r['atp_s']:.1f} s, "
                 f"IG({r['ig_steps']}) {r['ig_s']:.1f} s; exhaustive patching {r['patch_s_estimated']:.0f} s "
-                f"(estimated from {r['sampled_chunks']} timed chunks) -> {r['ratio_patch_over_atp']:.0f}x AtP, "
+                f"(estimated from {r['sampled_chunks']} timed chunks; medians of interleaved rounds) -> {r['ratio_patch_over_atp']:.0f}x AtP, "
                 f"{r['ratio_patch_over_ig']:.0f}x IG")
         if "patch_s_measured" in r:
             line += f"; measured {r['patch_s_measured']:.0f} s ({r['ratio_measured_over_atp']:.0f}x AtP)"

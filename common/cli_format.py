@@ -63,6 +63,7 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _PlainFormatter)
+        kwargs.setdefault("allow_abbrev", False)  # "--puzzle-fil" is an error, not a silent "--puzzle-file"
         super().__init__(*args, **kwargs)
 
     def format_help(self) -> str:

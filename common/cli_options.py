@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import Any
 
+from common.cli_types import nonneg_int, positive_int
+
 THREADS_DEFAULT = 1
 """``--threads`` everywhere: one CPU thread (reproducible timings); 0 leaves torch's own choice."""
 
@@ -21,12 +23,15 @@ DEVICE_DEFAULT = "auto"
 CKPT_HELP = ("checkpoint directory (model.safetensors + config.json), an official HRM/TRM weights file / run directory "
              "with all_config.yaml, a transformers HRM-Text folder, or a Hub spec hf:ORG/NAME[@REVISION][:SUBFOLDER]")
 
+bounded_threads = nonneg_int
+"""``--threads`` values: 0 (torch's choice) or a positive count."""
+
 Container = Any  # an ArgumentParser or an argument group (mutually exclusive or not)
 
 
 def add_threads_option(p: Container, help: str | None = None) -> None:
     """``--threads N``: torch CPU threads (default :data:`THREADS_DEFAULT`; 0 = torch's choice); see :func:`set_threads`."""
-    p.add_argument("--threads", type=int, default=THREADS_DEFAULT,
+    p.add_argument("--threads", type=bounded_threads, default=THREADS_DEFAULT,
                    help=help or "torch CPU threads (0 = torch's own choice, usually all cores)")
 
 
@@ -71,7 +76,7 @@ def add_task_option(p: Container) -> None:
 
 def add_limit_option(p: Container) -> None:
     """``--limit N``: the first N puzzles only."""
-    p.add_argument("--limit", type=int, help="use at most this many puzzles (the first ones)")
+    p.add_argument("--limit", type=positive_int, help="use at most this many puzzles (the first ones)")
 
 
 def add_quiet(p: Container) -> None:

@@ -39,13 +39,13 @@ from typing import Any
 from common.atomic import atomic_dir
 
 from .checkpoint import CONFIG, FORMAT, WEIGHTS, CheckpointError
-from .step_files import STEP_PATTERN, latest_step
+from .formats import find_weights_file
+from .step_files import latest_step
 
 PREFIX = "hf:"
 OFFICIAL_YAML = "all_config.yaml"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
-_OFFICIAL_WEIGHTS = re.compile(rf"(checkpoint|{STEP_PATTERN}|.+\.(safetensors|pt|pth|ckpt))")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "tokenizer.model", "generation_config.json")
 
@@ -141,22 +141,8 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 
 def official_weights(folder: Path) -> Path | None:
-    """The weights file of an official-layout folder: ``checkpoint``, the latest ``step_N``, else one
-    ``*.safetensors`` (preferred) / ``*.pt`` / ``*.pth`` / ``*.ckpt`` file."""
-    files = [f for f in folder.iterdir() if f.is_file() and _OFFICIAL_WEIGHTS.fullmatch(f.name)]
-    if (folder / "checkpoint").is_file():
-        return folder / "checkpoint"
-    latest = latest_step(files, name=lambda f: f.name)
-    if latest is not None:
-        return latest
-    for ext in (".safetensors", ".pt", ".pth", ".ckpt"):
-        found = sorted(f for f in files if f.name.endswith(ext))
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise CheckpointError(f"{folder} holds several {ext} files ({', '.join(f.name for f in found[:4])}); "
-                                  "name one with a subfolder or load it with models.official.load_official")
-    return None
+    """The weights file of an official-layout folder (``models.formats.find_weights_file``)."""
+    return find_weights_file(folder)
 
 
 def detect_layout(folder: str | os.PathLike, where: str | None = None) -> str:

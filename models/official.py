@@ -36,27 +36,23 @@ import argparse
 import dataclasses
 import json
 import os
-import pickle
 import re
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from common.outputs import ensure_out_not_symlink
-from common.untrusted import read_json, regular_file, safe_load_yaml, safetensors_header
+from common.untrusted import read_json, safe_load_yaml
 
 from .checkpoint import CheckpointError, build_fitting_model, load_state, save_checkpoint
+from .formats import CheckpointFile, find_weights_file, read_checkpoint_file
 from .config import ConfigError, HRMConfig, PuzzleConfig, TRMConfig, check_field_type, numeric_strings
-from .step_files import latest_step, step_number
 
 CONFIG_YAML = "all_config.yaml"
-WEIGHT_NAMES = ("checkpoint",)  # the published files; run dirs hold step_N
+CONFIG_NAMES = (CONFIG_YAML, "config.yaml")  # the reference repos / URM write these beside the weights
 PREFIXES = ("_orig_mod.", "module.", "model.", "inner.")  # compile, DDP, loss head, ACT wrapper
 
 # reference class name -> (our family, repository); the module part tells the HRM ports apart
@@ -64,6 +60,18 @@ SUPPORTED_ARCHS = {
     "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1": ("hrm", "sapientinc/HRM"),
     "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1": ("hrm", "SamsungSAILMontreal/TinyRecursiveModels"),
     "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1": ("trm", "SamsungSAILMontreal/TinyRecursiveModels"),
+    "trm@TRMModel": ("trm", "locuslab/EqR"),  # EqR's TRM baseline: no puzzle embedding
+    "trm.trm@TRM": ("trm", "UbiquantAI/URM"),
+}
+
+# reference architectures we read but cannot map onto our models, and what our models lack for them
+UNMAPPABLE_ARCHS = {
+    "eqr@EqRModel": "EqR's damped noisy update z <- (1 - lambda_) z + lambda_ f(z, x) + N(0, noise_scale^2) and its random "
+                    "initial states (H_init/L_init are not saved) have no counterpart in our TRM",
+    "urm.urm@URM": "URM's universal-transformer loop over `layers.i` with ConvSwiGLU (`mlp.dwconv`) and `init_hidden` "
+                   "has no counterpart in our models",
+    "recursive_reasoning.trm_singlez@TinyRecursiveReasoningModel_ACTV1": "TRM's single-z variant is not implemented here",
+    "recursive_reasoning.trm_hier6@TinyRecursiveReasoningModel_ACTV1": "TRM's hier6 variant is not implemented here",
 }
 
 # arch fields copied unchanged into our config
@@ -77,81 +85,36 @@ _KNOWN_TASKS = {"sudoku": (11, 81), "maze": (6, 900), "arc": (12, 900)}
 
 
 # ----- files ------------------------------------------------------------------
-def find_official_files(path: str | os.PathLike, config_yaml: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """(weights file, YAML) for a weights file or a run directory (latest ``step_N`` or ``checkpoint``)."""
+def find_official_files(path: str | os.PathLike, config_yaml: str | os.PathLike | None = None) -> tuple[Path, Path | None]:
+    """(weights file, config YAML or None) for a weights file or a run directory.
+
+    A directory gives its weights file (``checkpoint``, the latest ``step_N``, else one ``*.safetensors``,
+    ``*.pt``, ``*.pth`` or ``*.ckpt``); the YAML is ``config_yaml``, else ``all_config.yaml`` beside the
+    weights, else URM's ``config.yaml`` beside them; None when there is none (the file may hold its config).
+    """
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"official checkpoint not found: {p}")
     if p.is_dir():
-        weights = _pick_weights(p)
+        weights = find_weights_file(p)
+        if weights is None:
+            raise CheckpointError(f"{p} holds no official weights file (`checkpoint`, `step_N`, *.safetensors, *.pt, *.pth, *.ckpt)")
     else:
         weights = p
-    yml = Path(config_yaml) if config_yaml is not None else weights.parent / CONFIG_YAML
-    if not yml.is_file():
-        raise CheckpointError(
-            f"no {CONFIG_YAML} beside {weights}; pass config_yaml=<path> (or --config-yaml)"
-        )
-    return weights, yml
+    if config_yaml is not None:
+        yml = Path(config_yaml)
+        if not yml.is_file():
+            raise CheckpointError(f"config YAML not found: {yml}")
+        return weights, yml
+    for name in CONFIG_NAMES:
+        if (weights.parent / name).is_file():
+            return weights, weights.parent / name
+    return weights, None
 
 
-def _pick_weights(d: Path) -> Path:
-    for name in WEIGHT_NAMES:
-        if (d / name).is_file():
-            return d / name
-    latest = latest_step((f for f in d.iterdir() if f.is_file()), name=lambda f: f.name)
-    if latest is None:
-        raise CheckpointError(f"{d} holds no official weights file (`checkpoint` or `step_N`)")
-    return latest
-
-
-def read_official_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The state dict of a ``torch.save``d (or ``.safetensors``) file, prefixes removed; never unpickles objects."""
-    p = Path(path)
-    regular_file(p, None, CheckpointError)  # no FIFO or device: they would block or never end
-    if p.suffix == ".safetensors":  # some derivatives re-upload the state dict as safetensors
-        safetensors_header(p, CheckpointError)  # bounded header before safetensors parses it
-        try:
-            obj = load_file(str(p), device="cpu")
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{p} is not a readable safetensors file ({e})") from None
-        return {strip_prefixes(k): v for k, v in obj.items()}
-    try:
-        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise on top of our one-line error
-            warnings.simplefilter("ignore")
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError,
-            KeyError, IndexError, ImportError, MemoryError, OverflowError) as e:
-        raise CheckpointError(
-            f"{p} is not a tensor-only torch.save file (refusing to unpickle objects): {_load_reason(e)}"
-        ) from None
-    if isinstance(obj, dict) and not _all_tensors(obj):
-        nested = [k for k in ("state_dict", "model", "ema") if isinstance(obj.get(k), dict) and _all_tensors(obj[k])]
-        if len(nested) >= 1:
-            obj = obj[nested[0]]
-    if not isinstance(obj, dict) or not obj or not _all_tensors(obj):
-        raise CheckpointError(f"{p} does not hold a state dict (a mapping of names to tensors)")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in obj.items():
-        name = strip_prefixes(str(key))
-        if name in out:
-            raise CheckpointError(f"{p}: two keys map to {name!r} after removing wrapper prefixes")
-        out[name] = value
-    return out
-
-
-def _load_reason(e: BaseException) -> str:
-    """The informative sentence of a ``torch.load`` error, without torch's advice to set weights_only=False."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
-    m = re.search(r"(Unsupported [^\n]*|Trying to load unsupported [^\n]*)", text)
-    if m:
-        return re.split(r"(?<=\.)\s", m.group(1).strip())[0][:300]
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith(("Weights only load failed", "Check the documentation"))]
-    return (useful or [type(e).__name__])[0][:300]
-
-
-def _all_tensors(d: dict) -> bool:
-    return all(isinstance(v, torch.Tensor) for v in d.values())
+def read_official_state(path: str | os.PathLike, weights: str | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of any supported checkpoint file (``models.formats``), prefixes removed; never unpickles code."""
+    return read_checkpoint_file(path, weights).state
 
 
 def strip_prefixes(key: str) -> str:
@@ -172,15 +135,19 @@ def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:
         doc = safe_load_yaml(p, CheckpointError)
     except OSError as e:
         raise CheckpointError(f"{p} is not readable YAML ({type(e).__name__})") from None
+    return official_doc(doc, str(p))
+
+
+def official_doc(doc: Any, where: str) -> dict[str, Any]:
+    """A training config (YAML, or the one EqR / Lightning store in the checkpoint) with a checked ``arch`` mapping."""
     if not isinstance(doc, dict):
-        raise CheckpointError(f"{p} is not a YAML mapping")
+        raise CheckpointError(f"{where} is not a mapping")
     if "arch" not in doc and "name" in doc:  # an arch file on its own
         doc = {"arch": doc}
     arch = doc.get("arch")
     if not isinstance(arch, dict) or "name" not in arch:
-        raise CheckpointError(f"{p} has no `arch:` section with a `name` (is it an HRM/TRM all_config.yaml?)")
-    doc["arch"] = _resolve_interpolations(arch, p)
-    return doc
+        raise CheckpointError(f"{where} has no `arch:` section with a `name` (is it an HRM/TRM all_config.yaml?)")
+    return {**doc, "arch": _resolve_interpolations(arch, Path(where))}
 
 
 def _resolve_interpolations(arch: dict[str, Any], where: Path) -> dict[str, Any]:
@@ -206,6 +173,8 @@ def official_config(
     overrides = dict(overrides or {})
     arch = doc["arch"]
     name = str(arch["name"])
+    if name in UNMAPPABLE_ARCHS:
+        raise CheckpointError(f"architecture {name!r} is not supported (it cannot be mapped onto our models: {UNMAPPABLE_ARCHS[name]})")
     if name not in SUPPORTED_ARCHS:
         raise CheckpointError(
             f"architecture {name!r} is not supported (supported: {', '.join(sorted(SUPPORTED_ARCHS))})"
@@ -243,6 +212,11 @@ def official_config(
         if "L_layers" in arch:
             fields["num_layers"] = arch["L_layers"]  # TRM's single network; H_layers is ignored
         fields["mlp_t"] = bool(arch.get("mlp_t", False))
+        if repo == "locuslab/EqR":  # EqR's TRM has no puzzle embedding and more position encodings than ours
+            if arch.get("pos_encodings") not in ("rope", "learned", "none", None):
+                raise CheckpointError(f"{name}: pos_encodings {arch.get('pos_encodings')!r} (EqR) is not supported; ours are rope, learned, none")
+            arch = {**arch, "puzzle_emb_len": 0, "puzzle_emb_ndim": 0}
+            fields["puzzle_emb_ndim"] = 0
         # TRM pads the puzzle embedding to puzzle_emb_len tokens (default 16; 0 = ceil(ndim / hidden))
         fields["puzzle_emb_len"] = int(arch.get("puzzle_emb_len", 16))
         if "puzzle_emb_len" not in arch:
@@ -357,31 +331,47 @@ def load_official(
     path: str | os.PathLike,
     config_yaml: str | os.PathLike | None = None,
     dataset: str | os.PathLike | None = None,
+    weights: str | None = None,
     **overrides: Any,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Build our HRM/TRM from a reference checkpoint; returns ``(model in eval mode, meta)``.
+    """Build our HRM/TRM from a reference-family checkpoint; returns ``(model in eval mode, meta)``.
 
-    ``path``: the weights file (``step_N``, ``checkpoint``) or its run directory.
+    ``path``: the weights file (``step_N``, ``checkpoint``, EqR ``*.pth``, URM ``step_N.pt``, Lightning
+    ``model.ckpt``, ...) or its run directory. ``weights``: ``"ema"`` or ``"raw"`` where the file holds both
+    (default EMA); ``meta["source"]["checkpoint"]`` says which format, prefix and weights were used.
     ``overrides``: config fields (``seq_len=81``, ``halt_max_steps=16``, ...) that win over the YAML.
     """
-    weights, yml = find_official_files(path, config_yaml)
-    doc = read_official_yaml(yml)
-    tensors = read_official_state(weights)
-    cfg, info = official_config(doc, tensors, overrides, dataset=dataset, base_dir=weights.parent)
-    where = f"official checkpoint {weights}"
+    weights_file, yml = find_official_files(path, config_yaml)
+    ckpt = read_checkpoint_file(weights_file, weights)
+    doc, config_from = checkpoint_doc(ckpt, yml, config_yaml is not None)
+    tensors = ckpt.state
+    cfg, info = official_config(doc, tensors, overrides, dataset=dataset, base_dir=weights_file.parent)
+    where = f"official checkpoint {weights_file}"
     model = build_fitting_model(cfg, {k: tuple(v.shape) for k, v in tensors.items()}, where)
     load_state(model, tensors, where=where)
     model.eval()
-    step = step_number(weights.name)
     train = {k: v for k, v in doc.items() if k != "arch" and isinstance(v, (int, float, str, bool, list, type(None)))}
     meta = {
         "format": "official",
         "model": cfg.to_dict(),
-        "source": {"weights": str(weights), "config_yaml": str(yml), **info},
-        "step": step,
+        "source": {"weights": str(weights_file), "config_yaml": config_from, "checkpoint": ckpt.describe(), **info},
+        "step": ckpt.step,
         "train": train,
     }
     return model, meta
+
+
+def checkpoint_doc(ckpt: CheckpointFile, yml: Path | None, explicit: bool) -> tuple[dict[str, Any], str]:
+    """The training config of a checkpoint and where it came from: an explicit YAML, else the config stored
+    in the file (EqR, Lightning), else the YAML beside it; none of them is one line naming what is missing."""
+    if yml is not None and (explicit or ckpt.config is None):
+        return read_official_yaml(yml), str(yml)
+    if ckpt.config is not None:
+        return official_doc(ckpt.config, f"{ckpt.path} (its stored config)"), f"{ckpt.path} (stored config)"
+    raise CheckpointError(
+        f"{ckpt.path} ({ckpt.format} format) holds no config and there is no {' or '.join(CONFIG_NAMES)} beside it; "
+        "pass config_yaml=<path> (or --config-yaml)"
+    )
 
 
 def convert_official(
@@ -390,6 +380,7 @@ def convert_official(
     config_yaml: str | os.PathLike | None = None,
     dataset: str | os.PathLike | None = None,
     overwrite: bool = False,
+    weights: str | None = None,
     **overrides: Any,
 ) -> Path:
     """Write a reference checkpoint in our format (safetensors + config.json); returns the directory.
@@ -406,7 +397,7 @@ def convert_official(
                 f"refusing to write to {out}: it exists and is not empty"
                 + (" (pass --overwrite to replace the checkpoint there)" if ours and not foreign else
                    "; it holds files this tool did not write, choose another directory"))
-    model, meta = load_official(path, config_yaml=config_yaml, dataset=dataset, **overrides)
+    model, meta = load_official(path, config_yaml=config_yaml, dataset=dataset, weights=weights, **overrides)
     extra = {"source": meta["source"], "step": meta["step"], "train": meta["train"]}
     return save_checkpoint(out_dir, model, extra=_jsonable(extra))
 

@@ -22,24 +22,25 @@ Command line::
 
     python -m models.hub resolve hf:sapientinc/HRM-checkpoint-sudoku-extreme
     python -m models.hub export zoo/trm-sudoku9 out/hub/trm-sudoku9 --repo ORG/trm-sudoku9
+    python -m models.hub export run_dir/step_26040 out/hub/trm --seq-len 81     # any format models.official reads
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_dir
+from common.cli_format import Parser, UsageError, examples, print_error
+from common.cli_types import positive_int
 
 from .checkpoint import CONFIG, FORMAT, WEIGHTS, CheckpointError
-from .formats import find_weights_file
+from .formats import WEIGHT_CHOICES, find_weights_file
 from .step_files import latest_step
 
 PREFIX = "hf:"
@@ -374,27 +375,71 @@ def export_zoo(ckpt: str | os.PathLike, out: str | os.PathLike, repo: str | None
     return dst
 
 
+def export_checkpoint(src: str | os.PathLike, out: str | os.PathLike, repo: str | None = None, overwrite: bool = False,
+                      **load_kwargs: Any) -> Path:
+    """Write any supported checkpoint as a Hub-ready folder: ``model.safetensors`` + ``config.json`` + README card.
+
+    A zoo checkpoint is copied (``export_zoo``); any other format (reference ``step_N``, ARC Prize verification,
+    EqR ``.pth``, URM ``step_N.pt``, Lightning ``model.ckpt``, ...) is loaded with ``models.official`` (``load_kwargs``
+    such as ``seq_len=81``, ``weights="raw"``) and converted; where it came from is kept in ``config.json["source"]``.
+    Atomic: on any error nothing is written.
+    """
+    from .checkpoint import save_checkpoint
+    from .official import load_official
+
+    s, dst = Path(src), Path(out)
+    if s.is_dir() and (s / CONFIG).is_file() and not is_transformers_dir(s):
+        if load_kwargs:
+            raise CheckpointError(f"{s} is already in our format; {', '.join(sorted(load_kwargs))} do not apply")
+        return export_zoo(s, dst, repo, overwrite)
+    if repo is not None:
+        parse_hub_spec(PREFIX + repo)
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())) and not overwrite:
+        raise CheckpointError(f"{dst} exists and is not empty (pass --overwrite to replace it)")
+    if not s.exists():
+        raise CheckpointError(f"checkpoint not found: {s}")
+    model, meta = load_official(s, **load_kwargs)  # every check happens before anything is written
+    extra = json.loads(json.dumps({"source": meta["source"], "step": meta["step"], "train": meta["train"]}, default=str))
+    n_params = sum(p.numel() for p in model.parameters())
+    with atomic_dir(dst, recoverable=True) as tmp:
+        inner = save_checkpoint(tmp / "checkpoint", model, extra=extra)
+        for f in (WEIGHTS, CONFIG):
+            os.replace(inner / f, tmp / f)
+        inner.rmdir()
+        card_meta = {"model": meta["model"], "task": None}
+        (tmp / "README.md").write_text(model_card(card_meta, n_params, repo, None, None))
+    return dst
+
+
 # ----------------------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m models.hub", description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="python -m models.hub", description=__doc__.split("\n\n")[0],
+                epilog=examples("python -m models.hub export zoo/trm-sudoku9 out/hub/trm-sudoku9 --repo ORG/trm-sudoku9",
+                                "python -m models.hub export tests/fixtures/checkpoint_formats/eqr_trm/eqr.pth out/hub/eqr-trm --seq-len 16"))
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("resolve", help="fetch (or find in the cache) a spec and print its folder and layout")
     r.add_argument("spec")
-    e = sub.add_parser("export", help="write a zoo checkpoint as a Hub-ready folder with its model card")
-    e.add_argument("ckpt", help="zoo checkpoint directory (model.safetensors + config.json)")
+    e = sub.add_parser("export", help="write any supported checkpoint as a Hub-ready folder (safetensors + config.json + card)",
+                       epilog=examples("python -m models.hub export zoo/trm-sudoku9 out/hub/trm-sudoku9",
+                                       "python -m models.hub export tests/fixtures/checkpoint_formats/hrm_step out/hub/hrm --seq-len 16",
+                                       "python -m models.hub export tests/fixtures/checkpoint_formats/eqr_trm/eqr.pth out/hub/eqr --seq-len 16 --weights raw"))
+    e.add_argument("ckpt", help="a zoo checkpoint directory, or any format models.official reads (step_N, *.pth, *.pt, model.ckpt, run dir)")
     e.add_argument("out", help="folder to write (upload it with `hf upload ORG/NAME OUT`)")
     e.add_argument("--repo", help="ORG/NAME the folder will be uploaded to (used in the card)")
     e.add_argument("--overwrite", action="store_true")
-    args = ap.parse_args(argv)
+    e.add_argument("--weights", choices=WEIGHT_CHOICES, default=None, help="EMA or raw weights where the file holds both (default: EMA)")
+    e.add_argument("--seq-len", type=positive_int, default=None, help="sequence length (RoPE checkpoints do not store it)")
+    e.add_argument("--config-yaml", default=None, help="the run's training config when it is neither in the file nor beside it")
     try:
+        args = ap.parse_args(argv)
         if args.cmd == "resolve":
             print(json.dumps(resolve_hub(args.spec).info(), indent=2))
         else:
-            out = export_zoo(args.ckpt, args.out, args.repo, args.overwrite)
+            kw = {k: v for k, v in (("weights", args.weights), ("seq_len", args.seq_len), ("config_yaml", args.config_yaml)) if v is not None}
+            out = export_checkpoint(args.ckpt, args.out, args.repo, args.overwrite, **kw)
             print(f"wrote {out}; upload with: hf upload {args.repo or 'ORG/NAME'} {out}")
-    except (CheckpointError, OSError, ValueError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+    except (CheckpointError, UsageError, OSError, ValueError) as e:
+        return print_error(e)
     return 0
 
 

@@ -37,18 +37,19 @@ import dataclasses
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from common.cli_format import Parser, UsageError, examples, print_error
+from common.cli_types import positive_int
 from common.outputs import ensure_out_not_symlink
 from common.untrusted import read_json, safe_load_yaml
 
 from .checkpoint import CheckpointError, build_fitting_model, load_state, save_checkpoint
-from .formats import CheckpointFile, find_weights_file, read_checkpoint_file
+from .formats import WEIGHT_CHOICES, CheckpointFile, find_weights_file, read_checkpoint_file
 from .config import ConfigError, HRMConfig, PuzzleConfig, TRMConfig, check_field_type, numeric_strings
 
 CONFIG_YAML = "all_config.yaml"
@@ -423,32 +424,36 @@ def _parse_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.official", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m models.official", description=__doc__.split("\n\n")[0],
+                    epilog=examples("python -m models.official info tests/fixtures/checkpoint_formats/hrm_step --seq-len 16",
+                                    "python -m models.official convert tests/fixtures/checkpoint_formats/urm_trm out/urm-trm --seq-len 16"))
     sub = parser.add_subparsers(dest="cmd", required=True)
     for cmd in ("info", "convert"):
-        sp = sub.add_parser(cmd)
-        sp.add_argument("path", help="weights file (step_N / checkpoint) or its run directory")
+        sp = sub.add_parser(cmd, epilog=examples(
+            f"python -m models.official {cmd} tests/fixtures/checkpoint_formats/eqr_trm/eqr.pth"
+            + (" out/eqr-trm" if cmd == "convert" else "") + " --seq-len 16 --weights raw"))
+        sp.add_argument("path", help="weights file (step_N, checkpoint, *.pth, *.pt, model.ckpt) or its run directory")
         if cmd == "convert":
             sp.add_argument("out_dir", help="where to write our checkpoint directory (new or empty)")
             sp.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in out_dir")
-        sp.add_argument("--config-yaml", default=None, help=f"the run's {CONFIG_YAML} if not beside the weights")
+        sp.add_argument("--config-yaml", default=None, help=f"the run's {CONFIG_YAML} if not beside the weights nor in the file")
         sp.add_argument("--dataset", default=None, help="dataset directory with dataset.json (gives seq_len)")
-        sp.add_argument("--seq-len", type=int, default=None)
+        sp.add_argument("--seq-len", type=positive_int, default=None, help="sequence length (RoPE checkpoints do not store it)")
+        sp.add_argument("--weights", choices=WEIGHT_CHOICES, default=None, help="EMA or raw weights where the file holds both (default: EMA)")
         sp.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         overrides = _parse_overrides(args)
         if args.cmd == "info":
-            model, meta = load_official(args.path, args.config_yaml, args.dataset, **overrides)
+            model, meta = load_official(args.path, args.config_yaml, args.dataset, weights=args.weights, **overrides)
             meta["parameters"] = sum(p.numel() for p in model.parameters())
             print(json.dumps(_jsonable(meta), indent=2))
         else:
             out = convert_official(args.path, args.out_dir, args.config_yaml, args.dataset,
-                                   overwrite=args.overwrite, **overrides)
+                                   overwrite=args.overwrite, weights=args.weights, **overrides)
             print(f"wrote {out}")
-    except (CheckpointError, ConfigError, ValueError, OSError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+    except (CheckpointError, ConfigError, UsageError, ValueError, OSError) as e:
+        return print_error(e)
     return 0
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from models.hook_names import parse_act_name
-from models.hooks import HookedModel, NameFilter, matches_filter
+from models.hooks import HookedModel, NameFilter
 
 _LENS_CLASSES: dict[str, type] = {}
 
@@ -198,7 +198,7 @@ def nnsight_cache(
     """
     model = nn_model._module
     depth = _ensure_depth(model, args, kwargs)
-    names = [n for n in model.hook_names() if _fires(n, depth) and matches_filter(n, names_filter)]
+    names = [n for n in model.hook_names(names_filter) if _fires(n, depth)]  # aliases resolved there
     if not names:
         raise KeyError(f"no hook point matches {names_filter!r}")
     saved: dict[str, Any] = {}

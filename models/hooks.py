@@ -26,6 +26,8 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from .hook_names import expand_aliases
+
 HookFn = Callable[..., Union[torch.Tensor, None]]
 NameFilter = Union[str, Sequence[str], Callable[[str], bool], None]
 
@@ -148,7 +150,12 @@ class HookedModel(nn.Module):
         return dict(self._hook_index)
 
     def hook_names(self, names_filter: NameFilter = None) -> list[str]:
-        """All hook names (in creation order), optionally filtered by glob(s) or a predicate."""
+        """All hook names (in creation order), optionally filtered by glob(s) or a predicate.
+
+        Names and globs may use the TransformerLens-style aliases of ``models.hook_names``
+        (``step.3.hook_resid_post``, ``step.*.blocks.0.attn.hook_pattern``).
+        """
+        names_filter = expand_aliases(names_filter, self._hook_index)
         return [n for n in self._hook_index if matches_filter(n, names_filter)]
 
     def reset_hooks(self) -> None:

@@ -295,8 +295,8 @@ def read_checkpoint_file(path: str | Path, weights: str | None = None) -> Checkp
     raw, prefix = strip_wrappers(raw_sd, where) if raw_sd else ({}, "")
     ema, ema_prefix = strip_wrappers(ema_sd, where + " (EMA copy)") if ema_sd else ({}, "")
     available = tuple(w for w, sd in (("ema", ema), ("raw", raw)) if sd)
-    if weights is not None and weights not in available:
-        raise CheckpointError(f"{p} has no {weights} weights (it holds: {', '.join(available)})")
+    if weights is not None and len(available) < 2:
+        raise CheckpointError(f"{p} holds one set of weights, not EMA and raw side by side; --weights {weights} does not apply")
     choice = weights or available[0]
     if choice == "ema" and raw:
         unknown = sorted(set(ema) - set(raw))

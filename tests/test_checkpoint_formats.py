@@ -169,7 +169,7 @@ def test_unknown_containers_and_missing_config_are_one_line(tmp_path):
     with pytest.raises(CheckpointError, match="holds no config") as e:
         load_official(tmp_path / "step_5.pt", seq_len=16)
     one_line(e)
-    with pytest.raises(CheckpointError, match="has no ema weights") as e:
+    with pytest.raises(CheckpointError, match="holds one set of weights") as e:
         read_checkpoint_file(FIXTURES / "trm_step" / "step_2400", weights="ema")
     one_line(e)
 

@@ -42,7 +42,7 @@ from safetensors.torch import load_file
 from common.untrusted import regular_file, safetensors_header
 
 from .checkpoint import CheckpointError
-from .step_files import STEP_PATTERN, latest_step, step_number
+from .step_files import STEP_PATTERN, latest_step
 
 WEIGHT_CHOICES = ("ema", "raw")
 
@@ -289,8 +289,9 @@ def read_checkpoint_file(path: str | Path, weights: str | None = None) -> Checkp
                 break
         s = obj.get("step", obj.get("global_step"))
         step = int(s) if isinstance(s, int) and not isinstance(s, bool) else None
-    if step is None:
-        step = step_number(re.sub(r"(_[A-Za-z0-9]+)?\.(pt|pth|ckpt)$", "", p.name))
+    if step is None:  # step_N, step_N.pt, EqR's step_N_<wandb id>.pth
+        m = re.fullmatch(r"step_(\d+)(_[A-Za-z0-9]+)?(\.(pt|pth|ckpt|safetensors))?", p.name)
+        step = int(m.group(1)) if m else None
     where = str(p)
     raw, prefix = strip_wrappers(raw_sd, where) if raw_sd else ({}, "")
     ema, ema_prefix = strip_wrappers(ema_sd, where + " (EMA copy)") if ema_sd else ({}, "")

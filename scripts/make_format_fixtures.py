@@ -8,8 +8,13 @@ of every ACT step at evaluation, with a fresh carry. ``tests/test_checkpoint_for
 that our loaders reproduce these outputs.
 
     python scripts/make_format_fixtures.py --out tests/fixtures/checkpoint_formats \\
-        --hrm out/refs/sapientinc+HRM --trm out/refs/SamsungSAILMontreal+TinyRecursiveModels \\
-        --eqr out/refs/locuslab+EqR --urm out/refs/UbiquantAI+URM
+        --hrm REFS/sapientinc+HRM --trm REFS/SamsungSAILMontreal+TinyRecursiveModels \\
+        --eqr REFS/locuslab+EqR --urm REFS/UbiquantAI+URM
+
+where each REFS/... is a checkout of that GitHub repository (only its ``models/``, ``utils`` and config code
+are imported). The committed fixtures were made from sapientinc/HRM 42410da, TinyRecursiveModels e7b6871,
+locuslab/EqR 4d45856 and UbiquantAI/URM 41de2c3 with torch 2.13 on CPU; rerunning it reproduces every file
+byte for byte except the two EqR ``eqr.pth`` (they pickle the process's RNG states), whose reference outputs match.
 
 The reference code calls ``flash_attn`` (CUDA only) in sapientinc/HRM and URM; on CPU a stand-in
 module with the same signature computes exact attention with PyTorch's SDPA (non-causal), the
@@ -19,7 +24,6 @@ computation flash-attn performs. Formats whose training code is not public (Kagg
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import json
@@ -33,6 +37,8 @@ import numpy as np
 import torch
 import yaml
 from safetensors.torch import save_file
+
+from common.cli_format import Parser, UsageError, examples, print_error
 
 SEQ_LEN, VOCAB, BATCH = 16, 11, 3
 
@@ -56,11 +62,12 @@ def reference_repo(root: Path):
     for k in saved:
         del sys.modules[k]
     sys.modules["flash_attn_interface"] = flash_attn_stand_in()
-    sys.path.insert(0, str(root))
+    old_path = list(sys.path)  # our own ``models`` package must not shadow theirs (some have no __init__.py)
+    sys.path[:] = [str(root)] + [p for p in old_path if not (Path(p or ".") / "models" / "__init__.py").is_file()]
     try:
         yield
     finally:
-        sys.path.remove(str(root))
+        sys.path[:] = old_path
         for k in [k for k in sys.modules if k == "models" or k.startswith(("models.", "utils", "config"))]:
             del sys.modules[k]
         sys.modules.update(saved)
@@ -259,11 +266,18 @@ def make_urm(out: Path, repo: Path, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True)
+    ap = Parser(description=__doc__.split("\n\n")[0], epilog=examples(
+        "python scripts/make_format_fixtures.py --out out/fixtures --hrm REFS/HRM --trm REFS/TinyRecursiveModels --eqr REFS/EqR --urm REFS/URM"))
+    ap.add_argument("--out", required=True, help="folder to write the fixtures to")
     for name in ("hrm", "trm", "eqr", "urm"):
         ap.add_argument(f"--{name}", required=True, help=f"local checkout of the {name} reference repository")
-    args = ap.parse_args(argv)
+    try:
+        args = ap.parse_args(argv)
+    except UsageError as e:
+        return print_error(e)
+    for name in ("hrm", "trm", "eqr", "urm"):
+        if not (Path(getattr(args, name)) / "models").is_dir():
+            return print_error(f"--{name} {getattr(args, name)} is not a checkout of the reference repository (no models/ folder)")
     out = Path(args.out)
     torch.manual_seed(0)
     np.random.seed(0)

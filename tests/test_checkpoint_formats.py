@@ -117,6 +117,13 @@ def test_ema_pair_and_ema_prefix_inside_one_state_dict(tmp_path):
         torch.testing.assert_close(raw.state[key], sd["_orig_mod.model.inner." + key], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name,step", [("step_12", 12), ("step_900.pt", 900), ("step_77_ab12cd.pth", 77), ("eqr.pth", None)])
+def test_step_from_file_names_without_a_stored_step(tmp_path, name, step):
+    sd = torch.load(FIXTURES / "trm_step" / "step_2400", weights_only=True)
+    torch.save({"model": sd} if "." in name else sd, tmp_path / name)
+    assert read_checkpoint_file(tmp_path / name).step == step
+
+
 def test_uncompiled_checkpoint_reports_no_orig_mod(tmp_path):
     sd = torch.load(FIXTURES / "trm_step" / "step_2400", weights_only=True)
     run = tmp_path / "run"

@@ -45,6 +45,7 @@ from .step_files import latest_step
 
 PREFIX = "hf:"
 OFFICIAL_YAML = "all_config.yaml"
+URM_YAML = "config.yaml"  # UbiquantAI/URM writes its training config under this name beside step_N.pt
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
@@ -157,7 +158,7 @@ def detect_layout(folder: str | os.PathLike, where: str | None = None) -> str:
         return "zoo"
     if cfg is not None and "model_type" in cfg:
         return "transformers"
-    if (p / OFFICIAL_YAML).is_file():
+    if (p / OFFICIAL_YAML).is_file() or (p / URM_YAML).is_file():
         return "official"
     names = sorted(f.name for f in p.iterdir())[:8]
     raise CheckpointError(
@@ -179,7 +180,7 @@ def _layout_patterns(spec: HubSpec, layout: str, meta: dict[str, Any] | None) ->
     elif layout == "transformers":
         names = [CONFIG, "*.safetensors", "model.safetensors.index.json", *TOKENIZER_FILES]
     else:
-        names = [OFFICIAL_YAML, "checkpoint", "step_*", "*.safetensors", "*.pt", "*.pth", "*.ckpt"]
+        names = [OFFICIAL_YAML, URM_YAML, "checkpoint", "step_*", "*.safetensors", "*.pt", "*.pth", "*.ckpt"]
     return [spec.pattern(n) for n in names]
 
 
@@ -229,7 +230,7 @@ def _pick_official_online(spec: HubSpec) -> list[str] | None:
         pick = latest_step(here)
         if pick is None:
             return None
-    return [spec.pattern(OFFICIAL_YAML), spec.pattern(pick)]
+    return [spec.pattern(OFFICIAL_YAML), spec.pattern(URM_YAML), spec.pattern(pick)]
 
 
 def resolve_hub(spec: str | HubSpec, cache_dir: str | os.PathLike | None = None,
@@ -241,7 +242,7 @@ def resolve_hub(spec: str | HubSpec, cache_dir: str | os.PathLike | None = None,
     s = parse_hub_spec(spec) if isinstance(spec, str) else spec
     cache = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
     off = hub_offline() if offline is None else offline
-    root = _download(s, [s.pattern(CONFIG), s.pattern(OFFICIAL_YAML)], cache, off)
+    root = _download(s, [s.pattern(CONFIG), s.pattern(OFFICIAL_YAML), s.pattern(URM_YAML)], cache, off)
     folder = root / s.subfolder if s.subfolder else root
     if not folder.is_dir():
         where = f"no folder {s.subfolder!r}" if s.subfolder else "no files"
@@ -297,7 +298,7 @@ def load_folder(folder: str | os.PathLike, layout: str | None = None, where: str
     weights = official_weights(p)
     if weights is None:
         raise CheckpointError(f"{where or p}: {OFFICIAL_YAML} but no weights file (checkpoint, step_N, *.safetensors, *.pt)")
-    return load_official(weights, config_yaml=p / OFFICIAL_YAML, **kwargs)
+    return load_official(weights, **kwargs)  # the YAML beside it: all_config.yaml, else URM's config.yaml
 
 
 def load_hub(spec: str, cache_dir: str | os.PathLike | None = None, offline: bool | None = None,

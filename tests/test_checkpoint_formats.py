@@ -228,3 +228,18 @@ def test_export_python_api_with_raw_weights(tmp_path):
     model, meta = load_checkpoint(out)
     assert meta["source"]["checkpoint"]["weights"] == "raw"
     assert max_abs_diff(model, reference("eqr_trm/eqr.pth"), prefix="raw.") <= 1e-5
+
+
+def test_urm_run_folder_on_the_hub(tmp_path, monkeypatch):
+    from hub_cache import add_to_hub_cache, folder_files
+
+    home = tmp_path / "hf_home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the test never reaches the network
+    (home / "hub").mkdir(parents=True)
+    files = {k: v for k, v in folder_files(FIXTURES / "urm_trm", "sudoku/").items() if "reference" not in k}
+    add_to_hub_cache(home / "hub", "someone/urm-toy", files)
+    model, meta = load_any("hf:someone/urm-toy:sudoku", seq_len=16)
+    assert meta["hub"]["layout"] == "official" and meta["source"]["checkpoint"]["format"] == "urm"
+    assert max_abs_diff(model, reference("urm_trm")) <= 1e-5

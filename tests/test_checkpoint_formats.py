@@ -124,14 +124,20 @@ def test_step_from_file_names_without_a_stored_step(tmp_path, name, step):
     assert read_checkpoint_file(tmp_path / name).step == step
 
 
-def test_uncompiled_checkpoint_reports_no_orig_mod(tmp_path):
+@pytest.mark.parametrize("prefix,compiled", [
+    ("model.inner.", False),  # saved without torch.compile
+    ("", False),  # a bare state dict
+    ("module._orig_mod.model.inner.", True),  # DDP around a compiled model
+    ("model._orig_mod.inner.", True),  # only the inner model compiled (EqR re-inserts such segments)
+])
+def test_wrapper_prefixes_are_detected_and_removed(tmp_path, prefix, compiled):
     sd = torch.load(FIXTURES / "trm_step" / "step_2400", weights_only=True)
     run = tmp_path / "run"
     run.mkdir()
-    torch.save({k.removeprefix("_orig_mod."): v for k, v in sd.items()}, run / "step_7")
+    torch.save({prefix + k.removeprefix("_orig_mod.model.inner."): v for k, v in sd.items()}, run / "step_7")
     shutil.copy(FIXTURES / "trm_step" / "all_config.yaml", run)
     model, meta = load_official(run, seq_len=16)
-    assert meta["source"]["checkpoint"]["compiled"] is False and meta["source"]["checkpoint"]["wrapper_prefix"] == "model.inner."
+    assert meta["source"]["checkpoint"]["compiled"] is compiled and meta["source"]["checkpoint"]["wrapper_prefix"] == prefix
     assert max_abs_diff(model, reference("trm_step")) <= 1e-5
 
 

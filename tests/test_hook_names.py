@@ -85,3 +85,22 @@ def test_attention_pattern_alias_and_families_without_clean_steps():
     assert model.hook_names("step.2.blocks.*.attn.hook_pattern") == ["seg0.h0.layer0.hook_pattern"]
     lm = tiny_hrm_lm()  # fast and slow states share a step: no one-to-one alias, so none is offered
     assert not [a for a in hook_aliases(lm.hook_names()) if a.startswith("step.")]
+
+
+def test_step_aliases_on_hrm_text():
+    transformers = pytest.importorskip("transformers")
+    from models.hrm_text import wrap_hrm_text
+
+    torch.manual_seed(0)
+    cfg = transformers.HrmTextConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                     head_dim=16, H_cycles=2, L_cycles=3, max_position_embeddings=64)
+    model = wrap_hrm_text(transformers.HrmTextForCausalLM(cfg).eval())
+    tokens = torch.randint(0, 50, (2, 8))
+    fired = []
+    with torch.no_grad(), model.hooks([("*", lambda t, hook: fired.append(hook.name))]):
+        model(tokens)
+    states = [n for n in fired if n.endswith(("hook_z_L", "hook_z_H"))]
+    assert len(states) == 2 * (3 + 1)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter="step.*.hook_resid_post")
+    assert list(cache) == states and hook_aliases(model.hook_names())["step.3.hook_resid_post"] == "seg0.h0.hook_z_H"

@@ -172,7 +172,8 @@ def strip_wrappers(sd: dict[str, torch.Tensor], where: str) -> tuple[dict[str, t
         out[name] = value
     if len(groups) > 1:
         shown = ", ".join(f"{len(v)} under {(k + '.') if k else 'no prefix'!r}" for k, v in sorted(groups.items())[:4])
-        raise CheckpointError(f"{where} mixes checkpoint formats: its keys carry different wrapper prefixes ({shown})")
+        raise CheckpointError(f"{where} mixes checkpoint formats (or is not an HRM/TRM-family checkpoint): "
+                              f"its keys carry different wrapper prefixes ({shown})")
     return out, next(iter(groups), "")
 
 

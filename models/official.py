@@ -20,6 +20,13 @@ sequence length from learned positions or the token-mixing MLP), a
 finally the well-known task of the YAML's ``data_path`` (Sudoku 81, Maze NxN,
 ARC 900). ``meta["inferred"]`` says where each value came from.
 
+The same loader reads the other public containers of the family through
+``models.formats`` (the ARC Prize verification runs, EqR ``.pth`` with its EMA
+copy and stored config, URM ``step_N.pt`` with ``config.yaml`` beside it,
+Lightning ``model.ckpt``); ``weights="ema"|"raw"`` picks between EMA and raw
+weights where a file holds both, and ``meta["source"]["checkpoint"]`` reports
+the format, the wrapper prefix and the weights used.
+
 Weights are read with ``torch.load(weights_only=True)`` only: no pickled code
 is ever executed. Anything that does not fit raises a one-line
 ``CheckpointError``.
@@ -27,7 +34,7 @@ is ever executed. Anything that does not fit raises a one-line
 Command line::
 
     python -m models.official info    <weights file or run dir>
-    python -m models.official convert <weights file or run dir> <out dir> [--seq-len N]
+    python -m models.official convert <weights file or run dir> <out dir> [--seq-len N] [--weights ema|raw]
 """
 
 from __future__ import annotations
@@ -49,12 +56,11 @@ from common.outputs import ensure_out_not_symlink
 from common.untrusted import read_json, safe_load_yaml
 
 from .checkpoint import CheckpointError, build_fitting_model, load_state, save_checkpoint
-from .formats import WEIGHT_CHOICES, CheckpointFile, find_weights_file, read_checkpoint_file
+from .formats import WEIGHT_CHOICES, CheckpointFile, find_weights_file, read_checkpoint_file, split_wrapper
 from .config import ConfigError, HRMConfig, PuzzleConfig, TRMConfig, check_field_type, numeric_strings
 
 CONFIG_YAML = "all_config.yaml"
 CONFIG_NAMES = (CONFIG_YAML, "config.yaml")  # the reference repos / URM write these beside the weights
-PREFIXES = ("_orig_mod.", "module.", "model.", "inner.")  # compile, DDP, loss head, ACT wrapper
 
 # reference class name -> (our family, repository); the module part tells the HRM ports apart
 SUPPORTED_ARCHS = {
@@ -119,14 +125,8 @@ def read_official_state(path: str | os.PathLike, weights: str | None = None) -> 
 
 
 def strip_prefixes(key: str) -> str:
-    """``_orig_mod.model.inner.lm_head.weight`` -> ``lm_head.weight``."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
-    return key
+    """``_orig_mod.model.inner.lm_head.weight`` -> ``lm_head.weight`` (``models.formats.split_wrapper``)."""
+    return split_wrapper(key)[1]
 
 
 def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:

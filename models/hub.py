@@ -388,7 +388,7 @@ def export_checkpoint(src: str | os.PathLike, out: str | os.PathLike, repo: str 
     from .checkpoint import save_checkpoint
     from .official import load_official
 
-    s, dst = Path(src), Path(out)
+    s, dst = Path(local_checkpoint(str(src))), Path(out)  # an hf: spec exports from its cached folder
     if s.is_dir() and (s / CONFIG).is_file() and not is_transformers_dir(s):
         if load_kwargs:
             raise CheckpointError(f"{s} is already in our format; {', '.join(sorted(load_kwargs))} do not apply")
@@ -424,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
                        epilog=examples("python -m models.hub export zoo/trm-sudoku9 out/hub/trm-sudoku9",
                                        "python -m models.hub export tests/fixtures/checkpoint_formats/hrm_step out/hub/hrm --seq-len 16",
                                        "python -m models.hub export tests/fixtures/checkpoint_formats/eqr_trm/eqr.pth out/hub/eqr --seq-len 16 --weights raw"))
-    e.add_argument("ckpt", help="a zoo checkpoint directory, or any format models.official reads (step_N, *.pth, *.pt, model.ckpt, run dir)")
+    e.add_argument("ckpt", help="a zoo checkpoint directory, any format models.official reads (step_N, *.pth, *.pt, model.ckpt, run dir), "
+                                "or an hf: spec of either")
     e.add_argument("out", help="folder to write (upload it with `hf upload ORG/NAME OUT`)")
     e.add_argument("--repo", help="ORG/NAME the folder will be uploaded to (used in the card)")
     e.add_argument("--overwrite", action="store_true")

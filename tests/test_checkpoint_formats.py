@@ -249,3 +249,6 @@ def test_urm_run_folder_on_the_hub(tmp_path, monkeypatch):
     model, meta = load_any("hf:someone/urm-toy:sudoku", seq_len=16)
     assert meta["hub"]["layout"] == "official" and meta["source"]["checkpoint"]["format"] == "urm"
     assert max_abs_diff(model, reference("urm_trm")) <= 1e-5
+    out = export_checkpoint("hf:someone/urm-toy:sudoku", tmp_path / "exported", seq_len=16)  # export straight from the Hub cache
+    exported, _ = load_checkpoint(out)
+    assert max_abs_diff(exported, reference("urm_trm")) <= 1e-5

@@ -91,7 +91,7 @@ def test_malformed_puzzle_subprocess_one_line(ckpts, tmp_path):
     (["--ckpt", "{root}/missing", "--puzzle", PUZZLE], "not found"),
     (["--ckpt", "{maze}", "--task", "sudoku", "--puzzle", PUZZLE], "maze model"),
     (["--ckpt", "{root}/foreign", "--puzzle", PUZZLE], "not a recurse-interp/1 config"),
-    (["--ckpt", "{root}/file.pt", "--puzzle", PUZZLE], "all_config.yaml"),  # a bare file is read as an official checkpoint
+    (["--ckpt", "{root}/file.pt", "--puzzle", PUZZLE], "not a tensor-only torch.save file"),  # read as a checkpoint, never unpickled
     (["--ckpt", "{root}/nometa", "--puzzle", "1..."], "--task"),
     (["--ckpt", "{trm}", "--puzzle-file", "{root}/nope.sdm"], "no such file"),
     (["--ckpt", "{trm}"], "--puzzle"),

@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("interp", "interp.tracing", "interp.examples", "interp.interop",
      "interp.puzzle_inputs"),                            # the recorder and what feeds it
     ("interp.analyses", "interp.interventions", "interp.guess_scaling", "interp.views",
-     "interp.stability", "interp.causal"),               # stages that read traces or run models
+     "interp.stability", "interp.causal", "interp.steering"),  # stages that read traces or run models
     ("interp.report",),                                  # reports built from the stages
     ("interp.cli", "interp.__main__"),                   # the ``interp`` command
     ("scripts", "benchmarks"),                           # entry points, never imported

@@ -8,6 +8,7 @@
     interp stability                 interp.cli.stability
     interp attribute                 interp.cli.attribute
     interp influence                 interp.cli.influence
+    interp steer                     interp.cli.steer
 
 Shared pieces (puzzle inputs, loading a checkpoint) are in ``interp.cli.common``; help and one-line
 errors in ``common.cli_format``; options every command line shares in ``common.cli_options``.
@@ -31,6 +32,7 @@ from interp.cli.guess_scale import add_guess_scale_parser
 from interp.cli.influence import add_influence_parser
 from interp.cli.report import add_report_parser
 from interp.cli.stability import add_stability_parser
+from interp.cli.steer import add_steer_parser
 from interp.cli.trace import add_trace_parsers
 
 
@@ -48,6 +50,7 @@ def build_parser() -> Parser:
     add_stability_parser(sub)
     add_attribute_parser(sub)
     add_influence_parser(sub)
+    add_steer_parser(sub)
     return parser
 
 

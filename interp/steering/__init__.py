@@ -1,0 +1,2 @@
+"""Feature and direction interventions at chosen steps, feature attribution, and the steering experiment
+(``docs/steering.md``)."""

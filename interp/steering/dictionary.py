@@ -1,0 +1,81 @@
+"""A sparse-autoencoder dictionary file bound to the model and state it was trained on.
+
+``sae.safetensors``: the tensors of a :class:`probes.sae.SparseAutoencoder` (``W_enc``, ``W_dec``, ``b_enc``,
+``b_dec``, ``mean``, ``scale``) and, in the safetensors metadata, ``format``, ``state`` (the state name, e.g.
+``y``), ``hook`` (a glob of the hook names it was fitted on, e.g. ``seg*.t*.hook_y``), ``d_in``,
+``n_features``, ``k`` and ``model_sha256`` (:func:`interp.tracing.model_hash.model_sha256` of the weights).
+:func:`load_dictionary` refuses, in one line, a file whose state, width or model digest does not match the
+model it is used on (a dictionary trained on another model), and reads tensors only (no pickle).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from interp.steering.directions import DirectionError
+from interp.tracing.model_hash import model_sha256
+from probes.sae import SparseAutoencoder
+
+FORMAT = "recurse-interp-sae/1"
+TENSORS = ("W_enc", "W_dec", "b_enc", "b_dec", "mean", "scale")
+MAX_BYTES = 1 << 30
+
+
+def save_dictionary(path: str | os.PathLike, sae: SparseAutoencoder, model: nn.Module, state: str,
+                    hook: str = "") -> Path:
+    """Write ``sae`` with the binding metadata (atomically)."""
+    from safetensors.torch import save
+
+    from common.atomic import atomic_write_bytes
+
+    meta = {"format": FORMAT, "state": state, "hook": hook, "d_in": str(sae.W_dec.shape[1]),
+            "n_features": str(sae.n_features), "k": "" if sae.k is None else str(sae.k),
+            "model_sha256": model_sha256(model)}
+    sd = {k: v.detach().contiguous().cpu() for k, v in sae.state_dict().items()}
+    return atomic_write_bytes(path, save(sd, metadata=meta))
+
+
+def load_dictionary(path: str | os.PathLike, model: nn.Module | None = None, state: str | None = None,
+                    width: int | None = None) -> tuple[SparseAutoencoder, dict[str, str]]:
+    """The SAE in ``path`` and its metadata, checked against ``model`` (digest), ``state`` and ``width``."""
+    from safetensors import safe_open
+
+    from common.untrusted import regular_file
+
+    p = regular_file(path, MAX_BYTES, DirectionError)
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except DirectionError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any parse failure of an untrusted file is one line
+        raise DirectionError(f"{p}: not a safetensors dictionary file ({type(e).__name__})") from None
+    if meta.get("format") != FORMAT or any(k not in tensors for k in TENSORS):
+        raise DirectionError(f"{p}: not a {FORMAT} dictionary (missing format metadata or tensors)")
+    W = tensors["W_dec"]
+    if W.dim() != 2 or tensors["W_enc"].shape != W.T.shape:
+        raise DirectionError(f"{p}: decoder and encoder shapes do not match")
+    if state is not None and meta.get("state") != state:
+        raise DirectionError(f"{p}: dictionary was trained on state {meta.get('state')!r} "
+                             f"(hook {meta.get('hook') or '?'}), not {state!r}")
+    if width is not None and W.shape[1] != width:
+        raise DirectionError(f"{p}: dictionary width {W.shape[1]} does not match the model's state width {width}")
+    if model is not None and meta.get("model_sha256") != model_sha256(model):
+        raise DirectionError(f"{p}: dictionary was trained on another model (model hash "
+                             f"{str(meta.get('model_sha256'))[:12]} differs from this checkpoint's)")
+    k = meta.get("k") or None
+    sae = SparseAutoencoder(W.shape[1], W.shape[0], k=int(k) if k else None)
+    with torch.no_grad():
+        for name in TENSORS:
+            getattr(sae, name).copy_(tensors[name])
+    if not all(bool(torch.isfinite(getattr(sae, n)).all()) for n in TENSORS):
+        raise DirectionError(f"{p}: dictionary holds NaN or inf")
+    return sae.eval(), meta
+
+
+__all__ = ["FORMAT", "save_dictionary", "load_dictionary"]

@@ -3,6 +3,7 @@
     interp trace / show / ablate     interp.cli.trace
     interp trace --text / --tokens   interp.cli.text_trace
     interp demo                      interp.cli.demo
+    interp scale                     interp.cli.scale (guess-scale: its deprecated alias)
     interp guess-scale               interp.cli.guess_scale
     interp report                    interp.report.command (re-exported by interp.cli.report)
     interp stability                 interp.cli.stability
@@ -31,6 +32,7 @@ from interp.cli.demo import add_demo_parser
 from interp.cli.guess_scale import add_guess_scale_parser
 from interp.cli.influence import add_influence_parser
 from interp.cli.report import add_report_parser
+from interp.cli.scale import add_scale_parser
 from interp.cli.stability import add_stability_parser
 from interp.cli.steer import add_steer_parser
 from interp.cli.trace import add_trace_parsers
@@ -45,6 +47,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_trace_parsers(sub)
     add_demo_parser(sub)
+    add_scale_parser(sub)
     add_guess_scale_parser(sub)
     add_report_parser(sub)
     add_stability_parser(sub)

@@ -59,3 +59,46 @@ def test_language_model_eval_shows_no_exact_accuracy():
 
     text = eval_headline({"ckpt": "zoo/hrm-lm-pydoc", "val_loss": 1.5, "val_ppl": 4.48, "set": "val"})
     assert "exact" not in text and "nats/token" in text
+
+
+def _eval_json(capsys, *args: str) -> dict:
+    from training.cli import main
+
+    assert main(["eval", "--ckpt", str(CKPT), "--json", "--quiet", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_eval_drops_puzzles_equivalent_to_training(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from tasks.sudoku.augment import SudokuTransform
+    from tasks.sudoku.generate import generate
+    from tasks.sudoku.grid import grid_to_line
+
+    monkeypatch.setenv("RECURSE_INTERP_CACHE", str(tmp_path / "cache"))
+    recs = generate(6, size=9, min_blanks=30, max_blanks=40, seed=99)
+    held = tmp_path / "held.sdm"
+    held.write_text("".join(grid_to_line(r.puzzle) + "\n" for r in recs))
+    rng = np.random.default_rng(3)
+    train = tmp_path / "train.sdm"  # transformed solutions of puzzles 1 and 4 plus an unrelated grid
+    other = generate(1, size=9, seed=123)[0].solution
+    train.write_text("".join(grid_to_line(g) + "\n" for g in
+                             (SudokuTransform.random(rng, 9).apply(recs[1].solution),
+                              SudokuTransform.random(rng, 9).apply(recs[4].solution), other)))
+    res = _eval_json(capsys, "--puzzle-file", str(held), "--train-set", str(train))
+    assert res["dedup"]["dropped"] == 2 and res["dedup"]["dropped_indices"] == [1, 4]
+    assert res["dedup"]["considered"] == 6 and res["n"] == 4
+    kept = tmp_path / "kept.sdm"  # the same numbers as scoring the kept puzzles directly
+    kept.write_text("".join(grid_to_line(recs[i].puzzle) + "\n" for i in (0, 2, 3, 5)))
+    ref = _eval_json(capsys, "--puzzle-file", str(kept))
+    assert "dedup" not in ref
+    for key in ("exact_accuracy", "exact_accuracy_at_halt", "blank_accuracy", "n"):
+        assert res[key] == ref[key]
+    assert any((tmp_path / "cache" / "canonical").iterdir())  # the training keys are cached
+    # --n limits the puzzles considered before dropping
+    res = _eval_json(capsys, "--puzzle-file", str(held), "--train-set", str(train), "--n", "3")
+    assert res["dedup"]["considered"] == 3 and res["dedup"]["dropped"] == 1 and res["n"] == 2
+    from training.cli import eval_headline
+
+    assert "dropped 1 of the 3 puzzles: solution grid equivalent (up to symmetry)" in eval_headline(
+        {**res, "ckpt": "x"})

@@ -107,6 +107,27 @@ def test_build_from_file(tmp_path):
         build_sudoku_dataset(tmp_path / "x", source=src, n_train=5, n_test=2, progress=False)
 
 
+def test_build_from_file_drops_test_puzzles_equivalent_to_training(tmp_path):
+    from tasks.sudoku.augment import SudokuTransform
+
+    records = generate(6, size=9, seed=22)
+    rng = np.random.default_rng(8)
+    twins = [SudokuTransform.random(rng, 9).apply(np.stack([r.puzzle, r.solution])) for r in records]
+    lines = [grid_to_line(r.puzzle) for r in records] + [grid_to_line(p) for p, _ in twins]
+    pair = {line: i % 6 for i, line in enumerate(lines)}  # line -> which base puzzle it is a copy of
+    src = tmp_path / "twins.sdm"
+    src.write_text("".join(line + "\n" for line in lines))
+    out = tmp_path / "honest"
+    summary = build_sudoku_dataset(out, source=src, n_train=6, n_test=6, seed=4, progress=False)
+    train, test = read_puzzle_split(out / "train"), read_puzzle_split(out / "test")
+    train_pairs = {pair[grid_to_line(p)] for p in decode_tokens(train.inputs)}
+    drawn_test = [line for line in lines if line not in {grid_to_line(p) for p in decode_tokens(train.inputs)}]
+    expected = sorted(line for line in drawn_test if pair[line] not in train_pairs)
+    assert sorted(grid_to_line(p) for p in decode_tokens(test.inputs)) == expected
+    dropped = json.loads((out / "test" / "dataset.json").read_text())["build"]["test_dropped_equivalent"]
+    assert dropped == 6 - len(expected) == 6 - summary["test"]["examples"] and dropped > 0
+
+
 def test_build_from_file_rejects_ambiguous_puzzle(tmp_path):
     src = tmp_path / "amb.sdm"
     src.write_text("." * 81 + "\n")

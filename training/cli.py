@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n", type=int, default=0, help="evaluate the first N examples / windows (0 = all / 256 windows)")
     e.add_argument("--build", action="store_true", help="with --n and no cached dataset: build the whole dataset "
                    "and score the first N of its test split (instead of N fresh puzzles)")
+    e.add_argument("--train-set", default=None, metavar="FILE",
+                   help="Sudoku: the training puzzle file; evaluation puzzles whose solution grid equals a training "
+                        "grid up to symmetry are dropped and counted (default: the checkpoint's training file "
+                        "when it is present here)")
     e.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
     add_device_option(e)
     e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
@@ -183,6 +187,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from models.load import load_any
 
     from .data import load_puzzle_split, load_text_dataset, resolve_data
+    from .dedup import dedup_split, known_train_file
     from .distributed import pick_device
     from .evaluate import evaluate
     from .lm import evaluate_lm
@@ -238,12 +243,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             split = load_puzzle_split(root, args.split or "test")
             set_name = f"{root.name} {args.split or 'test'} split, first {min(args.n, split.num_examples)} of " \
                        f"{split.num_examples}" if args.n else f"{root.name} {args.split or 'test'} split"
+        dedup, eval_n = None, args.n or None
+        train_file = Path(args.train_set) if args.train_set else known_train_file(task)
+        if train_file is not None and task.get("name", "sudoku") == "sudoku":
+            split, dedup = dedup_split(split, args.n, train_file, progress)
+            eval_n = None
         halting = train.get("halting", "auto")
         if halting == "auto":
             halting = {"hrm": "act_q", "trm": "bce"}.get(model.cfg.family, "none")
-        res = evaluate(model, split, batch_size=args.batch_size, n=args.n or None, halting=halting,
+        res = evaluate(model, split, batch_size=args.batch_size, n=eval_n, halting=halting,
                        loss_kind=train.get("loss", "stablemax"), device=device, n_boot=args.n_boot, progress=progress)
         res["set"] = set_name
+        if dedup is not None:
+            res["dedup"] = dedup
     res = {"ckpt": str(args.ckpt), "weights": meta.get("state", {}).get("weights", "model"), **res}
     print(json.dumps(jsonable(res), indent=2) if args.json else eval_headline(res))
     return 0
@@ -273,6 +285,10 @@ def eval_headline(res: dict) -> str:
         f"  mean segments to halt: {_ci(res, 'avg_halt_steps', pct=False)} of {res['segments']}",
         f"  ({level}% intervals: Wilson for exact accuracy, bootstrap of the mean otherwise)",
     ]
+    if res.get("dedup"):
+        d = res["dedup"]
+        lines.insert(1, f"  dropped {d['dropped']} of the {d['considered']} puzzles: solution grid equivalent (up to "
+                        f"symmetry) to a training puzzle of {d['train_set']}")
     return "\n".join(lines)
 
 

@@ -6,7 +6,8 @@ each its own puzzle with one example. With ``data_mixing`` (Augmented-HRM) every
 training example is followed by an easier twin in the same group: ``k`` of its
 blanks, ``k`` uniform in ``[1, blanks - 1]``, filled from the solution (a puzzle
 with fewer than 2 blanks gets an identical twin). Test: un-augmented, one group per
-puzzle. All cells are supervised (labels = encoded solution); one puzzle identifier.
+puzzle; drawn from a file, it leaves out the puzzles whose solution grid equals a training grid up to
+symmetry (:mod:`tasks.sudoku.canonical`; counted in ``meta.build.test_dropped_equivalent``). All cells are supervised (labels = encoded solution); one puzzle identifier.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tasks.puzzle_dataset import write_puzzle_split
 from tasks.sudoku.grid import PuzzleFormatError, PuzzleRecord, box_size, encode_grid, iter_puzzle_file
 from tasks.sudoku.augment import SudokuTransform
 from tasks.sudoku.generate import default_blanks, generate
+from tasks.sudoku.heldout import held_out_mask, keys_of
 from tasks.sudoku.solver import solve
 
 
@@ -76,6 +78,14 @@ def _label(rec: PuzzleRecord) -> PuzzleRecord:
         raise PuzzleFormatError(f"{rec.source}: puzzle has {what}; cannot label it")
     rating = float(result.guesses) if rec.rating is None else rec.rating
     return PuzzleRecord(rec.puzzle, result.solution, rating, rec.source)
+
+
+def _drop_equivalent(train: list[PuzzleRecord], test: list[PuzzleRecord], progress: bool
+                     ) -> tuple[list[PuzzleRecord], int]:
+    """``test`` less the puzzles whose solution grid equals a training grid up to symmetry, and how many."""
+    train_keys = set(keys_of(np.stack([r.solution for r in train]), progress, desc="canonical forms (train)"))
+    keep = held_out_mask(np.stack([r.solution for r in test]), train_keys)
+    return [r for r, k in zip(test, keep) if k], int((~keep).sum())
 
 
 def _train_grids(
@@ -156,6 +166,9 @@ def build_sudoku_dataset(
         records = _sample_file(Path(source), total, sample_rng, size, min_blanks, max_blanks, min_guesses, progress)
         records = [_label(r) for r in tqdm(records, desc="label", unit="puzzle", disable=not progress)]
     train, test = records[:n_train], records[n_train:]
+    dropped = 0
+    if str(source) != "generate" and train and test and size <= 9:  # honest test split (file sources repeat grids)
+        test, dropped = _drop_equivalent(train, test, progress)
 
     if train:
         train_grids = _train_grids(train, n_aug, data_mixing, size, aug_rng, mix_rng, progress)
@@ -166,6 +179,7 @@ def build_sudoku_dataset(
         "build": {
             "source": str(source), "seed": seed, "n_aug": n_aug, "data_mixing": data_mixing,
             "min_blanks": min_blanks, "max_blanks": max_blanks, "min_guesses": min_guesses,
+            "test_dropped_equivalent": dropped,
         },
     }
     summary = {}

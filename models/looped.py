@@ -59,6 +59,7 @@ class LoopedTraceConfig:
     max_steps: int = 0  # steps of the longest planned run
     variable_steps: bool = False  # planned runs called the modules a different number of times
     order: list[str] = field(default_factory=list)  # state of each step of the longest run
+    inputs: list[str] = field(default_factory=list)  # states whose module input is recorded (``<state>_in``)
     family: str = "looped"
     causal: bool = True
     halt_max_steps: int = 1  # one forward = one segment
@@ -238,6 +239,7 @@ class LoopedTraced(HookedModel):
         self.prefix_len = 0
         self._calls: list[str] | None = None
         self._plan: list[tuple[str, tuple[int, ...]]] | None = None
+        self._plan_in: dict[str, set[tuple[int, ...]]] | None = None
         self._seg = 0
         self._hooked = 0
         for s, p in names.items():
@@ -264,9 +266,10 @@ class LoopedTraced(HookedModel):
         """
         runs: list[list[tuple[str, tuple[int, ...]]]] = []
         first_log: list[str] | None = None
+        in_shapes: dict[str, set[tuple[int, ...]]] = {}
         for x in batches:
             x = x.long()
-            self._plan = []
+            self._plan, self._plan_in = [], in_shapes
             try:
                 if first_log is None:
                     first_log = [n for n, _ in call_log(self.inner, lambda: self._call(self.inner, x))]
@@ -275,7 +278,7 @@ class LoopedTraced(HookedModel):
                     with torch.no_grad():
                         self._call(self.inner, x)
             finally:
-                run, self._plan = self._plan, None
+                run, self._plan, self._plan_in = self._plan, None, None
             runs.append(run)
             self._check_run(run, x)
         if first_log is None:
@@ -289,6 +292,11 @@ class LoopedTraced(HookedModel):
         self._resolve_lens(first_log)
         shape = longest[-1][1]
         self.cfg.order = order
+        outs = {s: {sh[1:] for t, sh in longest if t == s} for s in self.cfg.loop}
+        # a module input is recorded where it is a state like the output (not e.g. an embedding's token ids)
+        self.cfg.inputs = [s for s in self.cfg.loop if self.record_inputs
+                           and {sh[1:] for sh in in_shapes.get(s, {()}) if sh} == outs[s]
+                           and all(len(sh) == 3 for sh in in_shapes.get(s, {()}))]
         self.cfg.max_steps = len(order)
         self.cfg.variable_steps = len({len(r) for r in runs}) > 1
         self.cfg.hidden_size = int(shape[-1])
@@ -353,7 +361,7 @@ class LoopedTraced(HookedModel):
     def step_hook_names(self, seg: int) -> list[str]:
         names = []
         for k, s in enumerate(self.cfg.order):
-            if self.record_inputs:
+            if s in self.cfg.inputs:
                 names.append(act_name(f"{s}_in", seg=seg, step=k))
             names.append(act_name(s, seg=seg, step=k))
         return names
@@ -368,7 +376,12 @@ class LoopedTraced(HookedModel):
 
     def _in_hook(self, state: str):
         def fn(module: nn.Module, args: tuple, kwargs: dict) -> tuple | None:
-            if self._calls is None or not self.record_inputs:
+            if self._plan_in is not None:
+                x = args[0] if args and isinstance(args[0], torch.Tensor) else kwargs.get("hidden_states")
+                shape = tuple(x.shape) if isinstance(x, torch.Tensor) and x.is_floating_point() else ()
+                self._plan_in.setdefault(state, set()).add(shape)
+                return None
+            if self._calls is None or state not in self.cfg.inputs:
                 return None
             k = len(self._calls)
             if args and isinstance(args[0], torch.Tensor):

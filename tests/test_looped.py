@@ -4,6 +4,9 @@ generic path against its dedicated path (bit for bit), the analyses on early exi
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -178,3 +181,173 @@ def test_a_state_changing_shape_is_refused():
         interp.trace_looped(Growing(), tokens(1), loop="step")
     with pytest.raises(LoopError, match="calls no module more than once"):
         interp.trace_looped(torch.nn.Sequential(torch.nn.Embedding(V, 8), torch.nn.Linear(8, V)), tokens(1))
+
+
+# ----------------------------------------------------------------------------- HRM-Text: generic == dedicated
+def tiny_hrm_text(seed: int = 0):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(seed)
+    cfg = transformers.HrmTextConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                     num_attention_heads=2, head_dim=16, H_cycles=2, L_cycles=3,
+                                     max_position_embeddings=64)
+    hf = transformers.HrmTextForCausalLM(cfg).eval()
+    with torch.no_grad():
+        hf.model.z_L_init.normal_()
+    return hf
+
+
+HRM_LOOP = {"z_H": "model.H_module", "z_L": "model.L_module"}
+
+
+def assert_same_as_dedicated(ded, gen) -> None:
+    """Every state, lens and metric of the generic trace equals the dedicated one, bit for bit, from the first
+    step where the generic path has the state (the dedicated path also knows the starting states)."""
+    assert list(gen.steps["updated"]) == list(ded.steps["updated"])
+    first = {s: list(gen.steps["updated"]).index(s) for s in ("z_H", "z_L")}
+    for s in ("z_H", "z_L"):
+        upd = [k for k, u in enumerate(gen.steps["updated"]) if u == s]
+        assert np.array_equal(gen.states(s)[:, upd], ded.states(s)[:, upd])
+    compared = 0
+    for k, a in ded.arrays.items():
+        if k not in gen.arrays or not k.startswith(("step/", "pred/", "conf/")):
+            continue
+        s = k.split("/")[1].split(".")[-1]
+        f = max(first.values()) if ".z_" in k and k.count(".") > 1 else first[s] + ("delta" in k)
+        assert np.array_equal(a[:, f:], gen.arrays[k][:, f:], equal_nan=a.dtype.kind == "f"), k
+        compared += 1
+    assert compared >= 15
+
+
+def test_hrm_text_through_the_generic_path_equals_the_dedicated_path_bit_for_bit():
+    from models.hrm_text import wrap_hrm_text
+
+    hf = tiny_hrm_text()
+    x = tokens(3, 12)
+    ded = interp.trace(wrap_hrm_text(hf), x, states="all", batch_size=3)
+    gen = interp.trace_looped(hf, x, HRM_LOOP, answer="z_H", batch_size=3)
+    assert gen.meta["looped"]["lens"] == "lm_head(state)"  # the stacks end with their final norm
+    assert_same_as_dedicated(ded, gen)
+    with torch.no_grad():
+        logits = hf(input_ids=x).logits
+    assert np.array_equal(gen.final_predictions, logits.argmax(-1).numpy())
+    w = interp.wrap_looped(hf, x, HRM_LOOP, answer="z_H", batch_size=3)
+    lens = w.decode(torch.from_numpy(gen.states("z_H")[:, -1]))
+    assert torch.equal(lens, logits)  # the lens of the last state is the model's own logits, bit for bit
+    auto = interp.trace_looped(hf, x[:1])
+    assert auto.meta["looped"]["loop"] == {"L_module": "model.L_module", "H_module": "model.H_module"}
+
+
+def test_cli_on_a_save_pretrained_folder_matches_the_dedicated_cli(tmp_path, capsys):
+    from interp.cli import main
+
+    folder = tmp_path / "hrm-text"
+    tiny_hrm_text(2).save_pretrained(folder)
+    ids = "3 1 4 1 5 9 2 6 5 3"
+    assert main(["trace", "--ckpt", str(folder), "--tokens", ids, "--out", str(tmp_path / "ded")]) == 0
+    assert main(["trace", "--ckpt", str(folder), "--tokens", ids, "--loop-module",
+                 "z_H=model.H_module,z_L=model.L_module", "--out", str(tmp_path / "gen")]) == 0
+    out = capsys.readouterr()
+    assert "loop z_H=model.H_module, z_L=model.L_module (8 calls); lens lm_head(state)" in out.out
+    assert "traced 10 tokens: 8 steps" in out.out and (tmp_path / "gen" / "viewer.html").is_file()
+    ded, gen = load_trace(tmp_path / "ded"), load_trace(tmp_path / "gen")
+    assert gen.family == "looped" and gen.meta["model_config"]["loop"] == {"z_H": "model.H_module",
+                                                                            "z_L": "model.L_module"}
+    assert_same_as_dedicated(ded, gen)
+
+
+def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from interp.cli import main
+
+    folder = tmp_path / "hrm-text"
+    tiny_hrm_text().save_pretrained(folder)
+    capsys.readouterr()
+    out = tmp_path / "out"
+    cases = [
+        (["--loop-module", "model.nope"], "loop module 'model.nope' does not exist in HrmTextForCausalLM"),
+        (["--loop-module", "model.L_module,model.nothing"], "loop module 'model.nothing' does not exist"),
+        (["--loop-module", "model.L_module", "--lens-head", "model.nope"], "lens head 'model.nope' does not exist"),
+        (["--loop-module", "a=model.L_module,model.H_module"], "name every module"),
+        (["--loop-module", "model.L_module", "--tokens", "1 2 999"], r"token ids must lie in \[0, 40\)"),
+    ]
+    for extra, msg in cases:
+        argv = ["trace", "--ckpt", str(folder), "--out", str(out), *extra]
+        if "--tokens" not in extra:
+            argv += ["--tokens", "1 2 3 4"]
+        assert main(argv) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: "), err
+
+        assert re.search(msg, err), err
+        assert not out.exists()
+
+
+REMOTE_CONFIG = '''
+from transformers import PretrainedConfig
+
+
+class TinyLoopConfig(PretrainedConfig):
+    model_type = "tinyloop_looped_test"
+
+    def __init__(self, vocab_size=40, hidden_size=16, ut_steps=3, **kwargs):
+        self.vocab_size, self.hidden_size, self.ut_steps = vocab_size, hidden_size, ut_steps
+        super().__init__(**kwargs)
+'''
+
+REMOTE_MODEL = '''
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutput
+
+from .configuration_tinyloop import TinyLoopConfig
+
+
+class TinyLoopForCausalLM(PreTrainedModel):
+    config_class = TinyLoopConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.embed = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.core = nn.Linear(config.hidden_size, config.hidden_size)
+        self.ln_f = nn.LayerNorm(config.hidden_size)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def forward(self, input_ids=None, **kwargs):
+        h = self.embed(input_ids)
+        for _ in range(self.config.ut_steps):
+            h = h + torch.tanh(self.core(h))
+        return CausalLMOutput(logits=self.lm_head(self.ln_f(h)))
+'''
+
+
+def test_remote_code_needs_the_flag(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from safetensors.torch import save_file
+
+    from interp.cli import main
+
+    folder = tmp_path / "remote"
+    folder.mkdir()
+    (folder / "configuration_tinyloop.py").write_text(REMOTE_CONFIG)
+    (folder / "modeling_tinyloop.py").write_text(REMOTE_MODEL)
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "tinyloop_looped_test", "vocab_size": V, "hidden_size": 16, "ut_steps": 3,
+        "auto_map": {"AutoConfig": "configuration_tinyloop.TinyLoopConfig",
+                     "AutoModelForCausalLM": "modeling_tinyloop.TinyLoopForCausalLM"}}))
+    torch.manual_seed(0)
+    d = 16
+    save_file({"embed.weight": torch.randn(V, d), "core.weight": torch.randn(d, d) / 4, "core.bias": torch.zeros(d),
+               "ln_f.weight": torch.ones(d), "ln_f.bias": torch.zeros(d), "lm_head.weight": torch.randn(V, d)},
+              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    out = tmp_path / "out"
+    capsys.readouterr()
+    argv = ["trace", "--ckpt", str(folder), "--loop-module", "auto", "--tokens", "1 2 3 4 5", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "runs the folder's own code (modeling_tinyloop.TinyLoopForCausalLM); pass " \
+        "--trust-remote-code" in err and not out.exists()
+    assert main([*argv, "--trust-remote-code"]) == 0
+    assert "loop core=core (3 calls); lens lm_head(ln_f(state))" in capsys.readouterr().out
+    tr = load_trace(out)
+    assert tr.n_steps == 3 and tr.meta["model_config"]["model_class"] == "TinyLoopForCausalLM"

@@ -2,6 +2,7 @@
 
     interp trace / show / ablate     interp.cli.trace
     interp trace --text / --tokens   interp.cli.text_trace
+    interp trace --loop-module       interp.cli.looped_trace
     interp demo                      interp.cli.demo
     interp guess-scale               interp.cli.guess_scale
     interp report                    interp.report.command (re-exported by interp.cli.report)

@@ -24,6 +24,8 @@ _EXPORTS = {
     "Trace": "interp.tracing.trace",
     "TraceError": "interp.tracing.trace",
     "trace_to_disk": "interp.tracing.stream",
+    "trace_looped": "interp.tracing.looped",
+    "wrap_looped": "interp.tracing.looped",
     "load_trace": "interp.tracing.store",
     "save_trace": "interp.tracing.store",
     "TraceIncompleteError": "interp.tracing.store",

@@ -16,7 +16,9 @@ TransformerLens-style aliases (:func:`hook_aliases`, :func:`expand_aliases`) nam
 points the way TransformerLens users expect, where the mapping is one to one: ``step.{t}`` counts
 the recurrent state updates of a forward in the order they run (every segment, every cycle), so
 
-    step.{t}.hook_resid_post               -> the state written by update t (HRM ``seg0.h0.l1.hook_z_L``, TRM ``seg0.t0.n1.hook_z``)
+    step.{t}.hook_resid_post               -> the state written by update t (HRM ``seg0.h0.l1.hook_z_L``, TRM ``seg0.t0.n1.hook_z``,
+                                              a looped model's ``seg0.step{t}.hook_<state>``)
+    step.{t}.hook_resid_pre                -> a looped model's input of call t (``seg0.step{t}.hook_<state>_in``)
     step.{t}.blocks.{k}.attn.hook_pattern  -> that update's layer-k attention (``seg0.h0.l1.layer{k}.hook_pattern``)
     seg{s}.blocks.{k}.hook_resid_post      -> the transformer baseline's ``seg{s}.layer{k}.hook_resid``
 
@@ -99,6 +101,7 @@ def parse_layer_state(name: str) -> tuple[str, int] | None:
 # ----- TransformerLens-style aliases -------------------------------------------------------------
 STEP_STATES = frozenset({"z_L", "z_H", "z", "y"})  # the recurrent states, one per update: HRM / HRM-Text z_L, z_H; TRM z, y; UT z
 ALIAS_MARKERS = ("step.", "blocks.")
+LOOPED_KEYS = ("seg", "step")  # ``seg0.step{k}.hook_<state>[_in]``: the k-th call of a looped model's loop module
 
 
 def _run_order(a: ActName) -> tuple[float, ...]:
@@ -109,11 +112,14 @@ def _run_order(a: ActName) -> tuple[float, ...]:
 def hook_aliases(names: Iterable[str]) -> dict[str, str]:
     """TransformerLens-style alias -> our hook name, for a model's hook names (see the module docstring)."""
     parsed = {n: a for n in names if (a := parse_act_name(n)) is not None}
-    steps = sorted((a for a in parsed.values() if a.state in STEP_STATES and "layer" not in a.keys), key=_run_order)
+    steps = sorted((a for a in parsed.values() if a.state in STEP_STATES and "layer" not in a.keys
+                    and a.keys != LOOPED_KEYS), key=_run_order)
     where_step = {a.where: t for t, a in enumerate(steps)}
     out: dict[str, str] = {}
     for name, a in parsed.items():
-        if a.where in where_step and a.state in STEP_STATES:
+        if a.keys == LOOPED_KEYS:  # a looped model's k-th loop call (models.looped): its output, and its input
+            out[f"step.{a.indices[1]}.hook_resid_{'pre' if a.state.endswith('_in') else 'post'}"] = name
+        elif a.where in where_step and a.state in STEP_STATES:
             out[f"step.{where_step[a.where]}.hook_resid_post"] = name
         elif a.state == "pattern" and a.keys[-1:] == ("layer",) and a.where[:-1] in where_step:
             out[f"step.{where_step[a.where[:-1]]}.blocks.{a.indices[-1]}.attn.hook_pattern"] = name
@@ -151,5 +157,5 @@ def expand_aliases(names_filter: Any, names: Iterable[str]) -> Any:
     return out[0] if single and len(out) == 1 else out
 
 
-__all__ = ["ALIAS_MARKERS", "STEP_STATES", "expand_aliases", "hook_aliases", "is_alias_pattern",
+__all__ = ["ALIAS_MARKERS", "LOOPED_KEYS", "STEP_STATES", "expand_aliases", "hook_aliases", "is_alias_pattern",
            "ActName", "act_name", "act_prefix", "hook_state", "layer_state", "parse_act_name", "parse_layer_state"]

@@ -28,32 +28,45 @@ def update_steps(trace: Trace, state: str) -> np.ndarray:
     return np.array([i for i, u in enumerate(upd) if state in u], dtype=np.int64)
 
 
+def updates_ran(trace: Trace, steps: np.ndarray) -> np.ndarray:
+    """[N] how many of the update ``steps`` each puzzle ran (all of them unless a looped model exited early)."""
+    return (steps[None, :] < trace.steps_ran[:, None]).sum(1)
+
+
 def relative_changes(trace: Trace, state: str | None = None) -> pd.DataFrame:
     """Tidy table of ``||s_t - s_prev|| / ||s_prev||`` at every update of ``state`` (default: slow/answer state).
 
-    Columns: puzzle, step, segment, update (0-based count of this state's updates), delta.
+    Columns: puzzle, step, segment, update (0-based count of this state's updates), delta. Updates that
+    did not run (early exit) have no row.
     """
     s = _state(trace, state)
     steps = update_steps(trace, s)
     d = trace.metric(f"delta.{s}")[:, steps]
     N, U = d.shape
+    ran = (np.arange(U)[None, :] < updates_ran(trace, steps)[:, None]).reshape(-1)
     return pd.DataFrame({
         "puzzle": np.repeat(np.arange(N), U),
         "step": np.tile(steps, N),
         "segment": np.tile(trace.steps["segment"].to_numpy()[steps], N),
         "update": np.tile(np.arange(U), N),
         "delta": d.reshape(-1),
-    })
+    })[ran].reset_index(drop=True)
 
 
-def convergence_index(deltas: np.ndarray, tol: float, stay: bool = True) -> np.ndarray:
-    """Per row of [N, U] relative changes: first index below ``tol`` (and staying below if ``stay``); -1 if none."""
-    below = np.asarray(deltas) < tol
+def convergence_index(deltas: np.ndarray, tol: float, stay: bool = True, ran: np.ndarray | None = None) -> np.ndarray:
+    """Per row of [N, U] relative changes: first index below ``tol`` (and staying below if ``stay``); -1 if none.
+
+    ``ran`` [N]: how many of a row's updates ran (early exit); the rest are ignored."""
+    d = np.asarray(deltas)
+    U = d.shape[1]
+    ran = np.full(d.shape[0], U) if ran is None else np.asarray(ran)
+    below = (d < tol) & (np.arange(U)[None, :] < ran[:, None])
     if not stay:
         return np.where(below.any(1), below.argmax(1), -1)
     from interp.tracing.trace import stays_true_from
 
-    return stays_true_from(below)
+    out = stays_true_from(below, np.maximum(ran, 1)) if U else np.full(d.shape[0], -1)
+    return np.where(ran > 0, out, -1)
 
 
 def convergence(trace: Trace, state: str | None = None, tol: float = 1e-3, stay: bool = True) -> pd.DataFrame:
@@ -66,15 +79,19 @@ def convergence(trace: Trace, state: str | None = None, tol: float = 1e-3, stay:
     s = _state(trace, state)
     steps = update_steps(trace, s)
     d = trace.metric(f"delta.{s}")[:, steps].astype(np.float64)
-    idx = convergence_index(d, tol, stay)
-    return pd.DataFrame({
-        "puzzle": np.arange(trace.n_puzzles),
-        "convergence_step": np.where(idx >= 0, steps[np.maximum(idx, 0)], -1),
-        "convergence_update": idx,
-        "converged": idx >= 0,
-        "final_delta": d[:, -1],
-        "min_delta": d.min(1),
-    })
+    ran = updates_ran(trace, steps)
+    idx = convergence_index(d, tol, stay, ran)
+    d = np.where(np.arange(d.shape[1])[None, :] < ran[:, None], d, np.nan)
+    rows = np.arange(trace.n_puzzles)
+    with np.errstate(invalid="ignore"):
+        return pd.DataFrame({
+            "puzzle": rows,
+            "convergence_step": np.where(idx >= 0, steps[np.maximum(idx, 0)], -1),
+            "convergence_update": idx,
+            "converged": idx >= 0,
+            "final_delta": np.where(ran > 0, d[rows, np.maximum(ran, 1) - 1], np.nan),
+            "min_delta": np.array([np.nanmin(r) if np.isfinite(r).any() else np.nan for r in d]),
+        })
 
 
 def distance_to_final(trace: Trace, state: str | None = None) -> pd.DataFrame:
@@ -84,7 +101,8 @@ def distance_to_final(trace: Trace, state: str | None = None) -> pd.DataFrame:
     x = trace.states(s)[:, steps].astype(np.float64)
     n, U = x.shape[:2]
     flat = x.reshape(n, U, -1)
-    final = flat[:, -1:]
+    last = np.maximum(updates_ran(trace, steps)[trace.state_index], 1) - 1  # the last update that ran
+    final = flat[np.arange(n), last][:, None]
     dist = np.linalg.norm(flat - final, axis=-1) / np.maximum(np.linalg.norm(final, axis=-1), 1e-12)
     return pd.DataFrame({
         "puzzle": np.repeat(trace.state_index, U),
@@ -94,4 +112,4 @@ def distance_to_final(trace: Trace, state: str | None = None) -> pd.DataFrame:
     })
 
 
-__all__ = ["relative_changes", "convergence", "convergence_index", "distance_to_final", "update_steps"]
+__all__ = ["relative_changes", "convergence", "convergence_index", "distance_to_final", "update_steps", "updates_ran"]

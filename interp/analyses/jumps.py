@@ -58,17 +58,17 @@ def critical_steps(trace: Trace, error: str = "token_error") -> pd.DataFrame:
     jump, largest, where = jump_statistic(e)
     df = pd.DataFrame({"puzzle": np.arange(trace.n_puzzles), "puzzle_index": trace.puzzle_index})
     if trace.labelled and "exact" in trace.metric_names:
-        crit = stays_true_from(trace.metric("exact").astype(bool))
+        crit = stays_true_from(trace.metric("exact").astype(bool), trace.steps_ran)
         seg = trace.steps["segment"].to_numpy()
         df["critical_step"] = crit
         df["critical_segment"] = np.where(crit >= 0, seg[np.maximum(crit, 0)], -1)
-        df["final_exact"] = trace.metric("exact")[:, -1].astype(bool)
+        df["final_exact"] = trace.at_last_step(trace.metric("exact")).astype(bool)
     df["jump"] = jump
     df["largest_drop"] = largest
     df["largest_drop_step"] = where
     df["total_drop"] = np.nan_to_num(np.maximum(e[:, :-1] - e[:, 1:], 0.0)).sum(1) if e.shape[1] > 1 else 0.0
     df["initial_error"] = e[:, 0]
-    df["final_error"] = e[:, -1]
+    df["final_error"] = trace.at_last_step(e)  # the last step that ran (early exit)
     df.attrs["error"] = error
     return df
 

@@ -2,6 +2,7 @@
 
     interp trace / show / ablate     interp.cli.trace
     interp trace --text / --tokens   interp.cli.text_trace
+    interp trace --loop-module       interp.cli.looped_trace
     interp demo                      interp.cli.demo
     interp scale                     interp.cli.scale (guess-scale: its deprecated alias)
     interp guess-scale               interp.cli.guess_scale

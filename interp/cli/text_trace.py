@@ -94,17 +94,22 @@ def cmd_trace_text(args: argparse.Namespace) -> int:
     tr = load_trace(out)
     if is_hub_spec(args.ckpt):
         print(f"hub: {args.ckpt} -> {folder}")
-    print(f"traced {inputs.shape[1]} tokens: {tr.n_steps} steps; states {', '.join(tr.state_names)} "
-          f"(answer: {tr.answer_state})")
-    pred = tr.predictions[0]
-    print(f"\n{'step':>4} {'updated':>8} {'ce':>8} {'acc':>6}  next-token guess after the last input token")
-    ce, acc = tr.metric("ce")[0], tr.metric("token_acc")[0]
-    for k in range(tr.n_steps):
-        guess = decode([int(pred[k, -1])]) if pred.ndim == 2 else "?"
-        print(f"{k:>4} {str(tr.steps['updated'][k]):>8} {ce[k]:>8.4f} {acc[k]:>6.3f}  {guess!r}")
+    print_text_steps(tr, decode)
     print(f"\ntrace written to {out}")
     write_trace_viewer(tr, out)
     return 0
 
 
-__all__ = ["cmd_trace_text"]
+def print_text_steps(tr: Any, decode: Any) -> None:
+    """The per-step story of the first text of a trace: cross-entropy, accuracy, the next-token guess at the end."""
+    print(f"traced {tr.inputs.shape[1]} tokens: {tr.n_steps} steps; states {', '.join(tr.state_names)} "
+          f"(answer: {tr.answer_state})")
+    pred = tr.predictions[0]
+    print(f"\n{'step':>4} {'updated':>8} {'ce':>8} {'acc':>6}  next-token guess after the last input token")
+    ce, acc = tr.metric("ce")[0], tr.metric("token_acc")[0]
+    for k in range(int(tr.steps_ran[0])):
+        guess = decode([int(pred[k, -1])]) if pred.ndim == 2 else "?"
+        print(f"{k:>4} {str(tr.steps['updated'][k]):>8} {ce[k]:>8.4f} {acc[k]:>6.3f}  {guess!r}")
+
+
+__all__ = ["cmd_trace_text", "print_text_steps", "parse_tokens"]

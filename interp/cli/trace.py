@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 from common.labels import IGNORE_LABEL
 from common.cli_format import examples
 from common.cli_options import add_device_option, add_plotly, add_quiet, show_progress
+from interp.cli.looped_trace import add_looped_options
 from interp.cli.common import (add_puzzle_inputs, checkpoint_task, lens_options, load_model, use_color,
                                write_trace_viewer)
 
@@ -140,6 +141,10 @@ def _print_puzzle(tr, i: int, task, name: str, color: bool, all_steps: bool) -> 
 
 # ----------------------------------------------------------------------------- commands
 def cmd_trace(args: argparse.Namespace) -> int:
+    if getattr(args, "loop_module", None) is not None:  # any transformers LM, per call of its loop module(s)
+        from interp.cli.looped_trace import cmd_trace_looped
+
+        return cmd_trace_looped(args)
     if getattr(args, "text", None) is not None or getattr(args, "tokens", None) is not None:
         from interp.cli.text_trace import cmd_trace_text  # language models: --text / --tokens
 
@@ -385,6 +390,7 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
                       "transformers model is loaded (cpu: float32, cuda: bfloat16); under torchrun, gloo on cpu or "
                       "nccl on cuda (cuda:LOCAL_RANK per rank)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="override the weights' dtype (transformers)")
+    add_looped_options(p)
     p.add_argument("--out", help="trace directory (default traces/<checkpoint>-<hash>)")
     p.add_argument("--states", default="all", help="full states to keep: all, summary, or names (z_H,z_L)")
     p.add_argument("--state-puzzles", type=int, default=16, help="keep full states for the first K puzzles")

@@ -44,7 +44,7 @@ def trace_meta(model: nn.Module, schema: StepSchema, *, seq_len: int, labelled: 
         "hidden_size": int(model.cfg.hidden_size),
         "vocab_size": int(model.cfg.vocab_size),
         "n_segments": schema.n_segments,
-        "segment_unit": "pass" if schema.family in ("hrm_lm", "hrm_text") else "segment",
+        "segment_unit": "pass" if schema.family in ("hrm_lm", "hrm_text", "looped") else "segment",
         "n_steps": schema.n_steps,
         "labelled": labelled,
         "state_dtype": state_dtype,
@@ -55,6 +55,7 @@ def trace_meta(model: nn.Module, schema: StepSchema, *, seq_len: int, labelled: 
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"recurse-interp": version, "torch": torch.__version__, "numpy": np.__version__},
         **({"pattern_states": list(schema.pattern_states)} if schema.pattern_states else {}),
+        **({"variable_steps": True} if schema.variable_steps else {}),
         **(extra or {}),
     }
 

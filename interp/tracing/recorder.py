@@ -187,11 +187,17 @@ class StepRecorder:
 
     def result(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         self.flush()
-        if not self.done.all():
+        ran = int(np.argmin(self.done)) if not self.done.all() else self.T
+        if not self.done.all() and not (self.schema.variable_steps and ran > 0 and not self.done[ran:].any()):
             missing = np.flatnonzero(~self.done)[:5].tolist()
             raise TraceError(f"the model did not fire the hooks of step(s) {missing}; its step grid does not match "
                              f"the schema (was it run with non-default cycles?)")
         out = {k: t.cpu().numpy().astype(dtype, copy=False) for k, (t, dtype) in self.out.items()}
+        if self.schema.variable_steps:  # early exit: steps >= ran did not run (NaN; answers repeat the last one)
+            for k, v in out.items():
+                if k.startswith("pred/"):
+                    v[:, ran:] = v[:, ran - 1:ran]
+            out["steps_ran"] = np.full(self.B, ran, dtype=np.int32)
         states = {f"state/{s}": v for s, v in self.states_out.items()}
         states.update(self.init_kept)
         return out, {k: v.cpu().numpy().astype(self.state_dtype, copy=False) for k, v in states.items()}

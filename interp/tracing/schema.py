@@ -61,7 +61,7 @@ class StepSchema:
     answer_state: str  # the state whose decode is the model's answer at each step
     slow_state: str | None
     fast_state: str | None
-    gate_states: tuple[str, ...]  # per-step auxiliaries without a carried value (HRM-LM gates)
+    gate_states: tuple[str, ...]  # per-step auxiliaries without a carried value (HRM-LM gates, a looped module's input)
     n_segments: int
     steps: list[StepInfo]
     hook_to_step: dict[str, tuple[int, str]] = field(default_factory=dict)  # hook -> (step, state)
@@ -69,6 +69,8 @@ class StepSchema:
     # attention patterns per layer ("pattern.layer0", ...) when the model records attention (opt-in); like
     # gates they are per-step values without a carry, NaN at steps whose module has no such layer
     pattern_states: tuple[str, ...] = ()
+    # a looped model may stop before the last step of the grid (early exit): the steps that ran are a prefix
+    variable_steps: bool = False
 
     @property
     def n_steps(self) -> int:
@@ -188,6 +190,39 @@ def _lm_schema(model: nn.Module, n_passes: int) -> StepSchema:
                       hook_to_step, segment_hooks)
 
 
+def _looped_schema(model: nn.Module, n_segments: int) -> StepSchema:
+    """A looped model (``models.looped``): step k is the k-th call of a loop module; ``outer`` counts that
+    module's calls, ``inner`` is -1; the module's input ``<state>_in`` is a per-step value of the step."""
+    if n_segments != 1:
+        raise ValueError("a looped model runs one forward per input: n_segments must be 1")
+    names = tuple(model.state_names)
+    answer = model.answer_state
+    slow = answer if len(names) > 1 else None
+    fast = next((n for n in names if n != slow), None) if slow else None
+    model.ensure_segment_hooks(1)
+    by_step: dict[int, list[tuple[str, str]]] = {}
+    for name in model.step_hook_names(0):
+        a = parse_act_name(name)
+        by_step.setdefault(a.indices[1], []).append((name, a.state))
+    steps: list[StepInfo] = []
+    hook_to_step: dict[str, tuple[int, str]] = {}
+    inputs: list[str] = []
+    calls: dict[str, int] = {}
+    for k in sorted(by_step):
+        hooks = by_step[k]
+        state = next(s for _, s in hooks if s in names)
+        steps.append(StepInfo(0, 0, k, calls.get(state, 0), -1, (state,), tuple(h for h, _ in hooks)))
+        calls[state] = calls.get(state, 0) + 1
+        for h, s in hooks:
+            hook_to_step[h] = (len(steps) - 1, s)
+            if s not in names and s not in inputs:
+                inputs.append(s)
+    finish_steps(steps, slow)
+    kind = "lm" if is_lm_model(model) else "puzzle"
+    return StepSchema(model_family(model), kind, names, answer, slow, fast, tuple(inputs), 1, steps, hook_to_step,
+                      {act_name("logits", seg=0): (0, "answer_logits")}, (), bool(model.variable_steps))
+
+
 def build_schema(model: nn.Module, n_segments: int | None = None) -> StepSchema:
     """The step schema of ``model`` run for ``n_segments`` segments (passes for HRM-LM).
 
@@ -199,6 +234,10 @@ def build_schema(model: nn.Module, n_segments: int | None = None) -> StepSchema:
         n = cfg.passes if n_segments is None else n_segments
         _check_n(n)
         return _lm_schema(model, n)
+    if model_family(model) == "looped":
+        n = 1 if n_segments is None else n_segments
+        _check_n(n)
+        return _looped_schema(model, n)
     if not hasattr(model, "step_hook_names"):
         raise ValueError(f"cannot trace a {type(model).__name__}: it is neither a PuzzleModel nor HRM-LM")
     n = cfg.halt_max_steps if n_segments is None else n_segments

@@ -160,7 +160,25 @@ class Trace:
 
     @property
     def final_predictions(self) -> np.ndarray:
-        return self.predictions[:, -1]
+        """[N, L] the answer after each puzzle's last step (the last step that ran, for an early exit)."""
+        return self.at_last_step(self.predictions)
+
+    # ----- steps that ran (early exit) ------------------------------------
+    @property
+    def steps_ran(self) -> np.ndarray:
+        """[N] how many steps each puzzle ran: ``n_steps`` unless a looped model exited early (``steps_ran``).
+
+        Steps past a puzzle's count did not run: their values are NaN (answers repeat the last one)."""
+        v = self.arrays.get("steps_ran")
+        return np.full(self.n_puzzles, self.n_steps, np.int64) if v is None else np.asarray(v, np.int64)
+
+    def ran_mask(self) -> np.ndarray:
+        """[N, T] True where the step ran for the puzzle."""
+        return np.arange(self.n_steps)[None, :] < self.steps_ran[:, None]
+
+    def at_last_step(self, values: np.ndarray) -> np.ndarray:
+        """``values`` [N, T, ...] at each puzzle's last step that ran."""
+        return np.asarray(values)[np.arange(self.n_puzzles), np.maximum(self.steps_ran, 1) - 1]
 
     def resolve_state(self, name: str) -> str:
         """Accept a state name or the aliases ``slow``/``fast``/``answer``."""
@@ -251,6 +269,9 @@ class Trace:
         N, T = self.n_puzzles, self.n_steps
         names = self.metric_names
         cols = {n: self.metric(n) for n in names}
+        if "steps_ran" in self.arrays:  # steps that did not run count as missing, not as wrong
+            ran = self.ran_mask()
+            cols = {n: np.where(ran, v.astype(np.float64), np.nan) for n, v in cols.items()}
         if level == "puzzle_step":
             df = pd.DataFrame({"puzzle": np.repeat(np.arange(N), T), "step": np.tile(np.arange(T), N)})
             for n, v in cols.items():
@@ -268,11 +289,11 @@ class Trace:
             df = pd.DataFrame({"puzzle": np.arange(N), "puzzle_index": self.puzzle_index})
             for n in ANSWER_METRICS:
                 if n in cols:
-                    df[f"final_{n}"] = cols[n][:, -1]
+                    df[f"final_{n}"] = self.at_last_step(cols[n])
             if "exact" in cols and self.labelled:
-                ex = cols["exact"].astype(bool)
+                ex = np.nan_to_num(cols["exact"]).astype(bool)
                 df["first_correct_step"] = np.where(ex.any(1), ex.argmax(1), -1)
-                df["critical_step"] = stays_true_from(ex)
+                df["critical_step"] = stays_true_from(ex, self.steps_ran)
             if "seg/q_halt" in self.arrays:
                 df["final_q_halt"] = self.arrays["seg/q_halt"][:, -1]
             return df
@@ -322,6 +343,10 @@ class Trace:
                 raise TraceError(f"{k} has shape {v.shape}, expected {(N, T)}")
             if k.startswith("seg/") and (v.ndim < 2 or v.shape[1] != S):
                 raise TraceError(f"{k} has shape {v.shape}, expected [{N}, {S}, ...]")
+        if "steps_ran" in self.arrays:
+            r = self.arrays["steps_ran"]
+            if r.shape != (N,) or (N and (r.min() < 1 or r.max() > T)):
+                raise TraceError(f"steps_ran must be [{N}] counts in 1..{T}")
         n_sp = len(self.state_index)
         for k in self._states.keys():
             shape = _shape_of(self._states, k)
@@ -346,10 +371,16 @@ def _shape_of(store: StateStore, key: str) -> tuple[int, ...]:
     return tuple(shape_fn(key)) if shape_fn else tuple(store.get(key).shape)
 
 
-def stays_true_from(flags: np.ndarray) -> np.ndarray:
-    """Per row of a boolean [N, T] array: the first t with flags[t:] all true, -1 if the last is false."""
+def stays_true_from(flags: np.ndarray, ran: np.ndarray | None = None) -> np.ndarray:
+    """Per row of a boolean [N, T] array: the first t with flags[t:] all true, -1 if the last is false.
+
+    ``ran`` [N]: a row's entries from ``ran[i]`` on did not happen (early exit): its last entry is ``ran[i] - 1``."""
     flags = np.asarray(flags, dtype=bool)
     N, T = flags.shape
+    if ran is not None and T:
+        ran = np.clip(np.asarray(ran, dtype=np.int64), 1, T)
+        out = stays_true_from(flags | (np.arange(T)[None, :] >= ran[:, None]))
+        return np.where(flags[np.arange(N), ran - 1], out, -1).astype(np.int64)
     if T == 0:
         return np.full(N, -1, dtype=np.int64)
     # index of the last False (-1 if none); the run of Trues after it reaches the end

@@ -1,0 +1,129 @@
+"""Tiny looped language models written for the generic tracer's tests (plain PyTorch, random weights).
+
+* ``TinyUniversalTransformer``: one shared pre-norm block applied ``steps`` times (with a per-step
+  timestep embedding), then a final LayerNorm and a head: the Universal Transformer layout.
+* ``TinyOuro``: an Ouro-style looped LM: a shared stack of layers (each returning a ``(hidden, None)``
+  tuple as transformers layers do) applied up to ``ut_steps`` times, an RMSNorm after every pass and an
+  exit gate ``Linear(d, 1)`` read after it; with ``exit_threshold`` the loop stops once the cumulative exit
+  probability ``1 - prod(1 - sigmoid(g_t))`` at the last position reaches it for every row (early exit).
+  ``last_steps`` holds how many passes the last forward ran.
+
+Each model has ``hand_states(tokens)``: the loop written out again from its own submodules, to check the
+tracer's states against an independent computation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    """A causal pre-norm transformer block: attention and MLP with residuals."""
+
+    def __init__(self, d: int, heads: int, tuple_out: bool = False):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+        self.tuple_out = tuple_out
+
+    def forward(self, x: torch.Tensor):
+        L = x.shape[1]
+        mask = torch.triu(torch.ones(L, L, dtype=torch.bool, device=x.device), 1)
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        x = x + self.mlp(self.ln2(x))
+        return (x, None) if self.tuple_out else x
+
+
+class TinyUniversalTransformer(nn.Module):
+    """Embedding, one shared block applied ``steps`` times, final norm, head."""
+
+    def __init__(self, vocab: int = 40, d: int = 32, heads: int = 2, steps: int = 4, max_len: int = 64):
+        super().__init__()
+        self.steps = steps
+        self.embed = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(max_len, d)
+        self.step_emb = nn.Embedding(steps, d)
+        self.block = Block(d, heads)
+        self.norm = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+
+    def embed_input(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embed(tokens) + self.pos(torch.arange(tokens.shape[1], device=tokens.device))[None]
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed_input(tokens)
+        for t in range(self.steps):
+            x = self.block(x + self.step_emb.weight[t])
+        return self.lm_head(self.norm(x))
+
+    @torch.no_grad()
+    def hand_states(self, tokens: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(inputs, outputs) of every block call, recomputed."""
+        x, ins, outs = self.embed_input(tokens), [], []
+        for t in range(self.steps):
+            ins.append(x + self.step_emb.weight[t])
+            x = self.block(ins[-1])
+            outs.append(x)
+        return ins, outs
+
+
+class _Inner(nn.Module):
+    """Ouro's ``model``: ``embed_tokens``, ``layers``, ``norm``, ``early_exit_gate``."""
+
+    def __init__(self, vocab: int, d: int, heads: int, n_layers: int):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(vocab, d)
+        self.layers = nn.ModuleList([Block(d, heads, tuple_out=True) for _ in range(n_layers)])
+        self.norm = nn.RMSNorm(d)
+        self.early_exit_gate = nn.Linear(d, 1)
+
+
+class TinyOuro(nn.Module):
+    """An Ouro-style looped LM: the shared stack ``model.layers`` applied up to ``ut_steps`` times."""
+
+    def __init__(self, vocab: int = 40, d: int = 32, heads: int = 2, n_layers: int = 2, ut_steps: int = 4,
+                 exit_threshold: float | None = None):
+        super().__init__()
+        self.model = _Inner(vocab, d, heads, n_layers)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.ut_steps, self.exit_threshold = ut_steps, exit_threshold
+        self.last_steps = 0
+
+    def exit_cdf(self, h: torch.Tensor, cdf: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(self.model.early_exit_gate(h[:, -1])).squeeze(-1)
+        return cdf + (1 - cdf) * p
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.model.embed_tokens(tokens)
+        cdf = torch.zeros(tokens.shape[0], device=tokens.device)
+        for t in range(self.ut_steps):
+            for layer in self.model.layers:
+                h = layer(h)[0]
+            h = self.model.norm(h)
+            cdf = self.exit_cdf(h, cdf)
+            self.last_steps = t + 1
+            if self.exit_threshold is not None and bool((cdf >= self.exit_threshold).all()):
+                break
+        return self.lm_head(h)
+
+    @torch.no_grad()
+    def hand_states(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """The state after every pass (the norm's output), recomputed, stopping where ``forward`` does."""
+        h, out = self.model.embed_tokens(tokens), []
+        cdf = torch.zeros(tokens.shape[0])
+        for _ in range(self.ut_steps):
+            for layer in self.model.layers:
+                h = layer(h)[0]
+            h = self.model.norm(h)
+            out.append(h)
+            cdf = self.exit_cdf(h, cdf)
+            if self.exit_threshold is not None and bool((cdf >= self.exit_threshold).all()):
+                break
+        return out
+
+
+__all__ = ["Block", "TinyOuro", "TinyUniversalTransformer"]

@@ -144,7 +144,7 @@ def test_show_writes_a_viewer_for_a_trace_made_in_python(ckpts, tmp_path, capsys
     assert main(["show", str(out), "--viewer", "--viewer-puzzles", "2"]) == 0
     assert "viewer written to" in capsys.readouterr().out
     html = (out / "viewer.html").read_text()
-    assert (out / "plotly.min.js").exists() and "plotly.min.js" in html and "puzzle 2" in html
+    assert (out / "plotly-cartesian.gz.js").exists() and "plotly-cartesian.gz.js" in html and "puzzle 2" in html
     load_trace(out)  # the extra files do not break the trace
 
 def test_maze_checkpoint(ckpts, tmp_path, capsys):

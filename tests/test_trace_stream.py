@@ -71,7 +71,7 @@ def test_cli_trace_streams_in_chunks(tmp_path, capsys):
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_allclose(a.metric("token_acc"), b.metric("token_acc"))
     html = (tmp_path / "s" / "viewer.html").read_text()
-    assert html.count("<option ") == 3 and (tmp_path / "s" / "plotly.min.js").is_file()
+    assert html.count("<option ") == 3 and (tmp_path / "s" / "plotly-cartesian.gz.js").is_file()
 
 
 _RSS_SCRIPT = r"""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import html as html_lib
 import re
 from pathlib import Path
@@ -181,6 +183,14 @@ def _assert_offline(path: Path, mode: str = "file") -> None:
     if mode == "inline":
         assert not srcs and re.search(r"plotly\.js v\d", text) and len(text) > 1_000_000
         return
+    if mode == "compact":  # the step viewer: plotly.js's cartesian partial bundle, gzip + base64, beside the page
+        assert srcs == ["plotly-cartesian.gz.js"], srcs
+        js = path.parent / "plotly-cartesian.gz.js"
+        head = js.read_text()[:100]
+        packed = base64.b64decode(js.read_text().split('"')[1])
+        assert head.startswith('window.__plotlyPacked="') and re.search(r"plotly\.js \(cartesian", gzip.decompress(packed)[:300].decode())
+        assert len(text) < 1_000_000 and "__plotlyPacked=" not in text  # the bundle is not embedded
+        return
     assert srcs == ["plotly.min.js"], srcs
     js = path.parent / "plotly.min.js"
     assert js.is_file() and js.stat().st_size > 1_000_000 and re.search(r"plotly\.js v\d", js.read_text()[:2000])
@@ -191,7 +201,7 @@ def test_write_viewer_html_loads_plotly_js_from_beside_it(tmp_path):
     tr = _planted_trace()
     out = write_viewer(tr, tmp_path / "sub" / "viewer.html", puzzle=0)
     assert out == tmp_path / "sub" / "viewer.html"
-    _assert_offline(out)
+    _assert_offline(out, "compact")
     text = out.read_text()
     assert "window.__viewer" in text and 'id="viewer-puzzle"' in text
     assert not list(out.parent.glob(".*tmp*"))  # atomic write leaves no temp file
@@ -231,12 +241,16 @@ def test_one_plotly_js_per_folder(tmp_path):
         write_html(fig, tmp_path / name)
     write_viewer(tr, tmp_path / "viewer.html", puzzle=[0, 1])
     write_html(fig, tmp_path / "nested" / "c.html", assets_dir=tmp_path)  # a shared copy one folder up
+    write_viewer(tr, tmp_path / "nested" / "viewer.html", puzzle=[0], assets_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.rglob("plotly.min.js")) == ["plotly.min.js"]
+    assert sorted(p.name for p in tmp_path.rglob("plotly-cartesian.gz.js")) == ["plotly-cartesian.gz.js"]
     assert 'src="../plotly.min.js"' in (tmp_path / "nested" / "c.html").read_text()
+    assert 'src="../plotly-cartesian.gz.js"' in (tmp_path / "nested" / "viewer.html").read_text()
     for p in tmp_path.rglob("*.html"):
         assert p.stat().st_size < 500_000, p
-    for name in ("a.html", "b.html", "viewer.html"):
+    for name in ("a.html", "b.html"):
         _assert_offline(tmp_path / name)
+    _assert_offline(tmp_path / "viewer.html", "compact")
 
 
 def test_cli_viewer_call_site_writes_viewer(tmp_path, capsys):
@@ -367,3 +381,34 @@ def test_chromium_hrm_lm_slider_above_the_fold(tmp_path):
     assert log["slider_bottom"] is not None and log["slider_bottom"] <= 800
     assert int(log["initial"]["step"]) == tr.n_steps - 1  # a language model opens at the last step
     assert int(log["picked"]["puzzle"]) == 2
+
+
+def test_sixteen_puzzle_viewer_folder_is_small(tmp_path):
+    """The zoo TRM's viewer of 16 real puzzles (48 steps each, confidences): the folder is <= 1.5 MB in all."""
+    import interp
+    from interp.puzzle_inputs import load_puzzle_inputs
+    from models.load import load_any
+
+    model, meta = load_any("zoo/trm-sudoku9")
+    got = load_puzzle_inputs(meta, puzzle_file="data/sudoku/generated_moderate.sdm", limit=16)
+    tr = interp.trace(model, got.inputs, got.labels)
+    tr.meta["task"] = got.task
+    folder = tmp_path / "viewer"
+    write_viewer(tr, folder / "viewer.html", puzzle=list(range(16)))
+    files = {p.name: p.stat().st_size for p in folder.iterdir()}
+    assert sorted(files) == ["plotly-cartesian.gz.js", "viewer.html"]
+    assert sum(files.values()) <= 1_500_000, files
+    assert files["viewer.html"] <= 600_000, files  # 3.7 MB for 8 puzzles before the figures were gzipped
+    _assert_offline(folder / "viewer.html", "compact")
+
+
+def test_log_panel_ticks_never_crowd():
+    from interp.views.trace_viewer import log_dtick
+
+    for lo, hi in ((1e-1, 1.0), (1e-6, 1e-1), (1e-9, 10.0), (3e-3, 2e-3 * 1.01 + 3e-3)):
+        d = log_dtick(lo, hi)
+        assert d >= 1 and (np.log10(hi) - np.log10(lo)) / d <= 4
+    assert log_dtick(1e-6, 1e-1) == 2 and log_dtick(1e-2, 1.0) == 1
+    fig = step_figure(_planted_trace(), puzzle=0)
+    log_axes = [ax for name, ax in fig.layout.to_plotly_json().items() if name.startswith("yaxis") and ax.get("type") == "log"]
+    assert log_axes and all(ax["dtick"] >= 1 for ax in log_axes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 DEFAULT_CKPT = "trm-sudoku9"
+DEMO_STATE_PUZZLES = 2  # full per-step states of the first puzzles only (2 MB each for the zoo TRM); summaries of all
 
 
 def demo_puzzles(n: int, seed: int, size: int = 9) -> list[str]:
@@ -53,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     add_trace_parsers(parser.add_subparsers(dest="command", parser_class=Parser))
     trace_args = parser.parse_args([
         "trace", "--ckpt", str(ckpt), "--puzzle-file", str(puzzle_file), "--out", str(out / "trace"),
-        "--state-puzzles", str(args.n), "--color", args.color, "--overwrite", *(["--quiet"] if args.quiet else []),
+        "--state-puzzles", str(min(args.n, DEMO_STATE_PUZZLES)), "--viewer-puzzles", str(min(args.n, 16)), "--color", args.color, "--overwrite", *(["--quiet"] if args.quiet else []),
     ])
     return cmd_trace(trace_args)
 

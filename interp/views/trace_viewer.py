@@ -17,8 +17,11 @@ A picker switches between the page's puzzles (numbered from 1, as files count
 lines); the left/right arrow keys step, Home/End jump to the first/last step.
 Each puzzle opens at its step of interest (``step_of_interest``: where the
 answer becomes right and stays right, else the last step). The page is
-self-contained except plotly.js, which by default is one ``plotly.min.js``
-beside it (``plotly_js="file"``: works offline; ``"cdn"``/``"inline"`` also).
+self-contained except plotly.js, which by default is ``plotly-cartesian.gz.js``
+beside it (``plotly_js="file"``: plotly.js's 0.66 MB cartesian partial bundle, gzip +
+base64, works offline from ``file://``; ``"cdn"``/``"inline"``: the full bundle). The
+figures are stored gzip-compressed too; the page unpacks both with the browser's
+``DecompressionStream`` (a 16-puzzle viewer folder is about 0.8 MB).
 A small script exposes ``window.__viewer`` (``gotoStep(k)``, ``showPuzzle(i)``,
 used by the tests); ``viewer.html#puzzle=2&step=5`` opens the second puzzle at step 5.
 """
@@ -32,7 +35,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from common.io import atomic_write_text, plotly_js_tag
+from common.atomic import atomic_write_text
+from common.plotly_html import compact_plotly_tag, plotly_js_tag
 from common.labels import IGNORE_LABEL
 from interp.tracing.trace import Trace, TraceError
 from interp.views.grid import (
@@ -426,11 +430,18 @@ def _add_panels(fig: Any, panels: list, panel_pos: list[dict[str, int]], k0: int
                                  showlegend=False, hoverinfo="skip", name="current step"), **pos)
         marker_idx.append(len(fig.data) - 1)
         if p.log:
-            fig.update_yaxes(type="log", range=[np.log10(lo), np.log10(hi)], dtick=1, exponentformat="power", **pos)
+            fig.update_yaxes(type="log", range=[np.log10(lo), np.log10(hi)], dtick=log_dtick(lo, hi),
+                             exponentformat="power", tickfont={"size": 10}, **pos)
         else:
             fig.update_yaxes(range=[lo, hi], **pos)
         fig.update_xaxes(range=[-0.5, n_steps - 0.5], **pos)
     return marker_idx, ranges
+
+
+def log_dtick(lo: float, hi: float, max_ticks: int = 4) -> int:
+    """Decades between ticks of a log axis from ``lo`` to ``hi``: at most ``max_ticks`` labels, so they never overlap."""
+    decades = max(np.log10(hi) - np.log10(lo), 1.0)
+    return max(1, int(np.ceil(decades / max_ticks)))
 
 
 def _step_structure_lines(trace: Trace, fig: Any, panel_pos: list[dict[str, int]]) -> list[dict[str, Any]]:
@@ -514,7 +525,9 @@ __PLOTLY__
   <span class="hint">&larr; / &rarr; step &middot; Home / End: first / last step &middot; the viewer opens at the step of interest (where the answer becomes right, else the last step)</span>
 </div>
 <div id="viewer" class="plotly-graph-div" style="width:100%;"></div>
-<script type="application/json" id="viewer-data">__DATA__</script>
+<script type="text/plain" id="viewer-data">
+__DATA__
+</script>
 <script type="text/javascript">
 __JS__
 </script>
@@ -524,7 +537,24 @@ __JS__
 
 _VIEWER_JS = """
 (function () {
-  var figs = JSON.parse(document.getElementById('viewer-data').textContent);
+  // the figures travel gzip-compressed (base64), and so may plotly.js (plotly-cartesian.gz.js beside the page):
+  // both are unpacked here with the browser's DecompressionStream, which also works from file://
+  function inflate(b64) {
+    if (typeof DecompressionStream === 'undefined') {
+      return Promise.reject(new Error('this browser cannot unpack the viewer (it needs DecompressionStream: ' +
+                                      'Chrome 80, Firefox 113, Safari 16.4 or later)'));
+    }
+    var bin = atob(b64), bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
+    return new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).text();
+  }
+  var plotlyReady = window.Plotly ? Promise.resolve() : inflate(window.__plotlyPacked || '').then(function (src) {
+    var s = document.createElement('script');
+    s.text = src;
+    document.head.appendChild(s);
+  });
+  var figs = [];
+  var dataReady = inflate(document.getElementById('viewer-data').textContent.trim()).then(function (t) { figs = JSON.parse(t); });
   var gd = document.getElementById('viewer');
   var picker = document.getElementById('viewer-puzzle');
   var config = {responsive: true, displaylogo: false};
@@ -595,8 +625,15 @@ _VIEWER_JS = """
                      state: cur, get steps() { return cur.names; }};
   var hash = window.location.hash || '';
   var mp = hash.match(/puzzle=(\\d+)/), ms = hash.match(/step=(\\d+)/);
-  window.__viewer.ready = showPuzzle(mp ? parseInt(mp[1], 10) - 1 : 0).then(function () {
+  window.__viewer.ready = Promise.all([plotlyReady, dataReady]).then(function () {
+    return showPuzzle(mp ? parseInt(mp[1], 10) - 1 : 0);
+  }).then(function () {
     if (ms) { return gotoStep(parseInt(ms[1], 10)); }
+  });
+  window.__viewer.ready.catch(function (e) {
+    var bar = document.getElementById('viewer-bar');
+    bar.insertAdjacentHTML('afterend', '<p id="viewer-error" style="color:#b2182b;padding:0 10px"></p>');
+    document.getElementById('viewer-error').textContent = 'The viewer could not start: ' + e.message;
   });
 })();
 """
@@ -604,12 +641,16 @@ _VIEWER_JS = """
 
 def viewer_html(figures: list[Any], labels: list[str], plotly_tag: str, title: str = "step viewer") -> str:
     """The viewer page: a puzzle picker over ``figures`` (from ``step_figure``), keyboard stepping, plotly.js by ``plotly_tag``."""
+    import base64
+    import gzip
     import html as html_lib
 
     import plotly.io as pio
 
     data = "[" + ",".join(pio.to_json(f, validate=False) for f in figures) + "]"
-    data = data.replace("</", "<\\\\/")  # a JSON string may not close the script element
+    # gzip + base64 (about 30x smaller: frames repeat most of their text); the page unpacks it
+    data = base64.b64encode(gzip.compress(data.encode("utf-8"), 9, mtime=0)).decode("ascii")
+    data = "\n".join(data[i:i + 4096] for i in range(0, len(data), 4096))
     options = "".join(f'<option value="{i}">{html_lib.escape(lab)}</option>' for i, lab in enumerate(labels))
     return (_PAGE.replace("__TITLE__", html_lib.escape(title)).replace("__PLOTLY__", plotly_tag)
             .replace("__OPTIONS__", options).replace("__JS__", _VIEWER_JS).replace("__DATA__", data))
@@ -623,8 +664,8 @@ def write_viewer(trace: Trace, path: str | os.PathLike, puzzle: int | Sequence[i
 
     ``puzzle``: one index or several (a picker switches between them; ``viewer.html#puzzle=2&step=5``
     opens the second at step 5). ``names``: the picker's label for each of them
-    (default ``puzzle N``, numbered from 1). ``plotly_js``: ``file`` (plotly.min.js
-    beside the page, or in ``assets_dir``: works offline), ``cdn`` or ``inline``
+    (default ``puzzle N``, numbered from 1). ``plotly_js``: ``file`` (the compact
+    ``plotly-cartesian.gz.js`` beside the page, or in ``assets_dir``: works offline), ``cdn`` or ``inline``
     (see ``common.plotly_html.plotly_js_tag``). Returns the path written. See ``step_figure``
     for the other arguments.
     """
@@ -639,10 +680,10 @@ def write_viewer(trace: Trace, path: str | os.PathLike, puzzle: int | Sequence[i
     for j, f in enumerate(figs):
         num = f.layout.meta["number"]
         labels.append(f"puzzle {num}" + (f" ({names[j]})" if names is not None and names[j] != f"puzzle {num}" else ""))
-    tag = plotly_js_tag(path, plotly_js, assets_dir)
+    tag = compact_plotly_tag(path, assets_dir) if plotly_js == "file" else plotly_js_tag(path, plotly_js, assets_dir)
     page = viewer_html(figs, labels, tag, title=f"{trace.family or 'model'} step viewer")
     return atomic_write_text(path, page)
 
 
-__all__ = ["write_viewer", "step_figure", "step_panels", "frame_steps", "step_of_interest", "viewer_html", "Panel",
+__all__ = ["write_viewer", "step_figure", "step_panels", "frame_steps", "step_of_interest", "viewer_html", "Panel", "log_dtick",
            "ANIMATE_OPTS"]

@@ -149,8 +149,10 @@ def train_crosscoder(
     lr: float = 3e-3,
     seed: int = 0,
     log_every: int = 100,
+    progress: bool = False,
 ) -> CrosscoderTraining:
-    """Train a crosscoder on trajectories ``x`` [M, T, D] (e.g. per-cell states over steps) with Adam."""
+    """Train a crosscoder on trajectories ``x`` [M, T, D] (e.g. per-cell states over steps) with Adam
+    (``progress``: a bar on stderr)."""
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x.float()
     if xt.dim() != 3 or xt.shape[0] < 2:
         raise ValueError(f"x must be [M >= 2, T, D] trajectories, got shape {list(xt.shape)}")
@@ -160,6 +162,11 @@ def train_crosscoder(
     opt = torch.optim.Adam(cc.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     history = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, unit="step", desc="crosscoder", leave=False)
     for step in range(steps):
         xb = xt[torch.randint(0, xt.shape[0], (min(batch_size, xt.shape[0]),), generator=g)]
         f = cc.encode(xb)
@@ -172,6 +179,10 @@ def train_crosscoder(
         if step % log_every == 0 or step == steps - 1:
             history.append({"step": step, "loss": float(loss.detach()), "mse": float(mse.detach()),
                             "l1": float(sparsity.detach()), "l0": float((f.detach() > 0).float().sum(-1).mean())})
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     stats, step_fve = crosscoder_stats(cc, xt)
     return CrosscoderTraining(cc, history, stats, step_fve)
 

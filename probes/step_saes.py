@@ -27,14 +27,19 @@ class StepSAEs:
 
 
 def train_step_saes(x: np.ndarray, n_features: int, l1: float = 1e-2, k: int | None = None, steps: int = 2000,
-                    seed: int = 0, batch_size: int = 1024) -> StepSAEs:
+                    seed: int = 0, batch_size: int = 1024, progress: bool = False) -> StepSAEs:
     """One SAE per step of trajectories ``x`` [M, T, D]; ``stats``: fve over all steps (pooled sums), l0 summed
     over steps (active features per trajectory, comparable with the crosscoder's), share of features alive."""
     arr = np.asarray(x, dtype=np.float32)
     if arr.ndim != 3:
         raise ValueError(f"x must be [M, T, D] trajectories, got shape {arr.shape}")
     saes, fves, sse, sst, l0, alive = [], [], 0.0, 0.0, 0.0, 0.0
-    for t in range(arr.shape[1]):
+    steps_iter = range(arr.shape[1])
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps_iter = tqdm(steps_iter, unit="step SAE", desc="per-step SAEs", leave=False)
+    for t in steps_iter:
         xt = torch.from_numpy(np.ascontiguousarray(arr[:, t]))
         res = train_sae(xt, n_features, l1=l1, k=k, steps=steps, seed=seed + t, batch_size=batch_size)
         saes.append(res.sae)

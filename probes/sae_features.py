@@ -133,6 +133,32 @@ def name_features(acts: np.ndarray, targets: dict[str, tuple[np.ndarray, np.ndar
     return out
 
 
+def label_features(acts: np.ndarray, targets: dict[str, tuple[np.ndarray, np.ndarray]], min_auc: float = 0.75,
+                   max_samples: int = 50_000, seed: int = 0) -> pd.DataFrame:
+    """Per feature of ``acts`` [N, T, L, F], the target it selects best: rows feature, label, auc, corr.
+
+    The label is the target with the highest AUC when that AUC is at least ``min_auc``, else ``""``
+    (the automatic label of a feature page: ``digit_3``, ``clash``, ``decided`` ...). At most
+    ``max_samples`` masked samples are drawn per target.
+    """
+    F = acts.shape[-1]
+    flat = acts.reshape(-1, F)
+    rng = np.random.default_rng(seed)
+    best_auc, best_corr = np.full(F, -np.inf), np.full(F, np.nan)
+    best = np.full(F, "", dtype=object)
+    for name, (target, mask) in targets.items():
+        idx = np.flatnonzero(np.asarray(mask).reshape(-1))
+        if idx.size > max_samples:
+            idx = np.sort(rng.choice(idx, max_samples, replace=False))
+        s = selectivity(flat[idx], np.asarray(target).reshape(-1)[idx])
+        auc = s["auc"].to_numpy()
+        better = np.nan_to_num(auc, nan=-np.inf) > best_auc
+        best_auc[better], best_corr[better], best[better] = auc[better], s["corr"].to_numpy()[better], name
+    label = np.where(best_auc >= min_auc, best, "")
+    return pd.DataFrame({"feature": np.arange(F), "label": label, "auc": np.where(np.isfinite(best_auc), best_auc, np.nan),
+                         "corr": best_corr, "best_target": best})
+
+
 def feature_trajectories(acts: np.ndarray, features: list[int] | np.ndarray | None = None,
                          steps: np.ndarray | None = None) -> pd.DataFrame:
     """Long table (puzzle, step, feature, mean, max, n_active) of activations over cells, per puzzle and step."""
@@ -147,4 +173,4 @@ def feature_trajectories(acts: np.ndarray, features: list[int] | np.ndarray | No
 
 
 __all__ = ["sae_inputs_from_trace", "cell_clashes", "decided_cells", "cell_targets", "selectivity", "name_features",
-           "feature_trajectories"]
+           "label_features", "feature_trajectories"]

@@ -11,6 +11,7 @@
     interp attribute                 interp.cli.attribute
     interp influence                 interp.cli.influence
     interp steer                     interp.cli.steer
+    interp features                  interp.cli.features
 
 Shared pieces (puzzle inputs, loading a checkpoint) are in ``interp.cli.common``; help and one-line
 errors in ``common.cli_format``; options every command line shares in ``common.cli_options``.
@@ -30,6 +31,7 @@ from common.cli_format import Parser, UsageError, VersionAction, error_line, exa
 from common.io import is_disk_full
 from interp.cli.attribute import add_attribute_parser
 from interp.cli.demo import add_demo_parser
+from interp.cli.features import add_features_parser
 from interp.cli.guess_scale import add_guess_scale_parser
 from interp.cli.influence import add_influence_parser
 from interp.cli.report import add_report_parser
@@ -55,6 +57,7 @@ def build_parser() -> Parser:
     add_attribute_parser(sub)
     add_influence_parser(sub)
     add_steer_parser(sub)
+    add_features_parser(sub)
     return parser
 
 

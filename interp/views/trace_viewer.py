@@ -559,6 +559,11 @@ _VIEWER_JS = """
   var picker = document.getElementById('viewer-puzzle');
   var config = {responsive: true, displaylogo: false};
   var cur = {puzzle: -1, index: 0, names: [], frames: []};
+  var featuresHref = __FEATURES__;  // feature pages: a clicked cell opens its top features there
+  function featureLink(row, col) {
+    var m = gd.layout.meta;
+    return featuresHref + '#puzzle=' + m.puzzle + '&step=' + cur.names[cur.index] + '&cell=' + (row * m.grid[1] + col);
+  }
   function shown() {
     var t = (gd.data && gd.data[0] && gd.data[0].text) || [];
     return t.map(function (r) { return r.map(function (c) { return c === '' ? '.' : c; }).join(' '); }).join('/');
@@ -606,6 +611,12 @@ _VIEWER_JS = """
     return Plotly.newPlot(gd, {data: f.data, layout: f.layout, frames: f.frames, config: config}).then(function () {
       gd.on('plotly_sliderchange', function (e) { setTimeout(function () { mark(e.step.label); }, 0); });
       gd.on('plotly_animatingframe', function (e) { if (e && e.name !== undefined) { mark(e.name); } });
+      if (featuresHref) {
+        gd.on('plotly_click', function (e) {
+          var pt = e && e.points && e.points[0];
+          if (pt && pt.data && pt.data.name === 'grid') { window.location.href = featureLink(pt.y, pt.x); }
+        });
+      }
       mark(cur.names[cur.index]);
       return shown();
     });
@@ -622,7 +633,7 @@ _VIEWER_JS = """
     gotoIndex(moves[e.key]);
   });
   window.__viewer = {div: gd, gotoStep: gotoStep, gotoIndex: gotoIndex, showPuzzle: showPuzzle, shownGrid: shown,
-                     state: cur, get steps() { return cur.names; }};
+                     featureLink: featureLink, state: cur, get steps() { return cur.names; }};
   var hash = window.location.hash || '';
   var mp = hash.match(/puzzle=(\\d+)/), ms = hash.match(/step=(\\d+)/);
   window.__viewer.ready = Promise.all([plotlyReady, dataReady]).then(function () {
@@ -639,11 +650,14 @@ _VIEWER_JS = """
 """
 
 
-def viewer_html(figures: list[Any], labels: list[str], plotly_tag: str, title: str = "step viewer") -> str:
-    """The viewer page: a puzzle picker over ``figures`` (from ``step_figure``), keyboard stepping, plotly.js by ``plotly_tag``."""
+def viewer_html(figures: list[Any], labels: list[str], plotly_tag: str, title: str = "step viewer",
+                features_href: str | None = None) -> str:
+    """The viewer page: a puzzle picker over ``figures`` (from ``step_figure``), keyboard stepping, plotly.js by ``plotly_tag``;
+    with ``features_href`` (``interp.views.feature_pages``), clicking a grid cell opens its top features there."""
     import base64
     import gzip
     import html as html_lib
+    import json
 
     import plotly.io as pio
 
@@ -653,20 +667,22 @@ def viewer_html(figures: list[Any], labels: list[str], plotly_tag: str, title: s
     data = "\n".join(data[i:i + 4096] for i in range(0, len(data), 4096))
     options = "".join(f'<option value="{i}">{html_lib.escape(lab)}</option>' for i, lab in enumerate(labels))
     return (_PAGE.replace("__TITLE__", html_lib.escape(title)).replace("__PLOTLY__", plotly_tag)
-            .replace("__OPTIONS__", options).replace("__JS__", _VIEWER_JS).replace("__DATA__", data))
+            .replace("__OPTIONS__", options).replace("__JS__", _VIEWER_JS.replace("__FEATURES__", json.dumps(features_href)))
+            .replace("__DATA__", data))
 
 
 def write_viewer(trace: Trace, path: str | os.PathLike, puzzle: int | Sequence[int] = 0, state: str | None = None,
                  model: Any = None, max_frames: int = 400, title: str | None = None,
                  names: Sequence[str] | None = None, plotly_js: str = "file",
-                 assets_dir: str | os.PathLike | None = None) -> Path:
+                 assets_dir: str | os.PathLike | None = None, features_href: str | None = None) -> Path:
     """Write the step-trajectory viewer of ``trace``'s puzzle(s) ``puzzle`` to ``path`` (one HTML page).
 
     ``puzzle``: one index or several (a picker switches between them; ``viewer.html#puzzle=2&step=5``
     opens the second at step 5). ``names``: the picker's label for each of them
     (default ``puzzle N``, numbered from 1). ``plotly_js``: ``file`` (the compact
     ``plotly-cartesian.gz.js`` beside the page, or in ``assets_dir``: works offline), ``cdn`` or ``inline``
-    (see ``common.plotly_html.plotly_js_tag``). Returns the path written. See ``step_figure``
+    (see ``common.plotly_html.plotly_js_tag``). ``features_href``: feature pages (``interp features``) that a
+    clicked grid cell opens at ``#puzzle=P&step=K&cell=C``. Returns the path written. See ``step_figure``
     for the other arguments.
     """
     puzzles = [puzzle] if isinstance(puzzle, (int, np.integer)) and not isinstance(puzzle, bool) else list(puzzle)
@@ -681,7 +697,7 @@ def write_viewer(trace: Trace, path: str | os.PathLike, puzzle: int | Sequence[i
         num = f.layout.meta["number"]
         labels.append(f"puzzle {num}" + (f" ({names[j]})" if names is not None and names[j] != f"puzzle {num}" else ""))
     tag = compact_plotly_tag(path, assets_dir) if plotly_js == "file" else plotly_js_tag(path, plotly_js, assets_dir)
-    page = viewer_html(figs, labels, tag, title=f"{trace.family or 'model'} step viewer")
+    page = viewer_html(figs, labels, tag, title=f"{trace.family or 'model'} step viewer", features_href=features_href)
     return atomic_write_text(path, page)
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from common.atomic import atomic_dir
 from common.cli_format import Parser, UsageError, examples, print_error
-from common.cli_types import positive_int
+from common.cli_types import nonempty_str, path_str, positive_int
 
 from .checkpoint import CONFIG, FORMAT, WEIGHTS, CheckpointError
 from .formats import WEIGHT_CHOICES, find_weights_file
@@ -413,27 +413,32 @@ def export_checkpoint(src: str | os.PathLike, out: str | os.PathLike, repo: str 
 
 
 # ----------------------------------------------------------------------------- command line
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
+    """The parser of ``python -m models.hub``."""
     ap = Parser(prog="python -m models.hub", description=__doc__.split("\n\n")[0],
                 epilog=examples("python -m models.hub export zoo/trm-sudoku9 out/hub/trm-sudoku9 --repo ORG/trm-sudoku9",
                                 "python -m models.hub export tests/fixtures/checkpoint_formats/eqr_trm/eqr.pth out/hub/eqr-trm --seq-len 16"))
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("resolve", help="fetch (or find in the cache) a spec and print its folder and layout")
-    r.add_argument("spec")
+    r.add_argument("spec", type=nonempty_str, help="hf:ORG/NAME[@REVISION][:SUBFOLDER]")
     e = sub.add_parser("export", help="write any supported checkpoint as a Hub-ready folder (safetensors + config.json + card)",
                        epilog=examples("python -m models.hub export zoo/trm-sudoku9 out/hub/trm-sudoku9",
                                        "python -m models.hub export tests/fixtures/checkpoint_formats/hrm_step out/hub/hrm --seq-len 16",
                                        "python -m models.hub export tests/fixtures/checkpoint_formats/eqr_trm/eqr.pth out/hub/eqr --seq-len 16 --weights raw"))
-    e.add_argument("ckpt", help="a zoo checkpoint directory, any format models.official reads (step_N, *.pth, *.pt, model.ckpt, run dir), "
+    e.add_argument("ckpt", type=path_str, help="a zoo checkpoint directory, any format models.official reads (step_N, *.pth, *.pt, model.ckpt, run dir), "
                                 "or an hf: spec of either")
-    e.add_argument("out", help="folder to write (upload it with `hf upload ORG/NAME OUT`)")
-    e.add_argument("--repo", help="ORG/NAME the folder will be uploaded to (used in the card)")
+    e.add_argument("out", type=path_str, help="folder to write (upload it with `hf upload ORG/NAME OUT`)")
+    e.add_argument("--repo", type=nonempty_str, help="ORG/NAME the folder will be uploaded to (used in the card)")
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--weights", choices=WEIGHT_CHOICES, default=None, help="EMA or raw weights where the file holds both (default: EMA)")
     e.add_argument("--seq-len", type=positive_int, default=None, help="sequence length (RoPE checkpoints do not store it)")
-    e.add_argument("--config-yaml", default=None, help="the run's training config when it is neither in the file nor beside it")
+    e.add_argument("--config-yaml", type=path_str, default=None, help="the run's training config when it is neither in the file nor beside it")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        args = ap.parse_args(argv)
+        args = build_parser().parse_args(argv)
         if args.cmd == "resolve":
             print(json.dumps(resolve_hub(args.spec).info(), indent=2))
         else:

@@ -116,6 +116,10 @@ def nonempty_str(text: str) -> str:
         raise argparse.ArgumentTypeError("must not be empty")
     if "\0" in s:
         raise argparse.ArgumentTypeError("must not contain a NUL byte")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in argv arrive as lone surrogates
+        raise argparse.ArgumentTypeError("is not valid UTF-8 text") from None
     if len(s) > MAX_TEXT:
         raise argparse.ArgumentTypeError(f"is {len(s):,} characters long (max {MAX_TEXT:,})")
     return s

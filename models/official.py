@@ -53,7 +53,7 @@ from torch import nn
 from common.cli_format import Parser, UsageError, examples, print_error
 from common.cli_types import nonempty_str, path_str, positive_int
 from common.outputs import ensure_out_not_symlink
-from common.untrusted import read_json, safe_load_yaml
+from common.untrusted import parse_json, read_json, safe_load_yaml
 
 from .checkpoint import CheckpointError, build_fitting_model, load_state, save_checkpoint
 from .formats import WEIGHT_CHOICES, CheckpointFile, find_weights_file, read_checkpoint_file, split_wrapper
@@ -417,8 +417,10 @@ def _parse_overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise CheckpointError(f"--set expects FIELD=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
+            out[key] = parse_json(value, CheckpointError, f"--set {key[:60]}", max_bytes=1 << 16, max_depth=8)
+        except CheckpointError as e:
+            if "not valid JSON" not in str(e):
+                raise
             out[key] = value
     return out
 

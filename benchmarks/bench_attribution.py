@@ -17,7 +17,6 @@ sweep too (use with ``--segments 2``) and prints measured against estimated.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import nonempty_str, nonneg_int, path_str, positive_int  # noqa: E402
 
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
 
@@ -86,18 +87,18 @@ def bench_model(name: str, puzzle_file: Path, segments: int | None, rows: int, s
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="hrm-sudoku9-hard,trm-sudoku9-hard")
-    ap.add_argument("--segments", type=int, help="segments to run (default: the model's depth, 16 for the hard zoo)")
-    ap.add_argument("--puzzle-file", default=str(REPO / "data" / "sudoku" / "qqwing_expert.sdm"),
+    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", type=nonempty_str, default="hrm-sudoku9-hard,trm-sudoku9-hard")
+    ap.add_argument("--segments", type=positive_int, help="segments to run (default: the model's depth, 16 for the hard zoo)")
+    ap.add_argument("--puzzle-file", type=path_str, default=str(REPO / "data" / "sudoku" / "qqwing_expert.sdm"),
                     help="the first puzzle of this shipped file is the clean input")
-    ap.add_argument("--rows", type=int, default=64, help="patched rows per batch (interp attribute's default)")
-    ap.add_argument("--sample-chunks", type=int, default=6)
-    ap.add_argument("--ig-steps", type=int, default=5)
+    ap.add_argument("--rows", type=positive_int, default=64, help="patched rows per batch (interp attribute's default)")
+    ap.add_argument("--sample-chunks", type=positive_int, default=6)
+    ap.add_argument("--ig-steps", type=positive_int, default=5)
     ap.add_argument("--full", action="store_true", help="also run the whole exhaustive sweep")
     add_threads_option(ap)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    ap.add_argument("--seed", type=nonneg_int, default=0)
+    args = ap.parse_cli(argv)
     import os
 
 

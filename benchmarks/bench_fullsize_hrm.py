@@ -35,6 +35,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import path_str, positive_int  # noqa: E402
 
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
 
@@ -185,17 +187,17 @@ def child(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=1000, help="puzzles to trace")
-    p.add_argument("--state-puzzles", type=int, default=32, help="keep every per-step state of the first K puzzles")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--chunk-size", type=int, default=64, help="puzzles per chunk = per plain/traced round")
+    p = Parser(description=__doc__)
+    p.add_argument("--n", type=positive_int, default=1000, help="puzzles to trace")
+    p.add_argument("--state-puzzles", type=positive_int, default=32, help="keep every per-step state of the first K puzzles")
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--chunk-size", type=positive_int, default=64, help="puzzles per chunk = per plain/traced round")
     add_threads_option(p, help="torch CPU threads; 0 = torch's own choice (this script's default was "
                           "2 before it took the shared default 1)")
-    p.add_argument("--out", help="keep the trace here (default: a temporary folder, removed)")
+    p.add_argument("--out", type=path_str, help="keep the trace here (default: a temporary folder, removed)")
     p.add_argument("--small", action="store_true", help="a tiny HRM instead (a smoke test of this script)")
-    p.add_argument("--ckpt", help=argparse.SUPPRESS)  # child mode
-    args = p.parse_args()
+    p.add_argument("--ckpt", type=path_str, help=argparse.SUPPRESS)  # child mode
+    args = p.parse_cli()
     if args.ckpt is not None:
         print(json.dumps(child(args)))
         return

@@ -19,7 +19,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import nonempty_str, path_str, positive_int  # noqa: E402
 
 from common.cli_options import add_device_option, add_threads_option, set_threads  # noqa: E402
 
@@ -63,17 +64,17 @@ def timer(device: str):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="m")
-    ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--batch", type=positive_int, default=2)
+    ap.add_argument("--seq", type=positive_int, default=128)
+    ap.add_argument("--repeats", type=positive_int, default=5)
     add_threads_option(ap, help="torch CPU threads; 0 = torch's own choice (this script's default was "
                            "2 before it took the shared default 1)")
     add_device_option(ap)
-    ap.add_argument("--dtype", default=None, help="default float32 on CPU, bfloat16 on GPU")
-    ap.add_argument("--json", help="also write the results here")
-    args = ap.parse_args()
+    ap.add_argument("--dtype", type=nonempty_str, default=None, help="default float32 on CPU, bfloat16 on GPU")
+    ap.add_argument("--json", type=path_str, help="also write the results here")
+    args = ap.parse_cli()
     set_threads(args)
     if args.device == "auto":  # the shared default: cuda when available, else cpu
         from training.distributed import pick_device

@@ -30,7 +30,6 @@ those packages are not installed.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -40,6 +39,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import positive_int  # noqa: E402
 
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
 
@@ -141,12 +142,12 @@ def ratio_cell(times: dict[str, list[float]], k: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=7)
+    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=positive_int, default=7)
     add_threads_option(ap)
     ap.add_argument("--cases", choices=("small", "zoo", "all"), default="all")
-    ap.add_argument("--zoo-batch", type=int, default=16)
-    args = ap.parse_args(argv)
+    ap.add_argument("--zoo-batch", type=positive_int, default=16)
+    args = ap.parse_cli(argv)
     if args.repeats < 1 or args.threads < 1 or args.zoo_batch < 1:
         print("error: --repeats, --threads and --zoo-batch must be >= 1", file=sys.stderr)
         return 2

@@ -19,7 +19,6 @@ solver's per-digit uniqueness test patched in), and the process pool.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -32,6 +31,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import nonneg_int, path_str, positive_int  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from helpers import old_sudoku_solver as old  # noqa: E402
@@ -154,23 +155,23 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--file", type=Path, action="append", help="puzzle file (repeatable; default: data/sudoku/*.sdm)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N puzzles of each file")
-    parser.add_argument("--old-limit", type=int, default=300, help="puzzles per file for the old solver (0: skip)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--generate", type=int, default=2000, help="puzzles to generate (0 skips)")
-    parser.add_argument("--generate-old", type=int, default=200, help="puzzles for the old generator")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--file", type=path_str, action="append", help="puzzle file (repeatable; default: data/sudoku/*.sdm)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N puzzles of each file")
+    parser.add_argument("--old-limit", type=nonneg_int, default=300, help="puzzles per file for the old solver (0: skip)")
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--generate", type=nonneg_int, default=2000, help="puzzles to generate (0 skips)")
+    parser.add_argument("--generate-old", type=positive_int, default=200, help="puzzles for the old generator")
+    parser.add_argument("--seed", type=nonneg_int, default=0)
     parser.add_argument("--singles-only", action="store_true", help="solver without locked candidates")
-    args = parser.parse_args()
+    args = parser.parse_cli()
 
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     t0 = time.perf_counter()
     solve(np.zeros((9, 9), dtype=np.int8))  # load the compiled kernels
     print(f"first solve (loads or compiles the numba kernels): {time.perf_counter() - t0:.2f} s")
-    files = args.file or sorted(SHARED.glob("*.sdm"))
+    files = [Path(f) for f in args.file] if args.file else sorted(SHARED.glob("*.sdm"))
     rows = []
     for path in files:
         puzzles = [r.puzzle for r in read_puzzle_file(path, limit=args.limit)]

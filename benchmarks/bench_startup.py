@@ -10,7 +10,6 @@ The target is ``interp --help`` under 0.3 s.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -19,6 +18,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import positive_int  # noqa: E402
+
 COMMANDS = [[], ["trace"], ["show"], ["ablate"], ["demo"], ["report"], ["guess-scale"], ["stability"]]
 HEAVY = ("pandas", "plotly", "matplotlib", "torch")
 PROBE = ("import runpy, sys; sys.argv = ['interp', *sys.argv[1:]]\n"
@@ -33,9 +36,9 @@ def _time(cmd: list[str]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=11)
-    args = ap.parse_args(argv)
+    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=positive_int, default=11)
+    args = ap.parse_cli(argv)
     env_note = f"load avg {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
     print(f"# {env_note}, {args.runs} runs each, median wall seconds")
     print("| command | median s | bare python s | ratio | heavy modules imported |")

@@ -38,6 +38,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import nonempty_str, positive_int  # noqa: E402
 
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
 
@@ -137,24 +139,24 @@ def summarise(d: dict) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["small"], help="small, zoo (every zoo model) or zoo names")
-    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
-    p.add_argument("--rounds", type=int, default=5, help="interleaved plain/trace rounds per size")
-    p.add_argument("--hidden", type=int, default=64, help="small model: hidden size")
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=1)
-    p.add_argument("--segments", type=int, default=4, help="small model: ACT segments")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--chunk-size", type=int, default=1024)
-    p.add_argument("--state-puzzles", type=int, default=16)
+    p = Parser(description=__doc__)
+    p.add_argument("--models", type=nonempty_str, nargs="+", default=["small"], help="small, zoo (every zoo model) or zoo names")
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[1000, 5000])
+    p.add_argument("--rounds", type=positive_int, default=5, help="interleaved plain/trace rounds per size")
+    p.add_argument("--hidden", type=positive_int, default=64, help="small model: hidden size")
+    p.add_argument("--heads", type=positive_int, default=4)
+    p.add_argument("--layers", type=positive_int, default=1)
+    p.add_argument("--segments", type=positive_int, default=4, help="small model: ACT segments")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--chunk-size", type=positive_int, default=1024)
+    p.add_argument("--state-puzzles", type=positive_int, default=16)
     add_threads_option(p)
     p.add_argument("--malloc", choices=("retain", "default"), default="retain")
     p.add_argument("--no-decode-latents", action="store_true", help="logit lens of the answer state only")
     p.add_argument("--no-confidence", action="store_true", help="no per-cell confidence arrays")
-    p.add_argument("--n", type=int, help=argparse.SUPPRESS)  # child mode
-    p.add_argument("--model", help=argparse.SUPPRESS)
-    args = p.parse_args()
+    p.add_argument("--n", type=positive_int, help=argparse.SUPPRESS)  # child mode
+    p.add_argument("--model", type=nonempty_str, help=argparse.SUPPRESS)
+    args = p.parse_cli()
     if args.n is not None:
         print(json.dumps(child(args)))
         return

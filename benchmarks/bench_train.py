@@ -13,7 +13,6 @@ to the first config.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import nonempty_str, nonneg_int, path_str, positive_int  # noqa: E402
 
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
 
@@ -51,14 +52,14 @@ def bench(name: str, steps: int, warmup: int, overrides: list[str], tmp: Path) -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", nargs="+", default=DEFAULT)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=0, help="override every config's batch size")
+    ap = Parser(description=__doc__)
+    ap.add_argument("--configs", type=path_str, nargs="+", default=DEFAULT)
+    ap.add_argument("--steps", type=positive_int, default=10)
+    ap.add_argument("--warmup", type=positive_int, default=3)
+    ap.add_argument("--batch-size", type=nonneg_int, default=0, help="override every config's batch size")
     add_threads_option(ap)
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = ap.parse_args()
+    ap.add_argument("--set", type=nonempty_str, dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_cli()
     set_threads(args)
     overrides = [*args.overrides, "eval_interval=0", "ckpt_interval=0"]
     if args.batch_size:

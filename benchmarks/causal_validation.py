@@ -14,13 +14,14 @@ the mean over pairs with its range, and seconds per pair of each method.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import nonempty_str, nonneg_int, path_str, positive_int  # noqa: E402
 
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
 
@@ -37,14 +38,14 @@ SETTINGS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default=",".join(SETTINGS), help="comma list of zoo models")
-    ap.add_argument("--pairs", type=int, default=2)
-    ap.add_argument("--ig-steps", type=int, default=5)
+    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", type=nonempty_str, default=",".join(SETTINGS), help="comma list of zoo models")
+    ap.add_argument("--pairs", type=positive_int, default=2)
+    ap.add_argument("--ig-steps", type=positive_int, default=5)
     add_threads_option(ap)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "causal_validation.md"))
-    args = ap.parse_args(argv)
+    ap.add_argument("--seed", type=nonneg_int, default=0)
+    ap.add_argument("--out", type=path_str, default=str(REPO / "benchmarks" / "causal_validation.md"))
+    args = ap.parse_cli(argv)
     import pandas as pd
 
     from interp.causal.validation import validate_checkpoint, zoo_pairs

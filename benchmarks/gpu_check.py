@@ -38,6 +38,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import path_str, positive_int  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -316,20 +318,20 @@ SECTIONS = ("env", "train", "attention", "cache")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS-gpu.md")
+    ap = Parser(description=__doc__)
+    ap.add_argument("--out", type=path_str, default=REPO / "benchmarks" / "RESULTS-gpu.md")
     ap.add_argument("--dry-run", action="store_true", help="tiny CPU shapes, even when CUDA is present")
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     ap.add_argument("--train", nargs="+", choices=list(TRAIN_CASES), default=list(TRAIN_CASES))
     ap.add_argument("--compile", nargs="*", choices=list(TRAIN_CASES), default=["trm-sudoku9", "hrm-paper-27M"],
                     help="configs also timed with torch.compile (compiling takes a while each)")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--steps", type=positive_int, default=20)
+    ap.add_argument("--warmup", type=positive_int, default=3)
+    ap.add_argument("--repeats", type=positive_int, default=9)
     ap.add_argument("--cache-models", nargs="+", choices=CACHE_MODELS, default=list(CACHE_MODELS))
-    ap.add_argument("--cache-batch", type=int, default=256)
-    ap.add_argument("--trace-n", type=int, default=2048)
-    args = ap.parse_args(argv)
+    ap.add_argument("--cache-batch", type=positive_int, default=256)
+    ap.add_argument("--trace-n", type=positive_int, default=2048)
+    args = ap.parse_cli(argv)
     dry = args.dry_run or not torch.cuda.is_available()
     if dry:
         args.steps, args.warmup, args.repeats = 1, 1, 1

@@ -66,13 +66,44 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)  # "--puzzle-fil" is an error, not a silent "--puzzle-file"
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        self._argv = list(sys.argv[1:] if args is None else args)  # read by error(): unknown options come first
+        return super().parse_known_args(args, namespace)
+
+    def unknown_options(self, argv: Sequence[str]) -> list[str]:
+        """The tokens of ``argv`` that look like options this parser does not know (before a ``--``)."""
+        out = []
+        for tok in argv:
+            if tok == "--":
+                break
+            if not tok.startswith(self.prefix_chars) or tok in self.prefix_chars:
+                continue
+            if self._negative_number_matcher.match(tok) and not self._has_negative_number_optionals:
+                continue  # a negative number is a value, not an option
+            name = tok.split("=", 1)[0] if tok.startswith("--") else tok[:2]
+            if name not in self._option_string_actions and " " not in tok:
+                out.append(tok.split("=", 1)[0])
+        return out
+
+    def parse_cli(self, args: Sequence[str] | None = None) -> argparse.Namespace:
+        """``parse_args`` for scripts: a usage error prints one ``error: ...`` line and exits with status 2."""
+        try:
+            return self.parse_args(args)
+        except UsageError as e:
+            raise SystemExit(print_error(str(e))) from None
+
     def format_help(self) -> str:
         if self.formatter_class is _PlainFormatter:
             self.formatter_class = help_formatter()  # rich-argparse, imported now that help is shown
         return super().format_help()
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+        """One-line ``UsageError``; an unknown option is named before any "required" complaint it caused."""
+        if "required" in message:
+            unknown = self.unknown_options(getattr(self, "_argv", []))
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown[:5])} (in {self.prog})"
+        raise UsageError(" ".join(message.split()))
 
 
 class VersionAction(argparse.Action):

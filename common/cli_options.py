@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from common.cli_types import nonneg_int, positive_int
+from common.cli_types import device_str, nonempty_str, nonneg_int, path_str, positive_int
 
 THREADS_DEFAULT = 1
 """``--threads`` everywhere: one CPU thread (reproducible timings); 0 leaves torch's own choice."""
@@ -48,24 +48,24 @@ def set_threads(args: argparse.Namespace) -> None:
 
 def add_device_option(p: Container, help: str | None = None) -> None:
     """``--device``: a torch device name, default :data:`DEVICE_DEFAULT`."""
-    p.add_argument("--device", default=DEVICE_DEFAULT,
+    p.add_argument("--device", type=device_str, default=DEVICE_DEFAULT,
                    help=help or "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, mps")
 
 
 def add_ckpt_option(p: Container, repeat: bool = False, help: str | None = None) -> None:
     """``--ckpt`` (required): anything ``models.load.load_any`` reads; ``repeat`` lets it be given several times."""
     extra = {"action": "append"} if repeat else {}
-    p.add_argument("--ckpt", required=True, help=help or CKPT_HELP, **extra)
+    p.add_argument("--ckpt", type=path_str, required=True, help=help or CKPT_HELP, **extra)
 
 
 def add_puzzle_option(p: Container) -> None:
     """``--puzzle``: one puzzle given as text on the command line."""
-    p.add_argument("--puzzle", help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
+    p.add_argument("--puzzle", type=nonempty_str, help="one puzzle as text (Sudoku: 81 chars, '.' or '0' for blanks)")
 
 
 def add_puzzle_file_option(p: Container, help: str | None = None) -> None:
     """``--puzzle-file``: puzzles in any format ``tasks.puzzles.read_puzzles`` reads."""
-    p.add_argument("--puzzle-file", help=help or "a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text, "
+    p.add_argument("--puzzle-file", type=path_str, help=help or "a file of puzzles (.sdm/.txt lines, Sudoku-Extreme CSV, maze text, "
                                                  "ARC JSON)")
 
 

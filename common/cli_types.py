@@ -102,11 +102,44 @@ def cap_note(kind: Callable[[str], object]) -> str:
     return f" (max {hi:,})" if hi is not None and hi != INT_CAP else ""
 
 
+MAX_TEXT = 1 << 20
+"""Longest string option (a text, a puzzle, a comma list): a megabyte; longer is a mistake or an attack."""
+
+MAX_PATH = 4096
+"""Longest path option (Linux PATH_MAX)."""
+
+
 def nonempty_str(text: str) -> str:
-    """A string option that must not be empty or whitespace."""
-    if not str(text).strip():
+    """A string option that must not be empty or whitespace, hold a NUL byte or exceed :data:`MAX_TEXT` characters."""
+    s = str(text)
+    if not s.strip():
         raise argparse.ArgumentTypeError("must not be empty")
-    return str(text)
+    if "\0" in s:
+        raise argparse.ArgumentTypeError("must not contain a NUL byte")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in argv arrive as lone surrogates
+        raise argparse.ArgumentTypeError("is not valid UTF-8 text") from None
+    if len(s) > MAX_TEXT:
+        raise argparse.ArgumentTypeError(f"is {len(s):,} characters long (max {MAX_TEXT:,})")
+    return s
+
+
+def path_str(text: str) -> str:
+    """A file or folder path: not empty, no NUL byte, at most :data:`MAX_PATH` characters (what it names is
+    checked by the command: regular file, folder it owns, ...)."""
+    s = str(text)
+    if not s.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    if "\0" in s:
+        raise argparse.ArgumentTypeError("must not contain a NUL byte")
+    if len(s) > MAX_PATH:
+        raise argparse.ArgumentTypeError(f"is a path of {len(s):,} characters (max {MAX_PATH:,})")
+    return s
+
+
+path_str.__name__ = "path"
+nonempty_str.__name__ = "non-empty text"
 
 
 def int_list(lo: int = 0, hi: int = INT_CAP) -> Callable[[str], list[int]]:
@@ -146,3 +179,39 @@ def float_list(kind: Callable[[str], float] = finite_float) -> Callable[[str], l
 
     parse.__name__ = "comma-separated list of numbers"
     return parse
+
+
+SEGMENTS_CAP = 1024
+"""Most ACT segments any command runs (the models' own ``halt_max_steps`` bound)."""
+
+segments_int = bounded_int(1, SEGMENTS_CAP, f"segments in [1, {SEGMENTS_CAP}]")
+"""``--segments``: 1 .. :data:`SEGMENTS_CAP`."""
+
+BATCH_CAP = 1 << 16
+"""Largest batch of any command (the memory estimate refuses big models sooner)."""
+
+batch_int = bounded_int(1, BATCH_CAP, f"batch size in [1, {BATCH_CAP}]")
+"""``--batch-size``: 1 .. :data:`BATCH_CAP`."""
+
+seed_int = bounded_int(0, 2**63 - 1, "seed (whole number >= 0)")
+"""``--seed``: any non-negative int64."""
+
+BOOT_CAP = 1_000_000
+"""Most bootstrap resamples."""
+
+boot_int = bounded_int(1, BOOT_CAP, f"resamples in [1, {BOOT_CAP:,}]")
+"""``--n-boot``: 1 .. :data:`BOOT_CAP` (0 resamples give no interval)."""
+
+
+def device_str(text: str) -> str:
+    """``--device``: auto, cpu, cuda, cuda:N or mps (``meta``, ``bogus``, ``cuda:-1`` refused here; whether
+    CUDA is present is checked when the device is picked)."""
+    s = str(text).strip()
+    if s in ("auto", "cpu", "cuda", "mps"):
+        return s
+    if s.startswith("cuda:") and s[5:].isdigit() and len(s) <= 9:
+        return s
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda, cuda:N or mps, got {str(text)[:40]!r}")
+
+
+device_str.__name__ = "device"

@@ -65,6 +65,26 @@ def json_depth(obj: Any, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
+def parse_json(text: str | bytes, error: type[Exception] = ValueError, where: str = "input",
+               max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The JSON value of untrusted text (a file's bytes, a ``--set`` value, a line of a JSONL file).
+
+    Text above ``max_bytes``, text that does not parse and values nested deeper than ``max_depth`` raise
+    ``error("<where>: ...")`` in one line (never a ``RecursionError``).
+    """
+    if len(text) > max_bytes:
+        raise error(f"{where}: {len(text)} bytes of JSON is larger than the limit of {max_bytes} bytes")
+    try:
+        obj = json.loads(text.decode("utf-8-sig") if isinstance(text, bytes) else text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{where}: not valid JSON ({' '.join(str(e).split())})") from None
+    except RecursionError:
+        raise error(f"{where}: JSON nested too deeply (limit {max_depth})") from None
+    if json_depth(obj, max_depth) > max_depth:
+        raise error(f"{where}: JSON nested too deeply (limit {max_depth})")
+    return obj
+
+
 def read_json(path: str | os.PathLike, error: type[Exception] = ValueError, where: str | None = None,
               max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """The JSON value in ``path``; text that does not parse raises ``error("<where>: not valid JSON (...)")``, one line.
@@ -74,27 +94,22 @@ def read_json(path: str | os.PathLike, error: type[Exception] = ValueError, wher
     JSON nested deeper than ``max_depth`` raises ``error``.
     """
     data = read_bytes_limited(path, max_bytes, error, where)
-    try:
-        obj = json.loads(data.decode("utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise error(f"{where or path}: not valid JSON ({' '.join(str(e).split())})") from None
-    except RecursionError:
-        raise error(f"{where or path}: JSON nested too deeply (limit {max_depth})") from None
-    if json_depth(obj, max_depth) > max_depth:
-        raise error(f"{where or path}: JSON nested too deeply (limit {max_depth})")
-    return obj
+    return parse_json(data, error, str(where or path), max_bytes, max_depth)
 
 
-def safe_load_yaml(path: str | os.PathLike, error: type[Exception] = ValueError, where: str | None = None,
-                   max_bytes: int = MAX_YAML_BYTES, max_nodes: int = MAX_YAML_NODES) -> Any:
-    """``yaml.safe_load`` of a bounded regular file, refusing alias bombs (more than ``max_nodes`` nodes once expanded)."""
+def parse_yaml(text: str, error: type[Exception] = ValueError, where: str = "input",
+               max_bytes: int = MAX_YAML_BYTES, max_nodes: int = MAX_YAML_NODES) -> Any:
+    """``yaml.safe_load`` of untrusted text, refusing big text, deep nesting and alias bombs in one line."""
     import yaml
 
-    text = read_bytes_limited(path, max_bytes, error, where).decode("utf-8-sig", errors="replace")
+    if len(text) > max_bytes:
+        raise error(f"{where}: {len(text)} characters of YAML is larger than the limit of {max_bytes}")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
-        raise error(f"{where or path}: not readable YAML ({' '.join(str(e).split())[:200]})") from None
+        raise error(f"{where}: not readable YAML ({' '.join(str(e).split())[:200]})") from None
+    except RecursionError:
+        raise error(f"{where}: YAML too large or too deep (limit depth {MAX_JSON_DEPTH})") from None
     if node is None:
         return None
     # count nodes as the constructor would expand them (aliases share nodes, so count per visit)
@@ -103,7 +118,7 @@ def safe_load_yaml(path: str | os.PathLike, error: type[Exception] = ValueError,
         n, depth = todo.pop()
         count += 1
         if count > max_nodes or depth > MAX_JSON_DEPTH:
-            raise error(f"{where or path}: YAML too large or too deep once aliases are expanded "
+            raise error(f"{where}: YAML too large or too deep once aliases are expanded "
                         f"(limit {max_nodes} nodes, depth {MAX_JSON_DEPTH})")
         if isinstance(n, yaml.MappingNode):
             todo.extend((x, depth + 1) for kv in n.value for x in kv)
@@ -112,7 +127,14 @@ def safe_load_yaml(path: str | os.PathLike, error: type[Exception] = ValueError,
     try:
         return yaml.SafeLoader(text).get_single_data()
     except (yaml.YAMLError, RecursionError) as e:
-        raise error(f"{where or path}: not readable YAML ({' '.join(str(e).split())[:200]})") from None
+        raise error(f"{where}: not readable YAML ({' '.join(str(e).split())[:200]})") from None
+
+
+def safe_load_yaml(path: str | os.PathLike, error: type[Exception] = ValueError, where: str | None = None,
+                   max_bytes: int = MAX_YAML_BYTES, max_nodes: int = MAX_YAML_NODES) -> Any:
+    """``yaml.safe_load`` of a bounded regular file, refusing alias bombs (more than ``max_nodes`` nodes once expanded)."""
+    text = read_bytes_limited(path, max_bytes, error, where).decode("utf-8-sig", errors="replace")
+    return parse_yaml(text, error, str(where or path), max_bytes, max_nodes)
 
 
 def safetensors_header(path: str | os.PathLike, error: type[Exception] = ValueError, where: str | None = None,
@@ -145,4 +167,5 @@ def safetensors_header(path: str | os.PathLike, error: type[Exception] = ValueEr
 
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_YAML_BYTES", "MAX_YAML_NODES", "MAX_SAFETENSORS_HEADER",
-           "regular_file", "read_bytes_limited", "json_depth", "read_json", "safe_load_yaml", "safetensors_header"]
+           "regular_file", "read_bytes_limited", "json_depth", "parse_json", "read_json", "parse_yaml",
+           "safe_load_yaml", "safetensors_header"]

@@ -22,6 +22,7 @@ class ConfigError(ValueError):
 ATTN_BACKENDS = ("auto", "sdpa", "flash")
 MEMORY_ENV = "RECURSE_MAX_MEMORY_GB"
 DEFAULT_MAX_MEMORY_GB = 32.0
+MAX_MEMORY_GB_CAP = 1e6  # a petabyte: above it the limit is a typo, never a machine
 
 # sane bounds per field (inclusive); anything outside is a typo or a hostile file, never a real model
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -94,9 +95,11 @@ def max_memory_bytes() -> int:
     """The memory limit for one model (``RECURSE_MAX_MEMORY_GB``, default 32 GB): estimates above it are refused."""
     raw = os.environ.get(MEMORY_ENV, "")
     try:
-        gb = float(raw) if raw else DEFAULT_MAX_MEMORY_GB
+        gb = float(raw) if raw.strip() else DEFAULT_MAX_MEMORY_GB
     except ValueError:
-        raise ConfigError(f"{MEMORY_ENV} must be a number of gigabytes, got {raw!r}") from None
+        gb = float("nan")
+    if not (math.isfinite(gb) and 0 < gb <= MAX_MEMORY_GB_CAP):
+        raise ConfigError(f"{MEMORY_ENV} must be a number of gigabytes in (0, {MAX_MEMORY_GB_CAP:g}], got {raw[:40]!r}")
     return int(gb * 1e9)
 
 

@@ -34,6 +34,7 @@ the model's logits.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from common.untrusted import safetensors_header
 
 from .checkpoint import CheckpointError
 from .grad import carry, in_full_graph
@@ -273,14 +276,21 @@ def load_hrm_text(path: str | os.PathLike, device: str | torch.device = "cpu", d
         from transformers import HrmTextForCausalLM
     except ImportError:
         raise CheckpointError("HRM-Text needs transformers>=5.24 (pip install 'recurse-interp[hub]')") from None
-    if not any(p.glob("*.safetensors")):
+    weights = sorted(p.glob("*.safetensors"))
+    if not weights:
         raise CheckpointError(f"{p}: no *.safetensors weights (other formats are not loaded for transformers models)")
+    for w in weights:  # a pickle (or anything) named *.safetensors is refused here, before transformers opens it
+        safetensors_header(w, CheckpointError, str(w))
+    if not sys.stderr.isatty():  # transformers' "Loading weights" bar only on a terminal: errors stay one line
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     dtype = dtype or default_dtype(device)
     try:
         hf = HrmTextForCausalLM.from_pretrained(str(p), dtype=dtype, use_safetensors=True, local_files_only=True)
-    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as e:
+    except Exception as e:  # noqa: BLE001 - safetensors and transformers raise their own types: one line
         raise CheckpointError(f"{p}: cannot load HrmTextForCausalLM ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     hf.to(device).eval()
     model = HrmTextTraced(hf).eval()

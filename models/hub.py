@@ -37,7 +37,8 @@ from typing import Any
 
 from common.atomic import atomic_dir
 from common.cli_format import Parser, UsageError, examples, print_error
-from common.cli_types import positive_int
+from common.cli_types import nonempty_str, path_str, positive_int
+from common.untrusted import read_json, regular_file
 
 from .checkpoint import CONFIG, FORMAT, WEIGHTS, CheckpointError
 from .formats import WEIGHT_CHOICES, find_weights_file
@@ -135,9 +136,11 @@ def hub_offline() -> bool:
 
 # ----------------------------------------------------------------------------- layouts
 def _json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file (None when missing or not an object); a FIFO, a file over 4 MB, deep nesting or
+    text that is not JSON raise a one-line ``CheckpointError``."""
     try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError):
+        d = read_json(path, CheckpointError, max_bytes=4 << 20)
+    except FileNotFoundError:
         return None
     return d if isinstance(d, dict) else None
 
@@ -153,7 +156,7 @@ def detect_layout(folder: str | os.PathLike, where: str | None = None) -> str:
     where = where or str(p)
     if not p.is_dir():
         raise CheckpointError(f"{where}: not a folder")
-    cfg = _json(p / CONFIG) if (p / CONFIG).is_file() else None
+    cfg = _json(p / CONFIG) if (p / CONFIG).exists() else None
     if cfg is not None and cfg.get("format") == FORMAT:
         return "zoo"
     if cfg is not None and "model_type" in cfg:
@@ -195,9 +198,11 @@ def _download(spec: HubSpec, patterns: list[str], cache_dir: Path, offline: bool
         RevisionNotFoundError,
     )
 
+    check_cache_entries(spec, cache_dir)
     try:
-        root = snapshot_download(spec.repo_id, revision=spec.revision, cache_dir=str(cache_dir),
-                                 allow_patterns=patterns, local_files_only=offline)
+        root = _with_time_limit(lambda: snapshot_download(spec.repo_id, revision=spec.revision, cache_dir=str(cache_dir),
+                                                          allow_patterns=patterns, local_files_only=offline),
+                                CACHE_READ_SECONDS if offline else None, f"{spec}: reading the Hugging Face cache")
     except LocalEntryNotFoundError:
         why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
         raise CheckpointError(f"{spec}: not in the Hugging Face cache {cache_dir} and {why}; "
@@ -212,6 +217,56 @@ def _download(spec: HubSpec, patterns: list[str], cache_dir: Path, offline: bool
         line = " ".join(str(e).split())[:200]
         raise CheckpointError(f"{spec}: could not fetch from the Hub ({type(e).__name__}: {line})") from None
     return Path(root)
+
+
+CACHE_READ_SECONDS = 120.0
+"""Offline, resolving a spec only reads small files of the cache: longer than this means something blocks."""
+
+
+def check_cache_entries(spec: HubSpec, cache_dir: Path) -> None:
+    """Refuse, in one line, a cache entry of ``spec`` that is not a folder or a regular file (a FIFO at
+    ``refs/main`` would block the Hub client's read forever), or a ref file larger than a commit hash."""
+    repo = Path(cache_dir) / ("models--" + spec.repo_id.replace("/", "--"))
+    if not repo.is_dir():
+        return
+    for sub in ("refs", "snapshots"):
+        top = repo / sub
+        if not top.exists():
+            continue
+        for f in [top, *top.rglob("*")]:
+            try:
+                if f.is_dir():
+                    continue
+                regular_file(f, 1024 if sub == "refs" else None, CheckpointError,
+                             f"{spec}: cache entry {f.relative_to(repo)}")
+            except FileNotFoundError:  # a dangling snapshot link: the Hub client reports the missing file
+                continue
+
+
+def _with_time_limit(fn: Any, seconds: float | None, what: str) -> Any:
+    """``fn()``, or a one-line ``CheckpointError`` when it runs longer than ``seconds`` (None: no limit).
+
+    The call runs in a daemon thread, so a read blocked for good cannot keep the process alive."""
+    if seconds is None:
+        return fn()
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed back to the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=run, daemon=True, name="hub-cache-read")
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        raise CheckpointError(f"{what} took longer than {seconds:g} s (a blocking file in the cache?); giving up")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _pick_official_online(spec: HubSpec) -> list[str] | None:
@@ -272,11 +327,55 @@ def local_checkpoint(ckpt: str) -> str:
 
 
 # ----------------------------------------------------------------------------- loading
+MAX_CONFIG_BYTES = 1 << 20
+"""A transformers ``config.json`` is a few kilobytes; one above a megabyte is refused before it is parsed."""
+
+HF_BOUNDS: dict[str, tuple[int, int]] = {
+    "vocab_size": (2, 1 << 20), "hidden_size": (1, 1 << 14), "intermediate_size": (1, 1 << 17),
+    "num_attention_heads": (1, 1024), "num_key_value_heads": (1, 1024), "head_dim": (1, 4096),
+    "num_hidden_layers": (1, 1024), "num_layers_per_stack": (1, 256), "H_cycles": (1, 1024), "L_cycles": (1, 1024),
+    "max_position_embeddings": (1, 1 << 20),
+}
+"""Sane ranges of HRM-Text's size fields (inclusive): outside them a config is a typo or hostile, never a model."""
+
+
 def check_hrm_text_config(cfg: dict[str, Any], where: str) -> None:
+    """An HRM-Text ``config.json`` checked before transformers builds anything: its type, every size field an
+    integer inside :data:`HF_BOUNDS`, heads dividing the width, and the memory estimate under the limit."""
     mt = cfg.get("model_type")
     if mt != "hrm_text":
-        raise CheckpointError(f"{where}: a transformers model of type {mt!r}, not HRM-Text (model_type 'hrm_text'); "
-                              "only HrmTextForCausalLM is supported among transformers models")
+        raise CheckpointError(f"{where}: a transformers model of type {str(mt)[:40]!r}, not HRM-Text (model_type "
+                              "'hrm_text'); only HrmTextForCausalLM is supported among transformers models")
+    for name, (lo, hi) in HF_BOUNDS.items():
+        if name not in cfg or (cfg[name] is None and name in ("num_key_value_heads", "head_dim")):
+            continue
+        v = cfg[name]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise CheckpointError(f"{where}: config.json field {name!r} must be an integer, got "
+                                  f"{type(v).__name__} {str(v)[:40]!r}")
+        if not lo <= v <= hi:
+            raise CheckpointError(f"{where}: config.json field {name!r} must be in [{lo}, {hi}], got {v}")
+    h, heads = cfg.get("hidden_size", 1), cfg.get("num_attention_heads", 1)
+    if cfg.get("head_dim") is None and h % heads:
+        raise CheckpointError(f"{where}: hidden_size {h} is not divisible by num_attention_heads {heads}")
+    from .config import MEMORY_ENV, max_memory_bytes
+
+    inner = cfg.get("intermediate_size", 4 * h)
+    layers = 2 * cfg.get("num_layers_per_stack", 1) + cfg.get("num_hidden_layers", 0)
+    head_dim = cfg.get("head_dim") or h // heads
+    n_params = 2 * cfg.get("vocab_size", 2) * h + layers * (4 * h * heads * head_dim + 3 * h * inner)
+    est = 4 * n_params + 8 * cfg.get("max_position_embeddings", 1) * head_dim
+    if est > max_memory_bytes():
+        raise CheckpointError(f"{where}: the model would need about {est / 1e9:.1f} GB for its weights alone, above "
+                              f"the limit of {max_memory_bytes() / 1e9:.1f} GB; set {MEMORY_ENV} to raise it")
+
+
+def read_transformers_config(folder: Path, where: str) -> dict[str, Any]:
+    """A transformers ``config.json``, read bounded (a regular file, at most :data:`MAX_CONFIG_BYTES`, depth 64)."""
+    cfg = read_json(folder / CONFIG, CheckpointError, f"{where}: {CONFIG}", max_bytes=MAX_CONFIG_BYTES)
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{where}: {CONFIG} is not a JSON object")
+    return cfg
 
 
 def load_folder(folder: str | os.PathLike, layout: str | None = None, where: str | None = None,
@@ -289,7 +388,7 @@ def load_folder(folder: str | os.PathLike, layout: str | None = None, where: str
 
         return load_checkpoint(p, **kwargs)
     if layout == "transformers":
-        check_hrm_text_config(_json(p / CONFIG) or {}, where or str(p))
+        check_hrm_text_config(read_transformers_config(p, where or str(p)), where or str(p))
         from .hrm_text import load_hrm_text
 
         return load_hrm_text(p, **kwargs)
@@ -413,27 +512,32 @@ def export_checkpoint(src: str | os.PathLike, out: str | os.PathLike, repo: str 
 
 
 # ----------------------------------------------------------------------------- command line
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
+    """The parser of ``python -m models.hub``."""
     ap = Parser(prog="python -m models.hub", description=__doc__.split("\n\n")[0],
                 epilog=examples("python -m models.hub export zoo/trm-sudoku9 out/hub/trm-sudoku9 --repo ORG/trm-sudoku9",
                                 "python -m models.hub export tests/fixtures/checkpoint_formats/eqr_trm/eqr.pth out/hub/eqr-trm --seq-len 16"))
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("resolve", help="fetch (or find in the cache) a spec and print its folder and layout")
-    r.add_argument("spec")
+    r.add_argument("spec", type=nonempty_str, help="hf:ORG/NAME[@REVISION][:SUBFOLDER]")
     e = sub.add_parser("export", help="write any supported checkpoint as a Hub-ready folder (safetensors + config.json + card)",
                        epilog=examples("python -m models.hub export zoo/trm-sudoku9 out/hub/trm-sudoku9",
                                        "python -m models.hub export tests/fixtures/checkpoint_formats/hrm_step out/hub/hrm --seq-len 16",
                                        "python -m models.hub export tests/fixtures/checkpoint_formats/eqr_trm/eqr.pth out/hub/eqr --seq-len 16 --weights raw"))
-    e.add_argument("ckpt", help="a zoo checkpoint directory, any format models.official reads (step_N, *.pth, *.pt, model.ckpt, run dir), "
+    e.add_argument("ckpt", type=path_str, help="a zoo checkpoint directory, any format models.official reads (step_N, *.pth, *.pt, model.ckpt, run dir), "
                                 "or an hf: spec of either")
-    e.add_argument("out", help="folder to write (upload it with `hf upload ORG/NAME OUT`)")
-    e.add_argument("--repo", help="ORG/NAME the folder will be uploaded to (used in the card)")
+    e.add_argument("out", type=path_str, help="folder to write (upload it with `hf upload ORG/NAME OUT`)")
+    e.add_argument("--repo", type=nonempty_str, help="ORG/NAME the folder will be uploaded to (used in the card)")
     e.add_argument("--overwrite", action="store_true")
     e.add_argument("--weights", choices=WEIGHT_CHOICES, default=None, help="EMA or raw weights where the file holds both (default: EMA)")
     e.add_argument("--seq-len", type=positive_int, default=None, help="sequence length (RoPE checkpoints do not store it)")
-    e.add_argument("--config-yaml", default=None, help="the run's training config when it is neither in the file nor beside it")
+    e.add_argument("--config-yaml", type=path_str, default=None, help="the run's training config when it is neither in the file nor beside it")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        args = ap.parse_args(argv)
+        args = build_parser().parse_args(argv)
         if args.cmd == "resolve":
             print(json.dumps(resolve_hub(args.spec).info(), indent=2))
         else:

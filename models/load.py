@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from common.untrusted import regular_file
 from models.checkpoint import CONFIG, WEIGHTS, CheckpointError, checkpoint_dir, load_checkpoint
 from models.formats import find_weights_file
 from models.hub import is_hub_spec, is_transformers_dir, load_folder, load_hub
@@ -32,6 +33,8 @@ def load_any(path: str | os.PathLike, **kwargs: Any) -> tuple[nn.Module, dict[st
     p = checkpoint_dir(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {p}")
+    if not p.is_dir():  # a FIFO, a device or a socket is refused before anything opens it
+        regular_file(p, error=CheckpointError, where=f"checkpoint {p}")
     if is_transformers_dir(p):  # a save_pretrained folder (HRM-Text)
         return load_folder(p, "transformers", **kwargs)
     if p.is_dir() and (p / CONFIG).exists():

@@ -51,9 +51,9 @@ import torch
 from torch import nn
 
 from common.cli_format import Parser, UsageError, examples, print_error
-from common.cli_types import positive_int
+from common.cli_types import nonempty_str, path_str, positive_int
 from common.outputs import ensure_out_not_symlink
-from common.untrusted import read_json, safe_load_yaml
+from common.untrusted import parse_json, read_json, safe_load_yaml
 
 from .checkpoint import CheckpointError, build_fitting_model, load_state, save_checkpoint
 from .formats import WEIGHT_CHOICES, CheckpointFile, find_weights_file, read_checkpoint_file, split_wrapper
@@ -417,13 +417,16 @@ def _parse_overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise CheckpointError(f"--set expects FIELD=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
+            out[key] = parse_json(value, CheckpointError, f"--set {key[:60]}", max_bytes=1 << 16, max_depth=8)
+        except CheckpointError as e:
+            if "not valid JSON" not in str(e):
+                raise
             out[key] = value
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
+    """The parser of ``python -m models.official``."""
     parser = Parser(prog="python -m models.official", description=__doc__.split("\n\n")[0],
                     epilog=examples("python -m models.official info tests/fixtures/checkpoint_formats/hrm_step --seq-len 16",
                                     "python -m models.official convert tests/fixtures/checkpoint_formats/urm_trm out/urm-trm --seq-len 16"))
@@ -432,17 +435,21 @@ def main(argv: list[str] | None = None) -> int:
         sp = sub.add_parser(cmd, epilog=examples(
             f"python -m models.official {cmd} tests/fixtures/checkpoint_formats/eqr_trm/eqr.pth"
             + (" out/eqr-trm" if cmd == "convert" else "") + " --seq-len 16 --weights raw"))
-        sp.add_argument("path", help="weights file (step_N, checkpoint, *.pth, *.pt, model.ckpt) or its run directory")
+        sp.add_argument("path", type=path_str, help="weights file (step_N, checkpoint, *.pth, *.pt, model.ckpt) or its run directory")
         if cmd == "convert":
-            sp.add_argument("out_dir", help="where to write our checkpoint directory (new or empty)")
+            sp.add_argument("out_dir", type=path_str, help="where to write our checkpoint directory (new or empty)")
             sp.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in out_dir")
-        sp.add_argument("--config-yaml", default=None, help=f"the run's {CONFIG_YAML} if not beside the weights nor in the file")
-        sp.add_argument("--dataset", default=None, help="dataset directory with dataset.json (gives seq_len)")
+        sp.add_argument("--config-yaml", type=path_str, default=None, help=f"the run's {CONFIG_YAML} if not beside the weights nor in the file")
+        sp.add_argument("--dataset", type=path_str, default=None, help="dataset directory with dataset.json (gives seq_len)")
         sp.add_argument("--seq-len", type=positive_int, default=None, help="sequence length (RoPE checkpoints do not store it)")
         sp.add_argument("--weights", choices=WEIGHT_CHOICES, default=None, help="EMA or raw weights where the file holds both (default: EMA)")
-        sp.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field")
+        sp.add_argument("--set", type=nonempty_str, action="append", metavar="FIELD=VALUE", help="override a config field")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         overrides = _parse_overrides(args)
         if args.cmd == "info":
             model, meta = load_official(args.path, args.config_yaml, args.dataset, weights=args.weights, **overrides)

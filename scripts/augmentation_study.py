@@ -21,7 +21,6 @@ Every job runs with OMP_NUM_THREADS=1 (the defaults fit a 2-core CPU in about 70
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -33,6 +32,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import bounded_int, path_str  # noqa: E402
 
 ARMS = {"noaug": "training/configs/aug_trm_sudoku9_noaug.yaml", "aug99": "training/configs/aug_trm_sudoku9_aug99.yaml"}
 HARD_SPEC = {"generate": "sudoku", "n_train": 0, "n_test": 500, "seed": 11, "min_blanks": 46, "max_blanks": 54, "size": 9}
@@ -144,14 +145,14 @@ def curve_table(df: pd.DataFrame, strategy: str, rules: list[str]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", default="runs/aug")
-    ap.add_argument("--out", default="reports/augmentation")
+    ap = Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=path_str, default="runs/aug")
+    ap.add_argument("--out", type=path_str, default="reports/augmentation")
     ap.add_argument("--skip-train", action="store_true")
-    ap.add_argument("--jobs", type=int, default=2, help="guess-scaling runs in parallel (one CPU thread each)")
+    ap.add_argument("--jobs", type=bounded_int(1, 64), default=2, help="guess-scaling runs in parallel (one CPU thread each)")
     ap.add_argument("--reuse", action="store_true",
                     help="keep outputs already written by the same command on the same checkpoints")
-    args = ap.parse_args()
+    args = ap.parse_cli()
     runs, out = REPO / args.runs, REPO / args.out
     out.mkdir(parents=True, exist_ok=True)
     if not args.skip_train:

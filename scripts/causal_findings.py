@@ -12,7 +12,6 @@ control (peer share around a random other cell), a figure of |attribution| per s
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import nonempty_str, path_str, positive_int, seed_int  # noqa: E402
 
 
 def analyse(name: str, puzzle_file: str, n: int, per_group: int, seed: int):
@@ -102,15 +103,15 @@ def figure(per_step, name: str, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="hrm-sudoku9-hard,trm-sudoku9-hard")
-    ap.add_argument("--puzzle-file", default=str(REPO / "data" / "sudoku" / "top1465.sdm"))
-    ap.add_argument("--n", type=int, default=48, help="puzzles traced per model (the groups are drawn from them)")
-    ap.add_argument("--per-group", type=int, default=12)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", type=nonempty_str, default="hrm-sudoku9-hard,trm-sudoku9-hard")
+    ap.add_argument("--puzzle-file", type=path_str, default=str(REPO / "data" / "sudoku" / "top1465.sdm"))
+    ap.add_argument("--n", type=positive_int, default=48, help="puzzles traced per model (the groups are drawn from them)")
+    ap.add_argument("--per-group", type=positive_int, default=12)
+    ap.add_argument("--seed", type=seed_int, default=0)
     add_threads_option(ap)
-    ap.add_argument("--out", default=str(REPO / "docs" / "causal-findings.md"))
-    args = ap.parse_args(argv)
+    ap.add_argument("--out", type=path_str, default=str(REPO / "docs" / "causal-findings.md"))
+    args = ap.parse_cli(argv)
     import pandas as pd
 
     set_threads(args)

@@ -43,6 +43,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import batch_int, boot_int, bounded_int, nonempty_str, path_str, positive_int, seed_int  # noqa: E402
 
 DEFAULT_SETS = ("data/sudoku/top1465.sdm", "data/sudoku/sudoku17_first1000.sdm")
 CONV_TOL = 1e-3  # interp.analyses.fixed_points.convergence default
@@ -373,26 +375,26 @@ def markdown(summary: pd.DataFrame, scal: pd.DataFrame | None, prov: dict[str, A
 
 # ----------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hrm", default="zoo/hrm-sudoku9-hard", help="HRM checkpoint ('none' to skip)")
-    p.add_argument("--trm", default="zoo/trm-sudoku9-hard", help="TRM checkpoint ('none' to skip)")
-    p.add_argument("--n", type=int, default=40, help="puzzles per model (split evenly over --sets)")
-    p.add_argument("--n-trm", type=int, help="puzzles for the TRM (default --n; the TRM costs ~3.5x the HRM)")
-    p.add_argument("--sets", default=",".join(DEFAULT_SETS), help="comma-separated puzzle files")
-    p.add_argument("--probe-n", type=int, default=16, help="solutions used by the one-unknown-cell probe")
-    p.add_argument("--tangents", type=int, default=1, help="FTLE tangent vectors (1 = leading exponent only)")
-    p.add_argument("--n-boot", type=int, default=1000)
+    p = Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--hrm", type=path_str, default="zoo/hrm-sudoku9-hard", help="HRM checkpoint ('none' to skip)")
+    p.add_argument("--trm", type=path_str, default="zoo/trm-sudoku9-hard", help="TRM checkpoint ('none' to skip)")
+    p.add_argument("--n", type=positive_int, default=40, help="puzzles per model (split evenly over --sets)")
+    p.add_argument("--n-trm", type=positive_int, help="puzzles for the TRM (default --n; the TRM costs ~3.5x the HRM)")
+    p.add_argument("--sets", type=nonempty_str, default=",".join(DEFAULT_SETS), help="comma-separated puzzle files")
+    p.add_argument("--probe-n", type=positive_int, default=16, help="solutions used by the one-unknown-cell probe")
+    p.add_argument("--tangents", type=bounded_int(1, 1024), default=1, help="FTLE tangent vectors (1 = leading exponent only)")
+    p.add_argument("--n-boot", type=boot_int, default=1000)
     p.add_argument("--scaling-model", choices=["hrm", "trm", "none"], default="hrm")
-    p.add_argument("--scaling-n", type=int, default=20)
-    p.add_argument("--scaling-k", type=int, default=4)
-    p.add_argument("--scaling-strategies", default="perturb,ptrm,eqr")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--scaling-n", type=positive_int, default=20)
+    p.add_argument("--scaling-k", type=bounded_int(1, 1024), default=4)
+    p.add_argument("--scaling-strategies", type=nonempty_str, default="perturb,ptrm,eqr")
+    p.add_argument("--batch-size", type=batch_int, default=64)
     add_threads_option(p, help="torch CPU threads; 0 = torch's own choice (this script's default was "
                           "2 before it took the shared default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="reports/hard_zoo")
-    p.add_argument("--work", default="out/hard_zoo_work", help="trace directories (not part of the report)")
-    return p.parse_args(argv)
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--out", type=path_str, default="reports/hard_zoo")
+    p.add_argument("--work", type=path_str, default="out/hard_zoo_work", help="trace directories (not part of the report)")
+    return p.parse_cli(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,8 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import bounded_int, path_str, seed_int  # noqa: E402
 
 
 def _sha(path: Path | None) -> str | None:
@@ -36,11 +38,11 @@ def _sha(path: Path | None) -> str | None:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(REPO / "figures"), help="output folder (default: figures/)")
-    ap.add_argument("--puzzles", type=int, default=24, help="Sudoku puzzles per analysis (default 24)")
-    ap.add_argument("--seed", type=int, default=0)
-    return ap.parse_args(argv)
+    ap = Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=path_str, default=str(REPO / "figures"), help="output folder (default: figures/)")
+    ap.add_argument("--puzzles", type=bounded_int(1, 10_000), default=24, help="Sudoku puzzles per analysis (default 24)")
+    ap.add_argument("--seed", type=seed_int, default=0)
+    return ap.parse_cli(argv)
 
 
 def _demo_models(seed: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, dict[str, Any]]]:

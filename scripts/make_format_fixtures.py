@@ -39,6 +39,7 @@ import yaml
 from safetensors.torch import save_file
 
 from common.cli_format import Parser, UsageError, examples, print_error
+from common.cli_types import path_str
 
 SEQ_LEN, VOCAB, BATCH = 16, 11, 3
 
@@ -268,9 +269,9 @@ def make_urm(out: Path, repo: Path, seed: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = Parser(description=__doc__.split("\n\n")[0], epilog=examples(
         "python scripts/make_format_fixtures.py --out out/fixtures --hrm REFS/HRM --trm REFS/TinyRecursiveModels --eqr REFS/EqR --urm REFS/URM"))
-    ap.add_argument("--out", required=True, help="folder to write the fixtures to")
+    ap.add_argument("--out", type=path_str, required=True, help="folder to write the fixtures to")
     for name in ("hrm", "trm", "eqr", "urm"):
-        ap.add_argument(f"--{name}", required=True, help=f"local checkout of the {name} reference repository")
+        ap.add_argument(f"--{name}", type=path_str, required=True, help=f"local checkout of the {name} reference repository")
     try:
         args = ap.parse_args(argv)
     except UsageError as e:

@@ -21,7 +21,6 @@ is printed). The zoo configs read it from ``.hard/hard_train.csv``.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import random
 import sys
@@ -34,6 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from common.atomic import atomic_write  # noqa: E402
 from common.hashing import file_sha256  # noqa: E402
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import bounded_int, path_str  # noqa: E402
 from tasks.sudoku.generate import generate  # noqa: E402
 from tasks.sudoku.grid import grid_to_line, parse_puzzle, read_puzzle_file  # noqa: E402
 from tasks.sudoku.heldout import held_out_mask, keys_of  # noqa: E402
@@ -67,13 +68,15 @@ def _write_csv(path: str, rows: list[list[str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sudoku17", type=Path, required=True, help="the 17-clue collection (one puzzle per line)")
-    ap.add_argument("--out", type=Path, default=REPO / ".hard" / "hard_train.csv")
-    ap.add_argument("--workers", type=int, default=0, help="generator processes (the puzzles do not depend on it)")
-    ap.add_argument("--heldout-out", type=Path, default=None,
+    ap = Parser(description=__doc__)
+    ap.add_argument("--sudoku17", type=path_str, required=True, help="the 17-clue collection (one puzzle per line)")
+    ap.add_argument("--out", type=path_str, default=REPO / ".hard" / "hard_train.csv")
+    ap.add_argument("--workers", type=bounded_int(0, 1024), default=0, help="generator processes (the puzzles do not depend on it)")
+    ap.add_argument("--heldout-out", type=path_str, default=None,
                     help="also write lines 1-1000 less those equivalent to a training puzzle (up to symmetry) here")
-    args = ap.parse_args(argv)
+    args = ap.parse_cli(argv)
+    args.sudoku17, args.out = Path(args.sudoku17), Path(args.out)
+    args.heldout_out = Path(args.heldout_out) if args.heldout_out else None
     rows: list[list[str]] = []
     for name, n, lo, hi, seed in GENERATED:
         for rec in generate(n, size=9, min_blanks=lo, max_blanks=hi, seed=seed, workers=args.workers):

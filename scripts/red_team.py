@@ -12,7 +12,6 @@ a temporary folder from a tiny checkpoint; nothing outside it is touched.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -23,6 +22,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import bounded_float, nonempty_str  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
@@ -362,11 +364,11 @@ def run_case(case: Case, base: Path, timeout: float = 120.0) -> tuple[bool, str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", help="comma-separated case names")
-    ap.add_argument("--timeout", type=float, default=120.0)
+    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", type=nonempty_str, help="comma-separated case names")
+    ap.add_argument("--timeout", type=bounded_float(1.0, 3600.0), default=120.0)
     ap.add_argument("--keep", action="store_true", help="keep the corpus folder")
-    args = ap.parse_args(argv)
+    args = ap.parse_cli(argv)
     cases = [c for c in CORPUS if not args.only or c.name in args.only.split(",")]
     base = Path(tempfile.mkdtemp(prefix="red_team-"))
     clean = 0

@@ -21,7 +21,9 @@ import numpy as np
 import torch
 
 from common.atomic import atomic_write_text
+from common.cli_format import Parser, print_error
 from common.cli_options import add_threads_option, set_threads
+from common.cli_types import bounded_int, nonempty_str, nonneg_float, path_str, positive_int, seed_int
 from common.markdown import markdown_table
 from common.plotly_html import write_html
 from interp.tracing.tracer import trace
@@ -34,21 +36,35 @@ from tasks.puzzles import read_puzzles, resolve_task
 SHOW = ("given", "decided", "correct", "clash")  # targets drawn in the viewer
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ckpt", default="zoo/trm-sudoku9")
-    p.add_argument("--puzzle-file", required=True)
-    p.add_argument("--every", type=int, default=1, help="use every n-th puzzle of the file")
-    p.add_argument("--limit", type=int, help="at most this many puzzles (after --every)")
-    p.add_argument("--state", default="answer", help="state to train on (answer, y, z, z_H, z_L, ...)")
-    p.add_argument("--features", type=int, default=256)
-    p.add_argument("--l1", type=float, default=0.1, help="L1 coefficient (0.1: about 8 active features per cell on zoo/trm-sudoku9)")
-    p.add_argument("--topk", type=int, help="TopK SAE with this k instead of L1")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--seed", type=int, default=0)
+def build_parser() -> Parser:
+    """The options of this script."""
+    p = Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--ckpt", type=path_str, default="zoo/trm-sudoku9")
+    p.add_argument("--puzzle-file", type=path_str, required=True)
+    p.add_argument("--every", type=positive_int, default=1, help="use every n-th puzzle of the file")
+    p.add_argument("--limit", type=positive_int, help="at most this many puzzles (after --every)")
+    p.add_argument("--state", type=nonempty_str, default="answer", help="state to train on (answer, y, z, z_H, z_L, ...)")
+    p.add_argument("--features", type=bounded_int(1, 1 << 16), default=256, help="SAE features")
+    p.add_argument("--l1", type=nonneg_float, default=0.1, help="L1 coefficient (0.1: about 8 active features per cell on zoo/trm-sudoku9)")
+    p.add_argument("--topk", type=bounded_int(1, 1 << 16), help="TopK SAE with this k instead of L1 (at most --features)")
+    p.add_argument("--steps", type=bounded_int(1, 10**7), default=3000, help="Adam steps")
+    p.add_argument("--seed", type=seed_int, default=0)
     add_threads_option(p)
-    p.add_argument("--out", default="out/sae")
-    args = p.parse_args(argv)
+    p.add_argument("--out", type=path_str, default="out/sae")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_cli(argv)
+    if args.topk is not None and args.topk > args.features:
+        return print_error(f"--topk {args.topk} is larger than --features {args.features}")
+    try:
+        return _run(args)
+    except (ValueError, OSError, KeyError) as e:
+        return print_error(e)
+
+
+def _run(args: argparse.Namespace) -> int:
     set_threads(args)
     torch.manual_seed(args.seed)
 

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,6 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.atomic import atomic_write_text  # noqa: E402
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import path_str  # noqa: E402
 
 KEEP_CELL_METADATA = ("tags", "jupyter", "editable", "deletable")
 
@@ -45,10 +46,10 @@ def _dump(nb: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("paths", nargs="*", help="notebooks (default: notebooks/*.ipynb)")
+    ap = Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("paths", type=path_str, nargs="*", help="notebooks (default: notebooks/*.ipynb)")
     ap.add_argument("--check", action="store_true", help="only report notebooks that still have outputs")
-    args = ap.parse_args(argv)
+    args = ap.parse_cli(argv)
     paths = [Path(p) for p in args.paths] or sorted((REPO / "notebooks").glob("*.ipynb"))
     dirty = []
     for p in paths:

@@ -10,7 +10,6 @@ exact command, data, seed, steps, wall time and the measured metrics.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -19,6 +18,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import nonempty_str, nonneg_int, path_str  # noqa: E402
 
 PAPER_NOTES = {
     "sudoku": (
@@ -52,13 +53,13 @@ def training_seconds(lines: list[dict]) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", help="training output directory (holds last/ and metrics.jsonl)")
-    ap.add_argument("name", help="zoo entry name")
-    ap.add_argument("--config", required=True, help="config file the run was trained with (for the card)")
-    ap.add_argument("--sets", nargs="*", default=[], help="--set overrides the run used (for the card)")
-    ap.add_argument("--n", type=int, default=0, help="evaluate on the first N test examples (0 = all)")
-    args = ap.parse_args()
+    ap = Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=path_str, help="training output directory (holds last/ and metrics.jsonl)")
+    ap.add_argument("name", type=nonempty_str, help="zoo entry name")
+    ap.add_argument("--config", type=path_str, required=True, help="config file the run was trained with (for the card)")
+    ap.add_argument("--sets", type=nonempty_str, nargs="*", default=[], help="--set overrides the run used (for the card)")
+    ap.add_argument("--n", type=nonneg_int, default=0, help="evaluate on the first N test examples (0 = all)")
+    args = ap.parse_cli()
 
     run, out = Path(args.run), REPO / "zoo" / args.name
     src = run / "last"

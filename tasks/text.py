@@ -17,10 +17,10 @@ install (``pydoc_data.topics``), so a text model can be trained offline.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from common.cli_format import print_error
+from common.cli_format import Parser, UsageError, print_error
+from common.cli_types import bounded_float, nonempty_str, path_str
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -309,19 +309,24 @@ class TextDataset:
 # ----------------------------------------------------------------------------- CLI
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tasks.text build --out DIR [--source FILE|pydoc] [--tokenizer bytes|gpt2]``."""
-    parser = argparse.ArgumentParser(prog="python -m tasks.text", description="text datasets")
+def build_parser() -> Parser:
+    """The parser of ``python -m tasks.text``."""
+    parser = Parser(prog="python -m tasks.text", description="text datasets")
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="tokenize a corpus into train.bin / val.bin / meta.json")
-    b.add_argument("--out", required=True)
-    b.add_argument("--source", default="pydoc", help="a text file, or 'pydoc' for the built-in corpus")
+    b.add_argument("--out", type=path_str, required=True)
+    b.add_argument("--source", type=nonempty_str, default="pydoc", help="a text file, or 'pydoc' for the built-in corpus")
     b.add_argument("--tokenizer", default="bytes", choices=("bytes", "gpt2"))
-    b.add_argument("--val-fraction", type=float, default=0.1)
-    args = parser.parse_args(argv)
+    b.add_argument("--val-fraction", type=bounded_float(0.0, 1.0, lo_open=True, name="fraction in (0, 1]"), default=0.1)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tasks.text build --out DIR [--source FILE|pydoc] [--tokenizer bytes|gpt2]``."""
     try:
+        args = build_parser().parse_args(argv)
         meta = build_text_dataset(args.out, args.source, args.tokenizer, args.val_fraction)
-    except (ValueError, OSError) as exc:
+    except (UsageError, ValueError, OSError) as exc:
         return print_error(exc)
     print(f"wrote {args.out}: {meta['n_train_tokens']} train + {meta['n_val_tokens']} val tokens ({meta['tokenizer']})")
     return 0

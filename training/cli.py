@@ -25,33 +25,34 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from common.cli_format import VersionAction, error_line, examples, help_formatter, print_error
+from common.cli_format import Parser, UsageError, VersionAction, error_line, examples, print_error
 from common.cli_options import (add_ckpt_option, add_device_option, add_puzzle_file_option, add_quiet,
                                 show_progress)
+from common.cli_types import batch_int, boot_int, nonempty_str, nonneg_int, path_str
 
 
-def build_parser() -> argparse.ArgumentParser:
-    fmt = help_formatter()
-    p = argparse.ArgumentParser(prog="recurse-train", description="Train and evaluate HRM / TRM / HRM-LM and baselines "
-                                "(also: python -m training).", formatter_class=fmt,
+def build_parser() -> Parser:
+    """The parser of ``recurse-train`` / ``python -m training``."""
+    p = Parser(prog="recurse-train", description="Train and evaluate HRM / TRM / HRM-LM and baselines "
+                                "(also: python -m training).",
                                 epilog=examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
                                                  "recurse-train train --config zoo/configs/trm_sudoku9.yaml "
                                                  "--out runs/trm9"))
     p.add_argument("--version", action=VersionAction)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model from a YAML/JSON config", formatter_class=fmt,
+    t = sub.add_parser("train", help="train a model from a YAML/JSON config",
                        epilog=examples("recurse-train train --config training/configs/sudoku4_trm.yaml --out runs/s4",
                                         "recurse-train train --out runs/s4 --resume"))
-    t.add_argument("--config", help="config file (YAML or JSON); optional with --resume")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+    t.add_argument("--config", type=path_str, help="config file (YAML or JSON); optional with --resume")
+    t.add_argument("--set", type=nonempty_str, dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, dotted for nested ones (repeatable)")
-    t.add_argument("--out", help="output directory (default runs/<config name>)")
+    t.add_argument("--out", type=path_str, help="output directory (default runs/<config name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its 'last' checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (same as --quiet)")
     add_quiet(t)
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on its test split or a puzzle file", formatter_class=fmt,
+    e = sub.add_parser("eval", help="evaluate a checkpoint on its test split or a puzzle file",
                        description="Score a checkpoint. Puzzle models: exact accuracy at the model's own halt and "
                                    "after all segments (Wilson intervals), blank-cell accuracy and mean segments "
                                    "(bootstrap intervals), the set and its blank range. Language models: loss.",
@@ -60,27 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
                                         "recurse-train eval --ckpt zoo/trm-sudoku9 --n 128 --build   # first 128 of "
                                         "the test split"))
     add_ckpt_option(e, help="checkpoint directory")
-    e.add_argument("--data", help="dataset directory, or a puzzle file (.sdm/.txt/.csv/maze text) like --puzzle-file "
+    e.add_argument("--data", type=path_str, help="dataset directory, or a puzzle file (.sdm/.txt/.csv/maze text) like --puzzle-file "
                    "(default: the checkpoint's training data)")
     add_puzzle_file_option(e, help="a file of puzzles to score (labels from the project's solvers)")
-    e.add_argument("--split", default=None, help="split to evaluate (default test for puzzles, val for text)")
-    e.add_argument("--n", type=int, default=0, help="evaluate the first N examples / windows (0 = all / 256 windows)")
+    e.add_argument("--split", type=nonempty_str, default=None, help="split to evaluate (default test for puzzles, val for text)")
+    e.add_argument("--n", type=nonneg_int, default=0, help="evaluate the first N examples / windows (0 = all / 256 windows)")
     e.add_argument("--build", action="store_true", help="with --n and no cached dataset: build the whole dataset "
                    "and score the first N of its test split (instead of N fresh puzzles)")
-    e.add_argument("--train-set", default=None, metavar="FILE",
+    e.add_argument("--train-set", type=path_str, default=None, metavar="FILE",
                    help="Sudoku: the training puzzle file; evaluation puzzles whose solution grid equals a training "
                         "grid up to symmetry are dropped and counted (default: the checkpoint's training file "
                         "when it is present here)")
-    e.add_argument("--batch-size", type=int, default=64, help="examples per forward pass")
+    e.add_argument("--batch-size", type=batch_int, default=64, help="examples per forward pass")
     add_device_option(e)
-    e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    e.add_argument("--n-boot", type=boot_int, default=1000, help="bootstrap resamples")
     e.add_argument("--json", action="store_true", help="print the full result as JSON")
     add_quiet(e)
 
     d = sub.add_parser("data", help="build (or find in the cache) a config's dataset and print its directory",
-                       formatter_class=fmt, epilog=examples("recurse-train data --config zoo/configs/trm_sudoku9.yaml"))
-    d.add_argument("--config", required=True, help="training config (YAML or JSON) or a checkpoint directory")
-    d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       epilog=examples("recurse-train data --config zoo/configs/trm_sudoku9.yaml"))
+    d.add_argument("--config", type=path_str, required=True, help="training config (YAML or JSON) or a checkpoint directory")
+    d.add_argument("--set", type=nonempty_str, dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable)")
     add_quiet(d)
     return p
@@ -293,7 +294,10 @@ def eval_headline(res: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as e:
+        return print_error(e)
     from .trainer import TrainingDiverged
 
     try:

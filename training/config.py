@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from common.untrusted import read_json, safe_load_yaml
+from common.untrusted import parse_yaml, read_json, safe_load_yaml
 from models.config import CONFIG_CLASSES, ConfigError, config_from_dict, numeric_strings
 
 TASK_NAMES = ("sudoku", "maze", "arc", "text")
@@ -271,9 +270,11 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         if not all(parts):
             raise ConfigError(f"override {item!r} has an empty key")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+            value = parse_yaml(raw, ConfigError, f"override {key.strip()[:60]!r}") if raw.strip() else ""
+        except ConfigError as e:
+            if "too large or too deep" in str(e) or "larger than" in str(e):
+                raise
+            value = raw  # not YAML: the text itself
         node = out
         for part in parts[:-1]:
             child = node.get(part)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from common.cli_format import examples
+from common.cli_types import bounded_float, bounded_int, cap_note, nonempty_str, path_str, seed_int, segments_int
 from common.cli_options import (
     add_ckpt_option,
     add_device_option,
@@ -239,33 +240,34 @@ def add_attribute_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()  # not required: --text/--tokens are the alternatives (checked in the command)
     add_puzzle_option(src)
     add_puzzle_file_option(src)
-    src.add_argument("--text", help="language models: a text whose last token is the answer")
-    src.add_argument("--tokens", help="language models: token ids (comma/space separated); the last is the answer")
+    src.add_argument("--text", type=nonempty_str, help="language models: a text whose last token is the answer")
+    src.add_argument("--tokens", type=nonempty_str, help="language models: token ids (comma/space separated); the last is the answer")
     add_task_option(p)
     add_limit_option(p)
-    p.add_argument("--segments", type=int, help="segments to run; the metric reads the last (default: the model's depth)")
+    p.add_argument("--segments", type=segments_int,
+                   help=f"segments to run; the metric reads the last (default: the model's depth){cap_note(segments_int)}")
     p.add_argument("--corrupt", choices=["change_given", "blank_given", "swap", "substitute"],
                    help="built-in corruption (default: change_given for Sudoku, swap for other puzzles, "
                         "substitute for text)")
-    p.add_argument("--corrupt-puzzle", help="user pair: the corrupted puzzle (with --puzzle)")
-    p.add_argument("--corrupt-file", help="user pairs: corrupted puzzles, one per clean puzzle (with --puzzle-file)")
-    p.add_argument("--corrupt-text", help="user pair for --text: a text with as many tokens")
-    p.add_argument("--cell", help="the given (puzzles) or token position (text) to corrupt: index or rRcC")
-    p.add_argument("--target", help="where the metric reads: 'blank' (every blank cell, puzzles' default), "
+    p.add_argument("--corrupt-puzzle", type=nonempty_str, help="user pair: the corrupted puzzle (with --puzzle)")
+    p.add_argument("--corrupt-file", type=path_str, help="user pairs: corrupted puzzles, one per clean puzzle (with --puzzle-file)")
+    p.add_argument("--corrupt-text", type=nonempty_str, help="user pair for --text: a text with as many tokens")
+    p.add_argument("--cell", type=nonempty_str, help="the given (puzzles) or token position (text) to corrupt: index or rRcC")
+    p.add_argument("--target", type=nonempty_str, help="where the metric reads: 'blank' (every blank cell, puzzles' default), "
                    "'last' (text default), a cell index or rRcC")
-    p.add_argument("--method", default="atp", help="comma list of atp (attribution patching), ig (integrated "
+    p.add_argument("--method", type=nonempty_str, default="atp", help="comma list of atp (attribution patching), ig (integrated "
                    "gradients), verify (AtP, then its top --verify-top units patched exactly), patch (exhaustive "
                    "activation patching)")
     p.add_argument("--metric", default="logit_diff", choices=["logit_diff", "logit_diff_max", "cross_entropy", "exact"])
-    p.add_argument("--states", help="comma list of states (default all, gates included), e.g. z_H,z_L or y")
+    p.add_argument("--states", type=nonempty_str, help="comma list of states (default all, gates included), e.g. z_H,z_L or y")
     p.add_argument("--direction", choices=["noising", "denoising"], default="noising",
                    help="noising: patch corrupted values into the clean run; denoising: the reverse")
-    p.add_argument("--ig-steps", type=int, default=5, help="interpolation points of integrated gradients")
-    p.add_argument("--verify-top", type=float, default=0.10, help="verify: the fraction of units (largest |AtP|) "
+    p.add_argument("--ig-steps", type=bounded_int(1, 1024), default=5, help="interpolation points of integrated gradients")
+    p.add_argument("--verify-top", type=bounded_float(0.0, 1.0, lo_open=True, name="fraction in (0, 1]"), default=0.10, help="verify: the fraction of units (largest |AtP|) "
                    "patched exactly")
-    p.add_argument("--seed", type=int, default=0, help="seed of the built-in corruptions")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the built-in corruptions")
     add_threads_option(p)
     add_device_option(p)
-    p.add_argument("--out", default="out/attribute", help="output directory")
+    p.add_argument("--out", type=path_str, default="out/attribute", help="output directory")
     add_quiet(p)
     p.set_defaults(func=cmd_attribute)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.cli_types import cap_note, segments_int
 from common.cli_options import add_ckpt_option, add_limit_option, add_puzzle_file_option, add_puzzle_option, add_task_option
 
 
@@ -22,7 +23,8 @@ def add_puzzle_inputs(p: argparse.ArgumentParser) -> argparse._MutuallyExclusive
     add_puzzle_option(src)
     add_puzzle_file_option(src)
     add_task_option(p)
-    p.add_argument("--segments", type=int, help="segments to run (default: the model's evaluation depth)")
+    p.add_argument("--segments", type=segments_int,
+                   help=f"segments to run (default: the model's evaluation depth){cap_note(segments_int)}")
     add_limit_option(p)
     return src
 

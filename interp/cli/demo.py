@@ -62,13 +62,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     from common.cli_format import examples
     from common.cli_options import add_quiet
+    from common.cli_types import bounded_int, cap_note, path_str, seed_int
+
+    DEMO_N = bounded_int(1, 10_000, "puzzles in [1, 10000]")
 
     p = sub.add_parser("demo", help="trace a shipped zoo checkpoint on generated puzzles (no download)",
                        epilog=examples("interp demo", "interp demo --ckpt hrm-sudoku9 --n 4 --out out/demo-hrm"))
-    p.add_argument("--ckpt", default=DEFAULT_CKPT, help="zoo name or checkpoint path")
-    p.add_argument("--n", type=int, default=16, help="number of puzzles")
-    p.add_argument("--seed", type=int, default=20261123, help="generator seed for the demo puzzles")
-    p.add_argument("--out", default="out/demo", help="output directory (trace, viewer.html, puzzles)")
+    p.add_argument("--ckpt", type=path_str, default=DEFAULT_CKPT, help="zoo name or checkpoint path")
+    p.add_argument("--n", type=DEMO_N, default=16, help=f"number of puzzles{cap_note(DEMO_N)}")
+    p.add_argument("--seed", type=seed_int, default=20261123, help="generator seed for the demo puzzles")
+    p.add_argument("--out", type=path_str, default="out/demo", help="output directory (trace, viewer.html, puzzles)")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="coloured grids")
     add_quiet(p)
     p.set_defaults(func=cmd_demo)

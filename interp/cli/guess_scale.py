@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 
 from common.cli_format import examples
+from common.cli_types import (batch_int, boot_int, bounded_int, cap_note, int_list, nonempty_str, nonneg_float,
+                              path_str, seed_int, segments_int)
 from common.cli_options import (add_ckpt_option, add_device_option, add_limit_option, add_plotly,
                                 add_puzzle_file_option, add_quiet, add_task_option, add_threads_option,
                                 set_threads, show_progress)
@@ -59,14 +61,20 @@ def _csv_list(text: str | list[str], what: str, allowed: tuple[str, ...] | None 
     return items
 
 
-def _ks(text: str | list[str]) -> list[int]:
-    try:
-        ks = sorted({int(t) for t in _csv_list(text, "k")})
-    except ValueError as e:
-        raise ValueError(f"--k must be comma-separated positive integers like 1,2,4,8 ({e})") from None
-    if ks[0] < 1:
-        raise ValueError(f"--k must be positive integers, got {ks}")
-    return ks
+K_CAP = 1024
+"""Largest pass budget per puzzle (``--k``)."""
+
+
+def _ks(values: str | list) -> list[int]:
+    """Sorted distinct pass budgets from ``--k``: parsed lists of ints, or the default's comma-separated string."""
+    parse = int_list(1, K_CAP)
+    items = [values] if isinstance(values, (str, int)) else list(values)
+    ks: set[int] = set()
+    for v in items:
+        ks.update(parse(v) if isinstance(v, str) else (v if isinstance(v, list) else [v]))
+    if not ks:
+        raise ValueError("--k is empty")
+    return sorted(ks)
 
 
 def load_puzzles(args: argparse.Namespace, model_meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any, str]:
@@ -233,35 +241,36 @@ def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
                                               "--limit 64 --strategies aug ptrm eqr --k 1 2 4 8 --out out/gs"))
     add_ckpt_option(p, repeat=True, help="checkpoint (repeat for model bootstrapping; the first one is used by 'perturb')")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="dataset directory (training/test splits as written by the data builders)")
+    src.add_argument("--data", type=path_str, help="dataset directory (training/test splits as written by the data builders)")
     add_puzzle_file_option(src)
-    p.add_argument("--split", default="test", help="split of --data (default test)")
+    p.add_argument("--split", type=nonempty_str, default="test", help="split of --data (default test)")
     add_task_option(p)
     add_limit_option(p)
-    p.add_argument("--k", nargs="+", default=["1,2,4,8"],
-                   help="pass budgets per puzzle, comma- or space-separated (default 1,2,4,8)")
-    p.add_argument("--strategies", nargs="+", default=["perturb,bootstrap,combined"],
+    p.add_argument("--k", nargs="+", type=int_list(1, K_CAP), default=["1,2,4,8"],
+                   help=f"pass budgets per puzzle, comma- or space-separated (default 1,2,4,8; max {K_CAP})")
+    p.add_argument("--strategies", nargs="+", type=nonempty_str, default=["perturb,bootstrap,combined"],
                    help=f"comma- or space-separated, from {', '.join(STRATEGY_NAMES)} (aug = perturb)")
-    p.add_argument("--rules", nargs="+", default=[",".join(DEFAULT_RULES)],
+    p.add_argument("--rules", nargs="+", type=nonempty_str, default=[",".join(DEFAULT_RULES)],
                    help=f"voting rules, from {', '.join(ALL_RULES)}")
-    p.add_argument("--noise", type=float, default=0.05,
+    p.add_argument("--noise", type=nonneg_float, default=0.05,
                    help="PTRM: noise std relative to each position's state rms (default 0.05)")
     p.add_argument("--noise-every", choices=["step", "segment"], default="step",
                    help="PTRM: inject noise at every recursion step (default) or once per segment")
-    p.add_argument("--eqr-depth", type=int, default=2,
+    p.add_argument("--eqr-depth", type=bounded_int(1, 64), default=2,
                    help="EqR: segments per guess as a multiple of a pass (default 2; a guess costs that many passes)")
-    p.add_argument("--preset", default="random", help="perturbations: sudoku random|cyclic|digits|geometric; "
+    p.add_argument("--preset", type=nonempty_str, default="random", help="perturbations: sudoku random|cyclic|digits|geometric; "
                    "maze dihedral|dihedral+swap|swap")
-    p.add_argument("--segments", type=int, help="segments per pass (default: each model's halt_max_steps)")
+    p.add_argument("--segments", type=segments_int,
+                   help=f"segments per pass (default: each model's halt_max_steps){cap_note(segments_int)}")
     p.add_argument("--ci", choices=["wilson", "bootstrap"], default="wilson")
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--n-boot", type=boot_int, default=1000, help="bootstrap resamples (--ci bootstrap)")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--batch-size", type=batch_int, default=256, help="puzzles per forward pass")
     add_device_option(p, help="torch device for the passes: auto (cuda when available, else cpu; guess-scale's "
                               "default was cpu before it took the shared default), cpu, cuda, cuda:1, ...")
     add_threads_option(p, help="torch CPU threads; 0 = torch's own choice (guess-scale's default before it took "
                                "the shared default 1)")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", type=path_str, required=True, help="output directory")
     p.add_argument("--no-progress", action="store_true", help="same as --quiet")
     add_plotly(p)
     add_quiet(p)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from common.cli_format import examples
+from common.cli_types import bounded_int, path_str, seed_int
 from common.cli_options import add_threads_option, set_threads
 from interp.cli.common import add_puzzle_inputs, checkpoint_task, load_model
 
@@ -107,11 +108,11 @@ def add_influence_parser(sub: argparse._SubParsersAction) -> None:
                         "interp influence --ckpt zoo/trm-maze9 --puzzle-file data/maze/maze9.txt --limit 4 "
                         "--segments 1 --exact --out out/influence/maze"))
     add_puzzle_inputs(p)
-    p.add_argument("--samples", type=int, help="Gaussian probes per target cell of the unbiased estimate "
+    p.add_argument("--samples", type=bounded_int(1, 1 << 16), help="Gaussian probes per target cell of the unbiased estimate "
                    "(default 1; cost grows with it)")
     p.add_argument("--exact", action="store_true", help="exact influence (one probe per state dimension: "
                    "about 2 x hidden_size times slower than one sample)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the probes")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the probes")
     add_threads_option(p)
-    p.add_argument("--out", default="out/influence", help="output directory")
+    p.add_argument("--out", type=path_str, default="out/influence", help="output directory")
     p.set_defaults(func=cmd_influence)

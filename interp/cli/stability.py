@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from common.cli_types import batch_int, bounded_int, nonneg_int, path_str, seed_int
 from common.cli_options import add_threads_option, set_threads
 from interp.cli.common import add_puzzle_inputs, checkpoint_task, load_model
 
@@ -48,11 +49,11 @@ def add_stability_parser(sub: argparse._SubParsersAction) -> None:
     add_puzzle_inputs(p)
     p.add_argument("--unit", choices=["segment", "cycle"], default="segment",
                    help="one step = one ACT segment (default) or one outer cycle")
-    p.add_argument("--tangents", type=int, default=4, help="tangent vectors k (top-k spectrum; default 4)")
-    p.add_argument("--burn-in", type=int, default=0, help="steps left out of the exponent average")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random tangent vectors")
+    p.add_argument("--tangents", type=bounded_int(1, 1024), default=4, help="tangent vectors k (top-k spectrum; default 4)")
+    p.add_argument("--burn-in", type=nonneg_int, default=0, help="steps left out of the exponent average")
+    p.add_argument("--batch-size", type=batch_int, default=32, help="puzzles per forward pass")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the random tangent vectors")
     add_threads_option(p, help="torch CPU threads; 0 = torch's own choice (stability's default before it took the "
                                "shared default 1)")
-    p.add_argument("--out", help="output directory (default out/stability/<checkpoint>)")
+    p.add_argument("--out", type=path_str, help="output directory (default out/stability/<checkpoint>)")
     p.set_defaults(func=cmd_stability)

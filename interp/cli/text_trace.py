@@ -42,10 +42,16 @@ def text_tokenizer(model: Any, meta: dict[str, Any], folder: str | None):
 
 
 def parse_tokens(text: str) -> np.ndarray:
+    """Token ids separated by commas or spaces, each a whole number in [0, 2**63) (checked against the
+    vocabulary by the model)."""
     try:
-        return np.asarray([int(t) for t in text.replace(",", " ").split()], dtype=np.int64)
+        ids = [int(t, 10) for t in text.replace(",", " ").split()]
     except ValueError:
         raise ValueError(f"--tokens expects integers separated by commas or spaces, got {text[:40]!r}") from None
+    bad = next((t for t in ids if not 0 <= t < 2**63), None)
+    if bad is not None:
+        raise ValueError(f"--tokens: token id {str(bad)[:30]} is outside [0, 2**63)")
+    return np.asarray(ids, dtype=np.int64)
 
 
 def cmd_trace_text(args: argparse.Namespace) -> int:

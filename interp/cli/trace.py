@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 from common.labels import IGNORE_LABEL
 from common.cli_format import examples
+from common.cli_types import (batch_int, bounded_int, cap_note, nonempty_str, nonneg_int, path_str,
+                              positive_int)
 from common.cli_options import add_device_option, add_plotly, add_quiet, show_progress
 from interp.cli.looped_trace import add_looped_options
 from interp.cli.common import (add_puzzle_inputs, checkpoint_task, lens_options, load_model, use_color,
@@ -366,9 +368,13 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parsers
+CHUNK = bounded_int(1, 1 << 20, "puzzles per chunk in [1, 1048576]")
+VIEWER = bounded_int(1, 1024, "puzzles in the viewer, in [1, 1024]")
+
+
 def _common(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
     src = add_puzzle_inputs(p)
-    p.add_argument("--batch-size", type=int, default=64, help="puzzles per forward pass")
+    p.add_argument("--batch-size", type=batch_int, default=64, help="puzzles per forward pass")
     add_quiet(p)
     return src
 
@@ -384,25 +390,26 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
                            "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --limit 100 --out traces/run1",
                            "interp trace --ckpt zoo/trm-maze9 --puzzle-file mazes.txt --show 2"))
     src = _common(p)
-    src.add_argument("--text", help="language models: one text, tokenised with the checkpoint's tokenizer")
-    src.add_argument("--tokens", help="language models: token ids separated by commas or spaces")
+    src.add_argument("--text", type=nonempty_str, help="language models: one text, tokenised with the checkpoint's tokenizer")
+    src.add_argument("--tokens", type=nonempty_str, help="language models: token ids separated by commas or spaces")
     add_device_option(p, help="auto (cuda when available, else cpu), cpu or cuda: with --text/--tokens, where a "
                       "transformers model is loaded (cpu: float32, cuda: bfloat16); under torchrun, gloo on cpu or "
                       "nccl on cuda (cuda:LOCAL_RANK per rank)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="override the weights' dtype (transformers)")
     add_looped_options(p)
-    p.add_argument("--out", help="trace directory (default traces/<checkpoint>-<hash>)")
-    p.add_argument("--states", default="all", help="full states to keep: all, summary, or names (z_H,z_L)")
-    p.add_argument("--state-puzzles", type=int, default=16, help="keep full states for the first K puzzles")
-    p.add_argument("--chunk-size", type=int, default=1024, help="puzzles per chunk file (a killed run resumes by chunk)")
-    p.add_argument("--show", type=int, default=1, help="print the step-by-step story of the first K puzzles")
+    p.add_argument("--out", type=path_str, help="trace directory (default traces/<checkpoint>-<hash>)")
+    p.add_argument("--states", type=nonempty_str, default="all", help="full states to keep: all, summary, or names (z_H,z_L)")
+    p.add_argument("--state-puzzles", type=nonneg_int, default=16, help="keep full states for the first K puzzles")
+    p.add_argument("--chunk-size", type=CHUNK, default=1024, help="puzzles per chunk file (a killed run resumes by chunk)")
+    p.add_argument("--show", type=nonneg_int, default=1, help="print the step-by-step story of the first K puzzles")
     p.add_argument("--all-steps", action="store_true", help="list every answer step, also those without a change")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="coloured grids (auto: on a terminal)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a different trace already in --out (only files this tool wrote; others are kept)")
     p.add_argument("--attention", action="store_true", help="also record every layer's attention pattern at every "
                    "step (pattern.layer{k}, kept like states; Sudoku: row/column/box mass per head, CSV + PNG)")
-    p.add_argument("--viewer-puzzles", type=int, default=8, help="puzzles in viewer.html (a picker switches)")
+    p.add_argument("--viewer-puzzles", type=VIEWER, default=8,
+                   help=f"puzzles in viewer.html (a picker switches){cap_note(VIEWER)}")
     p.add_argument("--lens", choices=["all", "answer"], default="all",
                    help="decode every state at every step (logit lens), or the answer state only (faster)")
     p.add_argument("--no-confidence", action="store_true",
@@ -412,13 +419,14 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="print a saved trace's per-step summary",
                        epilog=examples("interp show traces/run1", "interp show traces/run1 --puzzle 1   # the first puzzle",
                                        "interp show traces/py-run --viewer   # write viewer.html for a trace made in Python"))
-    p.add_argument("dir", help="trace directory written by interp trace")
-    p.add_argument("--max-rows", type=int, default=60, help="rows of the per-step table to print")
+    p.add_argument("dir", type=path_str, help="trace directory written by interp trace")
+    p.add_argument("--max-rows", type=positive_int, default=60, help="rows of the per-step table to print")
     p.add_argument("--allow-incomplete", action="store_true", help="show the finished chunks of an interrupted trace")
     p.add_argument("--no-verify", action="store_true", help="skip the chunk checksums (faster; sizes and order still checked)")
     p.add_argument("--viewer", action="store_true", help="(re)write viewer.html in the trace directory")
-    p.add_argument("--viewer-puzzles", type=int, default=8, help="puzzles in viewer.html (a picker switches)")
-    p.add_argument("--puzzle", type=int, metavar="K",
+    p.add_argument("--viewer-puzzles", type=VIEWER, default=8,
+                   help=f"puzzles in viewer.html (a picker switches){cap_note(VIEWER)}")
+    p.add_argument("--puzzle", type=positive_int, metavar="K",
                    help="print the step-by-step story of puzzle K (1 = the first) instead of the table")
     p.add_argument("--all-steps", action="store_true", help="list every answer step, also those without a change")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="coloured grids (auto: on a terminal)")
@@ -429,6 +437,6 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
                                        "interp ablate --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --target y "
                                        "--mode zero"))
     _common(p)
-    p.add_argument("--target", default="slow", help="state to ablate (slow, fast, z_H, y, gate_slow, ...)")
-    p.add_argument("--mode", default="freeze_init,zero,mean", help="comma-separated: freeze_init, zero, mean, skip")
+    p.add_argument("--target", type=nonempty_str, default="slow", help="state to ablate (slow, fast, z_H, y, gate_slow, ...)")
+    p.add_argument("--mode", type=nonempty_str, default="freeze_init,zero,mean", help="comma-separated: freeze_init, zero, mean, skip")
     p.set_defaults(func=cmd_ablate)

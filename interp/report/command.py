@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common.cli_format import Parser, UsageError, examples, print_error
+from common.cli_types import path_str
 from common.cli_options import add_plotly, add_quiet, show_progress
 
 
@@ -38,8 +39,8 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
                               description="Build Markdown/LaTeX tables (mean ± 95% CI), PNG/SVG figures, "
                                           "interactive HTML and provenance from a YAML/JSON config.",
                               epilog=examples("interp report --config reports/cgar.yaml --out reports/cgar --overwrite"))
-    p.add_argument("--config", required=True, help="report config (.yaml/.yml/.json); see interp/report/config.py")
-    p.add_argument("--out", required=True, help="output directory (new or empty; --overwrite replaces a report)")
+    p.add_argument("--config", type=path_str, required=True, help="report config (.yaml/.yml/.json); see interp/report/config.py")
+    p.add_argument("--out", type=path_str, required=True, help="output directory (new or empty; --overwrite replaces a report)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
     add_plotly(p)
     add_quiet(p)

@@ -40,13 +40,13 @@ Output::
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.untrusted import read_json, safe_load_yaml
 from interp.report.tables import BUILDERS, ReportError
 
 ANALYSES = ("summary", "jumps", "alignment", "fixed_points", "gates", "ablation", "probes", "trajectories", "viewer")
@@ -213,19 +213,12 @@ def parse_config(raw: dict[str, Any], base: Path | None = None, path: Path | Non
 def load_config(path: str | os.PathLike) -> ReportConfig:
     """Read a YAML (``.yaml``/``.yml``) or JSON config file."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ReportError(f"config file not found: {p}")
-    text = p.read_text(encoding="utf-8")
-    try:
-        if p.suffix.lower() == ".json":
-            raw = json.loads(text)
-        else:
-            import yaml
-
-            raw = yaml.safe_load(text)
-    except Exception as e:  # yaml.YAMLError / json.JSONDecodeError: one line naming the file
-        raise ReportError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'} "
-                          f"({' '.join(str(e).split())[:200]})") from None
+    if p.suffix.lower() == ".json":
+        raw = read_json(p, ReportError)  # bounded: a regular file, size, depth
+    else:
+        raw = safe_load_yaml(p, ReportError)
     return parse_config(raw, p.resolve().parent, p.resolve())
 
 

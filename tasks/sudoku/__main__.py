@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from common.cli_format import print_error
+from common.cli_format import Parser, UsageError, print_error
+from common.cli_types import bounded_int, nonempty_str, nonneg_int, path_str, positive_int, seed_int
 from typing import Optional, Sequence
 
 from tasks.sudoku.grid import SEPARATOR_CHARS, format_grid, grid_to_line, parse_puzzle
@@ -61,35 +62,39 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tasks.sudoku", description="Sudoku tools")
+SIZE = bounded_int(1, 25, "grid side in [1, 25]")
+
+
+def build_parser() -> Parser:
+    """The parser of ``python -m tasks.sudoku``."""
+    parser = Parser(prog="python -m tasks.sudoku", description="Sudoku tools")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("solve", help="solve one puzzle and report uniqueness and guesses")
-    p.add_argument("puzzle", help="S*S cells ('.' or '0' blank), or '-' to read a pasted grid from stdin")
-    p.add_argument("--size", type=int, default=None, help="grid side (default: 4 for 16 cells, else 9)")
+    p.add_argument("puzzle", type=nonempty_str, help="S*S cells ('.' or '0' blank), or '-' to read a pasted grid from stdin")
+    p.add_argument("--size", type=SIZE, default=None, help="grid side (default: 4 for 16 cells, else 9)")
     p.set_defaults(func=_cmd_solve)
 
     def add_generation(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--size", type=int, default=9)
-        q.add_argument("--min-blanks", type=int, default=None)
-        q.add_argument("--max-blanks", type=int, default=None)
-        q.add_argument("--min-guesses", type=int, default=0)
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--workers", type=int, default=0,
+        q.add_argument("--size", type=SIZE, default=9)
+        q.add_argument("--min-blanks", type=nonneg_int, default=None)
+        q.add_argument("--max-blanks", type=nonneg_int, default=None)
+        q.add_argument("--min-guesses", type=nonneg_int, default=0)
+        q.add_argument("--seed", type=seed_int, default=0)
+        q.add_argument("--workers", type=bounded_int(0, 1024), default=0,
                        help="generator processes (default 0: one per CPU; the puzzles do not depend on it)")
 
     p = sub.add_parser("generate", help="print generated puzzles: 'puzzle solution guesses' per line")
-    p.add_argument("-n", type=int, default=10)
+    p.add_argument("-n", type=positive_int, default=10, help="puzzles to print")
     add_generation(p)
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("build", help="write a train/test dataset in the HRM/TRM reference layout")
-    p.add_argument("--out", required=True)
-    p.add_argument("--source", default="generate", help="'generate' or a puzzle file (.sdm/.txt/.csv)")
-    p.add_argument("--n-train", type=int, default=1000)
-    p.add_argument("--n-test", type=int, default=200)
-    p.add_argument("--n-aug", type=int, default=0, help="augmented copies per training puzzle")
+    p.add_argument("--out", type=path_str, required=True)
+    p.add_argument("--source", type=nonempty_str, default="generate", help="'generate' or a puzzle file (.sdm/.txt/.csv)")
+    p.add_argument("--n-train", type=positive_int, default=1000)
+    p.add_argument("--n-test", type=positive_int, default=200)
+    p.add_argument("--n-aug", type=nonneg_int, default=0, help="augmented copies per training puzzle")
     p.add_argument("--data-mixing", action="store_true", help="add an easier twin per training example")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_generation(p)
@@ -98,11 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ValueError, OSError) as exc:
+    except (UsageError, ValueError, OSError) as exc:
         return print_error(exc)
 
 

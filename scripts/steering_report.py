@@ -27,11 +27,16 @@ from common.markdown import markdown_table  # noqa: E402
 
 MODELS = ("trm-sudoku9-hard", "hrm-sudoku9-hard")
 PUZZLES = "data/sudoku/top1465.sdm"
+# per model: puzzles (the first ones), the start step (the first update of the answer state in segment 4, the
+# default's first start step) and the scale; sized to run in minutes of one CPU thread
+SETTINGS = {"trm-sudoku9-hard": (100, 90, 0.25), "hrm-sudoku9-hard": (120, 26, 0.25)}
 
 
-def command(model: str, limit: int, out: Path) -> list[str]:
+def command(model: str, limit: int | None, out: Path) -> list[str]:
+    n, step, scale = SETTINGS.get(model, (200, None, None))
+    extra = (["--steps", str(step)] if step is not None else []) + (["--scale", str(scale)] if scale else [])
     return [sys.executable, "-m", "interp", "steer", "--ckpt", f"zoo/{model}", "--puzzle-file", PUZZLES,
-            "--limit", str(limit), "--threads", "1", "-q", "--out", str(out)]
+            "--limit", str(limit or n), *extra, "--threads", "1", "-q", "--out", str(out)]
 
 
 def run(model: str, limit: int, out: Path, rerun: bool) -> None:
@@ -107,7 +112,7 @@ def page(outs: dict[str, Path]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--limit", type=positive_int, default=200, help="puzzles per model (the first ones)")
+    p.add_argument("--limit", type=positive_int, help="puzzles per model (default: the model's entry of SETTINGS)")
     p.add_argument("--models", default=",".join(MODELS), help="comma list of zoo models")
     p.add_argument("--out", default="out/steering", help="where the runs go")
     p.add_argument("--page", action="store_true", help="only rewrite the page from existing runs")

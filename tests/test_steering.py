@@ -242,3 +242,26 @@ def test_dictionary_file_is_bound_to_its_model_state_and_width(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not a file")
     with pytest.raises(DirectionError, match="not a safetensors"):
         load_dictionary(tmp_path / "junk.safetensors")
+
+
+def test_experiment_runs_on_hrm_text():
+    transformers = pytest.importorskip("transformers")
+    from models.hrm_text import wrap_hrm_text
+
+    torch.manual_seed(0)
+    cfg = transformers.HrmTextConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                     num_attention_heads=2, head_dim=16, H_cycles=2, L_cycles=2,
+                                     max_position_embeddings=32)
+    model = wrap_hrm_text(transformers.HrmTextForCausalLM(cfg).eval())
+    g = np.random.default_rng(1)
+    x = g.integers(0, 40, size=(8, 10))
+    runner = SegmentRunner(model)
+    with torch.no_grad():
+        batch = runner.prepare(torch.as_tensor(x))
+        logits, _ = runner.run(batch, runner.start_states(batch))
+    y = np.full_like(x, -100)
+    y[:, -1] = (logits[:, -1].argmax(-1).numpy() + 1) % 40
+    y[::2, -1] = logits[::2, -1].argmax(-1).numpy()
+    res = steering_experiment(model, x, y, SteerSettings(directions=("mean_diff", "clamp"), on="all"))
+    assert res.info["state"] == "z_H" and res.info["unsteered_solved"] == 4
+    assert len(res.table) == len(res.info["steps"]) * 2 * 2 and (res.table["solved_before"] == 2).all()

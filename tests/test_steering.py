@@ -265,3 +265,18 @@ def test_experiment_runs_on_hrm_text():
     res = steering_experiment(model, x, y, SteerSettings(directions=("mean_diff", "clamp"), on="all"))
     assert res.info["state"] == "z_H" and res.info["unsteered_solved"] == 4
     assert len(res.table) == len(res.info["steps"]) * 2 * 2 and (res.table["solved_before"] == 2).all()
+
+
+def test_a_zero_push_reproduces_the_unsteered_run_and_ablation_uses_no_scale():
+    model = tiny_trm(halt_max_steps=3).eval()
+    x, y = _self_labelled(model, 4)
+    zero = Direction("user", torch.ones(32), "y")
+    res = steering_experiment(model, x, y, SteerSettings(directions=("user",), user=zero, scales=(0.0,), on="all",
+                                                         fit_fraction=0.5))
+    t = res.table
+    steered = t[t["control"] == 0]
+    assert (steered["solved_after"] == steered["solved_before"]).all() and (steered["cells_changed"] == 0).all()
+    np.testing.assert_allclose(steered["metric_after"], steered["metric_before"], rtol=1e-5)
+    assert (steered["critical_shift"].dropna() == 0).all() and steered["critical_shift"].notna().any()
+    res = steering_experiment(model, x, y, SteerSettings(directions=("user",), user=zero, mode="ablate", on="all"))
+    assert res.table["scale"].isna().all() and (res.table["mode"] == "ablate").all()

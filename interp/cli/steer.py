@@ -159,14 +159,14 @@ def cmd_steer(args: argparse.Namespace) -> int:
     if args.feature is not None and not 0 <= args.feature < n_feat:
         raise DirectionError(f"unknown feature {args.feature}: the dictionary has features 0..{n_feat - 1}")
     settings = SteerSettings(directions=args.direction, state=state, steps=args.steps, window=args.window,
-                             scales=args.scale, cells=args.cells, fit_fraction=args.fit_fraction, on=args.on,
+                             scales=args.scale, mode=args.mode, cells=args.cells, fit_fraction=args.fit_fraction, on=args.on,
                              threshold=args.threshold, seed=args.seed, sae_features=args.sae_features,
                              sae_steps=args.sae_steps, feature=args.feature, batch_size=args.batch_size, user=user,
                              sae=sae)
     model.to(pick_device(args.device))
     res = steering_experiment(model, x, y, settings, n_segments=args.segments, progress=show_progress(args))
     info = {**res.info, "checkpoint": args.ckpt, "puzzle_file": args.puzzle_file, "limit": args.limit,
-            "directions": args.direction, "scales": args.scale, "window": args.window, "seed": args.seed,
+            "directions": args.direction, "scales": args.scale, "mode": args.mode, "window": args.window, "seed": args.seed,
             "fit": "the first fit_fraction of the puzzles fit the directions; the rest are evaluated (disjoint)",
             "fit_fraction": args.fit_fraction, "on": args.on, "threshold": args.threshold}
     atomic_write_text(out / "steering.csv", res.table.to_csv(index=False))
@@ -208,6 +208,9 @@ def add_steer_parser(sub: argparse._SubParsersAction) -> None:
                    "(0 = every later update)")
     p.add_argument("--scale", type=float_list(bounded_float(-1000, 1000)), default=[0.25, 1.0],
                    help="comma list of scales; 1 adds a vector as long as the mean target-cell state")
+    p.add_argument("--mode", choices=["add", "ablate", "clamp"], default="add",
+                   help="add scale * v; ablate the direction (remove its coefficient; --scale unused); clamp its "
+                        "coefficient to --scale (clamp_decided always holds cells)")
     p.add_argument("--state", default="answer", help="the steered state: answer, slow, fast or a state name")
     p.add_argument("--cells", choices=["auto", "targets", "all"], default="auto",
                    help="positions steered: targets (blank cells), all, or auto (targets; all for language models)")

@@ -23,7 +23,9 @@ Protocol (:func:`steering_experiment`):
 One row per (direction, start step, scale): ``n`` puzzles, ``solved_before``, ``solved_after`` with the Wilson
 95% interval of the solve rate after (``after_lo``, ``after_hi``), ``flipped`` (failed -> solved), ``broken``
 (solved -> failed), the mean metric (``logit_diff_max``) before and after, the fraction of answer cells
-changed, and the mean critical step of the puzzles solved after.
+changed, the mean critical step of the puzzles solved before / after, and its mean shift over the puzzles
+solved both before and after (``on="all"``). ``mode`` ``ablate`` or ``clamp`` removes a direction or sets its
+coefficient (to ``scale``) instead of adding it; the clamp of decided cells is mode ``hold``.
 """
 
 from __future__ import annotations
@@ -48,14 +50,15 @@ from interp.steering.directions import (
     random_like,
     sae_feature,
 )
-from interp.steering.intervene import clamp_cells_hooks, direction_hooks, position_mask
+from interp.steering.intervene import MODES, clamp_cells_hooks, direction_hooks, position_mask
 from interp.steering.run import resolve_state, state_hooks, steered_run, target_mask
 
 KINDS = ("mean_diff", "sae", "probe", "clamp", "user")
 DEFAULT_KINDS = ("mean_diff", "sae", "probe", "clamp")
 COLUMNS = ["direction", "control", "kind", "state", "segment", "step", "window", "scale", "norm", "n",
            "solved_before", "solved_after", "rate_after", "after_lo", "after_hi", "flipped", "broken",
-           "metric_before", "metric_after", "cells_changed", "critical_after", "cells_steered"]
+           "metric_before", "metric_after", "cells_changed", "critical_before", "critical_after", "critical_shift",
+           "cells_steered", "mode"]
 
 
 @dataclass
@@ -67,6 +70,7 @@ class SteerSettings:
     steps: Sequence[int] | None = None
     window: int = 0
     scales: Sequence[float] = (1.0,)
+    mode: str = "add"  # what is done with the directions: add (scale * v), ablate (scale unused), clamp (to scale)
     cells: str = "auto"  # "targets", "all", or "auto" (targets for puzzles, all positions for language models)
     fit_fraction: float = 0.5
     on: str = "failed"  # evaluate the "failed" puzzles of the evaluation set, or "all" of them
@@ -121,6 +125,8 @@ def _check(settings: SteerSettings, steps_of_state: list[int], steps: list[int])
         raise DirectionError(f"fit_fraction must be in (0, 1), got {settings.fit_fraction}")
     if settings.on not in ("failed", "all"):
         raise DirectionError(f"on must be 'failed' or 'all', got {settings.on!r}")
+    if settings.mode not in MODES:
+        raise DirectionError(f"unknown mode {settings.mode!r} (one of {', '.join(MODES)})")
     if settings.window < 0:
         raise DirectionError(f"window must be >= 0, got {settings.window}")
 
@@ -194,6 +200,7 @@ def steering_experiment(model: nn.Module, inputs: np.ndarray, labels: np.ndarray
     bar.close()
     solved = np.concatenate(base_solved)
     metric0 = np.concatenate(base_metric)
+    crit0 = np.concatenate(base_crit)
     final0 = np.concatenate(base_final)
     carry_at = {g: {key: torch.cat([c[key] for c in carries[g]]) for key in carries[g][0]} for g in start_segs}
     states_at = {k: torch.cat(captured[k]) for k in steps}
@@ -231,12 +238,12 @@ def steering_experiment(model: nn.Module, inputs: np.ndarray, labels: np.ndarray
         ref = float(X[ref_rows][torch.as_tensor(tgt_all[ref_rows])].norm(dim=-1).mean())
         fitted = _fit_directions(s, X, fit, solved, final0, y_all, tgt_all, state, ref, k, info)
         for d in fitted:
-            for a in s.scales:
-                plan.append((d, k, g, later, "add", float(a)))
-                plan.append((random_like(d, s.seed * 100_003 + len(plan)), k, g, later, "add", float(a)))
+            for a in (s.scales if s.mode != "ablate" else [float("nan")]):
+                plan.append((d, k, g, later, s.mode, float(a)))
+                plan.append((random_like(d, s.seed * 100_003 + len(plan)), k, g, later, s.mode, float(a)))
         if "clamp" in s.directions:
-            plan.append(("clamp", k, g, later, "clamp", None))
-            plan.append(("clamp_control", k, g, later, "clamp", None))
+            plan.append(("clamp", k, g, later, "hold", None))
+            plan.append(("clamp_control", k, g, later, "hold", None))
     bar = _bar(len(plan) * len(evaluated), progress, "steered runs")
     for i, (d, k, g, later, mode, a) in enumerate(plan):
         after_solved, after_metric, after_crit, after_final, n_cells = [], [], [], [], []
@@ -246,12 +253,12 @@ def steering_experiment(model: nn.Module, inputs: np.ndarray, labels: np.ndarray
             allowed = torch.as_tensor(tgt_all[rows]) if cells == "targets" else torch.ones(len(rows), x_all.shape[1],
                                                                                              dtype=torch.bool)
             record: dict = {}
-            if mode == "clamp":
+            if mode == "hold":
                 hooks = clamp_cells_hooks(start_hook[k], later, model.decode, allowed.to(dev), prefix, s.threshold,
                                           control_seed=None if d == "clamp" else s.seed * 7919 + i + int(rows[0]),
                                           record=record)
             else:
-                hooks = direction_hooks(d, later, "add", a, position_mask(allowed, prefix).to(dev))
+                hooks = direction_hooks(d, later, mode, 0.0 if np.isnan(a) else a, position_mask(allowed, prefix).to(dev))
                 record["cells"] = allowed
             carry = {key: v[rows].to(dev) for key, v in carry_at[g].items()}
             out = steered_run(runner, batch, lab, tg, hooks, start_segment=g, carry=carry)
@@ -275,22 +282,29 @@ def steering_experiment(model: nn.Module, inputs: np.ndarray, labels: np.ndarray
         kind = (d.kind if is_dir else "clamp")
         rows_out.append({
             "direction": name, "control": int(control), "kind": kind, "state": state, "segment": g, "step": k,
-            "window": s.window, "scale": np.nan if a is None else a, "norm": d.norm if is_dir else np.nan,
+            "window": s.window, "scale": np.nan if a is None else a, "mode": "hold" if a is None else mode,
+            "norm": d.norm if is_dir else np.nan,
             "n": len(sa), "solved_before": int(sb.sum()), "solved_after": int(sa.sum()),
             "rate_after": float(sa.mean()), "after_lo": lo, "after_hi": hi,
             "flipped": int((~sb & sa).sum()), "broken": int((sb & ~sa).sum()),
             "metric_before": float(metric0[evaluated].mean()), "metric_after": float(ma.mean()),
             "cells_changed": float(changed.mean()),
-            "critical_after": float(ca[ca >= 0].mean()) if (ca >= 0).any() else np.nan,
+            "critical_before": _mean_where(crit0[evaluated], crit0[evaluated] >= 0),
+            "critical_after": _mean_where(ca, ca >= 0),
+            "critical_shift": _mean_where(ca - crit0[evaluated], (ca >= 0) & (crit0[evaluated] >= 0)),
             "cells_steered": float(nc.mean()),
         })
         per_puzzle.append(pd.DataFrame({"direction": name, "control": int(control), "step": k,
                                         "scale": np.nan if a is None else a, "puzzle": evaluated,
                                         "solved_before": sb.astype(int), "solved_after": sa.astype(int),
                                         "metric_before": metric0[evaluated], "metric_after": ma,
-                                        "critical_after": ca}))
+                                        "critical_before": crit0[evaluated], "critical_after": ca}))
     bar.close()
     return SteerResult(pd.DataFrame(rows_out, columns=COLUMNS), pd.concat(per_puzzle, ignore_index=True), info)
+
+
+def _mean_where(values: np.ndarray, where: np.ndarray) -> float:
+    return float(values[where].mean()) if where.any() else float("nan")
 
 
 def _batch(runner: SegmentRunner, x: np.ndarray, y: np.ndarray, t: np.ndarray, rows: np.ndarray, dev):

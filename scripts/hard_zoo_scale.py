@@ -27,7 +27,7 @@ if str(REPO) not in sys.path:
 
 from common.atomic import atomic_write_text  # noqa: E402
 from common.cli_format import Parser  # noqa: E402
-from common.cli_types import positive_int  # noqa: E402
+from common.cli_options import add_threads_option  # noqa: E402
 
 DATA = Path("/work/shared/data/sudoku")
 TOP1465 = "data/sudoku/top1465.sdm"  # relative: the settings of a resumable run must not name this checkout
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("step", choices=["all", "select", "run", "tables"])
     p.add_argument("--out", default="reports/hard_zoo_scale")
     p.add_argument("--only", choices=list(RUNS), help="run only this entry of RUNS")
-    p.add_argument("--threads", type=positive_int, default=1)
+    add_threads_option(p)
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

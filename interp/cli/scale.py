@@ -136,8 +136,8 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
 
     out = Path(args.out)
     check_replaceable(out, ValueError, "scale output")
-    rules = _items(args.rules, "rules", RULES)
-    halting = _items(args.halting, "halting", HALTING)
+    rules = _items(args.rules or ",".join(RULES), "rules", RULES)
+    halting = _items(args.halting or ",".join(HALTING), "halting", HALTING)
     set_threads(args)
     device = pick_device(args.device)
     ckpts = list(args.ckpt)
@@ -147,7 +147,11 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
     if not is_recurrent(m0):
         raise ValueError(f"{ckpts[0]}: {type(m0).__name__} is not a recurrent puzzle model (HRM/TRM family)")
     needs_q = [r for r in rules if r in ("q_head", "weighted_majority")] + (["halting q_head"] if "q_head" in halting else [])
-    if needs_q and not _halting_head(m0):
+    if needs_q and not _halting_head(m0) and args.rules is None and args.halting is None:
+        print(f"note: {ckpts[0]} has no trained halting head; left out {', '.join(needs_q)}", file=sys.stderr)
+        rules = [r for r in rules if r not in ("q_head", "weighted_majority")]
+        halting = [h for h in halting if h != "q_head"]
+    elif needs_q and not _halting_head(m0):
         raise ValueError(f"{', '.join(needs_q)} need halting logits, but {ckpts[0]} has no trained halting head "
                          "(its q_head is all zero); leave them out with --rules/--halting")
     for c, m in zip(ckpts[1:], models0[1:]):
@@ -269,8 +273,10 @@ def add_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--k", type=positive_int, help=f"largest breadth: candidates per puzzle and strategy (default: what "
                                                   f"the budget pays at --depth; cap {K_CAP})")
     p.add_argument("--strategies", default="aug,ptrm,eqr", help=f"comma-separated from {', '.join(STRATEGIES)}")
-    p.add_argument("--rules", default=",".join(RULES), help=f"comma-separated from {', '.join(RULES)}")
-    p.add_argument("--halting", default=",".join(HALTING), help=f"comma-separated from {', '.join(HALTING)}")
+    p.add_argument("--rules", help=f"comma-separated from {', '.join(RULES)} (default all; without a trained halting "
+                                   "head all but q_head and weighted_majority)")
+    p.add_argument("--halting", help=f"comma-separated from {', '.join(HALTING)} (default all; without a trained "
+                                     "halting head off,fixed_point)")
     p.add_argument("--tol", type=positive_float, default=1e-3, help="fixed-point halting: residual below this")
     p.add_argument("--noise", type=nonneg_float, default=0.05, help="PTRM: latent noise relative to the state rms")
     p.add_argument("--stab-noise", type=nonneg_float, default=0.1, help="stability rule: re-noising scale")

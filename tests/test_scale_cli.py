@@ -93,3 +93,16 @@ def test_halting_rules_need_a_halting_head(ckpts, capsys):
     t = pd.read_csv(out / "scaling.csv")
     assert not set(t["rule"]) & {"q_head", "weighted_majority"} and "q_head" not in set(t["halting"])
     assert "no trained halting head" in capsys.readouterr().err
+
+
+def test_help_and_the_deprecated_alias(ckpts, capsys):
+    with pytest.raises(SystemExit):
+        main(["scale", "--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text and "--budget" in text and "cap 1024" in text
+    out = ckpts / "gs"
+    assert main(["guess-scale", "--ckpt", str(ckpts / "tiny"), "--puzzle-file", str(PUZZLES), "--limit", "2", "--k", "1",
+                 "--strategies", "aug", "--out", str(out), "-q"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
+    assert notes == ["note: `interp guess-scale` is deprecated, use `interp scale` (depth x breadth x selection rules "
+                     "against FLOPs, resumable; docs/scaling.md)"]

@@ -32,12 +32,12 @@ from common.cli_options import add_threads_option  # noqa: E402
 DATA = Path("/work/shared/data/sudoku")
 TOP1465 = "data/sudoku/top1465.sdm"  # relative: the settings of a resumable run must not name this checkout
 SUDOCUE = DATA / "sudocue_top10000.sdm"
-# name -> interp scale arguments (N and budgets sized for ~30 min on one CPU thread each)
+# name -> interp scale arguments (N and budgets sized for a 2-core machine shared by 7 sessions: ~10 CPU-minutes each)
 RUNS: dict[str, list[str]] = {
-    "trm_top1465": ["--ckpt", "zoo/trm-sudoku9-hard", "--puzzle-file", str(TOP1465), "--sample", "24",
-                    "--budget", "32", "--depth", "32", "--k", "16", "--strategies", "aug", "--chunk", "8"],
-    "hrm_top1465": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", str(TOP1465), "--sample", "32",
-                    "--budget", "32", "--depth", "32", "--k", "16", "--strategies", "aug,ptrm", "--chunk", "8"],
+    "trm_top1465": ["--ckpt", "zoo/trm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "16",
+                    "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
+    "hrm_top1465": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "32",
+                    "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug,ptrm", "--chunk", "8"],
     "hrm_hardest500": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", "{out}/sudocue_hardest500.sdm", "--sample", "32",
                        "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
 }
@@ -120,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("step", choices=["all", "select", "run", "tables"])
     p.add_argument("--out", default="reports/hard_zoo_scale")
     p.add_argument("--only", choices=list(RUNS), help="run only this entry of RUNS")
+    p.add_argument("--sudocue", default=str(SUDOCUE), help="sudocue_top10000.sdm, read only when OUT has no "
+                   "sudocue_hardest500.sdm yet (the committed report folder has it)")
     add_threads_option(p)
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.step in ("all", "select") and not (out / "sudocue_hardest500.sdm").is_file():
-        select_hardest(out)
+        select_hardest(out, source=Path(args.sudocue))
     if args.step in ("all", "run"):
         run_all(out, args.only, args.threads)
     if args.step in ("all", "tables"):

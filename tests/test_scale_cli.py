@@ -106,3 +106,18 @@ def test_help_and_the_deprecated_alias(ckpts, capsys):
     notes = [line for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
     assert notes == ["note: `interp guess-scale` is deprecated, use `interp scale` (depth x breadth x selection rules "
                      "against FLOPs, resumable; docs/scaling.md)"]
+
+
+def test_both_weights_are_loaded_and_named(capsys):
+    from interp.cli.scale import load_models
+
+    fixture = REPO / "tests" / "fixtures" / "checkpoint_formats" / "eqr_trm" / "eqr.pth"
+    got = load_models([str(fixture)], "both", "cpu", seq_len=16)
+    assert list(got) == ["ema", "raw"]
+    ema, raw = got["ema"][0], got["raw"][0]
+    diff = max((a - b).abs().max().item() for a, b in zip(ema.parameters(), raw.parameters()))
+    assert diff > 1e-3  # really two sets of weights
+    err = capsys.readouterr().err
+    assert "weights ema (available: ema, raw)" in err and "weights raw (available: ema, raw)" in err
+    only = load_models([str(fixture)], "raw", "cpu", seq_len=16)
+    assert list(only) == ["raw"]

@@ -97,12 +97,14 @@ def _weights_used(meta: dict[str, Any]) -> tuple[str, list[str]]:
     return w, [w]
 
 
-def load_models(ckpts: list[str], weights: str, device: Any) -> dict[str, list[Any]]:
-    """{weights label: [model per --ckpt]}; ``both`` loads EMA and raw where the first checkpoint has both."""
+def load_models(ckpts: list[str], weights: str, device: Any, **load_kwargs: Any) -> dict[str, list[Any]]:
+    """{weights label: [model per --ckpt]}; ``both`` loads EMA and raw where the first checkpoint has both.
+
+    Each load prints which weights it uses; ``load_kwargs`` go to ``load_any`` (e.g. ``seq_len`` of an official file)."""
     from models.load import load_any
 
     def load(c: str, w: str | None) -> Any:
-        model, meta = load_any(c, **({"weights": w} if w else {}))
+        model, meta = load_any(c, **load_kwargs, **({"weights": w} if w else {}))
         used, avail = _weights_used(meta)
         print(f"loaded {c}: weights {used} (available: {', '.join(avail) or used})", file=sys.stderr)
         return model.eval().to(device), used, avail

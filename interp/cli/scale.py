@@ -28,7 +28,7 @@ from common.cli_format import examples
 from common.cli_options import (add_ckpt_option, add_device_option, add_limit_option, add_plotly,
                                 add_puzzle_file_option, add_quiet, add_task_option, add_threads_option,
                                 set_threads, show_progress)
-from common.cli_types import nonneg_float, nonneg_int, positive_float, positive_int, probability
+from common.cli_types import nonempty_str, nonneg_float, nonneg_int, positive_float, positive_int, probability
 
 DEPTH_CAP = 1024
 """Most segments per candidate (64 passes of a 16-segment model)."""
@@ -262,9 +262,9 @@ def add_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
                                               "--limit 16 --budget 4 --out out/scale"))
     add_ckpt_option(p, repeat=True, help="checkpoint (repeat for the bootstrap strategy; the first is used by the others)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="dataset directory (training/test splits as written by the data builders)")
+    src.add_argument("--data", type=nonempty_str, help="dataset directory (training/test splits as written by the data builders)")
     add_puzzle_file_option(src)
-    p.add_argument("--split", default="test", help="split of --data")
+    p.add_argument("--split", type=nonempty_str, default="test", help="split of --data")
     add_task_option(p)
     add_limit_option(p)
     p.add_argument("--sample", type=positive_int, help="a seed-fixed random subset of this many of the (first --limit) "
@@ -274,16 +274,16 @@ def add_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--depth", type=positive_int, help=f"deepest depth in segments (default 2 x halt_max_steps; cap {DEPTH_CAP})")
     p.add_argument("--k", type=positive_int, help=f"largest breadth: candidates per puzzle and strategy (default: what "
                                                   f"the budget pays at --depth; cap {K_CAP})")
-    p.add_argument("--strategies", default="aug,ptrm,eqr", help=f"comma-separated from {', '.join(STRATEGIES)}")
-    p.add_argument("--rules", help=f"comma-separated from {', '.join(RULES)} (default all; without a trained halting "
+    p.add_argument("--strategies", type=nonempty_str, default="aug,ptrm,eqr", help=f"comma-separated from {', '.join(STRATEGIES)}")
+    p.add_argument("--rules", type=nonempty_str, help=f"comma-separated from {', '.join(RULES)} (default all; without a trained halting "
                                    "head all but q_head and weighted_majority)")
-    p.add_argument("--halting", help=f"comma-separated from {', '.join(HALTING)} (default all; without a trained "
+    p.add_argument("--halting", type=nonempty_str, help=f"comma-separated from {', '.join(HALTING)} (default all; without a trained "
                                      "halting head off,fixed_point)")
     p.add_argument("--tol", type=positive_float, default=1e-3, help="fixed-point halting: residual below this")
     p.add_argument("--noise", type=nonneg_float, default=0.05, help="PTRM: latent noise relative to the state rms")
     p.add_argument("--stab-noise", type=nonneg_float, default=0.1, help="stability rule: re-noising scale")
     p.add_argument("--topk-frac", type=probability, default=0.25, help="residual_topk: share of candidates that vote")
-    p.add_argument("--preset", default="random", help="aug perturbations: sudoku random|cyclic|digits|geometric; "
+    p.add_argument("--preset", type=nonempty_str, default="random", help="aug perturbations: sudoku random|cyclic|digits|geometric; "
                                                       "maze dihedral|dihedral+swap|swap")
     p.add_argument("--weights", choices=WEIGHTS, default="auto",
                    help="auto (EMA when the file has it), ema, raw, or both (each evaluated)")
@@ -291,7 +291,7 @@ def add_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=nonneg_int, default=0)
     add_device_option(p)
     add_threads_option(p)
-    p.add_argument("--out", required=True, help="output directory (rerun the same command to resume)")
+    p.add_argument("--out", type=nonempty_str, required=True, help="output directory (rerun the same command to resume)")
     add_plotly(p)
     add_quiet(p)
     p.set_defaults(func=cmd_scale)

@@ -35,10 +35,10 @@ SUDOCUE = DATA / "sudocue_top10000.sdm"
 # name -> interp scale arguments (N and budgets sized for a 2-core machine shared by 7 sessions: ~10 CPU-minutes each)
 RUNS: dict[str, list[str]] = {
     "trm_top1465": ["--ckpt", "zoo/trm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "16",
-                    "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
+                    "--budget", "8", "--depth", "32", "--k", "4", "--strategies", "aug", "--chunk", "8"],
     "hrm_top1465": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "32",
-                    "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug,ptrm", "--chunk", "8"],
-    "hrm_hardest500": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", "{out}/sudocue_hardest500.sdm", "--sample", "32",
+                    "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
+    "hrm_hardest500": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", "{out}/sudocue_hardest500.sdm", "--sample", "16",
                        "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
 }
 

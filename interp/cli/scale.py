@@ -111,7 +111,7 @@ def load_models(ckpts: list[str], weights: str, device: Any, **load_kwargs: Any)
 
     first = load(ckpts[0], None if weights in ("auto", "both") else weights)
     if weights == "both" and len(first[2]) < 2:
-        print(f"note: {ckpts[0]} holds one set of weights ({first[1]}); evaluating it alone", file=sys.stderr)
+        print(f"note: {ckpts[0]} holds one set of weights ({first[1]}); no EMA/raw comparison", file=sys.stderr)
     labels = ["ema", "raw"] if weights == "both" and len(first[2]) >= 2 else [first[1]]
     out: dict[str, list[Any]] = {}
     for lab in labels:
@@ -285,8 +285,9 @@ def add_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--topk-frac", type=probability, default=0.25, help="residual_topk: share of candidates that vote")
     p.add_argument("--preset", type=nonempty_str, default="random", help="aug perturbations: sudoku random|cyclic|digits|geometric; "
                                                       "maze dihedral|dihedral+swap|swap")
-    p.add_argument("--weights", choices=WEIGHTS, default="auto",
-                   help="auto (EMA when the file has it), ema, raw, or both (each evaluated)")
+    p.add_argument("--weights", choices=WEIGHTS, default="both",
+                   help="both (EMA and raw each evaluated where the file has both, else its one set), auto (EMA "
+                        "when the file has it), ema, raw")
     p.add_argument("--chunk", type=positive_int, default=32, help="puzzles per saved chunk (the resume unit)")
     p.add_argument("--seed", type=nonneg_int, default=0)
     add_device_option(p)

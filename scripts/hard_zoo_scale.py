@@ -8,7 +8,8 @@
 ``sudocue_top10000.sdm`` that cost ``tasks.sudoku.solver.solve`` the most guesses
 (ties: file order), with ``hardest500.csv`` (line, guesses). ``run`` calls
 ``interp scale`` once per entry of :data:`RUNS` (each resumes where it stopped;
-``--only NAME`` runs one). ``tables`` writes ``OUT/tables.md``: per run the
+``--only NAME`` runs one). ``tables`` writes ``OUT/tables.md`` and the marked sections of docs/scaling.md and the two
+zoo cards: per run the
 plain model, the best label-free row per strategy, the oracle ceiling and the
 Pareto front, every number with N and its Wilson 95% interval.
 """
@@ -81,19 +82,21 @@ def _fmt(r: pd.Series) -> str:
             f"{r['passes']:.2f} | {r['flops'] / 1e9:.1f}")
 
 
-def tables(out: Path) -> str:
-    """Markdown tables of every finished run under ``out`` (``tables.md``)."""
-    parts = ["# Hard zoo: test-time compute (interp scale)", "",
-             "Accuracy: exact, N puzzles, Wilson 95%. Passes and GFLOPs per puzzle (forward).", ""]
-    for name in RUNS:
+def tables(out: Path, names: list[str] | None = None, heading: str = "#") -> str:
+    """Markdown tables of the finished runs ``names`` (default all) under ``out``."""
+    parts = [f"{heading} Hard zoo: test-time compute (interp scale)", "",
+             "Accuracy: exact, N puzzles (a seed-0 random sample), Wilson 95%. Passes and GFLOPs: forward, per puzzle.",
+             "Every row is read off the same candidates; `oracle` looks at the answer (the ceiling).", ""]
+    for name in names or list(RUNS):
         f = out / name / "scaling.csv"
         if not f.is_file():
-            parts += [f"## {name}", "", "(not run)", ""]
+            parts += [f"{heading}# {name}", "", "(not run)", ""]
             continue
         t = pd.read_csv(f)
         ok = t[t["within_budget"]]
         base_depth = int(t["depth"][t["depth"] <= 16].max())
-        parts += [f"## {name}", "", "| row | strategy | rule | halting | depth | k | accuracy | passes | GFLOPs |",
+        cmd = " ".join(a.replace("{out}", str(out)) for a in RUNS[name])
+        parts += [f"{heading}# {name}", "", f"`interp scale {cmd}`", "", "| row | strategy | rule | halting | depth | k | accuracy | passes | GFLOPs |",
                   "|---|---|---|---|---|---|---|---|---|"]
         plain = ok[(ok["k"] == 1) & (ok["depth"] == base_depth) & (ok["halting"] == "off") & (ok["rule"] == "majority")]
         rows = [("plain model", plain.iloc[0])] if len(plain) else []
@@ -110,9 +113,24 @@ def tables(out: Path) -> str:
         for _, r in front.iterrows():
             parts.append(f"| {r['strategy']} | {r['rule']} | {r['halting']} | {r['depth']} | {r['k']} | {_fmt(r)} |")
         parts.append("")
-    text = "\n".join(parts) + "\n"
-    atomic_write_text(out / "tables.md", text)
-    return text
+    return "\n".join(parts) + "\n"
+
+
+START, END = "<!-- hard-zoo-scale:start -->", "<!-- hard-zoo-scale:end -->"
+TARGETS = {"docs/scaling.md": None, "zoo/trm-sudoku9-hard/CARD.md": ["trm_top1465"],
+           "zoo/hrm-sudoku9-hard/CARD.md": ["hrm_top1465", "hrm_hardest500"]}
+
+
+def write_docs(out: Path) -> None:
+    """Replace the marked section of the docs page and of each zoo card with its tables (markers must exist)."""
+    for rel, names in TARGETS.items():
+        path = REPO / rel
+        text = path.read_text()
+        if START not in text or END not in text:
+            raise SystemExit(f"{rel} lacks the markers {START} ... {END}")
+        head, rest = text.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        atomic_write_text(path, head + START + "\n" + tables(out, names, "###") + END + tail)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.step in ("all", "run"):
         run_all(out, args.only, args.threads)
     if args.step in ("all", "tables"):
-        print(tables(out))
+        text = tables(out)
+        atomic_write_text(out / "tables.md", text)
+        write_docs(out)
+        print(text)
     return 0
 
 

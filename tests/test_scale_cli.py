@@ -121,3 +121,20 @@ def test_both_weights_are_loaded_and_named(capsys):
     assert "weights ema (available: ema, raw)" in err and "weights raw (available: ema, raw)" in err
     only = load_models([str(fixture)], "raw", "cpu", seq_len=16)
     assert list(only) == ["raw"]
+
+
+def test_a_run_killed_before_its_first_chunk_resumes(ckpts, monkeypatch):
+    import interp.guess_scaling.scale_run as scale_run
+
+    out = ckpts / "killed"
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scale_run, "collect_depth", boom)
+    with pytest.raises(KeyboardInterrupt):
+        main(_args(ckpts / "tiny", out, "--strategies", "eqr"))
+    assert (out / "chunks" / "settings.json").is_file() and not list((out / "chunks").glob("*.npz"))
+    monkeypatch.undo()
+    assert main(_args(ckpts / "tiny", out, "--strategies", "eqr")) == 0  # the folder is still ours: resumed
+    assert (out / "scaling.csv").is_file()

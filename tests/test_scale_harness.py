@@ -99,7 +99,7 @@ def test_a_killed_run_resumes_and_gives_the_same_result(tmp_path, model_and_x):
 
     def killed() -> None:
         saved.append(1)
-        if len(saved) == 2:
+        if len(saved) == 3:  # settings.json, then two chunks
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -108,7 +108,7 @@ def test_a_killed_run_resumes_and_gives_the_same_result(tmp_path, model_and_x):
     calls = []
     got = collect_chunked(tmp_path / "run", settings, [model], x, "ema", specs, 2, 3, [2], 0.1, chunk=2,
                           on_saved=lambda: calls.append(1))
-    assert len(calls) == 6 - 2  # 2 strategies x 3 chunks, 2 already on disk
+    assert len(calls) == 1 + 6 - 2  # settings, then 2 strategies x 3 chunks, 2 already on disk
     for s in ("ptrm", "eqr"):
         for f in ("grids", "q_halt", "residual", "stable"):
             np.testing.assert_array_equal(getattr(got[s][0], f), getattr(ref[s][0], f))

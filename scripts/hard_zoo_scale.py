@@ -8,7 +8,8 @@
 ``sudocue_top10000.sdm`` that cost ``tasks.sudoku.solver.solve`` the most guesses
 (ties: file order), with ``hardest500.csv`` (line, guesses). ``run`` calls
 ``interp scale`` once per entry of :data:`RUNS` (each resumes where it stopped;
-``--only NAME`` runs one). ``tables`` writes ``OUT/tables.md``: per run the
+``--only NAME`` runs one). ``tables`` writes ``OUT/tables.md`` and the marked sections of docs/scaling.md and the two
+zoo cards: per run the
 plain model, the best label-free row per strategy, the oracle ceiling and the
 Pareto front, every number with N and its Wilson 95% interval.
 """
@@ -27,18 +28,18 @@ if str(REPO) not in sys.path:
 
 from common.atomic import atomic_write_text  # noqa: E402
 from common.cli_format import Parser  # noqa: E402
-from common.cli_types import positive_int  # noqa: E402
+from common.cli_options import add_threads_option  # noqa: E402
 
 DATA = Path("/work/shared/data/sudoku")
 TOP1465 = "data/sudoku/top1465.sdm"  # relative: the settings of a resumable run must not name this checkout
 SUDOCUE = DATA / "sudocue_top10000.sdm"
-# name -> interp scale arguments (N and budgets sized for ~30 min on one CPU thread each)
+# name -> interp scale arguments (N and budgets sized for a 2-core machine shared by 7 sessions: ~10 CPU-minutes each)
 RUNS: dict[str, list[str]] = {
-    "trm_top1465": ["--ckpt", "zoo/trm-sudoku9-hard", "--puzzle-file", str(TOP1465), "--sample", "24",
-                    "--budget", "32", "--depth", "32", "--k", "16", "--strategies", "aug", "--chunk", "8"],
-    "hrm_top1465": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", str(TOP1465), "--sample", "32",
-                    "--budget", "32", "--depth", "32", "--k", "16", "--strategies", "aug,ptrm", "--chunk", "8"],
-    "hrm_hardest500": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", "{out}/sudocue_hardest500.sdm", "--sample", "32",
+    "trm_top1465": ["--ckpt", "zoo/trm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "16",
+                    "--budget", "8", "--depth", "32", "--k", "4", "--strategies", "aug", "--chunk", "8"],
+    "hrm_top1465": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "32",
+                    "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
+    "hrm_hardest500": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", "{out}/sudocue_hardest500.sdm", "--sample", "16",
                        "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
 }
 
@@ -81,19 +82,21 @@ def _fmt(r: pd.Series) -> str:
             f"{r['passes']:.2f} | {r['flops'] / 1e9:.1f}")
 
 
-def tables(out: Path) -> str:
-    """Markdown tables of every finished run under ``out`` (``tables.md``)."""
-    parts = ["# Hard zoo: test-time compute (interp scale)", "",
-             "Accuracy: exact, N puzzles, Wilson 95%. Passes and GFLOPs per puzzle (forward).", ""]
-    for name in RUNS:
+def tables(out: Path, names: list[str] | None = None, heading: str = "#") -> str:
+    """Markdown tables of the finished runs ``names`` (default all) under ``out``."""
+    parts = [f"{heading} Hard zoo: test-time compute (interp scale)", "",
+             "Accuracy: exact, N puzzles (a seed-0 random sample), Wilson 95%. Passes and GFLOPs: forward, per puzzle.",
+             "Every row is read off the same candidates; `oracle` looks at the answer (the ceiling).", ""]
+    for name in names or list(RUNS):
         f = out / name / "scaling.csv"
         if not f.is_file():
-            parts += [f"## {name}", "", "(not run)", ""]
+            parts += [f"{heading}# {name}", "", "(not run)", ""]
             continue
         t = pd.read_csv(f)
         ok = t[t["within_budget"]]
         base_depth = int(t["depth"][t["depth"] <= 16].max())
-        parts += [f"## {name}", "", "| row | strategy | rule | halting | depth | k | accuracy | passes | GFLOPs |",
+        cmd = " ".join(a.replace("{out}", str(out)) for a in RUNS[name])
+        parts += [f"{heading}# {name}", "", f"`interp scale {cmd}`", "", "| row | strategy | rule | halting | depth | k | accuracy | passes | GFLOPs |",
                   "|---|---|---|---|---|---|---|---|---|"]
         plain = ok[(ok["k"] == 1) & (ok["depth"] == base_depth) & (ok["halting"] == "off") & (ok["rule"] == "majority")]
         rows = [("plain model", plain.iloc[0])] if len(plain) else []
@@ -110,9 +113,24 @@ def tables(out: Path) -> str:
         for _, r in front.iterrows():
             parts.append(f"| {r['strategy']} | {r['rule']} | {r['halting']} | {r['depth']} | {r['k']} | {_fmt(r)} |")
         parts.append("")
-    text = "\n".join(parts) + "\n"
-    atomic_write_text(out / "tables.md", text)
-    return text
+    return "\n".join(parts) + "\n"
+
+
+START, END = "<!-- hard-zoo-scale:start -->", "<!-- hard-zoo-scale:end -->"
+TARGETS = {"docs/scaling.md": None, "zoo/trm-sudoku9-hard/CARD.md": ["trm_top1465"],
+           "zoo/hrm-sudoku9-hard/CARD.md": ["hrm_top1465", "hrm_hardest500"]}
+
+
+def write_docs(out: Path) -> None:
+    """Replace the marked section of the docs page and of each zoo card with its tables (markers must exist)."""
+    for rel, names in TARGETS.items():
+        path = REPO / rel
+        text = path.read_text()
+        if START not in text or END not in text:
+            raise SystemExit(f"{rel} lacks the markers {START} ... {END}")
+        head, rest = text.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        atomic_write_text(path, head + START + "\n" + tables(out, names, "###") + END + tail)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,16 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("step", choices=["all", "select", "run", "tables"])
     p.add_argument("--out", default="reports/hard_zoo_scale")
     p.add_argument("--only", choices=list(RUNS), help="run only this entry of RUNS")
-    p.add_argument("--threads", type=positive_int, default=1)
+    p.add_argument("--sudocue", default=str(SUDOCUE), help="sudocue_top10000.sdm, read only when OUT has no "
+                   "sudocue_hardest500.sdm yet (the committed report folder has it)")
+    add_threads_option(p)
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.step in ("all", "select") and not (out / "sudocue_hardest500.sdm").is_file():
-        select_hardest(out)
+        select_hardest(out, source=Path(args.sudocue))
     if args.step in ("all", "run"):
         run_all(out, args.only, args.threads)
     if args.step in ("all", "tables"):
-        print(tables(out))
+        text = tables(out)
+        atomic_write_text(out / "tables.md", text)
+        write_docs(out)
+        print(text)
     return 0
 
 

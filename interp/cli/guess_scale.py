@@ -1,4 +1,7 @@
-"""``interp guess-scale``: accuracy vs pass budget for test-time scaling strategies, as files for a paper.
+"""``interp guess-scale`` (deprecated: use ``interp scale``): accuracy vs pass budget for test-time scaling strategies.
+
+It prints one note pointing to ``interp scale`` (``interp.cli.scale``), which grows it into the
+depth x breadth x selection-rule harness against FLOPs; its options and files are unchanged.
 
     interp guess-scale --ckpt zoo/trm-sudoku9 --data DATASET_DIR --limit 500 --k 1,2,4,8,16 --out reports/gs
     interp guess-scale --ckpt zoo/trm-sudoku9 --puzzle-file hard.sdm --strategies aug ptrm eqr --k 1 2 4 8 16
@@ -218,8 +221,14 @@ def _weights_hash(ckpt: str, file_sha256: Any) -> str | None:
     return file_sha256(w) if w.is_file() else None
 
 
+DEPRECATION = ("note: `interp guess-scale` is deprecated, use `interp scale` (depth x breadth x selection rules "
+               "against FLOPs, resumable; docs/scaling.md)")
+
+
 def cmd_guess_scale(args: argparse.Namespace) -> int:
     import pandas as pd
+
+    print(DEPRECATION, file=sys.stderr)
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
@@ -236,7 +245,8 @@ def cmd_guess_scale(args: argparse.Namespace) -> int:
 
 
 def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("guess-scale", help="accuracy vs pass budget (augmentation, bootstrapping, PTRM, EqR)",
+    p = subparsers.add_parser("guess-scale", help="deprecated alias of `interp scale`'s predecessor: accuracy vs pass "
+                              "budget (augmentation, bootstrapping, PTRM, EqR)",
                               epilog=examples("interp guess-scale --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/qqwing_expert.sdm "
                                               "--limit 64 --strategies aug ptrm eqr --k 1 2 4 8 --out out/gs"))
     add_ckpt_option(p, repeat=True, help="checkpoint (repeat for model bootstrapping; the first one is used by 'perturb')")

@@ -28,7 +28,7 @@ from common.cli_format import examples
 from common.cli_options import (add_ckpt_option, add_device_option, add_limit_option, add_plotly,
                                 add_puzzle_file_option, add_quiet, add_task_option, add_threads_option,
                                 set_threads, show_progress)
-from common.cli_types import nonneg_float, nonneg_int, positive_float, positive_int, probability
+from common.cli_types import nonempty_str, nonneg_float, nonneg_int, positive_float, positive_int, probability
 
 DEPTH_CAP = 1024
 """Most segments per candidate (64 passes of a 16-segment model)."""
@@ -97,19 +97,21 @@ def _weights_used(meta: dict[str, Any]) -> tuple[str, list[str]]:
     return w, [w]
 
 
-def load_models(ckpts: list[str], weights: str, device: Any) -> dict[str, list[Any]]:
-    """{weights label: [model per --ckpt]}; ``both`` loads EMA and raw where the first checkpoint has both."""
+def load_models(ckpts: list[str], weights: str, device: Any, **load_kwargs: Any) -> dict[str, list[Any]]:
+    """{weights label: [model per --ckpt]}; ``both`` loads EMA and raw where the first checkpoint has both.
+
+    Each load prints which weights it uses; ``load_kwargs`` go to ``load_any`` (e.g. ``seq_len`` of an official file)."""
     from models.load import load_any
 
     def load(c: str, w: str | None) -> Any:
-        model, meta = load_any(c, **({"weights": w} if w else {}))
+        model, meta = load_any(c, **load_kwargs, **({"weights": w} if w else {}))
         used, avail = _weights_used(meta)
         print(f"loaded {c}: weights {used} (available: {', '.join(avail) or used})", file=sys.stderr)
         return model.eval().to(device), used, avail
 
     first = load(ckpts[0], None if weights in ("auto", "both") else weights)
     if weights == "both" and len(first[2]) < 2:
-        print(f"note: {ckpts[0]} holds one set of weights ({first[1]}); evaluating it alone", file=sys.stderr)
+        print(f"note: {ckpts[0]} holds one set of weights ({first[1]}); no EMA/raw comparison", file=sys.stderr)
     labels = ["ema", "raw"] if weights == "both" and len(first[2]) >= 2 else [first[1]]
     out: dict[str, list[Any]] = {}
     for lab in labels:
@@ -136,8 +138,8 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
 
     out = Path(args.out)
     check_replaceable(out, ValueError, "scale output")
-    rules = _items(args.rules, "rules", RULES)
-    halting = _items(args.halting, "halting", HALTING)
+    rules = _items(args.rules or ",".join(RULES), "rules", RULES)
+    halting = _items(args.halting or ",".join(HALTING), "halting", HALTING)
     set_threads(args)
     device = pick_device(args.device)
     ckpts = list(args.ckpt)
@@ -147,7 +149,11 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
     if not is_recurrent(m0):
         raise ValueError(f"{ckpts[0]}: {type(m0).__name__} is not a recurrent puzzle model (HRM/TRM family)")
     needs_q = [r for r in rules if r in ("q_head", "weighted_majority")] + (["halting q_head"] if "q_head" in halting else [])
-    if needs_q and not _halting_head(m0):
+    if needs_q and not _halting_head(m0) and args.rules is None and args.halting is None:
+        print(f"note: {ckpts[0]} has no trained halting head; left out {', '.join(needs_q)}", file=sys.stderr)
+        rules = [r for r in rules if r not in ("q_head", "weighted_majority")]
+        halting = [h for h in halting if h != "q_head"]
+    elif needs_q and not _halting_head(m0):
         raise ValueError(f"{', '.join(needs_q)} need halting logits, but {ckpts[0]} has no trained halting head "
                          "(its q_head is all zero); leave them out with --rules/--halting")
     for c, m in zip(ckpts[1:], models0[1:]):
@@ -256,9 +262,9 @@ def add_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
                                               "--limit 16 --budget 4 --out out/scale"))
     add_ckpt_option(p, repeat=True, help="checkpoint (repeat for the bootstrap strategy; the first is used by the others)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="dataset directory (training/test splits as written by the data builders)")
+    src.add_argument("--data", type=nonempty_str, help="dataset directory (training/test splits as written by the data builders)")
     add_puzzle_file_option(src)
-    p.add_argument("--split", default="test", help="split of --data")
+    p.add_argument("--split", type=nonempty_str, default="test", help="split of --data")
     add_task_option(p)
     add_limit_option(p)
     p.add_argument("--sample", type=positive_int, help="a seed-fixed random subset of this many of the (first --limit) "
@@ -268,22 +274,25 @@ def add_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--depth", type=positive_int, help=f"deepest depth in segments (default 2 x halt_max_steps; cap {DEPTH_CAP})")
     p.add_argument("--k", type=positive_int, help=f"largest breadth: candidates per puzzle and strategy (default: what "
                                                   f"the budget pays at --depth; cap {K_CAP})")
-    p.add_argument("--strategies", default="aug,ptrm,eqr", help=f"comma-separated from {', '.join(STRATEGIES)}")
-    p.add_argument("--rules", default=",".join(RULES), help=f"comma-separated from {', '.join(RULES)}")
-    p.add_argument("--halting", default=",".join(HALTING), help=f"comma-separated from {', '.join(HALTING)}")
+    p.add_argument("--strategies", type=nonempty_str, default="aug,ptrm,eqr", help=f"comma-separated from {', '.join(STRATEGIES)}")
+    p.add_argument("--rules", type=nonempty_str, help=f"comma-separated from {', '.join(RULES)} (default all; without a trained halting "
+                                   "head all but q_head and weighted_majority)")
+    p.add_argument("--halting", type=nonempty_str, help=f"comma-separated from {', '.join(HALTING)} (default all; without a trained "
+                                     "halting head off,fixed_point)")
     p.add_argument("--tol", type=positive_float, default=1e-3, help="fixed-point halting: residual below this")
     p.add_argument("--noise", type=nonneg_float, default=0.05, help="PTRM: latent noise relative to the state rms")
     p.add_argument("--stab-noise", type=nonneg_float, default=0.1, help="stability rule: re-noising scale")
     p.add_argument("--topk-frac", type=probability, default=0.25, help="residual_topk: share of candidates that vote")
-    p.add_argument("--preset", default="random", help="aug perturbations: sudoku random|cyclic|digits|geometric; "
+    p.add_argument("--preset", type=nonempty_str, default="random", help="aug perturbations: sudoku random|cyclic|digits|geometric; "
                                                       "maze dihedral|dihedral+swap|swap")
-    p.add_argument("--weights", choices=WEIGHTS, default="auto",
-                   help="auto (EMA when the file has it), ema, raw, or both (each evaluated)")
+    p.add_argument("--weights", choices=WEIGHTS, default="both",
+                   help="both (EMA and raw each evaluated where the file has both, else its one set), auto (EMA "
+                        "when the file has it), ema, raw")
     p.add_argument("--chunk", type=positive_int, default=32, help="puzzles per saved chunk (the resume unit)")
     p.add_argument("--seed", type=nonneg_int, default=0)
     add_device_option(p)
     add_threads_option(p)
-    p.add_argument("--out", required=True, help="output directory (rerun the same command to resume)")
+    p.add_argument("--out", type=nonempty_str, required=True, help="output directory (rerun the same command to resume)")
     add_plotly(p)
     add_quiet(p)
     p.set_defaults(func=cmd_scale)

@@ -61,6 +61,8 @@ def collect_chunked(out: Path, settings: dict[str, Any], models: Sequence[Any], 
     folder = Path(out) / "chunks"
     check_settings(out, settings)
     atomic_write_text(folder / "settings.json", json.dumps(settings, indent=1, sort_keys=True))
+    if on_saved is not None:
+        on_saved()  # the caller's provenance lists settings.json before any chunk exists
     n = x.shape[0]
     starts = list(range(0, n, chunk))
     todo = [(s, c) for s in specs for c in range(len(starts))

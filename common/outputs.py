@@ -85,8 +85,10 @@ def check_replaceable(out: str | os.PathLike, error: type[Exception] = ValueErro
     if not listed_files(p):
         return False
     if recorded_files(p, error) is None and not known:
-        raise error(f"refusing to write to {p}: it is not empty and holds no {what} this tool wrote "
-                    f"(no {PROVENANCE} record); choose another directory")
+        names = listed_files(p)
+        raise error(f"refusing to write to {p}: it is not empty and holds no {what} this tool wrote (no {PROVENANCE} "
+                    f"record; {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} (not written by this tool)); "
+                    "choose another directory")
     bad = unowned_files(p, error, known)
     if bad:
         raise error(f"refusing to replace {p}: {'; '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; "

@@ -54,6 +54,7 @@ from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
 MANIFEST = "manifest.json"
 VIEWER = "viewer.html"
 _META_KEYS = ("format", "fingerprint", "n_puzzles", "chunk_size", "n_chunks", "meta", "steps", "arrays", "state_arrays")
+_LEGACY_OWN = re.compile(r"^(viewer\.html|plotly\.min\.js|attention_mass\.csv|attention_heads\.png)$")
 _CHUNK = re.compile(r"^chunk_\d{5}\.safetensors$")
 _STALE_TMP = re.compile(r"^(\.tmp[A-Za-z0-9]{6}|\..+\.tmp-.+)$")  # safetensors' own, and atomic_write's
 
@@ -205,6 +206,7 @@ def _check_manifest_types(man: dict[str, Any], p: Path) -> None:
             and all(_is_int(n) and n >= 0 for n in v["tail"]) for v in specs.values())
         if not ok:
             raise bad(f"'{key}' must map array names to {{dtype, tail}} specs")
+    _check_meta_values(man, bad)
     if not isinstance(man["chunks"], list):
         raise bad("'chunks' must be a list")
     for i, c in enumerate(man["chunks"]):
@@ -216,12 +218,48 @@ def _check_manifest_types(man: dict[str, Any], p: Path) -> None:
             raise bad(f"chunk entry {i} is malformed: {str(c)[:120]}")
 
 
+MAX_SEQ_LEN = 1 << 20  # tokens per puzzle a trace may claim (a forged manifest cannot claim more)
+_GRID_LIMIT = {"sudoku": 25, "maze": 1024, "arc": 30}
+
+
+def _check_meta_values(man: dict[str, Any], bad: Any) -> None:
+    """The metadata values the readers trust (sizes, grid, step count), checked against the schema whatever the
+    manifest's hash says (the hash is recomputable by anyone who edits the manifest)."""
+    meta = man["meta"]
+    for key, hi in (("seq_len", MAX_SEQ_LEN), ("hidden_size", 1 << 20), ("vocab_size", 1 << 24),
+                    ("n_segments", 1 << 16), ("n_steps", 1 << 24), ("prefix_len", MAX_SEQ_LEN)):
+        if key in meta and not (_is_int(meta[key]) and 0 <= meta[key] <= hi):
+            raise bad(f"meta {key!r} must be a count up to {hi}, got {str(meta[key])[:60]!r}")
+    if _is_int(meta.get("n_steps")) and meta["n_steps"] != len(man["steps"]):
+        raise bad(f"meta 'n_steps' is {meta['n_steps']} but the step table has {len(man['steps'])} rows")
+    spec = man["arrays"].get("inputs") if isinstance(man["arrays"], dict) else None
+    if _is_int(meta.get("seq_len")) and isinstance(spec, dict) and isinstance(spec.get("tail"), list) \
+            and spec["tail"][:1] and spec["tail"][0] != meta["seq_len"]:
+        raise bad(f"meta 'seq_len' is {meta['seq_len']} but the stored inputs hold {spec['tail'][0]} tokens")
+    task = meta.get("task")
+    if task is None or isinstance(task, str):
+        return
+    if not isinstance(task, dict) or not isinstance(task.get("name", ""), (str, type(None))):
+        raise bad(f"meta 'task' must be a name or {{name, grid}}, got {str(task)[:60]!r}")
+    grid = task.get("grid")
+    if grid is None:
+        return
+    side = _GRID_LIMIT.get(task.get("name") or "", 1 << 10)
+    if not (isinstance(grid, list) and len(grid) == 2 and all(_is_int(g) and 1 <= g <= side for g in grid)):
+        raise bad(f"meta task grid must be [rows, cols] with 1..{side} each, got {str(grid)[:60]!r}")
+    if _is_int(meta.get("seq_len")) and grid[0] * grid[1] > meta["seq_len"]:
+        raise bad(f"meta task grid {grid} has more cells than the {meta['seq_len']} tokens per puzzle")
+    if task.get("name") == "sudoku" and (grid[0] != grid[1] or round(grid[0] ** 0.5) ** 2 != grid[0]):
+        raise bad(f"meta task grid {grid} is not a Sudoku grid (S x S with S = n*n)")
+
+
 # ----------------------------------------------------------------------------- writing
 def owned_hashes(out: Path) -> dict[str, str | None]:
     """Files of a trace directory this tool owns by its own manifest: the manifest itself when it is a trace
     manifest, the chunks it lists (a damaged one is re-traced on resume, so it is owned whatever its bytes) and
     chunks of the same trace a killed run wrote before listing them. Other files (viewer, attention tables) are
-    owned only through the folder's ``provenance.json`` record (``common.outputs``), never by their name."""
+    owned through the folder's ``provenance.json`` record (``common.outputs``), not by their name; only a trace
+    written before those records existed (a trace manifest, no record) owns them by name."""
     if not is_own_trace(out):
         return {}
     try:
@@ -230,6 +268,8 @@ def owned_hashes(out: Path) -> dict[str, str | None]:
         return {}
     known: dict[str, str | None] = {c["file"]: None for c in man["chunks"]}
     known[MANIFEST] = file_sha256(out / MANIFEST)
+    if recorded_files(out, TraceError) is None:  # a trace written before provenance records: its files by name
+        known.update({p.name: None for p in out.iterdir() if _LEGACY_OWN.match(p.name)})
     for p in out.glob("chunk_*.safetensors"):  # written by a run killed before it listed the chunk
         if p.name not in known and _CHUNK.match(p.name) and p.is_file() and not p.is_symlink():
             try:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_dir
+from common.outputs import check_replaceable, ensure_out_not_symlink, record_outputs
 from common.cli_format import Parser, UsageError, examples, print_error
 from common.cli_types import nonempty_str, path_str, positive_int
 from common.untrusted import read_json, regular_file
@@ -453,6 +454,15 @@ def model_card(meta: dict[str, Any], n_params: int, repo: str | None, card: str 
     return "\n".join(lines) + "\n"
 
 
+def _check_export_dst(dst: Path, overwrite: bool) -> None:
+    """An export folder must be new or empty, or (``overwrite``) an earlier export whose files are all recorded
+    unchanged in its ``provenance.json``: the export replaces the folder whole, so any other file is refused."""
+    ensure_out_not_symlink(dst, CheckpointError)
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())) and not overwrite:
+        raise CheckpointError(f"{dst} exists and is not empty (pass --overwrite to replace it)")
+    check_replaceable(dst, CheckpointError, "export")
+
+
 def export_zoo(ckpt: str | os.PathLike, out: str | os.PathLike, repo: str | None = None,
                overwrite: bool = False) -> Path:
     """Write a zoo checkpoint as a Hub-ready folder (weights, config, README.md card); atomic, nothing on error."""
@@ -461,8 +471,7 @@ def export_zoo(ckpt: str | os.PathLike, out: str | os.PathLike, repo: str | None
     src, dst = Path(ckpt), Path(out)
     if repo is not None:
         parse_hub_spec(PREFIX + repo)
-    if dst.exists() and any(dst.iterdir()) and not overwrite:
-        raise CheckpointError(f"{dst} exists and is not empty (pass --overwrite to replace it)")
+    _check_export_dst(dst, overwrite)
     model, meta = load_checkpoint(src)  # validates weights and config before anything is written
     n_params = sum(p.numel() for p in model.parameters())
     card = (src / "CARD.md").read_text() if (src / "CARD.md").is_file() else None
@@ -472,6 +481,7 @@ def export_zoo(ckpt: str | os.PathLike, out: str | os.PathLike, repo: str | None
             if (src / f).is_file():
                 shutil.copy2(src / f, tmp / f)
         (tmp / "README.md").write_text(model_card(meta, n_params, repo, card, evaluation))
+        record_outputs(tmp, {"command": "models.hub export"})
     return dst
 
 
@@ -494,8 +504,7 @@ def export_checkpoint(src: str | os.PathLike, out: str | os.PathLike, repo: str 
         return export_zoo(s, dst, repo, overwrite)
     if repo is not None:
         parse_hub_spec(PREFIX + repo)
-    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())) and not overwrite:
-        raise CheckpointError(f"{dst} exists and is not empty (pass --overwrite to replace it)")
+    _check_export_dst(dst, overwrite)
     if not s.exists():
         raise CheckpointError(f"checkpoint not found: {s}")
     model, meta = load_official(s, **load_kwargs)  # every check happens before anything is written
@@ -508,6 +517,7 @@ def export_checkpoint(src: str | os.PathLike, out: str | os.PathLike, repo: str 
         inner.rmdir()
         card_meta = {"model": meta["model"], "task": None}
         (tmp / "README.md").write_text(model_card(card_meta, n_params, repo, None, None))
+        record_outputs(tmp, {"command": "models.hub export"})
     return dst
 
 

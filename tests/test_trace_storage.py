@@ -188,7 +188,7 @@ def test_atomic_writes_leave_no_temporaries(model, data, tmp_path):
     x, y, pid = data
     out = trace_to_disk(model, (x, y, pid), tmp_path / "t", chunk_size=3, progress=False)
     assert sorted(os.listdir(out)) == ["chunk_00000.safetensors", "chunk_00001.safetensors", "chunk_00002.safetensors",
-                                       "chunk_00003.safetensors", "manifest.json"]
+                                       "chunk_00003.safetensors", "manifest.json", "provenance.json"]
     umask = os.umask(0)
     os.umask(umask)
     assert all((p.stat().st_mode & 0o777) == (0o666 & ~umask) for p in out.iterdir())

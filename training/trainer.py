@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from common.atomic import atomic_write_json
-from common.outputs import ensure_out_not_symlink
+from common.outputs import check_replaceable, ensure_out_not_symlink, record_outputs
 from common.untrusted import read_json
 from models.checkpoint import (
     CheckpointError,
@@ -150,6 +150,8 @@ class Trainer:
         """Refuse an output folder holding another run (unless resuming it) or a stray metrics.jsonl."""
         if not resume and checkpoint_dir(self.out / "last").exists():
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+        if not resume:  # a new run never writes among a user's files
+            check_replaceable(self.out, ConfigError, "training run")
         if (self.out / "metrics.jsonl").exists() and not checkpoint_dir(self.out / "last").exists():
             raise ConfigError(f"{self.out} holds a metrics.jsonl this run did not write; choose another --out")
 
@@ -558,6 +560,8 @@ class Trainer:
                 bar.close()
             if self._tb is not None:
                 self._tb.close()
+        if self.dist.is_main:  # the finished run's files, each with its SHA-256 (common.outputs)
+            record_outputs(self.out, {"command": "training", "step": self.step})
         return {"step": self.step, "eval": self.last_eval, "out": str(self.out)}
 
 

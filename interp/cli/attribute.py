@@ -189,6 +189,9 @@ def _run(args, methods, pairs, task, names, out: Path, device, main_rank: bool) 
         print(f"viewer written to {path}")
     except Exception as e:  # noqa: BLE001 - the tables are already safe on disk
         print(f"warning: could not write the attribution viewer ({type(e).__name__}: {e})", file=sys.stderr)
+    from common.outputs import record_outputs
+
+    record_outputs(out, {"command": "attribute"})  # every file written, with its SHA-256
     print(f"written to {out}: attribution.csv, pairs.csv, settings.json")
     return 0
 
@@ -210,7 +213,8 @@ OUTPUTS = ["attribution.csv", "pairs.csv", "settings.json", "comparison.csv", "p
 
 def _claim_out(out: Path) -> Path:
     """``out`` if it is new, empty or an earlier ``interp attribute`` output (resumed or replaced); marks it ours."""
-    from common.io import TOOL_MARK, atomic_write_json, ensure_out_not_symlink, read_json
+    from common.io import TOOL_MARK, ensure_out_not_symlink, read_json
+    from common.outputs import check_replaceable, listed_files, record_outputs
 
     out = ensure_out_not_symlink(out)
     if out.exists() and not out.is_dir():
@@ -223,8 +227,11 @@ def _claim_out(out: Path) -> Path:
         if not (isinstance(prov, dict) and prov.get("tool") == TOOL_MARK and prov.get("command") == "attribute"):
             raise ValueError(f"refusing to write to {out}: it is not empty and is no earlier 'interp attribute' "
                              "output; choose another --out")
-    atomic_write_json(out / "provenance.json", {"tool": TOOL_MARK, "command": "attribute",
-                                                 "files": OUTPUTS + ["patch_chunks/"]})
+    # every file must be one this command recorded, unchanged; patch chunks are resumable (their store checks them)
+    chunks = {f: None for f in listed_files(out) if f.startswith("patch_chunks/")} if out.is_dir() else {}
+    check_replaceable(out, ValueError, "'interp attribute' output", known=chunks)
+    out.mkdir(parents=True, exist_ok=True)
+    record_outputs(out, {"command": "attribute"}, known=chunks)
     return out
 
 

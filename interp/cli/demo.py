@@ -24,7 +24,10 @@ def demo_puzzles(n: int, seed: int, size: int = 9) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import hashlib
+
     from common.io import atomic_write_text, ensure_out_not_symlink
+    from common.outputs import check_replaceable, listed_files, record_outputs, recorded_files
     from common.cli_format import Parser
     from interp.cli.common import checkpoint_task, load_model
     from interp.cli.trace import add_trace_parsers, cmd_trace
@@ -38,14 +41,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     load_model(str(ckpt))
     text = "\n".join(demo_puzzles(args.n, args.seed)) + "\n"
     puzzle_file = out / "puzzles.sdm"
-    if puzzle_file.is_symlink() or (puzzle_file.exists() and (not puzzle_file.is_file() or
-                                                              puzzle_file.read_bytes() != text.encode())):
-        raise ValueError(f"refusing to overwrite {puzzle_file}: it is not the demo's own puzzle file; "
-                         "choose another --out")
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in ("puzzles.sdm", "trace")) if out.is_dir() else []
-    if foreign or (out.exists() and not out.is_dir()):
-        raise ValueError(f"refusing to use {out}: it holds files the demo did not write "
-                         f"({', '.join(foreign[:3]) or out.name}); choose another --out")
+    # only an earlier demo's files (recorded with their SHA-256) are replaced; trace/ is checked by the trace itself
+    known = {f: None for f in listed_files(out) if f.startswith("trace/")} if out.is_dir() else {}
+    if out.is_dir() and recorded_files(out) is None:  # a demo from before records: its puzzles if unchanged
+        known["puzzles.sdm"] = hashlib.sha256(text.encode()).hexdigest()
+    check_replaceable(out, ValueError, "demo output", known=known)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(puzzle_file, text)
     print(f"demo: tracing {ckpt} on {args.n} freshly generated 9x9 puzzles (seed {args.seed}) -> {out}\n")
@@ -56,7 +56,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "trace", "--ckpt", str(ckpt), "--puzzle-file", str(puzzle_file), "--out", str(out / "trace"),
         "--state-puzzles", str(min(args.n, DEMO_STATE_PUZZLES)), "--viewer-puzzles", str(min(args.n, 16)), "--color", args.color, "--overwrite", *(["--quiet"] if args.quiet else []),
     ])
-    return cmd_trace(trace_args)
+    rc = cmd_trace(trace_args)
+    record_outputs(out, {"command": "demo"})
+    return rc
 
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import shlex
 import sys
 import time
@@ -128,7 +127,8 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
     from models.checkpoint import read_checkpoint_config
     from models.load import load_any
 
-    from common.io import TOOL_MARK, atomic_write, check_replaceable, file_sha256, write_html
+    from common.io import atomic_write, check_replaceable, file_sha256, write_html
+    from common.outputs import record_outputs
     from interp.guess_scaling.curves import budget_table, collect_strategy_runs, strategy_name, wide_table
     from interp.guess_scaling.plots import guess_scaling_figure, plot_guess_scaling
 
@@ -180,7 +180,6 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
           + _markdown(per_model, f3))
     atomic_write(out / "guess_scaling.md", lambda tmp: Path(tmp).write_text(md))
     prov = {
-        "tool": TOOL_MARK, "files": list(OUTPUT_FILES),
         "command": "interp " + " ".join(shlex.quote(a) for a in args.argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "checkpoints": [{"path": c, "sha256": _weights_hash(c, file_sha256)} for c in ckpts],
@@ -192,9 +191,9 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "torch": torch.__version__, "device": str(device),
     }
-    atomic_write(out / "provenance.json", lambda tmp: Path(tmp).write_text(json.dumps(prov, indent=2)))
     plot_guess_scaling(table, out / "guess_scaling.png")
     write_html(guess_scaling_figure(table), out / "guess_scaling.html", plotly_js=getattr(args, "plotly", "file"))
+    record_outputs(out, prov)  # every file written, with its SHA-256
     return {"table": table, "models": per_model, "out": out, "seconds": seconds}
 
 

@@ -32,10 +32,10 @@ def cmd_influence(args: argparse.Namespace) -> int:
     if args.segments is not None and args.segments < 1:
         raise ValueError(f"--segments must be >= 1, got {args.segments}")
     from common.io import ensure_out_not_symlink
+    from common.outputs import check_replaceable, record_outputs
 
     out = ensure_out_not_symlink(Path(args.out))
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"refusing to write to {out}: it exists and is not a directory")
+    check_replaceable(out, ValueError, "influence output")  # only an earlier output's unchanged files are replaced
     task = checkpoint_task(args.ckpt, args.task, command="influence")
     if task.name not in ("sudoku", "maze"):
         raise ValueError(f"interp influence summarises Sudoku and maze checkpoints, not {task.name}")
@@ -89,6 +89,7 @@ def cmd_influence(args: argparse.Namespace) -> int:
         print(table.round(4).to_string(index=False))
     atomic_write_json(out / "settings.json", {**res.settings, "checkpoint": args.ckpt, "task": task.name,
                                               "puzzles": batch.names[:len(x)]})
+    record_outputs(out, {"command": "influence"})
     print(f"written to {out}: {', '.join(written)}, settings.json")
     return 0
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from common.cli_types import batch_int, bounded_int, nonneg_int, path_str, seed_int
 from common.cli_options import add_threads_option, set_threads
+from common.outputs import check_replaceable
 from interp.cli.common import add_puzzle_inputs, checkpoint_task, load_model
 
 
@@ -28,12 +29,13 @@ def cmd_stability(args: argparse.Namespace) -> int:
     from interp.stability.report import write_stability_report
     from interp.stability.run import stability
 
+    out = Path(args.out) if args.out else Path("out") / "stability" / Path(args.ckpt).resolve().name
+    check_replaceable(out, ValueError, "stability output")  # before any work: never a user's files, never a link
     set_threads(args)
     model, _ = load_model(args.ckpt)
     result = stability(model, batch.inputs, batch.labels, n_segments=args.segments, unit=args.unit, k=args.tangents,
                        burn_in=args.burn_in, batch_size=args.batch_size, seed=args.seed,
                        progress=sys.stderr.isatty() and len(batch.inputs) > 1)
-    out = Path(args.out) if args.out else Path("out") / "stability" / Path(args.ckpt).resolve().name
     prov = {"checkpoint": args.ckpt, "puzzles": args.puzzle_file or "--puzzle", "limit": args.limit}
     paths = write_stability_report(result, out, title=f"Stability of {Path(args.ckpt).name}", provenance=prov)
     if "report" in paths:

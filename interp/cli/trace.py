@@ -231,7 +231,7 @@ def _trace_sharded(args: argparse.Namespace, model, data, out: Path, n: int, nam
 
 
 def _report_trace(args: argparse.Namespace, out: Path, n: int, names, notes, task, source) -> int:
-    from interp.tracing.store import load_trace
+    from interp.tracing.store import load_trace, record_trace_files
 
     if source is not None:
         for note in source.notes[len(notes[:5]):][:5]:
@@ -257,6 +257,7 @@ def _report_trace(args: argparse.Namespace, out: Path, n: int, names, notes, tas
     if getattr(args, "attention", False):
         _attention_summary(tr, task, out)
     write_trace_viewer(tr, out, names=names, n=args.viewer_puzzles, plotly_js=args.plotly)
+    record_trace_files(out)  # the viewer and attention files join the folder's record (name + SHA-256)
     return 0
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from common.atomic import atomic_write_text, replace_dir, temp_dir_beside
 from common.hashing import file_sha256
-from common.outputs import TOOL_MARK, check_replaceable, listed_files
+from common.outputs import check_replaceable, record_outputs
 from common.plotly_html import write_html
 from interp.report.config import DEFAULT_ANALYSES, ReportConfig, RunSpec, TableSpec
 from interp.report.tables import BUILDERS, ReportError, ReportTable, gate_phase_rows, puzzle_rows, training_run_row
@@ -502,8 +502,6 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
             "",
         ]))
         prov = {
-            "tool": TOOL_MARK,
-            "files": listed_files(work) + ["provenance.json"],
             "created": created,
             "command": command,
             "cwd": cwd,
@@ -520,7 +518,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike, command: str | None 
             "alpha": cfg.alpha,
             "ci": "Student-t interval of the mean across replicates (see interp.report.tables)",
         }
-        atomic_write_text(work / "provenance.json", json.dumps(prov, indent=1, default=str) + "\n")
+        record_outputs(work, prov)  # every file with its SHA-256: a later --overwrite replaces only those
         replace_dir(work, out)
         mode = 0o777 & ~_umask()
         os.chmod(out, mode)

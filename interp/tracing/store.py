@@ -47,14 +47,16 @@ import pandas as pd
 from safetensors import SafetensorError, safe_open
 
 from common.io import atomic_write, atomic_write_text, ensure_out_not_symlink, file_sha256, read_json
+from common.outputs import PROVENANCE, record_outputs, recorded_files, unowned_files
 from interp.tracing.schema import STEP_COLUMNS
 from interp.tracing.trace import FORMAT, MemoryStates, Trace, TraceError
 
 MANIFEST = "manifest.json"
 VIEWER = "viewer.html"
 _META_KEYS = ("format", "fingerprint", "n_puzzles", "chunk_size", "n_chunks", "meta", "steps", "arrays", "state_arrays")
+_LEGACY_OWN = re.compile(r"^(viewer\.html|plotly\.min\.js|attention_mass\.csv|attention_heads\.png)$")
+_CHUNK = re.compile(r"^chunk_\d{5}\.safetensors$")
 _STALE_TMP = re.compile(r"^(\.tmp[A-Za-z0-9]{6}|\..+\.tmp-.+)$")  # safetensors' own, and atomic_write's
-_OWN_FILE = re.compile(r"^(manifest\.json|viewer\.html|plotly\.min\.js|attention_mass\.csv|attention_heads\.png|chunk_\d{5}\.safetensors)$")
 
 
 class TraceIncompleteError(TraceError):
@@ -204,6 +206,7 @@ def _check_manifest_types(man: dict[str, Any], p: Path) -> None:
             and all(_is_int(n) and n >= 0 for n in v["tail"]) for v in specs.values())
         if not ok:
             raise bad(f"'{key}' must map array names to {{dtype, tail}} specs")
+    _check_meta_values(man, bad)
     if not isinstance(man["chunks"], list):
         raise bad("'chunks' must be a list")
     for i, c in enumerate(man["chunks"]):
@@ -215,10 +218,82 @@ def _check_manifest_types(man: dict[str, Any], p: Path) -> None:
             raise bad(f"chunk entry {i} is malformed: {str(c)[:120]}")
 
 
+MAX_SEQ_LEN = 1 << 20  # tokens per puzzle a trace may claim (a forged manifest cannot claim more)
+_GRID_LIMIT = {"sudoku": 25, "maze": 1024, "arc": 30}
+
+
+def _check_meta_values(man: dict[str, Any], bad: Any) -> None:
+    """The metadata values the readers trust (sizes, grid, step count), checked against the schema whatever the
+    manifest's hash says (the hash is recomputable by anyone who edits the manifest)."""
+    meta = man["meta"]
+    for key, hi in (("seq_len", MAX_SEQ_LEN), ("hidden_size", 1 << 20), ("vocab_size", 1 << 24),
+                    ("n_segments", 1 << 16), ("n_steps", 1 << 24), ("prefix_len", MAX_SEQ_LEN)):
+        if key in meta and not (_is_int(meta[key]) and 0 <= meta[key] <= hi):
+            raise bad(f"meta {key!r} must be a count up to {hi}, got {str(meta[key])[:60]!r}")
+    if _is_int(meta.get("n_steps")) and meta["n_steps"] != len(man["steps"]):
+        raise bad(f"meta 'n_steps' is {meta['n_steps']} but the step table has {len(man['steps'])} rows")
+    spec = man["arrays"].get("inputs") if isinstance(man["arrays"], dict) else None
+    if _is_int(meta.get("seq_len")) and isinstance(spec, dict) and isinstance(spec.get("tail"), list) \
+            and spec["tail"][:1] and spec["tail"][0] != meta["seq_len"]:
+        raise bad(f"meta 'seq_len' is {meta['seq_len']} but the stored inputs hold {spec['tail'][0]} tokens")
+    task = meta.get("task")
+    if task is None or isinstance(task, str):
+        return
+    if not isinstance(task, dict) or not isinstance(task.get("name", ""), (str, type(None))):
+        raise bad(f"meta 'task' must be a name or {{name, grid}}, got {str(task)[:60]!r}")
+    grid = task.get("grid")
+    if grid is None:
+        return
+    side = _GRID_LIMIT.get(task.get("name") or "", 1 << 10)
+    if not (isinstance(grid, list) and len(grid) == 2 and all(_is_int(g) and 1 <= g <= side for g in grid)):
+        raise bad(f"meta task grid must be [rows, cols] with 1..{side} each, got {str(grid)[:60]!r}")
+    if _is_int(meta.get("seq_len")) and grid[0] * grid[1] > meta["seq_len"]:
+        raise bad(f"meta task grid {grid} has more cells than the {meta['seq_len']} tokens per puzzle")
+    if task.get("name") == "sudoku" and (grid[0] != grid[1] or round(grid[0] ** 0.5) ** 2 != grid[0]):
+        raise bad(f"meta task grid {grid} is not a Sudoku grid (S x S with S = n*n)")
+
+
 # ----------------------------------------------------------------------------- writing
+def owned_hashes(out: Path) -> dict[str, str | None]:
+    """Files of a trace directory this tool owns by its own manifest: the manifest itself when it is a trace
+    manifest, the chunks it lists (a damaged one is re-traced on resume, so it is owned whatever its bytes) and
+    chunks of the same trace a killed run wrote before listing them. Other files (viewer, attention tables) are
+    owned through the folder's ``provenance.json`` record (``common.outputs``), not by their name; only a trace
+    written before those records existed (a trace manifest, no record) owns them by name."""
+    if not is_own_trace(out):
+        return {}
+    try:
+        man = read_manifest(out)
+    except TraceError:
+        return {}
+    known: dict[str, str | None] = {c["file"]: None for c in man["chunks"]}
+    known[MANIFEST] = file_sha256(out / MANIFEST)
+    if recorded_files(out, TraceError) is None:  # a trace written before provenance records: its files by name
+        known.update({p.name: None for p in out.iterdir() if _LEGACY_OWN.match(p.name)})
+    for p in out.glob("chunk_*.safetensors"):  # written by a run killed before it listed the chunk
+        if p.name not in known and _CHUNK.match(p.name) and p.is_file() and not p.is_symlink():
+            try:
+                with safe_open(str(p), framework="np") as f:
+                    ours = (f.metadata() or {}).get("fingerprint") == man.get("fingerprint")
+            except (SafetensorError, OSError):
+                ours = False
+            if ours:
+                known[p.name] = file_sha256(p)
+    return known
+
+
 def foreign_files(out: Path) -> list[str]:
-    """Names in a trace directory that this tool did not write (kept safe by ``--overwrite``)."""
-    return sorted(p.name for p in out.iterdir() if not (_OWN_FILE.match(p.name) or _STALE_TMP.match(p.name)))
+    """Files in a trace directory this tool may not replace, as ``"name (why)"``: not recorded as written by it,
+    changed since, or links (stale temporaries of a killed writer are its own)."""
+    return [f for f in unowned_files(out, TraceError, owned_hashes(out)) if not _STALE_TMP.match(f.split(" (")[0])]
+
+
+def record_trace_files(out: Path, command: str = "trace") -> None:
+    """Record every file of the trace directory with its SHA-256 in ``provenance.json`` (``common.outputs``;
+    chunk hashes are taken from the manifest, which the writer computed)."""
+    man = read_manifest(out)
+    known = {c["file"]: c["sha256"] for c in man["chunks"] if isinstance(c.get("sha256"), str)}
+    record_outputs(out, {"command": command}, known=known)
 
 
 def is_own_trace(out: Path) -> bool:
@@ -231,9 +306,11 @@ def is_own_trace(out: Path) -> bool:
 
 
 def remove_own_files(out: Path) -> None:
-    """Delete what this tool wrote in ``out`` (manifest, chunks, viewer, temporaries); never anything else."""
+    """Delete what this tool wrote in ``out`` (recorded files, manifest, chunks, temporaries); call after
+    ``foreign_files`` found nothing else."""
+    owned = {**(recorded_files(out, TraceError) or {}), **owned_hashes(out), PROVENANCE: ""}
     for p in out.iterdir():
-        if (_OWN_FILE.match(p.name) or _STALE_TMP.match(p.name)) and p.is_file() and not p.is_symlink():
+        if (p.name in owned or _STALE_TMP.match(p.name)) and p.is_file() and not p.is_symlink():
             p.unlink()
 
 
@@ -252,8 +329,8 @@ def prepare_dir(out: Path, fingerprint: str, overwrite: bool, resume: bool) -> d
         if has_manifest and not is_own_trace(out):
             raise TraceError(f"refusing to use {out}: its {MANIFEST} was not written by this tool; choose another directory")
         if foreign:
-            raise TraceError(f"refusing to use {out}: it is not empty and holds files this tool did not write "
-                             f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); choose another directory")
+            raise TraceError(f"refusing to use {out}: it is not empty and holds files this tool did not write or that changed since "
+                             f"({'; '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); choose another directory")
         if overwrite:
             remove_own_files(out)
     if not out.exists():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ from interp.tracing.store import (
     array_specs,
     json_default,
     prepare_dir,
+    record_trace_files,
+    verify_chunks,
     steps_records,
     utc_now,
     write_chunk_entry,
@@ -318,6 +321,7 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
         man["complete"] = True
         man["updated"] = utc_now()
         write_manifest(out, man)
+        record_trace_files(out)
     group.gather(None)  # every rank returns once the manifest is complete
     return out
 
@@ -357,7 +361,16 @@ def _start_manifest(model, plan: _Plan, out: Path, overwrite: bool, resume: bool
     """
     man = prepare_dir(out, plan.fingerprint, overwrite, resume)
     if man is not None and man.get("complete"):
-        return man, ("complete", None)
+        try:  # a complete trace is reused only after every chunk checks out (hash, size, place, fingerprint)
+            verify_chunks(out, man, sorted(man["chunks"], key=lambda c: c["start"]), verify=True)
+            if sum(c["stop"] - c["start"] for c in man["chunks"]) != man["n_puzzles"]:
+                raise TraceError("its chunks do not cover every puzzle")
+            print(f"{out}: already complete, verified ({len(man['chunks'])} chunk(s), SHA-256)", file=sys.stderr)
+            return man, ("complete", None)
+        except TraceError as e:
+            why = str(e).split(": ", 1)[-1]
+            print(f"note: {out} was marked complete but {why}; tracing the missing or damaged chunks again",
+                  file=sys.stderr)
     done = {c["index"]: c for c in (man or {}).get("chunks", []) if _chunk_ok(out, c, plan.fingerprint)}
     schema, src = plan.schema, plan.src
     meta = trace_meta(model, schema, seq_len=plan.seq_len,

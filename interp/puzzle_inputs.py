@@ -9,6 +9,8 @@ project's solvers) for the checkpoint's task.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,10 @@ class PuzzleInputs:
     task: dict[str, Any] | None
 
 
+BIG_FILE_BYTES = 20 << 20
+"""A puzzle file above this size read whole gets a note on stderr first."""
+
+
 def load_puzzle_inputs(meta: dict[str, Any], data: Any = None, puzzle_file: Any = None, split: str = "test",
                        limit: int | None = None, task: str | None = None) -> PuzzleInputs:
     """The first ``limit`` puzzles of dataset directory ``data`` (its ``split``) or of ``puzzle_file``.
@@ -34,6 +40,10 @@ def load_puzzle_inputs(meta: dict[str, Any], data: Any = None, puzzle_file: Any 
         from tasks.puzzles import read_puzzles, resolve_task
 
         info = resolve_task(meta["model"], meta.get("task"), task)
+        big = Path(puzzle_file).stat().st_size if Path(puzzle_file).is_file() else 0
+        if limit is None and big > BIG_FILE_BYTES:  # say why nothing happens for a while
+            print(f"note: reading all of {puzzle_file} ({big / 1e6:.0f} MB) without --limit; this takes a while "
+                  "(--limit N reads the first N puzzles only)", file=sys.stderr, flush=True)
         batch = read_puzzles(info, None, str(puzzle_file), limit)
         return PuzzleInputs(batch.inputs, batch.labels, None, {"name": info.name, "grid": list(info.grid)})
     from interp.tracing.stream import open_data

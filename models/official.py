@@ -290,10 +290,14 @@ def _infer_seq_len(
     meta = _dataset_json(dataset, doc, base_dir)
     if meta is not None:
         where, d = meta
+        if not isinstance(d, dict):
+            raise CheckpointError(f"{where}: not a JSON object")
         if "seq_len" in d:
-            if vocab is not None and "vocab_size" in d and int(d["vocab_size"]) != vocab:
+            seq_len = check_field_type("seq_len", d["seq_len"], "int", where)  # a list or a string: one line
+            if vocab is not None and "vocab_size" in d and check_field_type("vocab_size", d["vocab_size"], "int",
+                                                                            where) != vocab:
                 raise CheckpointError(f"{where}: vocab_size {d['vocab_size']} != the checkpoint's {vocab}")
-            return int(d["seq_len"]), f"{where}"
+            return seq_len, f"{where}"
     data_path = str(doc.get("data_path") or (doc.get("data_paths") or [""])[0])
     name = Path(data_path).name.lower()
     for task, (task_vocab, task_len) in _KNOWN_TASKS.items():

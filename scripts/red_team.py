@@ -20,11 +20,15 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.cli_format import Parser  # noqa: E402
 from common.cli_types import bounded_float, nonempty_str  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from red_team_options import CASES as ISSUE_26  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
@@ -36,6 +40,10 @@ class Case:
     setup: Callable[[Path], list[str]]  # builds the hostile input under the folder, returns argv after python -m
     foreign: tuple[str, ...] = ()  # files (relative to the folder) that must stay untouched
     ok_codes: tuple[int, ...] = (2,)
+    raw: bool = False  # setup returns argv after `python` (``-m MODULE ...`` or a script path)
+    env: Any = None  # extra environment: a dict, or a function of the case folder giving one
+    must: str | None = None  # text the error line must contain (the refusal names the right thing)
+    no_out: bool = False  # a refused run must not create the folder's `out`
 
 
 # ----------------------------------------------------------------------------- corpus helpers
@@ -327,6 +335,8 @@ CORPUS: list[Case] = [
     Case("train_foreign_metrics", _train_metrics, foreign=("run/metrics.jsonl",)),
     Case("eval_data_dir_file", _eval_data_dir, foreign=("secret.txt",)),
 ]
+# issue 26: options, loaders, third-party configs, the Hub cache, HRM-Text, the remaining old cases
+CORPUS += [Case(name, setup, raw=True, env=env, must=must, no_out=True) for name, setup, env, must in ISSUE_26]
 
 
 # ----------------------------------------------------------------------------- running
@@ -344,9 +354,10 @@ def run_case(case: Case, base: Path, timeout: float = 120.0) -> tuple[bool, str]
         os.symlink(shared, root / "_base")  # the tiny checkpoint and trace are built once per corpus
     argv = case.setup(root)
     before = _digest(root, case.foreign)
+    extra = case.env(root) if callable(case.env) else (case.env or {})
     try:
-        r = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=timeout,
-                           env=_env(), cwd=root, stdin=subprocess.DEVNULL)
+        r = subprocess.run([sys.executable, *(argv if case.raw else ["-m", *argv])], capture_output=True, text=True,
+                           timeout=timeout, env={**_env(), **extra}, cwd=root, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return False, f"hang (> {timeout:.0f} s)"
     err = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith(("warning:", "note:"))]
@@ -360,6 +371,10 @@ def run_case(case: Case, base: Path, timeout: float = 120.0) -> tuple[bool, str]
         return False, "foreign file changed"
     if case.name == "demo_bad_ckpt_writes_nothing" and (root / "demo_new").exists():
         return False, "output created before the checkpoint was rejected"
+    if case.no_out and r.returncode == 2 and (root / "out").exists():
+        return False, "refused, but wrote its output folder first"
+    if case.must is not None and not any(case.must in ln for ln in err):
+        return False, f"error line does not name {case.must!r}: {err[0][:80] if err else '(none)'}"
     return True, err[0][:110] if err else "handled"
 
 

@@ -77,10 +77,21 @@ def task_grid(name: str | None, seq_len: int) -> tuple[int, int] | None:
     return None
 
 
+def _whole(value: Any, what: str, hi: int = 1 << 20) -> int:
+    """A size read from a checkpoint's config: a whole number in [0, ``hi``], else one-line ``PuzzleInputError``
+    (a list or a string where a number belongs is refused here, before any code uses it)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
+        raise PuzzleInputError(f"checkpoint config: {what} must be a whole number in [0, {hi}], got "
+                               f"{type(value).__name__} {str(value)[:40]!r}")
+    return value
+
+
 def infer_task(model_cfg: dict[str, Any], task_meta: Any) -> TaskInfo | None:
     """The task named in the checkpoint's metadata, else a guess from vocab size and sequence length."""
     fam = model_cfg.get("family")
-    V, L = int(model_cfg.get("vocab_size", 0)), int(model_cfg.get("seq_len", 0))
+    V, L = _whole(model_cfg.get("vocab_size", 0), "vocab_size"), _whole(model_cfg.get("seq_len", 0), "seq_len")
     if fam == "hrm_lm" or model_cfg.get("causal"):
         return TaskInfo("text", None, "inferred")
     name = None
@@ -93,7 +104,8 @@ def infer_task(model_cfg: dict[str, Any], task_meta: Any) -> TaskInfo | None:
         if name == "arc":
             return TaskInfo("arc", (30, 30), "checkpoint")
         size = task_meta.get("grid_size") if isinstance(task_meta, dict) else None
-        return TaskInfo(name, (int(size), int(size)) if size else (side, side), "checkpoint")
+        size = _whole(size, "task.grid_size", 1024) if size is not None else None
+        return TaskInfo(name, (size, size) if size else (side, side), "checkpoint")
     if V == 11 and L == 81:
         return TaskInfo("sudoku", (9, 9), "inferred")
     if V == 12 and L == 900:

@@ -95,7 +95,7 @@ def test_malformed_puzzle_subprocess_one_line(ckpts, tmp_path):
     (["--ckpt", "{root}/nometa", "--puzzle", "1..."], "--task"),
     (["--ckpt", "{trm}", "--puzzle-file", "{root}/nope.sdm"], "no such file"),
     (["--ckpt", "{trm}"], "--puzzle"),
-    (["--ckpt", "{trm}", "--puzzle", PUZZLE, "--segments", "0"], "n_segments"),
+    (["--ckpt", "{trm}", "--puzzle", PUZZLE, "--segments", "0"], "argument --segments: must be >= 1"),
 ])
 def test_bad_input_gives_one_error_line(ckpts, capsys, args, expect):
     args = [a.format(trm=ckpts / "trm", maze=ckpts / "maze", root=ckpts) for a in args]

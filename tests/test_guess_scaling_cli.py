@@ -106,8 +106,9 @@ def test_guess_scale_ptrm_and_eqr_at_equal_budget(setup, capsys):
 
 
 @pytest.mark.parametrize("extra, expect", [
-    (["--k", "1,x"], "--k must be comma-separated"),
-    (["--k", "0,2"], "--k must be positive"),
+    (["--k", "1,x"], "argument --k: expected a whole number"),  # refused by the parser's bounded type
+    (["--k", "0,2"], "argument --k: must be >= 1"),
+    (["--k", "2000"], "argument --k: must be <= 1024"),
     (["--rules", "majority,psychic"], "unknown psychic"),
     (["--strategies", "perturb,dream"], "unknown dream"),
 ])

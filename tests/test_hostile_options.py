@@ -272,3 +272,35 @@ def _replace(c: Command, base: list[str], a: argparse.Action, value: str) -> lis
         i = argv.index("--puzzle-file")
         del argv[i:i + 2]
     return argv + [a.option_strings[0], value]
+
+
+# ----------------------------------------------------------------------------- costly sizes x model
+def test_run_cost_estimate_is_the_product_of_the_sizes():
+    from helpers.tiny_models import tiny_trm
+    from interp.tracing.memory import estimate_run_cost
+
+    m = tiny_trm()
+    n_params = sum(p.numel() for p in m.parameters())
+    calls = len(m.step_hook_names(0))
+    one = estimate_run_cost(m, 3, 2, passes=5, copies=7, rows=4)
+    assert one["flop"] == 2 * n_params * 81 * calls * 2 * 3 * 5 * 7
+    assert one["bytes"] == 16 * 4 * 4 * 7 * 81 * m.cfg.hidden_size
+
+
+@pytest.mark.parametrize("cmd,extra,word", [
+    ("stability", ["--tangents", "8", "--out", "o"], "--tangents"),
+    ("guess-scale", ["--k", "1024", "--out", "o"], "--k"),
+    ("trace", ["--segments", "1024", "--out", "o"], "--segments"),
+])
+def test_costly_sizes_refused_before_any_work(world, tmp_path, monkeypatch, capsys, cmd, extra, word):
+    from interp.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECURSE_MAX_PFLOP", "1e-9")  # a millionth of a GFLOP: the tiny run is above it
+    assert main([cmd, "--ckpt", str(world["ck"]), "--puzzle-file", str(world["puzzles"]), *extra]) == 2
+    err = "\n".join(ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith(("note:", "warning:")))
+    assert err.count("\n") == 0 and "PFLOP" in err and word in err, err
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("RECURSE_MAX_PFLOP", "lots")
+    assert main([cmd, "--ckpt", str(world["ck"]), "--puzzle-file", str(world["puzzles"]), *extra]) == 2
+    assert "RECURSE_MAX_PFLOP must be" in capsys.readouterr().err

@@ -192,9 +192,9 @@ def test_cli_writes_share_table_and_matrices(tmp_path, capsys, ckpt, puzzles, co
 
 @pytest.mark.parametrize("argv,message", [
     (["--ckpt", "zoo/hrm-lm-pydoc", "--puzzle", "1" * 81], "language model"),
-    (["--ckpt", "zoo/trm-sudoku9", "--puzzle", "1" + "." * 80, "--samples", "0"], "--samples must be >= 1"),
+    (["--ckpt", "zoo/trm-sudoku9", "--puzzle", "1" + "." * 80, "--samples", "0"], "argument --samples: must be >= 1"),
     (["--ckpt", "zoo/trm-sudoku9", "--puzzle", "1" + "." * 80, "--samples", "2", "--exact"], "exclude each other"),
-    (["--ckpt", "zoo/trm-sudoku9", "--puzzle", "1" + "." * 80, "--segments", "0"], "--segments must be >= 1"),
+    (["--ckpt", "zoo/trm-sudoku9", "--puzzle", "1" + "." * 80, "--segments", "0"], "argument --segments: must be >= 1"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, message):
     rc = _cli(["influence", *argv, "--out", str(tmp_path / "o")])

@@ -40,6 +40,6 @@ def test_stability_command(ckpt, tmp_path, capsys):
 
 def test_stability_command_errors(ckpt, capsys):
     assert main(["stability", "--ckpt", str(ckpt), "--puzzle", PUZZLE, "--tangents", "0"]) == 2
-    assert "--tangents must be >= 1" in capsys.readouterr().err
+    assert "argument --tangents: must be >= 1" in capsys.readouterr().err
     assert main(["stability", "--ckpt", str(ckpt), "--puzzle", "123"]) == 2
     assert capsys.readouterr().err.startswith("error:")

@@ -115,6 +115,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .trainer import Trainer
 
     out = Path(args.out) if args.out else None
+    if out is not None and args.resume and (out / "last").is_symlink():
+        raise ValueError(f"{out / 'last'} is a symbolic link; a run's checkpoints are folders this tool wrote: "
+                         "remove the link or choose another --out")
     if args.config:
         cfg = load_train_config(args.config, args.overrides)
         out = out or Path("runs") / Path(args.config).stem
@@ -210,6 +213,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     task = meta.get("task", {})
     progress = show_progress(args)
     is_text = task.get("name") == "text" or model.cfg.family == "hrm_lm" or getattr(model.cfg, "causal", False)
+    if isinstance(task.get("name"), str) and model.cfg.family != "hrm_text":
+        from .config import check_family
+
+        try:  # a TRM whose config says task 'text' (or a language model with a puzzle task): one line, no dataset read
+            check_family(model.cfg.to_dict(), task["name"])
+        except ValueError as e:
+            raise ValueError(f"checkpoint {args.ckpt}: its task and model disagree ({e})") from None
     file = Path(args.puzzle_file) if args.puzzle_file else (Path(args.data) if args.data and Path(args.data).is_file()
                                                             else None)
     split = set_name = root = None

@@ -147,7 +147,12 @@ class Trainer:
 
     # ----- setup helpers ----------------------------------------------------------
     def _check_out_dir(self, resume: bool) -> None:
-        """Refuse an output folder holding another run (unless resuming it) or a stray metrics.jsonl."""
+        """Refuse an output folder holding another run (unless resuming it), a stray metrics.jsonl, or a
+        checkpoint folder that is a symbolic link (``--resume`` would load and then replace what it points at)."""
+        for name in ("last", "best", "last.old"):
+            if (self.out / name).is_symlink():
+                raise ConfigError(f"{self.out / name} is a symbolic link; a run's checkpoints are folders this tool "
+                                  "wrote: remove the link or choose another --out")
         if not resume and checkpoint_dir(self.out / "last").exists():
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
         if not resume:  # a new run never writes among a user's files

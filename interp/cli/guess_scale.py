@@ -152,6 +152,13 @@ def run_guess_scaling(args: argparse.Namespace) -> dict[str, Any]:
         meta0 = {"model": models[0].cfg.to_dict()}
     x, y, pid, task = load_puzzles(args, meta0)
     _check_compatible(models, ckpts, x)
+    from interp.tracing.memory import check_run_cost
+
+    for m in models:  # every strategy runs up to max(k) guesses per puzzle, an EqR guess costs eqr_depth passes
+        check_run_cost(m, len(x), args.segments or int(getattr(m.cfg, "halt_max_steps", 1)),
+                       passes=max(ks) * len(strategies) * args.eqr_depth, rows=min(len(x), args.batch_size),
+                       where="guess-scale", hint="use fewer puzzles (--limit), a smaller --k, fewer --strategies, "
+                       "fewer --segments or a smaller --batch-size")
     t0 = time.time()
     runs = collect_strategy_runs(
         models, x, strategies, max(ks), args.preset if task != "other" else "identity", task, args.seed,

@@ -33,6 +33,12 @@ def cmd_stability(args: argparse.Namespace) -> int:
     check_replaceable(out, ValueError, "stability output")  # before any work: never a user's files, never a link
     set_threads(args)
     model, _ = load_model(args.ckpt)
+    from interp.tracing.memory import check_run_cost
+
+    n = len(batch.inputs)
+    check_run_cost(model, n, args.segments or int(getattr(model.cfg, "halt_max_steps", 1)), copies=args.tangents + 1,
+                   rows=min(n, args.batch_size), where="stability", hint="use fewer puzzles (--limit), segments "
+                   "(--segments) or tangents (--tangents), or a smaller --batch-size")
     result = stability(model, batch.inputs, batch.labels, n_segments=args.segments, unit=args.unit, k=args.tangents,
                        burn_in=args.burn_in, batch_size=args.batch_size, seed=args.seed,
                        progress=sys.stderr.isatty() and len(batch.inputs) > 1)

@@ -166,6 +166,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from interp.tracing.stream import trace_to_disk  # torch is imported only once the input is known to be good
 
     model, _ = load_model(args.ckpt)
+    from interp.tracing.memory import check_run_cost
+
+    check_run_cost(model, n, args.segments or int(getattr(model.cfg, "halt_max_steps", 1)), rows=min(n, args.batch_size),
+                   where="trace", hint="trace fewer puzzles (--limit) or segments (--segments), or use a smaller "
+                   "--batch-size")
     out = Path(args.out) if args.out else _default_out(args.ckpt, key, args.segments)
     n_keep = min(n, max(0, args.state_puzzles))
     states = args.states if n_keep else "summary"

@@ -24,6 +24,7 @@ from common.atomic import atomic_write_text, replace_dir, temp_dir_beside
 from common.hashing import file_sha256
 from common.outputs import check_replaceable, record_outputs
 from common.plotly_html import write_html
+from common.untrusted import read_json
 from interp.report.config import DEFAULT_ANALYSES, ReportConfig, RunSpec, TableSpec
 from interp.report.tables import BUILDERS, ReportError, ReportTable, gate_phase_rows, puzzle_rows, training_run_row
 
@@ -33,7 +34,7 @@ PACKAGES = ("recurse-interp", "torch", "numpy", "pandas", "safetensors", "plotly
 
 # ----------------------------------------------------------------------------- inputs of a run
 def _text_windows(d: Path, split: str, seq_len: int, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    meta = json.loads((d / "meta.json").read_text())
+    meta = read_json(d / "meta.json", ReportError)
     name = "val" if split in ("test", "val") else split
     f = d / f"{name}.bin"
     if not f.is_file():
@@ -349,7 +350,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         if suf == ".jsonl":
             return pd.read_json(path, lines=True)
         if suf == ".json":
-            return pd.DataFrame(json.loads(path.read_text()))
+            return pd.DataFrame(read_json(path, ReportError, max_bytes=256 << 20))
         if suf in (".parquet", ".pq"):
             return pd.read_parquet(path)
     except (ValueError, OSError) as e:

@@ -34,6 +34,7 @@ import pandas as pd
 
 from common.markdown import markdown_table  # the one copy; re-exported here
 from common.stats import CI, interval
+from common.untrusted import parse_json
 
 
 class ReportError(ValueError):
@@ -384,7 +385,6 @@ def training_run_row(run_dir: str, **labels: Any) -> dict[str, Any]:
     on resume), NaN when no record has one. Unlike ``wall_time_s`` it includes the steps
     before the first log line and excludes the final evaluation.
     """
-    import json
     from pathlib import Path
 
     p = Path(run_dir) / "metrics.jsonl"
@@ -393,10 +393,10 @@ def training_run_row(run_dir: str, **labels: Any) -> dict[str, Any]:
     recs = []
     for i, line in enumerate(p.read_text().splitlines()):
         if line.strip():
-            try:
-                recs.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise ReportError(f"{p}: line {i + 1} is not JSON") from None
+            rec = parse_json(line, ReportError, f"{p}: line {i + 1}")
+            if not isinstance(rec, dict):
+                raise ReportError(f"{p}: line {i + 1} is not a JSON object")
+            recs.append(rec)
     evals = [r for r in recs if r.get("split") == "eval"]
     if not evals:
         raise ReportError(f"{p}: no evaluation records (split == 'eval')")

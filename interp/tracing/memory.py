@@ -1,4 +1,4 @@
-"""Refuse, before any work, a trace that would not fit in memory."""
+"""Refuse, before any work, a trace that would not fit in memory, or a run whose sizes multiply past a limit."""
 
 from __future__ import annotations
 
@@ -36,4 +36,62 @@ def check_trace_memory(model: nn.Module, schema: StepSchema, keep_states: Sequen
     return total
 
 
-__all__ = ["check_trace_memory"]
+WORK_ENV = "RECURSE_MAX_PFLOP"
+DEFAULT_MAX_PFLOP = 1000.0
+"""Default work limit: 10^18 floating-point operations (hours on a large GPU, years on one CPU thread)."""
+
+
+def max_work_flop() -> float:
+    """The work limit in FLOP (``RECURSE_MAX_PFLOP`` petaFLOP, default :data:`DEFAULT_MAX_PFLOP`); garbage: one line."""
+    import math
+    import os
+
+    from models.config import ConfigError
+
+    raw = os.environ.get(WORK_ENV, "")
+    try:
+        v = float(raw) if raw.strip() else DEFAULT_MAX_PFLOP
+    except ValueError:
+        v = float("nan")
+    if not (math.isfinite(v) and 0 < v <= 1e9):
+        raise ConfigError(f"{WORK_ENV} must be a number of petaFLOP in (0, 1e9], got {raw[:40]!r}")
+    return v * 1e15
+
+
+def estimate_run_cost(model: nn.Module, n_inputs: int, segments: int, passes: int = 1, copies: int = 1,
+                      rows: int = 1) -> dict[str, float]:
+    """Forward FLOP of ``n_inputs`` x ``segments`` x ``passes`` x ``copies`` and activation bytes of one batch.
+
+    A segment costs one stack call per step hook (``step_hook_names(0)``), each about 2 x parameters x
+    positions FLOP; a batch of ``rows`` puzzles (``copies`` each, e.g. tangent vectors) holds about 16
+    float32 activations of positions x width per row at once."""
+    P = int(getattr(model, "prefix_len", 0) or 0) + int(model.cfg.seq_len)
+    D = int(model.cfg.hidden_size)
+    n_params = sum(p.numel() for p in model.parameters())
+    calls = len(model.step_hook_names(0)) if hasattr(model, "step_hook_names") else 1
+    flop = 2.0 * n_params * P * max(1, calls) * segments * n_inputs * passes * copies
+    mem = 16.0 * 4 * rows * copies * P * D
+    return {"flop": flop, "bytes": mem}
+
+
+def check_run_cost(model: nn.Module, n_inputs: int, segments: int, passes: int = 1, copies: int = 1, rows: int = 1,
+                   where: str = "run", hint: str = "") -> dict[str, float]:
+    """``estimate_run_cost`` refused in one line above ``RECURSE_MAX_PFLOP`` or ``RECURSE_MAX_MEMORY_GB``,
+    before any work; ``hint`` names the options that shrink it."""
+    from models.config import MEMORY_ENV, max_memory_bytes
+
+    est = estimate_run_cost(model, n_inputs, segments, passes, copies, rows)
+    limit = max_work_flop()
+    if est["flop"] > limit:
+        raise TraceError(f"{where}: about {est['flop'] / 1e15:.3g} PFLOP of forward passes ({n_inputs} input(s) x "
+                         f"{segments} segment(s) x {passes} pass(es) x {copies} cop(ies)), above the limit of "
+                         f"{limit / 1e15:g} PFLOP; {hint + ', or ' if hint else ''}set {WORK_ENV} to raise it")
+    mem = max_memory_bytes()
+    if est["bytes"] > mem:
+        raise TraceError(f"{where}: about {est['bytes'] / 1e9:.1f} GB of activations at once ({rows} row(s) x {copies} "
+                         f"cop(ies)), above the limit of {mem / 1e9:.1f} GB; {hint + ', or ' if hint else ''}set "
+                         f"{MEMORY_ENV} to raise it")
+    return est
+
+
+__all__ = ["check_trace_memory", "check_run_cost", "estimate_run_cost", "max_work_flop", "WORK_ENV"]

@@ -22,6 +22,10 @@ from probes.crosscoder import StepCrosscoder, crosscoder_stats, crosscoder_step_
 from probes.sae import SparseAutoencoder, encode_array, train_sae
 from probes.step_saes import step_sae_decoders, track_features, train_step_saes
 
+OUTPUTS = ["dictionary/cfg.json", "dictionary/sae_weights.safetensors", "features.csv", "comparison.csv", "summary.md",
+           "settings.json", "features.html", "viewer.html", "plotly.min.js"]
+"""The files ``interp features`` writes (its provenance.json lists them)."""
+
 
 def _sae_step_fve(sae: SparseAutoencoder, states: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
     """A (pooled) SAE on states [N, T, L, D]: overall fve, per-step fve [T], mean active features per sample, alive."""
@@ -176,7 +180,6 @@ def _critical_note(sub: Any, steps: np.ndarray, prof: pd.DataFrame) -> list[str]
 def write_outputs(args: argparse.Namespace, out: Path, sub: Any, model: Any, task: str | None, info: dict[str, Any],
                   result: dict[str, Any], steps: np.ndarray, inputs: np.ndarray, preds: np.ndarray) -> None:
     """Every output file of ``interp features`` (see ``interp.cli.features``)."""
-    from interp.cli.features import OUTPUTS
     from interp.views.feature_pages import write_feature_pages
     from interp.views.trace_viewer import write_viewer
     from probes.sae_features import cell_targets, label_features

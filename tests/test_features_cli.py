@@ -124,3 +124,23 @@ def test_bad_input_is_one_line_and_writes_nothing(ckpt, tmp_path, capsys, case, 
         assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     else:
         assert not out.exists()
+
+
+def test_from_a_trace_directory(ckpt, tmp_path, capsys):
+    tr = tmp_path / "trace"
+    assert main(["trace", "--ckpt", ckpt, "--puzzle-file", str(ROOT / PUZZLES), "--limit", "3", "--states", "y",
+                 "--quiet", "--out", str(tr)]) == 0
+    out = tmp_path / "out"
+    assert main(["features", str(tr), "--features", "8", "--train-steps", "20", "--no-compare", "--quiet",
+                 "--out", str(out)]) == 0
+    cfg = json.loads((out / "dictionary" / "cfg.json").read_text())
+    assert cfg["metadata"]["model_name"] == ckpt and cfg["metadata"]["recurse_interp"]["state"] == "y"
+    data = json.loads(re.search(r'id="feature-data">(.*?)</script>', (out / "features.html").read_text(), re.S).group(1))
+    assert len(data["features"][0]["push"]) == 9  # the model named by the trace gives the answer-head push
+    bare = tmp_path / "bare"
+    assert main(["trace", "--ckpt", ckpt, "--puzzle-file", str(ROOT / PUZZLES), "--limit", "2", "--states", "summary",
+                 "--quiet", "--out", str(bare)]) == 0
+    capsys.readouterr()
+    assert main(["features", str(bare), "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no full states" in err[0] and not (tmp_path / "none").exists()

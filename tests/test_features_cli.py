@@ -78,6 +78,17 @@ def test_sae_kind_feature_pages_for_chosen_features(ckpt, tmp_path):
     assert [f["id"] for f in data["features"]] == [1, 3]
     cfg = json.loads((out / "dictionary" / "cfg.json").read_text())
     assert cfg["architecture"] == "standard"
+    # the answer-head push: digit rows of lm_head times the unit decoder direction, centred over the digits
+    import torch
+
+    from models.load import load_any
+    from probes.sae_files import load_dictionary
+
+    sae, _ = load_dictionary(out / "dictionary")
+    head = load_any(ckpt)[0].lm_head.weight.detach()[2:11]
+    d = torch.nn.functional.normalize(sae.W_dec.detach()[3], dim=0)
+    want = (head @ d).numpy()
+    assert data["features"][1]["push"] == pytest.approx((want - want.mean()).tolist(), abs=1e-3)
 
 
 def _foreign_dictionary(path: Path, d_in: int = 32, hook: str | None = None, sha: str | None = None) -> Path:

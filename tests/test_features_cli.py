@@ -137,6 +137,7 @@ def test_bad_input_is_one_line_and_writes_nothing(ckpt, tmp_path, capsys, case, 
         assert not out.exists()
 
 
+@pytest.mark.slow
 def test_from_a_trace_directory(ckpt, tmp_path, capsys):
     tr = tmp_path / "trace"
     assert main(["trace", "--ckpt", ckpt, "--puzzle-file", str(ROOT / PUZZLES), "--limit", "3", "--states", "y",

@@ -65,6 +65,13 @@ class SparseAutoencoder(nn.Module):
         a = self.encode(x)
         return self.decode(a), a
 
+    def decoder_direction(self, feature: int, step: int | None = None) -> torch.Tensor:
+        """Unit vector [d_in] in state space that ``feature`` writes (``step`` is ignored: one dictionary for all
+        steps; the same call as ``probes.crosscoder.StepCrosscoder.decoder_direction``)."""
+        if not 0 <= feature < self.n_features:
+            raise IndexError(f"feature {feature} is out of range (the SAE has {self.n_features})")
+        return F.normalize(self.W_dec.detach()[feature], dim=0)
+
     def normalise_decoder(self) -> None:
         with torch.no_grad():
             self.W_dec.copy_(F.normalize(self.W_dec, dim=1))

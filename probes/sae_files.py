@@ -196,6 +196,17 @@ def load_dictionary(folder: str | os.PathLike) -> tuple[SparseAutoencoder | Step
     return sae, cfg
 
 
+def dictionary_info(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What ties a dictionary to a model, from its checked cfg: kind, hook_name, d_in (width of the state),
+    n_features, model_sha256, state, steps and hook_names (per step, in order), when recorded."""
+    ours = cfg["metadata"].get("recurse_interp")
+    ours = ours if isinstance(ours, dict) else {}
+    return {"kind": "crosscoder" if cfg["architecture"] == "step_crosscoder" else "sae",
+            "hook_name": cfg["metadata"].get("hook_name"), "d_in": cfg["d_in"], "n_features": cfg["d_sae"],
+            "model_sha256": ours.get("model_sha256"), "state": ours.get("state"), "steps": ours.get("steps", []),
+            "hook_names": ours.get("hook_names", [])}
+
+
 def resolve_hook(hook_name: str, step_hooks: list[str]) -> list[int]:
     """Indices into ``step_hooks`` (a trace's hook per step) that ``hook_name`` names: one of our names, a glob
     over them (``*.hook_y``), or a TransformerLens-style alias (``step.7.hook_resid_post``, ``step.*.hook_resid_post``)."""
@@ -229,4 +240,4 @@ def check_dictionary(cfg: dict[str, Any], d_in: int, step_hooks: list[str], mode
 
 
 __all__ = ["DictionaryError", "save_sae", "save_crosscoder", "load_dictionary", "read_cfg", "check_dictionary",
-           "resolve_hook", "hook_for_steps", "CFG_FILE", "WEIGHTS_FILE"]
+           "dictionary_info", "resolve_hook", "hook_for_steps", "CFG_FILE", "WEIGHTS_FILE"]

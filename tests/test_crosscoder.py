@@ -82,3 +82,10 @@ def test_per_step_saes_and_tracking():
     rng = np.random.default_rng(1)
     rand = [rng.standard_normal((3, 50)) for _ in range(4)]
     assert track_features(rand, min_cos=0.7)["tracked_first_to_last"] == 0
+
+
+def test_topk_crosscoder_keeps_at_most_k_features_per_trajectory():
+    x, _, _ = planted(M=500)
+    res = train_crosscoder(x, 16, k=3, steps=50)
+    f = encode_trajectories(res.crosscoder, x)
+    assert (np.count_nonzero(f, axis=1) <= 3).all() and res.stats["l0"] <= 3

@@ -14,6 +14,7 @@ from probes.sae import train_sae
 from probes.sae_files import (
     DictionaryError,
     check_dictionary,
+    dictionary_info,
     load_dictionary,
     resolve_hook,
     save_crosscoder,
@@ -111,6 +112,28 @@ def test_mismatches_are_one_line_errors(tmp_path, data):
         load_dictionary(tmp_path)
     with pytest.raises(DictionaryError):
         load_dictionary(tmp_path / "absent")
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    w = load_file(str(tmp_path / "sae_weights.safetensors"))
+    w["b_enc"][0] = float("nan")
+    save_file(w, str(tmp_path / "sae_weights.safetensors"))
+    with pytest.raises(DictionaryError, match="NaN"):
+        load_dictionary(tmp_path)
+    (tmp_path / "cfg.json").write_text("{not json")
+    with pytest.raises(DictionaryError, match="JSON"):
+        load_dictionary(tmp_path)
+
+
+def test_dictionary_info_and_decoder_directions(tmp_path, data):
+    sae = train_sae(data, 8, steps=5).sae
+    save_sae(sae, tmp_path, INFO)
+    back, cfg = load_dictionary(tmp_path)
+    info = dictionary_info(cfg)
+    assert (info["kind"], info["hook_name"], info["d_in"], info["n_features"]) == ("sae", "*.hook_y", 12, 8)
+    assert info["model_sha256"] == INFO["model_sha256"] and info["hook_names"] == INFO["hook_names"]
+    # the folded decoder row points the same way as the trained one
+    torch.testing.assert_close(back.decoder_direction(5), sae.decoder_direction(5, step=1), atol=1e-5, rtol=1e-5)
+    with pytest.raises(IndexError):
+        sae.decoder_direction(8)
 
 
 def test_sae_lens_loads_our_files_and_we_load_its_files(tmp_path, data):

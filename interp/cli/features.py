@@ -37,8 +37,6 @@ from common.cli_options import (
 )
 from common.cli_types import bounded_float, bounded_int, int_list, nonneg_float, nonneg_int, positive_int
 
-OUTPUTS = ["dictionary/cfg.json", "dictionary/sae_weights.safetensors", "features.csv", "comparison.csv", "summary.md",
-           "settings.json", "features.html", "viewer.html", "plotly.min.js"]
 MAX_FEATURES = 65536
 
 

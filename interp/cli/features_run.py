@@ -22,6 +22,10 @@ from probes.crosscoder import StepCrosscoder, crosscoder_stats, crosscoder_step_
 from probes.sae import SparseAutoencoder, encode_array, train_sae
 from probes.step_saes import step_sae_decoders, track_features, train_step_saes
 
+OUTPUTS = ["dictionary/cfg.json", "dictionary/sae_weights.safetensors", "features.csv", "comparison.csv", "summary.md",
+           "settings.json", "features.html", "viewer.html", "plotly.min.js"]
+"""The files ``interp features`` writes (its provenance.json lists them)."""
+
 
 def _sae_step_fve(sae: SparseAutoencoder, states: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
     """A (pooled) SAE on states [N, T, L, D]: overall fve, per-step fve [T], mean active features per sample, alive."""
@@ -163,20 +167,21 @@ def _critical_note(sub: Any, steps: np.ndarray, prof: pd.DataFrame) -> list[str]
     app = prof[prof["kind"] == "appearing"]
     if not len(c):
         return ["No puzzle becomes right for good, so there is no critical step to compare onsets with."]
-    idx = np.clip(np.searchsorted(steps, c, side="right") - 1, 0, len(steps) - 1)  # the dictionary step in force
+    med = int(np.median(c))
+    k = int(np.clip(np.searchsorted(steps, med, side="right") - 1, 0, len(steps) - 1))  # the dictionary step in force
     onset = app["onset"].to_numpy()
-    at = int(np.isin(onset, np.unique(idx)).sum()) if len(app) else 0
+    near = int((np.abs(onset - k) <= 1).sum())
     counts = pd.Series(steps[onset]).value_counts().sort_index() if len(app) else pd.Series(dtype=int)
-    return [f"Critical step (answer right from then on) of {len(c)} puzzles: median trace step {int(np.median(c))} "
+    return [f"Critical step (answer right from then on) of {len(c)} of {len(crit)} puzzles: median trace step {med} "
             f"(range {int(c.min())}-{int(c.max())}). Appearing features by onset step: "
             + (", ".join(f"step {int(s)}: {int(n)}" for s, n in counts.items()) or "none")
-            + f"; {at} of {len(app)} appear at a step where some puzzle's critical step falls."]
+            + f"; {near} of {len(app)} have their onset within one dictionary step of the median critical step "
+              f"(trace step {int(steps[k])})."]
 
 
 def write_outputs(args: argparse.Namespace, out: Path, sub: Any, model: Any, task: str | None, info: dict[str, Any],
                   result: dict[str, Any], steps: np.ndarray, inputs: np.ndarray, preds: np.ndarray) -> None:
     """Every output file of ``interp features`` (see ``interp.cli.features``)."""
-    from interp.cli.features import OUTPUTS
     from interp.views.feature_pages import write_feature_pages
     from interp.views.trace_viewer import write_viewer
     from probes.sae_features import cell_targets, label_features

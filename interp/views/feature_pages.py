@@ -176,7 +176,7 @@ _JS = """
     document.getElementById('head').textContent = title(f);
     var info = f.auc === null || f.auc === undefined ? 'no target selects it' :
       'best target ' + esc(f.best_target || f.label) + ' (AUC ' + f.auc + ')' + (f.label ? '' : ': below the labelling threshold');
-    if (f.kind) { info += ' \\u00b7 step profile: ' + esc(f.kind) + (f.onset >= 0 ? ' (present at step indices ' + f.onset + '..' + f.offset + ')' : ''); }
+    if (f.kind) { info += ' \\u00b7 step profile: ' + esc(f.kind) + (f.onset >= 0 ? ' (present at steps ' + f.onset + '..' + f.offset + ')' : ''); }
     document.getElementById('info').innerHTML = info;
     var ph = '';
     if (f.push) {
@@ -192,6 +192,7 @@ _JS = """
       return '<div class="ex" data-example="' + e.slice(0, 3).join(',') + '">' + grid(e[0], e[1], e[2]) + 'puzzle ' + P.number +
         ' \\u00b7 step ' + D.steps[e[1]] + ' \\u00b7 ' + rc(e[2]) + '<br>activation ' + e[3].toFixed(3) + '</div>';
     }).join('');
+    document.getElementById('chart').style.display = '';
     document.body.setAttribute('data-feature', String(id));
     document.body.setAttribute('data-top', JSON.stringify(f.top.map(function (e) { return e.slice(0, 3); })));
     if (window.Plotly) {
@@ -199,7 +200,7 @@ _JS = """
         {x: D.steps, y: f.mean_by_step, name: 'mean activation', mode: 'lines+markers'},
         {x: D.steps, y: f.rate_by_step, name: 'firing rate', mode: 'lines', yaxis: 'y2', line: {dash: 'dot'}}],
         {margin: {t: 20, b: 40, l: 50, r: 50}, xaxis: {title: {text: 'step'}}, yaxis: {title: {text: 'mean activation'}},
-         yaxis2: {overlaying: 'y', side: 'right', range: [0, 1], title: {text: 'firing rate'}}, showlegend: true},
+         yaxis2: {overlaying: 'y', side: 'right', range: [0, 1.05], autorange: false, title: {text: 'firing rate'}}, showlegend: true},
         {displaylogo: false, responsive: true});
     }
     return Promise.resolve();
@@ -209,7 +210,7 @@ _JS = """
     if (!L) { return Promise.reject(new Error('puzzle ' + p + ' has no cell lookup on this page')); }
     var t = -1;
     D.steps.forEach(function (s, i) { if (s <= step) { t = i; } });
-    document.getElementById('chart').innerHTML = '';
+    document.getElementById('chart').style.display = 'none';
     document.getElementById('push').innerHTML = '';
     document.getElementById('info').innerHTML = '';
     if (t < 0) {

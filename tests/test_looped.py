@@ -104,6 +104,7 @@ def early_exit_model() -> tuple[TinyOuro, torch.Tensor, list[int]]:
     m = TinyOuro(ut_steps=6, exit_threshold=0.9).eval()
     with torch.no_grad():
         m.model.early_exit_gate.weight.mul_(4.0)  # exit probabilities that depend on the input
+        m.model.early_exit_gate.bias.add_(1.0)
     x = tokens(12, seed=3)
     counts = [len(m.hand_states(x[i:i + 1])) for i in range(len(x))]
     assert len(set(counts)) > 1, counts
@@ -125,6 +126,14 @@ def test_early_exit_records_only_the_steps_that_ran(tmp_path):
             assert np.array_equal(tr.final_predictions[i], m(x[i:i + 1])[0].argmax(-1).numpy())
     back = load_trace(save_trace(tr, tmp_path / "t"))
     assert back.steps_ran.tolist() == counts
+    short, long = int(np.argmin(counts)), int(np.argmax(counts))
+    assert counts[short] == 1  # the first input repeats no module: the loop is found on the next one
+    two = interp.trace_looped(m, x[[short, long]])
+    assert two.meta["looped"]["loop"] == {"norm": "model.norm"} and two.steps_ran.tolist() == [1, max(counts)]
+    from interp.views.trace_viewer import write_viewer
+
+    html = write_viewer(two, tmp_path / "v" / "viewer.html", puzzle=[0, 1]) or tmp_path / "v" / "viewer.html"
+    assert "norm" in html.read_text()
 
 
 def test_analyses_respect_early_exit():
@@ -133,9 +142,17 @@ def test_analyses_respect_early_exit():
     d = relative_changes(tr)
     assert len(d) == sum(counts)  # one row per update that ran
     conv = convergence(tr, tol=10.0)  # every change is below 10: converged from the first update that has one
-    assert conv["converged"].all() and (conv["convergence_step"] == 1).all()
+    several = np.array(counts) > 1  # one step has no change to measure (NaN): not converged
+    assert (conv["converged"] == several).all() and (conv["convergence_step"] == np.where(several, 1, -1)).all()
     delta = tr.metric("delta.norm")
-    assert np.allclose(conv["final_delta"], [delta[i, c - 1] for i, c in enumerate(counts)])
+    assert np.allclose(conv["final_delta"], [delta[i, c - 1] for i, c in enumerate(counts)], equal_nan=True)
+    assert np.isnan(conv["final_delta"][~several]).all()
+    tol = float(np.nanmedian(delta))
+    strict = convergence(tr, tol=tol)
+    for i, c in enumerate(counts):  # independent: the first ran step from which every ran change is below tol
+        ok = [k for k in range(c) if all(delta[i, j] < tol for j in range(k, c))]
+        assert strict["convergence_step"][i] == (ok[0] if ok else -1)
+    assert 0 < strict["converged"].sum() < several.sum()
     cs = critical_steps(tr, "ce")
     ce = tr.metric("ce")
     assert np.allclose(cs["final_error"], [ce[i, c - 1] for i, c in enumerate(counts)])

@@ -26,7 +26,7 @@ from interp.tracing.inputs import ArrayLike, as_token_tensor
 from interp.tracing.trace import Trace
 from interp.tracing.tracer import trace
 from models.device import model_device
-from models.looped import LoopedTraced, auto_loop, default_call
+from models.looped import LoopedTraced, LoopError, auto_loop, default_call
 
 
 def wrap_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] | dict[str, str] | None = None,
@@ -47,9 +47,15 @@ def wrap_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] |
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     batches = [x[i:i + batch_size] for i in range(0, x.shape[0], batch_size)]
-    if loop is None:
+    if loop is None:  # the first batch that repeats a module (an early exit after one step repeats none)
         run = call or default_call
-        loop = auto_loop(model, lambda: run(model, batches[0]))
+        for b in batches:
+            try:
+                loop = auto_loop(model, lambda: run(model, b))
+                break
+            except LoopError:
+                if b is batches[-1]:
+                    raise
     wrapped = LoopedTraced(model, loop, head=head, norm=norm, answer=answer, record_inputs=record_inputs,
                            call=call, lm=lm)
     return wrapped.plan(batches).eval()

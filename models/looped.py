@@ -51,7 +51,7 @@ class LoopedTraceConfig:
     loop: dict[str, str]  # state name -> module path
     head: str  # module path of the lens head
     norm: str | None  # module path of the lens norm (None: the head reads the state as it is)
-    answer: str  # the state whose lens is the answer
+    answer: str  # the state whose lens is the answer (default: the state of the planned run's last call)
     vocab_size: int = 0
     hidden_size: int = 0
     seq_len: int = 1 << 20
@@ -227,6 +227,7 @@ class LoopedTraced(HookedModel):
             raise LoopError(f"answer state {answer!r} is not one of the loop states {list(names)}")
         self._call = call or default_call
         self.record_inputs = bool(record_inputs)
+        self._answer = answer
         self.cfg = LoopedTraceConfig(loop=names, head=head or "auto", norm=norm, answer=answer or list(names)[-1],
                                      causal=bool(lm), model_class=type(model).__name__)
         c = getattr(model, "config", None)
@@ -292,6 +293,7 @@ class LoopedTraced(HookedModel):
         self._resolve_lens(first_log)
         shape = longest[-1][1]
         self.cfg.order = order
+        self.cfg.answer = self.answer_state = self._answer or order[-1]  # default: the module the loop ends with
         outs = {s: {sh[1:] for t, sh in longest if t == s} for s in self.cfg.loop}
         # a module input is recorded where it is a state like the output (not e.g. an embedding's token ids)
         self.cfg.inputs = [s for s in self.cfg.loop if self.record_inputs

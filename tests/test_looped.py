@@ -241,7 +241,7 @@ def test_hrm_text_through_the_generic_path_equals_the_dedicated_path_bit_for_bit
     hf = tiny_hrm_text()
     x = tokens(3, 12)
     ded = interp.trace(wrap_hrm_text(hf), x, states="all", batch_size=3)
-    gen = interp.trace_looped(hf, x, HRM_LOOP, answer="z_H", batch_size=3)
+    gen = interp.trace_looped(hf, x, HRM_LOOP, batch_size=3)
     assert gen.meta["looped"]["lens"] == "lm_head(state)"  # the stacks end with their final norm
     assert_same_as_dedicated(ded, gen)
     with torch.no_grad():
@@ -252,6 +252,7 @@ def test_hrm_text_through_the_generic_path_equals_the_dedicated_path_bit_for_bit
     assert torch.equal(lens, logits)  # the lens of the last state is the model's own logits, bit for bit
     auto = interp.trace_looped(hf, x[:1])
     assert auto.meta["looped"]["loop"] == {"L_module": "model.L_module", "H_module": "model.H_module"}
+    assert auto.answer_state == auto.slow_state == "H_module"  # the module the loop ends with
 
 
 def test_cli_on_a_save_pretrained_folder_matches_the_dedicated_cli(tmp_path, capsys):

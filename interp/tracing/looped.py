@@ -37,8 +37,8 @@ def wrap_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] |
 
     ``loop``: module path(s) (``"model.layers.3"``, a list, or ``{state name: path}``); None finds them
     with a dry run (``models.looped.auto_loop``). ``head``/``norm``: the lens modules (paths, ``"auto"``,
-    or ``norm=None`` for none). ``answer``: the state whose lens is the answer (default: the last loop
-    module). ``call(model, tokens)`` runs the model (default: ``input_ids=`` for transformers models).
+    or ``norm=None`` for none). ``answer``: the state whose lens is the answer (default: the module the
+    planned run calls last, e.g. HRM-Text's ``H_module``). ``call(model, tokens)`` runs the model (default: ``input_ids=`` for transformers models).
     One-line ``LoopError`` (a ``ValueError``) for a loop that cannot be traced, before anything is written.
     """
     if isinstance(model, LoopedTraced):

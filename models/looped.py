@@ -303,6 +303,8 @@ class LoopedTraced(HookedModel):
         self.cfg.variable_steps = len({len(r) for r in runs}) > 1
         self.cfg.hidden_size = int(shape[-1])
         self.prefix_len = int(shape[1]) - int(sample.shape[1])
+        if not self.cfg.causal:  # a puzzle-style model: every input has the planned length
+            self.cfg.seq_len = int(sample.shape[1])
         with torch.no_grad():
             state = torch.zeros((1, *shape[1:]), dtype=next(self.inner.parameters()).dtype,
                                 device=next(self.inner.parameters()).device)

@@ -70,6 +70,22 @@ def test_hook_points_intervene_and_have_transformerlens_aliases():
         assert torch.equal(out, m(x))
 
 
+def test_a_puzzle_style_loop_with_labels_scores_every_step():
+    m = TinyUniversalTransformer().eval()
+    x = tokens(4)
+    y = (x + 1) % V  # a puzzle scores the labelled cells that differ from the input: here all of them
+    y[:, :3] = -100  # not scored
+    tr = interp.trace_looped(m, x, lm=False, labels=y, batch_size=2)
+    assert tr.meta["model_config"]["causal"] is False and tr.labelled
+    pred = tr.predictions  # [N, T, L]
+    wrong = ((pred != y.numpy()[:, None]) & (y.numpy()[:, None] != -100)).sum(-1)
+    assert np.array_equal(tr.metric("n_wrong"), wrong)
+    assert np.array_equal(tr.metric("exact").astype(bool), wrong == 0)
+    assert np.isnan(tr.metric("q_halt")).all()  # no halting head
+    with pytest.raises(ValueError, match="inputs must have 10 tokens"):
+        interp.trace(interp.wrap_looped(m, x, lm=False), tokens(1, 7))
+
+
 # ----------------------------------------------------------------------------- Ouro-style
 def test_ouro_style_loop_is_found_at_the_norm_and_matches_a_hand_run():
     m = TinyOuro().eval()
@@ -133,7 +149,7 @@ def test_early_exit_records_only_the_steps_that_ran(tmp_path):
     from interp.views.trace_viewer import write_viewer
 
     html = write_viewer(two, tmp_path / "v" / "viewer.html", puzzle=[0, 1]) or tmp_path / "v" / "viewer.html"
-    assert "norm" in html.read_text()
+    assert "input mean" in html.read_text()
 
 
 def test_analyses_respect_early_exit():

@@ -243,12 +243,19 @@ class LoopedTraced(HookedModel):
         self._plan_in: dict[str, set[tuple[int, ...]]] | None = None
         self._seg = 0
         self._hooked = 0
+        self._handles = []
         for s, p in names.items():
             m = model.get_submodule(p)
-            m.register_forward_pre_hook(self._in_hook(s), with_kwargs=True)
-            m.register_forward_hook(self._out_hook(s))
+            self._handles.append(m.register_forward_pre_hook(self._in_hook(s), with_kwargs=True))
+            self._handles.append(m.register_forward_hook(self._out_hook(s)))
         self._head: nn.Module | None = None
         self._norm: nn.Module | None = None
+
+    def release(self) -> None:
+        """Take this wrapper's hooks off the wrapped model's loop modules (the wrapper no longer records)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
 
     # ----- planning -------------------------------------------------------
     @property

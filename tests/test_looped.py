@@ -47,6 +47,7 @@ def test_universal_transformer_states_and_lens_are_the_models_own():
         assert np.array_equal(tr.final_predictions[i], logits[0].argmax(-1).numpy())
         ce = torch.nn.functional.cross_entropy(lens[-1][0, :-1], x[i, 1:])  # next-token labels by default
         assert tr.metric("ce")[i, -1] == pytest.approx(float(ce), rel=1e-5)
+    assert not m.block._forward_hooks and not m.block._forward_pre_hooks  # nothing left on the caller's model
     d = relative_changes(tr)  # the fixed-point analysis reads the trace like any other
     assert len(d) == 3 * 4 and np.isnan(d["delta"][0]) and (d["delta"][1:4] > 0).all()
 
@@ -193,7 +194,7 @@ def test_bad_loops_are_one_line_errors():
         interp.trace_looped(m, x, loop="model.early_exit_gate")
     with pytest.raises(LoopError, match="lens head 'nope' does not exist"):
         interp.trace_looped(m, x, loop="model.norm", head="nope")
-
+    assert not any(mod._forward_hooks or mod._forward_pre_hooks for mod in m.modules())  # a failed plan leaves none
 
 def test_a_state_changing_shape_is_refused():
     class Growing(torch.nn.Module):

@@ -40,6 +40,7 @@ def wrap_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] |
     or ``norm=None`` for none). ``answer``: the state whose lens is the answer (default: the module the
     planned run calls last, e.g. HRM-Text's ``H_module``). ``call(model, tokens)`` runs the model (default: ``input_ids=`` for transformers models).
     One-line ``LoopError`` (a ``ValueError``) for a loop that cannot be traced, before anything is written.
+    The wrapper's hooks stay on ``model``'s loop modules until ``release()``.
     """
     if isinstance(model, LoopedTraced):
         return model
@@ -58,7 +59,11 @@ def wrap_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] |
                     raise
     wrapped = LoopedTraced(model, loop, head=head, norm=norm, answer=answer, record_inputs=record_inputs,
                            call=call, lm=lm)
-    return wrapped.plan(batches).eval()
+    try:
+        return wrapped.plan(batches).eval()
+    except BaseException:
+        wrapped.release()
+        raise
 
 
 def trace_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] | dict[str, str] | None = None, *,
@@ -70,13 +75,19 @@ def trace_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] 
 
     The arguments are ``wrap_looped``'s; ``labels`` and ``trace_kwargs`` (``states``, ``state_puzzles``,
     ``decode_latents``, ``confidence``, ``fwd_hooks``, ...) are ``interp.trace``'s. Language models
-    (``lm=True``) default to next-token labels. ``model`` may also be an already planned ``LoopedTraced``.
+    (``lm=True``) default to next-token labels. ``model`` may also be an already planned ``LoopedTraced``
+    (kept as it is); a wrapper made here is released afterwards, leaving no hook on ``model``.
     """
+    own = not isinstance(model, LoopedTraced)
     wrapped = wrap_looped(model, inputs, loop, head, norm, answer, record_inputs, call, lm, batch_size)
     extra = {"looped": {"loop": dict(wrapped.cfg.loop), "lens": wrapped.lens_description(),
                         "model_class": wrapped.cfg.model_class}}
-    return trace(wrapped, inputs, labels, batch_size=batch_size, extra_meta={**extra, **trace_kwargs.pop("extra_meta", {})},
-                 **trace_kwargs)
+    try:
+        return trace(wrapped, inputs, labels, batch_size=batch_size,
+                     extra_meta={**extra, **trace_kwargs.pop("extra_meta", {})}, **trace_kwargs)
+    finally:
+        if own:  # the wrapper made here leaves no hook on the caller's model
+            wrapped.release()
 
 
 __all__ = ["trace_looped", "wrap_looped"]

@@ -386,3 +386,27 @@ def test_remote_code_needs_the_flag(tmp_path, capsys):
     assert "loop core=core (3 calls); lens lm_head(ln_f(state))" in capsys.readouterr().out
     tr = load_trace(out)
     assert tr.n_steps == 3 and tr.meta["model_config"]["model_class"] == "TinyLoopForCausalLM"
+
+
+def test_cli_text_uses_the_folders_tokenizer(tmp_path, capsys):
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from interp.cli import main
+
+    words = ["[UNK]", "the", "cat", "sat", "on", "mat"]
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    folder = tmp_path / "m"
+    tiny_hrm_text(4).save_pretrained(folder)
+    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]").save_pretrained(folder)
+    out = tmp_path / "t"
+    capsys.readouterr()
+    assert main(["trace", "--ckpt", str(folder), "--loop-module", "model.H_module", "--text", "the cat sat on the mat",
+                 "--out", str(out)]) == 0
+    tr = load_trace(out)
+    assert tr.inputs.tolist() == [[1, 2, 3, 4, 1, 5]] and tr.n_steps == 2 and tr.state_names == ["H_module"]
+    text = capsys.readouterr().out
+    last = text.split("next-token guess after the last input token\n")[1].splitlines()[1]
+    assert last.split()[:2] == ["1", "H_module"] and last.rstrip().endswith("'")  # the guess, decoded by the tokenizer

@@ -179,25 +179,33 @@ def _outermost_repeated(log: list[str]) -> dict[str, int]:
 
 
 def auto_loop(model: nn.Module, run: Callable[[], Any]) -> list[str]:
-    """The loop modules to trace when none are named: the outermost repeated modules, except that modules
-    called in a fixed cycle the same number of times (the stages of one loop body: Ouro's layers, its norm,
-    its exit gate) are one loop, traced at the cycle's last module with a [batch, positions, hidden] output
-    of the body's width (the state after each full pass: Ouro's norm, not its exit gate)."""
+    """The loop modules to trace when none are named: the outermost repeated modules called within the loop
+    (see the comment below), except that modules called in a fixed cycle the same number of times (the stages
+    of one loop body: Ouro's layers, its norm, its exit gate; Huginn's adapter and core blocks) are one loop,
+    traced at the cycle's last module with a [batch, positions, hidden] output of the body's width (the state
+    after each full pass: Ouro's norm, not its exit gate)."""
     full = call_log(model, run)
     log = [n for n, _ in full]
     found = _outermost_repeated(log)
     if not found:
         raise LoopError(f"{type(model).__name__} calls no module more than once per forward; nothing loops")
     shapes = dict(full)
-    seq = [n for n in log if n in found]
-    if len(found) > 1 and len(set(found.values())) == 1:
-        k = len(found)
+    # the loop body: the modules called most often; another repeated module belongs to the loop only if it is
+    # called between the body's first and last calls (HRM-Text's H_module), not only before or after them
+    # (a final norm used twice, as Huginn's ln_f)
+    top = max(found.values())
+    body = [n for n, c in found.items() if c == top]
+    at = [i for i, n in enumerate(log) if n in body]
+    inside = [n for n in found if n in body or any(at[0] < i < at[-1] for i, m in enumerate(log) if m == n)]
+    seq = [n for n in log if n in body]
+    if len(inside) == len(body) > 1:
+        k = len(body)
         cycle = seq[:k]
         if len(set(cycle)) == k and all(seq[i] == cycle[i % k] for i in range(len(seq))):
             width = shapes[cycle[0]]
             states = [n for n in cycle if len(shapes[n]) == 3 and shapes[n] == width]
             return [states[-1] if states else cycle[-1]]
-    return list(found)
+    return inside
 
 
 # ----------------------------------------------------------------------------- the wrapper

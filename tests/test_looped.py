@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers.looped_models import TinyOuro, TinyUniversalTransformer
+from helpers.looped_models import TinyHuginn, TinyOuro, TinyUniversalTransformer
 
 import interp
 from interp.analyses.fixed_points import convergence, relative_changes
@@ -114,6 +114,28 @@ def test_a_named_layer_returning_a_tuple_is_traced_per_pass():
     assert tr.meta["looped"]["lens"] == "lm_head(model.norm(state))"
     with torch.no_grad():
         assert np.array_equal(tr.final_predictions[0], m(x)[0].argmax(-1).numpy())
+
+
+def test_huginn_style_core_is_found_and_a_seeded_call_makes_the_random_start_reproducible():
+    m = TinyHuginn().eval()
+    x = tokens(2)
+
+    def call(model, t):  # Huginn starts from a random state: the same seed for every forward
+        torch.manual_seed(123)
+        return model(t)
+
+    found = find_loop_modules(m, lambda: call(m, x))
+    assert found == {"transformer.adapter": 5, **{f"transformer.core_block.{i}": 5 for i in range(4)},
+                     "transformer.ln_f": 2}
+    tr = interp.trace_looped(m, x, call=call)
+    assert tr.meta["looped"]["loop"] == {"core_block_3": "transformer.core_block.3"}  # ln_f (after the loop) is not
+    assert tr.meta["looped"]["lens"] == "lm_head(transformer.ln_f(state))"
+    assert tr.n_steps == 5
+    for i in range(2):
+        torch.manual_seed(123)
+        hand = m.hand_states(x[i:i + 1])
+        for k in range(5):
+            assert np.array_equal(tr.states("core_block_3")[i, k], hand[k][0].numpy())
 
 
 def early_exit_model() -> tuple[TinyOuro, torch.Tensor, list[int]]:

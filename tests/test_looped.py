@@ -432,3 +432,20 @@ def test_cli_text_uses_the_folders_tokenizer(tmp_path, capsys):
     text = capsys.readouterr().out
     last = text.split("next-token guess after the last input token\n")[1].splitlines()[1]
     assert last.split()[:2] == ["1", "H_module"] and last.rstrip().endswith("'")  # the guess, decoded by the tokenizer
+
+
+def test_transformerlens_and_nnsight_see_every_call():
+    from interp.interop import nnsight_cache, to_nnsight, to_transformer_lens
+
+    m = TinyUniversalTransformer().eval()
+    x = tokens(2)
+    w = interp.wrap_looped(m, x)
+    with torch.no_grad():
+        _, cache = w.run_with_cache(x, names_filter="step.*.hook_resid_post")
+        if pytest.importorskip("nnsight"):
+            _, nn_cache = nnsight_cache(to_nnsight(w), x, names_filter="step.*.hook_resid_post")
+            assert sorted(nn_cache) == sorted(cache) and all(torch.equal(cache[k], nn_cache[k]) for k in cache)
+        pytest.importorskip("transformer_lens")
+        _, tl_cache = to_transformer_lens(w).run_with_cache(x)
+    assert {f"seg0.step{k}.hook_block_in" for k in range(4)} <= set(tl_cache)
+    assert all(torch.equal(cache[k], tl_cache[k]) for k in cache)

@@ -442,9 +442,9 @@ def test_transformerlens_and_nnsight_see_every_call():
     w = interp.wrap_looped(m, x)
     with torch.no_grad():
         _, cache = w.run_with_cache(x, names_filter="step.*.hook_resid_post")
-        if pytest.importorskip("nnsight"):
-            _, nn_cache = nnsight_cache(to_nnsight(w), x, names_filter="step.*.hook_resid_post")
-            assert sorted(nn_cache) == sorted(cache) and all(torch.equal(cache[k], nn_cache[k]) for k in cache)
+        pytest.importorskip("nnsight")
+        _, nn_cache = nnsight_cache(to_nnsight(w), x, names_filter="step.*.hook_resid_post")
+        assert sorted(nn_cache) == sorted(cache) and all(torch.equal(cache[k], nn_cache[k]) for k in cache)
         pytest.importorskip("transformer_lens")
         _, tl_cache = to_transformer_lens(w).run_with_cache(x)
     assert {f"seg0.step{k}.hook_block_in" for k in range(4)} <= set(tl_cache)

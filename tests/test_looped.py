@@ -165,6 +165,13 @@ def test_early_exit_records_only_the_steps_that_ran(tmp_path):
             assert np.array_equal(tr.final_predictions[i], m(x[i:i + 1])[0].argmax(-1).numpy())
     back = load_trace(save_trace(tr, tmp_path / "t"))
     assert back.steps_ran.tolist() == counts
+    w = interp.wrap_looped(m, x, record_inputs=False)  # streamed to disk in chunks of 5, read back
+    disk = load_trace(interp.trace_to_disk(w, x.numpy(), tmp_path / "d", chunk_size=5, batch_size=1, states="all",
+                                           progress=False))
+    w.release()
+    assert disk.steps_ran.tolist() == counts and disk.stored_states == ["norm"]
+    assert np.array_equal(disk.states("norm"), tr.states("norm"), equal_nan=True)
+    assert np.array_equal(disk.predictions, tr.predictions)
     short, long = int(np.argmin(counts)), int(np.argmax(counts))
     assert counts[short] == 1  # the first input repeats no module: the loop is found on the next one
     two = interp.trace_looped(m, x[[short, long]])

@@ -51,7 +51,7 @@ class LoopedTraceConfig:
     loop: dict[str, str]  # state name -> module path
     head: str  # module path of the lens head
     norm: str | None  # module path of the lens norm (None: the head reads the state as it is)
-    answer: str  # the state whose lens is the answer
+    answer: str  # the state whose lens is the answer (default: the state of the planned run's last call)
     vocab_size: int = 0
     hidden_size: int = 0
     seq_len: int = 1 << 20
@@ -179,25 +179,33 @@ def _outermost_repeated(log: list[str]) -> dict[str, int]:
 
 
 def auto_loop(model: nn.Module, run: Callable[[], Any]) -> list[str]:
-    """The loop modules to trace when none are named: the outermost repeated modules, except that modules
-    called in a fixed cycle the same number of times (the stages of one loop body: Ouro's layers, its norm,
-    its exit gate) are one loop, traced at the cycle's last module with a [batch, positions, hidden] output
-    of the body's width (the state after each full pass: Ouro's norm, not its exit gate)."""
+    """The loop modules to trace when none are named: the outermost repeated modules called within the loop
+    (see the comment below), except that modules called in a fixed cycle the same number of times (the stages
+    of one loop body: Ouro's layers, its norm, its exit gate; Huginn's adapter and core blocks) are one loop,
+    traced at the cycle's last module with a [batch, positions, hidden] output of the body's width (the state
+    after each full pass: Ouro's norm, not its exit gate)."""
     full = call_log(model, run)
     log = [n for n, _ in full]
     found = _outermost_repeated(log)
     if not found:
         raise LoopError(f"{type(model).__name__} calls no module more than once per forward; nothing loops")
     shapes = dict(full)
-    seq = [n for n in log if n in found]
-    if len(found) > 1 and len(set(found.values())) == 1:
-        k = len(found)
+    # the loop body: the modules called most often; another repeated module belongs to the loop only if it is
+    # called between the body's first and last calls (HRM-Text's H_module), not only before or after them
+    # (a final norm used twice, as Huginn's ln_f)
+    top = max(found.values())
+    body = [n for n, c in found.items() if c == top]
+    at = [i for i, n in enumerate(log) if n in body]
+    inside = [n for n in found if n in body or any(at[0] < i < at[-1] for i, m in enumerate(log) if m == n)]
+    seq = [n for n in log if n in body]
+    if len(inside) == len(body) > 1:
+        k = len(body)
         cycle = seq[:k]
         if len(set(cycle)) == k and all(seq[i] == cycle[i % k] for i in range(len(seq))):
             width = shapes[cycle[0]]
             states = [n for n in cycle if len(shapes[n]) == 3 and shapes[n] == width]
             return [states[-1] if states else cycle[-1]]
-    return list(found)
+    return inside
 
 
 # ----------------------------------------------------------------------------- the wrapper
@@ -227,6 +235,7 @@ class LoopedTraced(HookedModel):
             raise LoopError(f"answer state {answer!r} is not one of the loop states {list(names)}")
         self._call = call or default_call
         self.record_inputs = bool(record_inputs)
+        self._answer = answer
         self.cfg = LoopedTraceConfig(loop=names, head=head or "auto", norm=norm, answer=answer or list(names)[-1],
                                      causal=bool(lm), model_class=type(model).__name__)
         c = getattr(model, "config", None)
@@ -242,12 +251,19 @@ class LoopedTraced(HookedModel):
         self._plan_in: dict[str, set[tuple[int, ...]]] | None = None
         self._seg = 0
         self._hooked = 0
+        self._handles = []
         for s, p in names.items():
             m = model.get_submodule(p)
-            m.register_forward_pre_hook(self._in_hook(s), with_kwargs=True)
-            m.register_forward_hook(self._out_hook(s))
+            self._handles.append(m.register_forward_pre_hook(self._in_hook(s), with_kwargs=True))
+            self._handles.append(m.register_forward_hook(self._out_hook(s)))
         self._head: nn.Module | None = None
         self._norm: nn.Module | None = None
+
+    def release(self) -> None:
+        """Take this wrapper's hooks off the wrapped model's loop modules (the wrapper no longer records)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
 
     # ----- planning -------------------------------------------------------
     @property
@@ -292,6 +308,7 @@ class LoopedTraced(HookedModel):
         self._resolve_lens(first_log)
         shape = longest[-1][1]
         self.cfg.order = order
+        self.cfg.answer = self.answer_state = self._answer or order[-1]  # default: the module the loop ends with
         outs = {s: {sh[1:] for t, sh in longest if t == s} for s in self.cfg.loop}
         # a module input is recorded where it is a state like the output (not e.g. an embedding's token ids)
         self.cfg.inputs = [s for s in self.cfg.loop if self.record_inputs
@@ -301,6 +318,8 @@ class LoopedTraced(HookedModel):
         self.cfg.variable_steps = len({len(r) for r in runs}) > 1
         self.cfg.hidden_size = int(shape[-1])
         self.prefix_len = int(shape[1]) - int(sample.shape[1])
+        if not self.cfg.causal:  # a puzzle-style model: every input has the planned length
+            self.cfg.seq_len = int(sample.shape[1])
         with torch.no_grad():
             state = torch.zeros((1, *shape[1:]), dtype=next(self.inner.parameters()).dtype,
                                 device=next(self.inner.parameters()).device)

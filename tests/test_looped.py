@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers.looped_models import TinyOuro, TinyUniversalTransformer
+from helpers.looped_models import TinyHuginn, TinyOuro, TinyUniversalTransformer
 
 import interp
 from interp.analyses.fixed_points import convergence, relative_changes
@@ -47,6 +47,7 @@ def test_universal_transformer_states_and_lens_are_the_models_own():
         assert np.array_equal(tr.final_predictions[i], logits[0].argmax(-1).numpy())
         ce = torch.nn.functional.cross_entropy(lens[-1][0, :-1], x[i, 1:])  # next-token labels by default
         assert tr.metric("ce")[i, -1] == pytest.approx(float(ce), rel=1e-5)
+    assert not m.block._forward_hooks and not m.block._forward_pre_hooks  # nothing left on the caller's model
     d = relative_changes(tr)  # the fixed-point analysis reads the trace like any other
     assert len(d) == 3 * 4 and np.isnan(d["delta"][0]) and (d["delta"][1:4] > 0).all()
 
@@ -68,6 +69,22 @@ def test_hook_points_intervene_and_have_transformerlens_aliases():
         zeroed = w.run_with_hooks(x, fwd_hooks=[("step.3.hook_resid_post", lambda t, hook: torch.zeros_like(t))])
         assert torch.equal(zeroed, m.lm_head(m.norm(torch.zeros_like(outs[3]))))  # the hook changed the run
         assert torch.equal(out, m(x))
+
+
+def test_a_puzzle_style_loop_with_labels_scores_every_step():
+    m = TinyUniversalTransformer().eval()
+    x = tokens(4)
+    y = (x + 1) % V  # a puzzle scores the labelled cells that differ from the input: here all of them
+    y[:, :3] = -100  # not scored
+    tr = interp.trace_looped(m, x, lm=False, labels=y, batch_size=2)
+    assert tr.meta["model_config"]["causal"] is False and tr.labelled
+    pred = tr.predictions  # [N, T, L]
+    wrong = ((pred != y.numpy()[:, None]) & (y.numpy()[:, None] != -100)).sum(-1)
+    assert np.array_equal(tr.metric("n_wrong"), wrong)
+    assert np.array_equal(tr.metric("exact").astype(bool), wrong == 0)
+    assert np.isnan(tr.metric("q_halt")).all()  # no halting head
+    with pytest.raises(ValueError, match="inputs must have 10 tokens"):
+        interp.trace(interp.wrap_looped(m, x, lm=False), tokens(1, 7))
 
 
 # ----------------------------------------------------------------------------- Ouro-style
@@ -99,11 +116,34 @@ def test_a_named_layer_returning_a_tuple_is_traced_per_pass():
         assert np.array_equal(tr.final_predictions[0], m(x)[0].argmax(-1).numpy())
 
 
+def test_huginn_style_core_is_found_and_a_seeded_call_makes_the_random_start_reproducible():
+    m = TinyHuginn().eval()
+    x = tokens(2)
+
+    def call(model, t):  # Huginn starts from a random state: the same seed for every forward
+        torch.manual_seed(123)
+        return model(t)
+
+    found = find_loop_modules(m, lambda: call(m, x))
+    assert found == {"transformer.adapter": 5, **{f"transformer.core_block.{i}": 5 for i in range(4)},
+                     "transformer.ln_f": 2}
+    tr = interp.trace_looped(m, x, call=call)
+    assert tr.meta["looped"]["loop"] == {"core_block_3": "transformer.core_block.3"}  # ln_f (after the loop) is not
+    assert tr.meta["looped"]["lens"] == "lm_head(transformer.ln_f(state))"
+    assert tr.n_steps == 5
+    for i in range(2):
+        torch.manual_seed(123)
+        hand = m.hand_states(x[i:i + 1])
+        for k in range(5):
+            assert np.array_equal(tr.states("core_block_3")[i, k], hand[k][0].numpy())
+
+
 def early_exit_model() -> tuple[TinyOuro, torch.Tensor, list[int]]:
     """An Ouro-style model with early exit and inputs whose loop counts differ (found, then checked)."""
     m = TinyOuro(ut_steps=6, exit_threshold=0.9).eval()
     with torch.no_grad():
         m.model.early_exit_gate.weight.mul_(4.0)  # exit probabilities that depend on the input
+        m.model.early_exit_gate.bias.add_(1.0)
     x = tokens(12, seed=3)
     counts = [len(m.hand_states(x[i:i + 1])) for i in range(len(x))]
     assert len(set(counts)) > 1, counts
@@ -125,6 +165,21 @@ def test_early_exit_records_only_the_steps_that_ran(tmp_path):
             assert np.array_equal(tr.final_predictions[i], m(x[i:i + 1])[0].argmax(-1).numpy())
     back = load_trace(save_trace(tr, tmp_path / "t"))
     assert back.steps_ran.tolist() == counts
+    w = interp.wrap_looped(m, x, record_inputs=False)  # streamed to disk in chunks of 5, read back
+    disk = load_trace(interp.trace_to_disk(w, x.numpy(), tmp_path / "d", chunk_size=5, batch_size=1, states="all",
+                                           progress=False))
+    w.release()
+    assert disk.steps_ran.tolist() == counts and disk.stored_states == ["norm"]
+    assert np.array_equal(disk.states("norm"), tr.states("norm"), equal_nan=True)
+    assert np.array_equal(disk.predictions, tr.predictions)
+    short, long = int(np.argmin(counts)), int(np.argmax(counts))
+    assert counts[short] == 1  # the first input repeats no module: the loop is found on the next one
+    two = interp.trace_looped(m, x[[short, long]])
+    assert two.meta["looped"]["loop"] == {"norm": "model.norm"} and two.steps_ran.tolist() == [1, max(counts)]
+    from interp.views.trace_viewer import write_viewer
+
+    html = write_viewer(two, tmp_path / "v" / "viewer.html", puzzle=[0, 1]) or tmp_path / "v" / "viewer.html"
+    assert "input mean" in html.read_text()
 
 
 def test_analyses_respect_early_exit():
@@ -133,9 +188,17 @@ def test_analyses_respect_early_exit():
     d = relative_changes(tr)
     assert len(d) == sum(counts)  # one row per update that ran
     conv = convergence(tr, tol=10.0)  # every change is below 10: converged from the first update that has one
-    assert conv["converged"].all() and (conv["convergence_step"] == 1).all()
+    several = np.array(counts) > 1  # one step has no change to measure (NaN): not converged
+    assert (conv["converged"] == several).all() and (conv["convergence_step"] == np.where(several, 1, -1)).all()
     delta = tr.metric("delta.norm")
-    assert np.allclose(conv["final_delta"], [delta[i, c - 1] for i, c in enumerate(counts)])
+    assert np.allclose(conv["final_delta"], [delta[i, c - 1] for i, c in enumerate(counts)], equal_nan=True)
+    assert np.isnan(conv["final_delta"][~several]).all()
+    tol = float(np.nanmedian(delta))
+    strict = convergence(tr, tol=tol)
+    for i, c in enumerate(counts):  # independent: the first ran step from which every ran change is below tol
+        ok = [k for k in range(c) if all(delta[i, j] < tol for j in range(k, c))]
+        assert strict["convergence_step"][i] == (ok[0] if ok else -1)
+    assert 0 < strict["converged"].sum() < several.sum()
     cs = critical_steps(tr, "ce")
     ce = tr.metric("ce")
     assert np.allclose(cs["final_error"], [ce[i, c - 1] for i, c in enumerate(counts)])
@@ -160,7 +223,7 @@ def test_bad_loops_are_one_line_errors():
         interp.trace_looped(m, x, loop="model.early_exit_gate")
     with pytest.raises(LoopError, match="lens head 'nope' does not exist"):
         interp.trace_looped(m, x, loop="model.norm", head="nope")
-
+    assert not any(mod._forward_hooks or mod._forward_pre_hooks for mod in m.modules())  # a failed plan leaves none
 
 def test_a_state_changing_shape_is_refused():
     class Growing(torch.nn.Module):
@@ -224,7 +287,7 @@ def test_hrm_text_through_the_generic_path_equals_the_dedicated_path_bit_for_bit
     hf = tiny_hrm_text()
     x = tokens(3, 12)
     ded = interp.trace(wrap_hrm_text(hf), x, states="all", batch_size=3)
-    gen = interp.trace_looped(hf, x, HRM_LOOP, answer="z_H", batch_size=3)
+    gen = interp.trace_looped(hf, x, HRM_LOOP, batch_size=3)
     assert gen.meta["looped"]["lens"] == "lm_head(state)"  # the stacks end with their final norm
     assert_same_as_dedicated(ded, gen)
     with torch.no_grad():
@@ -235,6 +298,7 @@ def test_hrm_text_through_the_generic_path_equals_the_dedicated_path_bit_for_bit
     assert torch.equal(lens, logits)  # the lens of the last state is the model's own logits, bit for bit
     auto = interp.trace_looped(hf, x[:1])
     assert auto.meta["looped"]["loop"] == {"L_module": "model.L_module", "H_module": "model.H_module"}
+    assert auto.answer_state == auto.slow_state == "H_module"  # the module the loop ends with
 
 
 def test_cli_on_a_save_pretrained_folder_matches_the_dedicated_cli(tmp_path, capsys):
@@ -351,3 +415,44 @@ def test_remote_code_needs_the_flag(tmp_path, capsys):
     assert "loop core=core (3 calls); lens lm_head(ln_f(state))" in capsys.readouterr().out
     tr = load_trace(out)
     assert tr.n_steps == 3 and tr.meta["model_config"]["model_class"] == "TinyLoopForCausalLM"
+
+
+def test_cli_text_uses_the_folders_tokenizer(tmp_path, capsys):
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from interp.cli import main
+
+    words = ["[UNK]", "the", "cat", "sat", "on", "mat"]
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    folder = tmp_path / "m"
+    tiny_hrm_text(4).save_pretrained(folder)
+    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]").save_pretrained(folder)
+    out = tmp_path / "t"
+    capsys.readouterr()
+    assert main(["trace", "--ckpt", str(folder), "--loop-module", "model.H_module", "--text", "the cat sat on the mat",
+                 "--out", str(out)]) == 0
+    tr = load_trace(out)
+    assert tr.inputs.tolist() == [[1, 2, 3, 4, 1, 5]] and tr.n_steps == 2 and tr.state_names == ["H_module"]
+    text = capsys.readouterr().out
+    last = text.split("next-token guess after the last input token\n")[1].splitlines()[1]
+    assert last.split()[:2] == ["1", "H_module"] and last.rstrip().endswith("'")  # the guess, decoded by the tokenizer
+
+
+def test_transformerlens_and_nnsight_see_every_call():
+    from interp.interop import nnsight_cache, to_nnsight, to_transformer_lens
+
+    m = TinyUniversalTransformer().eval()
+    x = tokens(2)
+    w = interp.wrap_looped(m, x)
+    with torch.no_grad():
+        _, cache = w.run_with_cache(x, names_filter="step.*.hook_resid_post")
+        pytest.importorskip("nnsight")
+        _, nn_cache = nnsight_cache(to_nnsight(w), x, names_filter="step.*.hook_resid_post")
+        assert sorted(nn_cache) == sorted(cache) and all(torch.equal(cache[k], nn_cache[k]) for k in cache)
+        pytest.importorskip("transformer_lens")
+        _, tl_cache = to_transformer_lens(w).run_with_cache(x)
+    assert {f"seg0.step{k}.hook_block_in" for k in range(4)} <= set(tl_cache)
+    assert all(torch.equal(cache[k], tl_cache[k]) for k in cache)

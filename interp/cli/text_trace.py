@@ -114,7 +114,7 @@ def print_text_steps(tr: Any, decode: Any) -> None:
     print(f"\n{'step':>4} {'updated':>8} {'ce':>8} {'acc':>6}  next-token guess after the last input token")
     ce, acc = tr.metric("ce")[0], tr.metric("token_acc")[0]
     for k in range(int(tr.steps_ran[0])):
-        guess = decode([int(pred[k, -1])]) if pred.ndim == 2 else "?"
+        guess = decode([int(pred[k, -1])]) if pred.ndim == 2 and not np.isnan(ce[k]) else "-"  # "-": no state yet
         print(f"{k:>4} {str(tr.steps['updated'][k]):>8} {ce[k]:>8.4f} {acc[k]:>6.3f}  {guess!r}")
 
 

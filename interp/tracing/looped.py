@@ -26,7 +26,7 @@ from interp.tracing.inputs import ArrayLike, as_token_tensor
 from interp.tracing.trace import Trace
 from interp.tracing.tracer import trace
 from models.device import model_device
-from models.looped import LoopedTraced, auto_loop, default_call
+from models.looped import LoopedTraced, LoopError, auto_loop, default_call
 
 
 def wrap_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] | dict[str, str] | None = None,
@@ -37,9 +37,10 @@ def wrap_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] |
 
     ``loop``: module path(s) (``"model.layers.3"``, a list, or ``{state name: path}``); None finds them
     with a dry run (``models.looped.auto_loop``). ``head``/``norm``: the lens modules (paths, ``"auto"``,
-    or ``norm=None`` for none). ``answer``: the state whose lens is the answer (default: the last loop
-    module). ``call(model, tokens)`` runs the model (default: ``input_ids=`` for transformers models).
+    or ``norm=None`` for none). ``answer``: the state whose lens is the answer (default: the module the
+    planned run calls last, e.g. HRM-Text's ``H_module``). ``call(model, tokens)`` runs the model (default: ``input_ids=`` for transformers models).
     One-line ``LoopError`` (a ``ValueError``) for a loop that cannot be traced, before anything is written.
+    The wrapper's hooks stay on ``model``'s loop modules until ``release()``.
     """
     if isinstance(model, LoopedTraced):
         return model
@@ -47,12 +48,22 @@ def wrap_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] |
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     batches = [x[i:i + batch_size] for i in range(0, x.shape[0], batch_size)]
-    if loop is None:
+    if loop is None:  # the first batch that repeats a module (an early exit after one step repeats none)
         run = call or default_call
-        loop = auto_loop(model, lambda: run(model, batches[0]))
+        for b in batches:
+            try:
+                loop = auto_loop(model, lambda: run(model, b))
+                break
+            except LoopError:
+                if b is batches[-1]:
+                    raise
     wrapped = LoopedTraced(model, loop, head=head, norm=norm, answer=answer, record_inputs=record_inputs,
                            call=call, lm=lm)
-    return wrapped.plan(batches).eval()
+    try:
+        return wrapped.plan(batches).eval()
+    except BaseException:
+        wrapped.release()
+        raise
 
 
 def trace_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] | dict[str, str] | None = None, *,
@@ -64,13 +75,19 @@ def trace_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] 
 
     The arguments are ``wrap_looped``'s; ``labels`` and ``trace_kwargs`` (``states``, ``state_puzzles``,
     ``decode_latents``, ``confidence``, ``fwd_hooks``, ...) are ``interp.trace``'s. Language models
-    (``lm=True``) default to next-token labels. ``model`` may also be an already planned ``LoopedTraced``.
+    (``lm=True``) default to next-token labels. ``model`` may also be an already planned ``LoopedTraced``
+    (kept as it is); a wrapper made here is released afterwards, leaving no hook on ``model``.
     """
+    own = not isinstance(model, LoopedTraced)
     wrapped = wrap_looped(model, inputs, loop, head, norm, answer, record_inputs, call, lm, batch_size)
     extra = {"looped": {"loop": dict(wrapped.cfg.loop), "lens": wrapped.lens_description(),
                         "model_class": wrapped.cfg.model_class}}
-    return trace(wrapped, inputs, labels, batch_size=batch_size, extra_meta={**extra, **trace_kwargs.pop("extra_meta", {})},
-                 **trace_kwargs)
+    try:
+        return trace(wrapped, inputs, labels, batch_size=batch_size,
+                     extra_meta={**extra, **trace_kwargs.pop("extra_meta", {})}, **trace_kwargs)
+    finally:
+        if own:  # the wrapper made here leaves no hook on the caller's model
+            wrapped.release()
 
 
 __all__ = ["trace_looped", "wrap_looped"]

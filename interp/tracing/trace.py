@@ -9,6 +9,8 @@ Arrays, first axis = puzzle (N), second = step (T, the rows of ``steps``)::
     conf/<s>   [N, T, L]     its top softmax probability (float16; optional)
     step/<m>   [N, T]        per-step scalars, see below
     seg/<m>    [N, S] (or [N, S, K])   per-segment values (halting logits, pass loss, fusion)
+    steps_ran  [N] int32     only for a looped model that exits early: the steps each input ran
+                             (later steps: NaN, answers repeated; see ``steps_ran``, ``ran_mask``)
 
 Per-step scalars ``step/<m>``: for each decoded state ``s`` ``ce.s``,
 ``token_acc.s``, ``n_wrong.s``, ``exact.s``; for each carried state ``norm.s``

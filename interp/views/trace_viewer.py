@@ -117,7 +117,7 @@ def step_panels(trace: Trace, puzzle: int) -> list[Panel]:
     lm = trace.meta.get("gate_states") or trace.meta.get("segment_unit") == "pass"
     panels: list[Panel] = []
     if lm:
-        p = Panel("gate mean")
+        p = Panel("input mean" if trace.family == "looped" else "gate mean")  # a looped model's per-step values: inputs
         for g in trace.meta.get("gate_states", []):
             v = _metric(trace, f"mean.{g}", puzzle)
             if v is not None:
@@ -239,7 +239,7 @@ def lm_frames(trace: Trace, puzzle: int, steps: list[int], spec: GridSpec) -> Gr
     cls = np.where(y[None] == IGNORE_LABEL, 3, np.where(pred == y[None], 1, 0)).astype(np.int8)
     rows_z.append(cell_z(cls, None))
     rows_t.append(cell_text(pred, spec, V))
-    for g in trace.meta.get("gate_states", []):
+    for g in trace.meta.get("gate_states", []) if trace.family != "looped" else []:  # gate bands (not inputs)
         if g in trace.stored_states and puzzle in set(trace.state_index.tolist()):
             gv = trace.states(g, puzzles=[puzzle])[0][steps]  # [F, P, D], NaN where the gate did not fire
             gv = np.asarray(gv, np.float64)

@@ -8,6 +8,8 @@
   probability ``1 - prod(1 - sigmoid(g_t))`` at the last position reaches it for every row (early exit).
   ``last_steps`` holds how many passes the last forward ran.
 
+* ``TinyHuginn``: a Huginn-style recurrent-depth LM with Huginn's module names and a random initial state.
+
 Each model has ``hand_states(tokens)``: the loop written out again from its own submodules, to check the
 tracer's states against an independent computation.
 """
@@ -126,4 +128,59 @@ class TinyOuro(nn.Module):
         return out
 
 
-__all__ = ["Block", "TinyOuro", "TinyUniversalTransformer"]
+class _Transformer(nn.Module):
+    """Huginn's ``transformer``: ``wte``, ``prelude``, ``adapter``, ``core_block``, ``coda``, ``ln_f``."""
+
+    def __init__(self, vocab: int, d: int, heads: int):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.prelude = nn.ModuleList([Block(d, heads) for _ in range(2)])
+        self.adapter = nn.Linear(2 * d, d, bias=False)
+        self.core_block = nn.ModuleList([Block(d, heads) for _ in range(4)])
+        self.coda = nn.ModuleList([Block(d, heads) for _ in range(2)])
+        self.ln_f = nn.RMSNorm(d)
+
+
+class TinyHuginn(nn.Module):
+    """A Huginn-style recurrent-depth LM with Huginn's module names: prelude, then ``num_steps`` times
+    ``x = core(adapter(cat[x, e]))`` from a *random* initial state, then coda; ``ln_f`` is used twice (after the
+    recurrence and after the coda), ``lm_head`` reads the second."""
+
+    def __init__(self, vocab: int = 40, d: int = 32, heads: int = 2, num_steps: int = 5):
+        super().__init__()
+        self.transformer = _Transformer(vocab, d, heads)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.num_steps = num_steps
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        t = self.transformer
+        e = t.wte(tokens)
+        for block in t.prelude:
+            e = block(e)
+        x = torch.randn_like(e)  # the random initial state
+        for _ in range(self.num_steps):
+            x = t.adapter(torch.cat([x, e], -1))
+            for block in t.core_block:
+                x = block(x)
+        x = t.ln_f(x)
+        for block in t.coda:
+            x = block(x)
+        return self.lm_head(t.ln_f(x))
+
+    @torch.no_grad()
+    def hand_states(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """The core's output at every recurrence step (call ``torch.manual_seed`` first, as before ``forward``)."""
+        t = self.transformer
+        e = t.wte(tokens)
+        for block in t.prelude:
+            e = block(e)
+        x, out = torch.randn_like(e), []
+        for _ in range(self.num_steps):
+            x = t.adapter(torch.cat([x, e], -1))
+            for block in t.core_block:
+                x = block(x)
+            out.append(x)
+        return out
+
+
+__all__ = ["Block", "TinyHuginn", "TinyOuro", "TinyUniversalTransformer"]

@@ -280,8 +280,10 @@ def _print_many(tr, names: list[str]) -> None:
 
     df = critical_steps(tr)
     print("\nper puzzle:")
+    labels = [names[i] if i < len(names) else f"puzzle {i + 1}" for i in range(min(len(df), 50))]
+    width = max([24, *map(len, labels)])  # one column for every name: the table stays aligned past puzzle 9
     for i, r in df.head(50).iterrows():
-        line = f"  {names[i] if i < len(names) else f'puzzle {i + 1}':<24}"
+        line = f"  {labels[i]:<{width}}"
         if "critical_step" in df:
             line += f" {'solved' if r['critical_step'] >= 0 else 'wrong ':<6}"
             line += f" critical step {int(r['critical_step']):>4}"
@@ -294,6 +296,7 @@ def _print_many(tr, names: list[str]) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    import numpy as np
     import pandas as pd
 
     from interp.tracing.store import load_trace
@@ -316,8 +319,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     df = tr.summary("step")
     cols = [c for c in ("step", "segment", "updated", "token_acc", "exact", "ce", "q_halt") if c in df]
     cols += [c for c in df.columns if c.startswith(("delta.", "cos.")) and c not in cols]
+    # a relative change with no previous state (step 0 of a model starting from zeros: x/0) is shown as a dash
+    fmt = {c: (lambda v: f"{v:.4g}" if np.isfinite(v) else "-") for c in cols if c.startswith("delta.")}
     with pd.option_context("display.max_rows", args.max_rows, "display.width", 160, "display.precision", 4):
-        print(df[cols].to_string(index=False, max_rows=args.max_rows))
+        print(df[cols].to_string(index=False, max_rows=args.max_rows, formatters=fmt))
         if tr.labelled:
             from interp.analyses.jumps import critical_steps, jump_distribution
 

@@ -423,7 +423,8 @@ def _parse_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
+    """The ``python -m models.official`` command line (``info`` and ``convert``)."""
     parser = Parser(prog="python -m models.official", description=__doc__.split("\n\n")[0],
                     epilog=examples("python -m models.official info tests/fixtures/checkpoint_formats/hrm_step --seq-len 16",
                                     "python -m models.official convert tests/fixtures/checkpoint_formats/urm_trm out/urm-trm --seq-len 16"))
@@ -441,6 +442,11 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--seq-len", type=positive_int, default=None, help="sequence length (RoPE checkpoints do not store it)")
         sp.add_argument("--weights", choices=WEIGHT_CHOICES, default=None, help="EMA or raw weights where the file holds both (default: EMA)")
         sp.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     try:
         args = parser.parse_args(argv)
         overrides = _parse_overrides(args)

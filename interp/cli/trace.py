@@ -381,8 +381,10 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
                        epilog=examples(
                            'interp trace --ckpt zoo/trm-sudoku9 --puzzle "4.....8.5.3..........7......2.....6.....8.4'
                            '......1.......6.3.7.5..2.....1.4......"',
-                           "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --limit 100 --out traces/run1",
-                           "interp trace --ckpt zoo/trm-maze9 --puzzle-file mazes.txt --show 2"))
+                           "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
+                           "--limit 100 --out traces/run100",
+                           "interp trace --ckpt zoo/trm-maze9 --puzzle-file data/maze/maze9.txt --show 2 --out traces/maze",
+                           "interp trace --ckpt zoo/hrm-lm-pydoc --text 'def main():' --out traces/lm"))
     src = _common(p)
     src.add_argument("--text", help="language models: one text, tokenised with the checkpoint's tokenizer")
     src.add_argument("--tokens", help="language models: token ids separated by commas or spaces")
@@ -410,7 +412,7 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_trace)
     p = sub.add_parser("show", help="print a saved trace's per-step summary",
                        epilog=examples("interp show traces/run1", "interp show traces/run1 --puzzle 1   # the first puzzle",
-                                       "interp show traces/py-run --viewer   # write viewer.html for a trace made in Python"))
+                                       "interp show traces/run1 --viewer   # (re)write viewer.html, e.g. of a trace made in Python"))
     p.add_argument("dir", help="trace directory written by interp trace")
     p.add_argument("--max-rows", type=int, default=60, help="rows of the per-step table to print")
     p.add_argument("--allow-incomplete", action="store_true", help="show the finished chunks of an interrupted trace")
@@ -424,9 +426,10 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     add_plotly(p)
     p.set_defaults(func=cmd_show)
     p = sub.add_parser("ablate", help="Slow/H-module ablation table on puzzles",
-                       epilog=examples("interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file puzzles.sdm --limit 64",
-                                       "interp ablate --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --target y "
-                                       "--mode zero"))
+                       epilog=examples("interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
+                                       "--limit 64",
+                                       "interp ablate --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/qqwing_expert.sdm "
+                                       "--limit 16 --target y --mode zero"))
     _common(p)
     p.add_argument("--target", default="slow", help="state to ablate (slow, fast, z_H, y, gate_slow, ...)")
     p.add_argument("--mode", default="freeze_init,zero,mean", help="comma-separated: freeze_init, zero, mean, skip")

@@ -159,6 +159,11 @@ def test_save_pretrained_folder_hub_and_cli(tmp_path, monkeypatch, capsys):
     assert "8 steps" in printed and "trace written" in printed
     tr = load_trace(out)
     assert tr.family == "hrm_text" and tr.n_steps == 8 and tr.states("z_H").shape == (1, 8, 6, 32)
+    assert tr.decoded_states == ["z_H"]  # a language model's default lens: the answer state only
+    assert interp_main(["trace", "--ckpt", "hf:sapientinc/HRM-Text-tiny", "--tokens", "1 2 3 4 5 6", "--lens", "all",
+                        "--out", str(tmp_path / "all")]) == 0
+    assert load_trace(tmp_path / "all").decoded_states == ["z_H", "z_L"]
+    capsys.readouterr()
     assert interp_main(["show", str(out)]) == 0
     assert "z_H" in capsys.readouterr().out
 

@@ -404,8 +404,11 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attention", action="store_true", help="also record every layer's attention pattern at every "
                    "step (pattern.layer{k}, kept like states; Sudoku: row/column/box mass per head, CSV + PNG)")
     p.add_argument("--viewer-puzzles", type=int, default=8, help="puzzles in viewer.html (a picker switches)")
-    p.add_argument("--lens", choices=["all", "answer"], default="all",
-                   help="decode every state at every step (logit lens), or the answer state only (faster)")
+    p.add_argument("--lens", choices=["all", "answer"], default=None,
+                   help="decode every state at every step (logit lens), or the answer state only (default: all for "
+                        "puzzle models, answer for --text/--tokens: each decode of a language model is one pass of its "
+                        "output layer over the vocabulary; on a 32000-word HRM-Text at hidden 256, --lens all costs "
+                        "4.8x the plain forward, answer 2.6x; benchmarks/RESULTS.md)")
     p.add_argument("--no-confidence", action="store_true",
                    help="skip the per-cell confidence arrays (the largest summaries; a little faster)")
     add_plotly(p)

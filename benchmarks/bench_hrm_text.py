@@ -10,6 +10,8 @@ jobs; wall time on a GPU) in these variants:
 * ``cache``     ``run_with_cache``: every per-step z_H / z_L [B, L, D] kept (on the device)
 * ``trace``     ``interp.tracing.tracer.trace`` with summaries only and the logit lens of z_H
 * ``trace+L``   the same plus the logit lens of z_L at every L-step and all full states copied to host
+* ``cli``       what ``interp trace --text`` does by default: full states, the lens of z_H, confidences
+* ``hash``      ``model_sha256`` alone, the digest of the weights every trace computes once
 
 Usage::
 
@@ -37,6 +39,7 @@ import torch  # noqa: E402
 
 SIZES = {  # hidden, layers per stack, heads, head_dim, intermediate, vocab
     "s": (256, 2, 4, 64, 768, 8000),
+    "s32k": (256, 2, 4, 64, 768, 32000),  # issue 27's size: hidden 256 with a 32000-word vocabulary
     "m": (512, 4, 4, 128, 1536, 32000),
     "1b": (1536, 8, 12, 128, 4096, 151808),
 }
@@ -83,6 +86,7 @@ def main() -> int:
     from common.allocator import retain_freed_memory
 
     retain_freed_memory()  # as the interp command does
+    from interp.tracing.model_hash import model_sha256
     from interp.tracing.tracer import trace
     from models.hrm_text import default_dtype, wrap_hrm_text
 
@@ -99,6 +103,10 @@ def main() -> int:
         "trace": lambda: trace(model, x, states="summary", decode_latents=False, batch_size=args.batch,
                                confidence=False),
         "trace+L": lambda: trace(model, x, states="all", decode_latents=True, batch_size=args.batch),
+        # what `interp trace --text` does by default (full states, the answer lens, confidences)
+        "cli": lambda: trace(model, x, states="all", decode_latents=False, batch_size=args.batch),
+        # the once-per-trace digest of the weights that ties a trace to them (part of every trace row)
+        "hash": lambda: model_sha256(model),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
     load0 = os.getloadavg()[0]

@@ -5,21 +5,27 @@ shipped zoo checkpoints, ``--models zoo`` or names) and each size N, a fresh chi
 peak RSS is not inherited) runs ``--rounds`` interleaved rounds of
 
 * ``plain``: the evaluation forward ``model(x)`` over the N puzzles in batches, no grad, and
-* ``trace``: ``trace_to_disk`` of the same N puzzles (per-step logit lens of every state,
-  confidence, metrics; summaries for all, full states of the first ``--state-puzzles``),
+* ``trace``: ``trace_to_disk`` of the same N puzzles with the settings of ``interp trace``'s defaults
+  (batch 64, per-step logit lens of every state, confidence, metrics; summaries for all puzzles,
+  full states of the first 16, chunks of 1024),
 
 in alternating order (plain first in odd rounds, trace first in even ones), and prints the
 median CPU time (user + kernel) of each, the traced/plain ratio of the medians with the range of
 the per-round ratios (same round, same load), the kernel share and minor page faults of the
 traced runs, puzzles/s, peak RSS and the trace's size on disk, plus the load average before and
-after. Random token rows are used: the work per puzzle does not depend on their content.
+after every row (the machine may be shared: read the ratios beside the load).
+
+Inputs are real puzzles from the shipped files, as a user runs them: Sudoku models (and ``small``)
+read ``data/sudoku/qqwing_expert.sdm``, maze models ``data/maze/maze9.txt`` (its mazes repeated to
+N), both with their labels; language models (``hrm-lm-pydoc``) get random byte rows
+(``--puzzle-file`` overrides the file).
 
 ``--malloc retain`` (default) sets glibc's malloc thresholds as the ``interp`` command does
 (``common/allocator.py``); ``--malloc default`` keeps glibc's own, which a library user gets
 unless they call ``retain_freed_memory()``.
 
-    python benchmarks/bench_trace.py                                   # small HRM, N 1000 and 5000
-    python benchmarks/bench_trace.py --models zoo --sizes 512          # every zoo checkpoint
+    python benchmarks/bench_trace.py                                   # small HRM, N 512
+    python benchmarks/bench_trace.py --models zoo --threads 1          # every zoo checkpoint, CLI defaults
     python benchmarks/bench_trace.py --malloc default --sizes 1000     # glibc's own allocator settings
 """
 
@@ -39,7 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from common.cli_format import Parser  # noqa: E402
-from common.cli_types import nonempty_str, positive_int  # noqa: E402
+from common.cli_types import nonempty_str, path_str, positive_int  # noqa: E402
 
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
 
@@ -67,6 +73,32 @@ def _build(args: argparse.Namespace):
     return load_any(REPO / "zoo" / args.model)[0].eval()
 
 
+def _inputs(args: argparse.Namespace, model) -> tuple:
+    """(inputs, labels, task) of N real puzzles from a shipped file (repeated to N), or random bytes for an LM."""
+    import numpy as np
+
+    cfg = model.cfg
+    if cfg.family in ("hrm_lm", "transformer_lm", "unitf_lm"):
+        return np.random.default_rng(0).integers(0, cfg.vocab_size, (args.n, cfg.seq_len)), None, None
+    from interp.puzzle_inputs import load_puzzle_inputs
+
+    meta = {"model": {"family": cfg.family, "vocab_size": cfg.vocab_size, "seq_len": cfg.seq_len}}
+    if args.model != "small":
+        meta = _zoo_meta(args.model)
+    task = (meta.get("task") or {}).get("name", "sudoku")
+    path = args.puzzle_file or str(REPO / "data" / ("maze/maze9.txt" if task == "maze" else "sudoku/qqwing_expert.sdm"))
+    got = load_puzzle_inputs(meta, puzzle_file=path, task=task)
+    reps = -(-args.n // len(got.inputs))
+    return (np.tile(got.inputs, (reps, 1))[: args.n], np.tile(got.labels, (reps, 1))[: args.n], got.task)
+
+
+def _zoo_meta(name: str) -> dict:
+    """The checkpoint's config (``{"model": ..., "task": ...}``) without loading its weights."""
+    import json as json_lib
+
+    return json_lib.loads((REPO / "zoo" / name / "config.json").read_text())
+
+
 def child(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
@@ -79,12 +111,7 @@ def child(args: argparse.Namespace) -> dict:
     from interp import load_trace, trace_to_disk
 
     model = _build(args)
-    cfg = model.cfg
-    lm = cfg.family in ("hrm_lm", "transformer_lm", "unitf_lm")
-    rng = np.random.default_rng(0)
-    lo = 0 if lm else 1
-    inputs = rng.integers(lo, cfg.vocab_size, (args.n, cfg.seq_len))
-    labels = None if lm else rng.integers(lo, cfg.vocab_size, (args.n, cfg.seq_len))
+    inputs, labels, task = _inputs(args, model)
     x = torch.from_numpy(inputs).long()
     B = args.batch_size
 
@@ -98,7 +125,7 @@ def child(args: argparse.Namespace) -> dict:
             out = Path(tmp) / f"trace{r}"
             data = inputs if labels is None else (inputs, labels)
             trace_to_disk(model, data, out, chunk_size=args.chunk_size, batch_size=B, states="all",
-                          state_puzzles=np.arange(min(args.state_puzzles, args.n)), progress=False,
+                          state_puzzles=np.arange(min(args.state_puzzles, args.n)), progress=False, task=task,
                           decode_latents=not args.no_decode_latents, confidence=not args.no_confidence)
             return out
 
@@ -141,13 +168,14 @@ def summarise(d: dict) -> dict:
 def main() -> None:
     p = Parser(description=__doc__)
     p.add_argument("--models", type=nonempty_str, nargs="+", default=["small"], help="small, zoo (every zoo model) or zoo names")
-    p.add_argument("--sizes", type=positive_int, nargs="+", default=[1000, 5000])
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[512])
     p.add_argument("--rounds", type=positive_int, default=5, help="interleaved plain/trace rounds per size")
     p.add_argument("--hidden", type=positive_int, default=64, help="small model: hidden size")
     p.add_argument("--heads", type=positive_int, default=4)
     p.add_argument("--layers", type=positive_int, default=1)
     p.add_argument("--segments", type=positive_int, default=4, help="small model: ACT segments")
-    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=64, help="puzzles per forward (interp trace's default: 64)")
+    p.add_argument("--puzzle-file", type=path_str, help="puzzles to trace (default: qqwing_expert.sdm or maze9.txt, by task)")
     p.add_argument("--chunk-size", type=positive_int, default=1024)
     p.add_argument("--state-puzzles", type=positive_int, default=16)
     add_threads_option(p)
@@ -168,17 +196,18 @@ def main() -> None:
           f"rounds, malloc {args.malloc}, decode latents {not args.no_decode_latents}, confidence "
           f"{not args.no_confidence}; summaries of all puzzles + full states of {args.state_puzzles}; small = HRM "
           f"hidden {args.hidden}, {args.layers}+{args.layers} layers, 2x2 cycles, {args.segments} segments; "
-          f"load avg at start {os.getloadavg()[0]:.2f}")
+          f"real puzzles from shipped files; load avg at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print("| model | puzzles | steps | plain CPU s | trace CPU s | traced/plain CPU (range) | traced/plain wall | "
-          "faults plain | faults trace | puzzles/s traced | peak RSS MB | disk MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "faults plain | faults trace | puzzles/s traced | peak RSS MB | disk MB | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     t0 = time.perf_counter()
     for m in models:
         for n in args.sizes:
             flags = ["--n", str(n), "--model", m]
             for k in ("rounds", "hidden", "heads", "layers", "segments", "batch_size", "chunk_size", "state_puzzles",
-                      "threads", "malloc"):
-                flags += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
+                      "threads", "malloc", "puzzle_file"):
+                if getattr(args, k) is not None:
+                    flags += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
             flags += [f for f in ("--no-decode-latents", "--no-confidence") if getattr(args, f[2:].replace("-", "_"))]
             r = subprocess.run([sys.executable, __file__, *flags], capture_output=True, text=True)
             if r.returncode != 0:
@@ -187,8 +216,8 @@ def main() -> None:
             s = summarise(d)
             print(f"| {m} | {n} | {d['steps']} | {s['plain_cpu']:.2f} | {s['trace_cpu']:.2f} | {s['ratio']:.3f} "
                   f"({s['lo']:.2f}-{s['hi']:.2f}) | {s['wall_ratio']:.3f} | {s['faults_plain']:.0f} | "
-                  f"{s['faults_trace']:.0f} | {s['puzzles_per_s']:.1f} | {d['peak_rss_mb']:.0f} | {d['disk_mb']:.1f} |",
-                  flush=True)
+                  f"{s['faults_trace']:.0f} | {s['puzzles_per_s']:.1f} | {d['peak_rss_mb']:.0f} | {d['disk_mb']:.1f} | "
+                  f"{d['load_start']:.1f}-{d['load_end']:.1f} |", flush=True)
     print(f"# total {time.perf_counter() - t0:.0f} s wall, load avg at end {os.getloadavg()[0]:.2f}; ratio = median "
           "trace CPU time / median plain CPU time (user + kernel), (min-max) of the per-round ratios")
 

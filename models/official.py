@@ -430,7 +430,7 @@ def _parse_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> Parser:
-    """The parser of ``python -m models.official``."""
+    """The ``python -m models.official`` command line (``info`` and ``convert``)."""
     parser = Parser(prog="python -m models.official", description=__doc__.split("\n\n")[0],
                     epilog=examples("python -m models.official info tests/fixtures/checkpoint_formats/hrm_step --seq-len 16",
                                     "python -m models.official convert tests/fixtures/checkpoint_formats/urm_trm out/urm-trm --seq-len 16"))

@@ -103,7 +103,8 @@ def test_planted_jump_and_gradual_decline():
     assert df.loc[2, "critical_step"] == -1 and not df.loc[2, "final_exact"]
     assert df.loc[2, "jump"] == pytest.approx(1.0)  # one drop of 10 (then a rise)
     dist = jump_distribution(df)
-    assert dist["frac_solved"] == pytest.approx(2 / 3) and dist["median_critical_step"] == pytest.approx((k + L) / 2)
+    assert dist["frac_solved"] == pytest.approx(2 / 3) and dist["critical_step_lower_median"] == min(k, L)
+    assert (dist["critical_step_q1"], dist["critical_step_q3"]) == (min(k, L), max(k, L))
     hist = critical_step_histogram(df, T)
     assert hist.set_index("critical_step").loc[k, "n_puzzles"] == 1
     assert hist.set_index("critical_step").loc[-1, "n_puzzles"] == 1
@@ -220,3 +221,28 @@ def test_hl_alignment_on_real_hrm_trace_matches_states():
     H, Lz = tr.states("z_H"), tr.states("z_L")
     cos = (H * Lz).sum(-1) / (np.linalg.norm(H, axis=-1) * np.linalg.norm(Lz, axis=-1))
     np.testing.assert_allclose(df["cos_mean"], cos.mean(-1).mean(0), rtol=1e-4)
+
+
+def test_critical_step_quartiles_are_observed_steps():
+    from interp.analyses.jumps import critical_step_quartiles
+
+    # the case: 8 puzzles solved at step 3, 8 at step 7; no puzzle has step 5
+    q = critical_step_quartiles(np.array([3] * 8 + [7] * 8))
+    assert q == {"critical_step_q1": 3.0, "critical_step_lower_median": 3.0, "critical_step_q3": 7.0}
+    q = critical_step_quartiles(np.array([1, 2, 3, 4, 5]))
+    assert (q["critical_step_q1"], q["critical_step_lower_median"], q["critical_step_q3"]) == (2.0, 3.0, 4.0)
+    assert all(np.isnan(v) for v in critical_step_quartiles(np.array([])).values())
+
+
+def test_per_puzzle_table_stays_aligned_past_puzzle_nine(capsys):
+    from interp.cli.trace import _print_many
+
+    rng = np.random.default_rng(0)
+    N, T, L = 12, 3, 4
+    labels = rng.integers(2, 5, size=(N, L))
+    pred = np.repeat(labels[:, None], T, axis=1)
+    tr = synthetic_trace({"h": rng.normal(size=(N, T, L, 2))}, predictions=pred, labels=labels, inputs=np.ones((N, L), int))
+    names = [f"some_long_collection_name.sdm:{i + 1}" for i in range(N)]
+    _print_many(tr, names)
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ".sdm:" in ln]
+    assert len(rows) == N and len({ln.index("solved") for ln in rows}) == 1 and len({len(ln) for ln in rows}) == 1

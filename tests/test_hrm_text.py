@@ -159,8 +159,32 @@ def test_save_pretrained_folder_hub_and_cli(tmp_path, monkeypatch, capsys):
     assert "8 steps" in printed and "trace written" in printed
     tr = load_trace(out)
     assert tr.family == "hrm_text" and tr.n_steps == 8 and tr.states("z_H").shape == (1, 8, 6, 32)
+    assert tr.decoded_states == ["z_H"]  # a language model's default lens: the answer state only
+    assert interp_main(["trace", "--ckpt", "hf:sapientinc/HRM-Text-tiny", "--tokens", "1 2 3 4 5 6", "--lens", "all",
+                        "--out", str(tmp_path / "all")]) == 0
+    assert load_trace(tmp_path / "all").decoded_states == ["z_H", "z_L"]
+    capsys.readouterr()
     assert interp_main(["show", str(out)]) == 0
     assert "z_H" in capsys.readouterr().out
+
+
+def test_show_prints_a_dash_for_a_change_from_a_zero_state(tmp_path, capsys):
+    """A state starting from zeros (HRM-Text's z_L) has no relative change at step 0 (x/0): `show` prints '-'."""
+    from interp.tracing.store import save_trace
+    from interp.tracing.synthetic import synthetic_trace
+
+    rng = np.random.default_rng(0)
+    states = {"z_H": rng.normal(size=(1, 3, 4, 2)), "z_L": rng.normal(size=(1, 3, 4, 2))}
+    tr = synthetic_trace(states, updated=["z_L", "z_L", "z_H"], init={"z_H": np.ones((1, 4, 2)), "z_L": np.zeros((1, 4, 2))})
+    assert np.isinf(tr.metric("delta.z_L")[0, 0]) and np.isfinite(tr.metric("delta.z_L")[0, 1])
+    save_trace(tr, tmp_path / "t")
+    assert interp_main(["show", str(tmp_path / "t")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(ln for ln in lines if "delta.z_L" in ln).split()
+    rows = [ln.split() for ln in lines if ln.split() and ln.split()[0] in ("0", "1")]
+    col = header.index("delta.z_L")
+    assert rows[0][col] == "-" and float(rows[1][col]) == pytest.approx(float(tr.metric("delta.z_L")[0, 1]), rel=1e-3)
+    assert "inf" not in "\n".join(lines)
 
 
 def test_cli_text_with_the_checkpoints_tokenizer(tmp_path, capsys):

@@ -36,14 +36,15 @@ def build_parser() -> Parser:
     p = Parser(prog="recurse-train", description="Train and evaluate HRM / TRM / HRM-LM and baselines "
                                 "(also: python -m training).",
                                 epilog=examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
-                                                 "recurse-train train --config zoo/configs/trm_sudoku9.yaml "
-                                                 "--out runs/trm9"))
+                                                 "recurse-train train --config training/configs/sudoku4_trm_mlp.yaml "
+                                                 "--out runs/s4 --set steps=20"))
     p.add_argument("--version", action=VersionAction)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a YAML/JSON config",
-                       epilog=examples("recurse-train train --config training/configs/sudoku4_trm.yaml --out runs/s4",
-                                        "recurse-train train --out runs/s4 --resume"))
+                       epilog=examples("recurse-train train --config training/configs/sudoku4_trm_mlp.yaml --out runs/s4 "
+                                        "--set steps=20",
+                                        "recurse-train train --out runs/s4 --resume --set steps=40   # 20 more steps"))
     t.add_argument("--config", type=path_str, help="config file (YAML or JSON); optional with --resume")
     t.add_argument("--set", type=nonempty_str, dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, dotted for nested ones (repeatable)")
@@ -57,7 +58,8 @@ def build_parser() -> Parser:
                                    "after all segments (Wilson intervals), blank-cell accuracy and mean segments "
                                    "(bootstrap intervals), the set and its blank range. Language models: loss.",
                        epilog=examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
-                                        "recurse-train eval --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm",
+                                        "recurse-train eval --ckpt zoo/trm-sudoku9 --puzzle-file "
+                                        "data/sudoku/generated_moderate.sdm",
                                         "recurse-train eval --ckpt zoo/trm-sudoku9 --n 128 --build   # first 128 of "
                                         "the test split"))
     add_ckpt_option(e, help="checkpoint directory")
@@ -79,7 +81,7 @@ def build_parser() -> Parser:
     add_quiet(e)
 
     d = sub.add_parser("data", help="build (or find in the cache) a config's dataset and print its directory",
-                       epilog=examples("recurse-train data --config zoo/configs/trm_sudoku9.yaml"))
+                       epilog=examples("recurse-train data --config training/configs/sudoku4_trm_mlp.yaml"))
     d.add_argument("--config", type=path_str, required=True, help="training config (YAML or JSON) or a checkpoint directory")
     d.add_argument("--set", type=nonempty_str, dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable)")

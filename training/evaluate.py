@@ -162,17 +162,17 @@ def evaluate(
     pids_all = data.example_puzzle_ids()
     batches: list[dict[str, np.ndarray]] = []
     exact_by_seg = np.zeros(S)
-    starts = range(0, total, batch_size)
-    if progress:
-        from tqdm import tqdm
+    from common.progress import Progress
 
-        starts = tqdm(starts, desc="eval", unit="batch")
-    for i in starts:
+    bar = Progress(total, "eval", unit="example", enabled=bool(progress))
+    for i in range(0, total, batch_size):
         j = min(total, i + batch_size)
         x = torch.from_numpy(data.get_inputs(slice(i, j))).to(device)
         y = torch.from_numpy(data.get_labels(slice(i, j))).to(device)
         pid = torch.from_numpy(pids_all[i:j]).to(device)
         batches.append(_evaluate_batch(model, x, y, pid, halting, loss_kind, autocast, exact_by_seg))
+        bar.update(j - i)
+    bar.close()
     if was_training:
         model.train()
     rows = {k: np.concatenate([b[k] for b in batches]) for k in ROW_METRICS}

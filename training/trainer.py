@@ -515,11 +515,10 @@ class Trainer:
         D.barrier(self.dist)
         if self.resumed_from is None and self.step == 0:
             self.save("last")  # a rollback target from step 0 on
-        bar = None
-        if self.progress and self.dist.is_main:
-            from tqdm import tqdm
+        from common.progress import Progress
 
-            bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        bar = Progress(self.total_steps, "train", unit="step", initial=self.step,
+                       enabled=bool(self.progress and self.dist.is_main))
         t0 = time.time()
         try:
             while self.step < self.total_steps:
@@ -527,21 +526,17 @@ class Trainer:
                     return {"step": self.step, "stopped": True}
                 if not self.train_step():
                     self._rollback()
-                    if bar is not None:
-                        bar.n = self.step
-                        bar.refresh()
+                    bar.goto(self.step)
                     continue
                 self.failures = 0
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
                 end = self.step == self.total_steps
                 if self.step % max(1, cfg.log_interval) == 0 or end:
                     rec = self._flush_metrics()
                     if rec is not None:
                         rec["elapsed"] = round(time.time() - t0, 3)
                         self._log(rec)
-                        if bar is not None:
-                            bar.set_postfix(_postfix(rec), refresh=False)
+                        bar.set_postfix(_postfix(rec))
                 do_eval = end or (cfg.eval_interval and self.step % cfg.eval_interval == 0)
                 do_ckpt = cfg.ckpt_interval and self.step % cfg.ckpt_interval == 0
                 if do_eval:
@@ -553,16 +548,16 @@ class Trainer:
                     self.save("last")
                     if improved and self.dist.is_main:
                         copy_checkpoint(self.out / "last", self.out / "best")
-                    if bar is not None and res is not None:
+                    if bar.enabled and res is not None:
                         bar.write(f"step {self.step}: " + _summary(res))
                 elif do_ckpt:
                     self.save("last")
                 if do_ckpt and cfg.keep_step_ckpts and self.dist.is_main:
                     copy_checkpoint(self.out / "last", self.out / f"step_{self.step}")
                 D.barrier(self.dist)
+            bar.close()
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close(ok=False)  # after an error or a stop: the bar goes, no closing line
             if self._tb is not None:
                 self._tb.close()
         if self.dist.is_main:  # the finished run's files, each with its SHA-256 (common.outputs)

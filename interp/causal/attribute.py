@@ -241,9 +241,13 @@ class _PatchJob:
 
 
 def _bar(desc: str):
-    from tqdm import tqdm
+    from common.progress import Progress
 
-    return lambda it: tqdm(it, desc=desc, unit="chunk", leave=False)
+    def wrap(it):
+        with Progress(None, desc, unit="chunk") as bar:
+            yield from bar.wrap(it)
+
+    return wrap
 
 
 def _gather_effects(eff: np.ndarray) -> np.ndarray:

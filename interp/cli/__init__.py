@@ -43,9 +43,10 @@ from interp.cli.trace import add_trace_parsers
 
 def build_parser() -> Parser:
     parser = Parser(prog="interp", description="Per-step traces, analyses and interventions for recursive models.",
-                     epilog=examples("interp demo", "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm "
-                                     "--limit 16", "interp show traces/run1 --puzzle 1",
-                                     "interp <command> --help   # options, defaults and examples of one command"))
+                     epilog=examples("interp demo", "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file "
+                                     "data/sudoku/generated_moderate.sdm --limit 16 --out traces/run1",
+                                     "interp show traces/run1 --puzzle 1",
+                                     "interp trace --help   # options, defaults and examples of one command"))
     parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_trace_parsers(sub)

@@ -39,6 +39,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = ensure_out_not_symlink(args.out)
     checkpoint_task(str(ckpt), None)  # validate the checkpoint before anything is written
     load_model(str(ckpt))
+    from common.progress import status
+
+    # the generator proves every puzzle unique with the compiled solver: numba compiles it on the first use in a
+    # fresh install (about a minute on a 2-core laptop), later runs load the cached machine code
+    status(f"demo: generating {args.n} puzzles (seed {args.seed}); the first run after installing also compiles the "
+           "Sudoku solver once, which can take a minute", enabled=not args.quiet)
     text = "\n".join(demo_puzzles(args.n, args.seed)) + "\n"
     puzzle_file = out / "puzzles.sdm"
     # only an earlier demo's files (recorded with their SHA-256) are replaced; trace/ is checked by the trace itself

@@ -254,7 +254,7 @@ def add_guess_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("guess-scale", help="deprecated alias of `interp scale`'s predecessor: accuracy vs pass "
                               "budget (augmentation, bootstrapping, PTRM, EqR)",
                               epilog=examples("interp guess-scale --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/qqwing_expert.sdm "
-                                              "--limit 64 --strategies aug ptrm eqr --k 1 2 4 8 --out out/gs"))
+                                              "--limit 16 --strategies aug ptrm eqr --k 1 2 4 --out out/gs"))
     add_ckpt_option(p, repeat=True, help="checkpoint (repeat for model bootstrapping; the first one is used by 'perturb')")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=path_str, help="dataset directory (training/test splits as written by the data builders)")

@@ -61,13 +61,11 @@ def cmd_influence(args: argparse.Namespace) -> int:
     x = torch.as_tensor(np.asarray(batch.inputs)).long()
     labels = None if batch.labels is None else torch.as_tensor(np.asarray(batch.labels)).long()
     samples = None if args.exact else (args.samples or 1)
-    tty = sys.stderr.isatty() and len(x) > 1
+    from common.progress import Progress
 
-    def progress(done: int, total: int) -> None:
-        if tty:
-            print(f"\r{done}/{total} puzzles", end="\n" if done == total else "", file=sys.stderr, flush=True)
-
-    res = influence(model, x, labels, n_segments=args.segments, samples=samples, seed=args.seed, progress=progress)
+    with Progress(len(x), "influence", enabled=sys.stderr.isatty() and len(x) > 1) as bar:
+        res = influence(model, x, labels, n_segments=args.segments, samples=samples, seed=args.seed,
+                        progress=lambda done, total: bar.goto(done))
     out.mkdir(parents=True, exist_ok=True)
     if task.name == "sudoku":
         share, what = sudoku_peer_share(res), "Sudoku peers"

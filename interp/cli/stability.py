@@ -53,7 +53,11 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
 
 def add_stability_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("stability", help="FTLE, drift and fixed-point residual of the step map; failure AUCs")
+    from common.cli_format import examples
+
+    p = sub.add_parser("stability", help="FTLE, drift and fixed-point residual of the step map; failure AUCs",
+                       epilog=examples("interp stability --ckpt zoo/hrm-sudoku9 --puzzle-file data/sudoku/qqwing_expert.sdm "
+                                       "--limit 16 --out out/stability"))
     add_puzzle_inputs(p)
     p.add_argument("--unit", choices=["segment", "cycle"], default="segment",
                    help="one step = one ACT segment (default) or one outer cycle")

@@ -96,7 +96,7 @@ def cmd_trace_text(args: argparse.Namespace) -> int:
     states = args.states if args.states in ("all", "summary") else [s.strip() for s in args.states.split(",")]
     trace_to_disk(model, inputs, out, batch_size=1, states=states, task={"name": "text"}, checkpoint=folder,
                   overwrite=args.overwrite, progress=False, attention=bool(getattr(args, "attention", False)),
-                  **lens_options(args))
+                  **lens_options(args, text=True))
     tr = load_trace(out)
     if is_hub_spec(args.ckpt):
         print(f"hub: {args.ckpt} -> {folder}")

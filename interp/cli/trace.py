@@ -293,8 +293,10 @@ def _print_many(tr, names: list[str]) -> None:
 
     df = critical_steps(tr)
     print("\nper puzzle:")
+    labels = [names[i] if i < len(names) else f"puzzle {i + 1}" for i in range(min(len(df), 50))]
+    width = max([24, *map(len, labels)])  # one column for every name: the table stays aligned past puzzle 9
     for i, r in df.head(50).iterrows():
-        line = f"  {names[i] if i < len(names) else f'puzzle {i + 1}':<24}"
+        line = f"  {labels[i]:<{width}}"
         if "critical_step" in df:
             line += f" {'solved' if r['critical_step'] >= 0 else 'wrong ':<6}"
             line += f" critical step {int(r['critical_step']):>4}"
@@ -307,6 +309,7 @@ def _print_many(tr, names: list[str]) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    import numpy as np
     import pandas as pd
 
     from interp.tracing.store import load_trace
@@ -329,8 +332,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     df = tr.summary("step")
     cols = [c for c in ("step", "segment", "updated", "token_acc", "exact", "ce", "q_halt") if c in df]
     cols += [c for c in df.columns if c.startswith(("delta.", "cos.")) and c not in cols]
+    # a relative change with no previous state (step 0 of a model starting from zeros: x/0) is shown as a dash
+    fmt = {c: (lambda v: f"{v:.4g}" if np.isfinite(v) else "-") for c in cols if c.startswith("delta.")}
     with pd.option_context("display.max_rows", args.max_rows, "display.width", 160, "display.precision", 4):
-        print(df[cols].to_string(index=False, max_rows=args.max_rows))
+        print(df[cols].to_string(index=False, max_rows=args.max_rows, formatters=fmt))
         if tr.labelled:
             from interp.analyses.jumps import critical_steps, jump_distribution
 
@@ -393,8 +398,10 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
                        epilog=examples(
                            'interp trace --ckpt zoo/trm-sudoku9 --puzzle "4.....8.5.3..........7......2.....6.....8.4'
                            '......1.......6.3.7.5..2.....1.4......"',
-                           "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --limit 100 --out traces/run1",
-                           "interp trace --ckpt zoo/trm-maze9 --puzzle-file mazes.txt --show 2"))
+                           "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
+                           "--limit 100 --out traces/run100",
+                           "interp trace --ckpt zoo/trm-maze9 --puzzle-file data/maze/maze9.txt --show 2 --out traces/maze",
+                           "interp trace --ckpt zoo/hrm-lm-pydoc --text 'def main():' --out traces/lm"))
     src = _common(p)
     src.add_argument("--text", type=nonempty_str, help="language models: one text, tokenised with the checkpoint's tokenizer")
     src.add_argument("--tokens", type=nonempty_str, help="language models: token ids separated by commas or spaces")
@@ -416,15 +423,18 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
                    "step (pattern.layer{k}, kept like states; Sudoku: row/column/box mass per head, CSV + PNG)")
     p.add_argument("--viewer-puzzles", type=VIEWER, default=8,
                    help=f"puzzles in viewer.html (a picker switches){cap_note(VIEWER)}")
-    p.add_argument("--lens", choices=["all", "answer"], default="all",
-                   help="decode every state at every step (logit lens), or the answer state only (faster)")
+    p.add_argument("--lens", choices=["all", "answer"], default=None,
+                   help="decode every state at every step (logit lens), or the answer state only (default: all for "
+                        "puzzle models, answer for --text/--tokens: each decode of a language model is one pass of its "
+                        "output layer over the vocabulary; on a 32000-word HRM-Text at hidden 256, --lens all costs "
+                        "4.8x the plain forward, answer 2.6x; benchmarks/RESULTS.md)")
     p.add_argument("--no-confidence", action="store_true",
                    help="skip the per-cell confidence arrays (the largest summaries; a little faster)")
     add_plotly(p)
     p.set_defaults(func=cmd_trace)
     p = sub.add_parser("show", help="print a saved trace's per-step summary",
                        epilog=examples("interp show traces/run1", "interp show traces/run1 --puzzle 1   # the first puzzle",
-                                       "interp show traces/py-run --viewer   # write viewer.html for a trace made in Python"))
+                                       "interp show traces/run1 --viewer   # (re)write viewer.html, e.g. of a trace made in Python"))
     p.add_argument("dir", type=path_str, help="trace directory written by interp trace")
     p.add_argument("--max-rows", type=positive_int, default=60, help="rows of the per-step table to print")
     p.add_argument("--allow-incomplete", action="store_true", help="show the finished chunks of an interrupted trace")
@@ -439,9 +449,10 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     add_plotly(p)
     p.set_defaults(func=cmd_show)
     p = sub.add_parser("ablate", help="Slow/H-module ablation table on puzzles",
-                       epilog=examples("interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file puzzles.sdm --limit 64",
-                                       "interp ablate --ckpt zoo/trm-sudoku9 --puzzle-file puzzles.sdm --target y "
-                                       "--mode zero"))
+                       epilog=examples("interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
+                                       "--limit 64",
+                                       "interp ablate --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/qqwing_expert.sdm "
+                                       "--limit 16 --target y --mode zero"))
     _common(p)
     p.add_argument("--target", type=nonempty_str, default="slow", help="state to ablate (slow, fast, z_H, y, gate_slow, ...)")
     p.add_argument("--mode", type=nonempty_str, default="freeze_init,zero,mean", help="comma-separated: freeze_init, zero, mean, skip")

@@ -145,11 +145,9 @@ def collect_candidates(
     for m, p in todo:
         if not (0 <= m < len(models) and 0 <= p < len(pert)):
             raise GuessScalingError(f"pair (model {m}, perturbation {p}) out of range ({len(models)} models, {len(pert)} perturbations)")
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from common.progress import Progress
 
-        bar = tqdm(total=len(todo), desc="guess scaling passes")
+    bar = Progress(len(todo), "guess scaling passes", unit="pass", enabled=bool(progress))
     grids, qh, qc, res, probs = [], [], [], [], []
     for m, p in todo:
         xt = pert[p].forward_tokens(x)
@@ -160,10 +158,8 @@ def collect_candidates(
         qh.append(out.q_halt)
         qc.append(out.q_continue)
         res.append(out.residual)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+    bar.close()
     return Candidates(
         grids=np.stack(grids, axis=1),
         q_halt=np.stack(qh, axis=1),
@@ -181,18 +177,13 @@ def _collect_runs(model: torch.nn.Module, x: np.ndarray, specs: list[dict[str, A
                   puzzle_ids: Any, batch_size: int, keep_probs: bool, progress: bool, desc: str) -> Candidates:
     """One candidate per ``run_pass`` keyword set in ``specs`` (identity input, checkpoint 0)."""
     ids = None if puzzle_ids is None else np.asarray(puzzle_ids)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from common.progress import Progress
 
-        bar = tqdm(total=len(specs), desc=desc)
-    outs = []
-    for spec in specs:
-        outs.append(run_pass(model, x, puzzle_ids=ids, batch_size=batch_size, **spec))
-        if bar is not None:
+    with Progress(len(specs), desc, unit="pass", enabled=bool(progress)) as bar:
+        outs = []
+        for spec in specs:
+            outs.append(run_pass(model, x, puzzle_ids=ids, batch_size=batch_size, **spec))
             bar.update(1)
-    if bar is not None:
-        bar.close()
     C = len(outs)
     return Candidates(
         grids=np.stack([o.logits.argmax(-1) for o in outs], axis=1),

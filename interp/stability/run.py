@@ -66,11 +66,9 @@ def stability(
     was_training = model.training
     model.eval()
     puzzle_rows, step_rows = [], []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from common.progress import Progress
 
-        bar = tqdm(total=x.shape[0], unit="puzzle", desc="stability")
+    bar = Progress(x.shape[0], "stability", enabled=bool(progress))
     try:
         for a in range(0, x.shape[0], batch_size):
             b = min(x.shape[0], a + batch_size)
@@ -107,11 +105,10 @@ def stability(
                     if exact_steps:
                         srow["exact"] = bool(exact_steps[t][0][i])
                     step_rows.append(srow)
-            if bar is not None:
-                bar.update(b - a)
+            bar.update(b - a)
+        bar.close()
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close(ok=False)  # after an error: the bar goes, no closing line
         model.train(was_training)
     settings = {"family": fam, "unit": unit, "n_segments": n_seg, "k": k, "burn_in": burn_in, "seed": seed,
                 "n_puzzles": int(x.shape[0])}

@@ -306,17 +306,13 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
     if setup[0] == "complete":
         return out
     done_idx = set(setup[1])
-    bar = None
-    if progress and main:
-        from tqdm.auto import tqdm
+    from common.progress import Progress
 
-        bar = tqdm(total=plan.n, unit="puzzle", desc=f"trace -> {out.name}",
-                   initial=sum(c["stop"] - c["start"] for c in man["chunks"]))
-    try:
-        _trace_rounds(model, plan, group, out, man, done_idx, batch_size, state_dtype, confidence, bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    # updated once per batch (not per chunk); a resumed trace starts at the puzzles already written
+    with Progress(plan.n, f"trace -> {out.name}", enabled=bool(progress and main),
+                  initial=sum(c["stop"] - c["start"] for c in man["chunks"])) as bar:
+        _trace_rounds(model, plan, group, out, man, done_idx, batch_size, state_dtype, confidence,
+                      bar if bar.enabled else None)
     if main:
         man["complete"] = True
         man["updated"] = utc_now()

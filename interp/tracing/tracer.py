@@ -189,17 +189,11 @@ def _trace(model, inputs, labels, puzzle_ids, n_segments, states, state_puzzles,
     keep = keep_mask(x.shape[0], keep_states, state_puzzles)
     check_trace_memory(model, schema, keep_states, int(keep.sum()), x.shape[0], x.shape[1], len(decode_states),
                        "the whole trace")
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from common.progress import Progress
 
-        bar = tqdm(total=x.shape[0], unit="puzzle", desc="trace")
-    try:
+    with Progress(x.shape[0], "trace", enabled=bool(progress)) as bar:
         arrays, st = compute_arrays(model, schema, x, y, pid, keep, keep_states, decode_states, batch_size,
                                     STATE_DTYPES[state_dtype], init_states, 0, fwd_hooks, bar, confidence)
-    finally:
-        if bar is not None:
-            bar.close()
     arrays = {**base_arrays(x, y, pid), **arrays}
     meta = trace_meta(model, schema, seq_len=x.shape[1], labelled=y is not None, decode_states=decode_states,
                       stored=keep_states, state_dtype=state_dtype, task=task, checkpoint=checkpoint,

@@ -3,6 +3,7 @@ nothing written."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,23 @@ def test_steer_bad_input_is_one_line_and_writes_nothing(ckpt, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert rc == 2 and message in err and err.count("\n") == 1 and err.startswith("error:")
     assert not out.exists()
+
+
+@pytest.mark.slow  # about 30 s on a loaded 2-core machine
+def test_steer_on_a_language_model_reads_a_text_file(tmp_path, capsys):
+    from tests.helpers.tiny_models import tiny_hrm_lm
+
+    torch.manual_seed(0)
+    ck = tmp_path / "lm"
+    save_checkpoint(ck, tiny_hrm_lm(passes=3), extra={"task": {"name": "text", "tokenizer": "bytes", "vocab_size": 256}})
+    text = tmp_path / "t.txt"
+    text.write_text("aaaaaaaaaaaaaaab" * 40)
+    out = tmp_path / "out"
+    rc = interp_main(["steer", "--ckpt", str(ck), "--puzzle-file", str(text), "--limit", "6", "--context", "8",
+                      "--direction", "clamp", "--on", "all", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    info = json.loads((out / "settings.json").read_text())
+    assert info["n_puzzles"] == 6 and info["cells"] == "all" and info["state"] == "fast"
+    t = pd.read_csv(out / "steering.csv")
+    assert len(t) == 2 * len(info["steps"]) and (t["n"] == 3).all()

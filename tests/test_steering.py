@@ -239,6 +239,9 @@ def test_dictionary_file_is_bound_to_its_model_state_and_width(tmp_path):
         load_dictionary(path, model, "z", 32)
     with pytest.raises(DirectionError, match="width 32"):
         load_dictionary(path, None, "y", 64)
+    elsewhere = save_dictionary(tmp_path / "sae2.safetensors", sae, model, "y", "seg*.h*.hook_z_H")
+    with pytest.raises(DirectionError, match="hook 'seg\\*.h\\*.hook_z_H'"):
+        load_dictionary(elsewhere, model, "y", 32)
     (tmp_path / "junk.safetensors").write_bytes(b"not a file")
     with pytest.raises(DirectionError, match="not a safetensors"):
         load_dictionary(tmp_path / "junk.safetensors")

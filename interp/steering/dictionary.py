@@ -5,7 +5,8 @@
 ``y``), ``hook`` (a glob of the hook names it was fitted on, e.g. ``seg*.t*.hook_y``), ``d_in``,
 ``n_features``, ``k`` and ``model_sha256`` (:func:`interp.tracing.model_hash.model_sha256` of the weights).
 :func:`load_dictionary` refuses, in one line, a file whose state, width or model digest does not match the
-model it is used on (a dictionary trained on another model), and reads tensors only (no pickle).
+model it is used on (a dictionary trained on another model), or whose hook glob names no hook point of the
+model, and reads tensors only (no pickle).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def load_dictionary(path: str | os.PathLike, model: nn.Module | None = None, sta
                              f"(hook {meta.get('hook') or '?'}), not {state!r}")
     if width is not None and W.shape[1] != width:
         raise DirectionError(f"{p}: dictionary width {W.shape[1]} does not match the model's state width {width}")
+    hook = meta.get("hook") or ""
+    if model is not None and hook and hasattr(model, "hook_names") and not model.hook_names(hook):
+        raise DirectionError(f"{p}: dictionary was trained on hook {hook!r}, which this model does not have")
     if model is not None and meta.get("model_sha256") != model_sha256(model):
         raise DirectionError(f"{p}: dictionary was trained on another model (model hash "
                              f"{str(meta.get('model_sha256'))[:12]} differs from this checkpoint's)")

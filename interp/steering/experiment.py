@@ -191,7 +191,7 @@ def steering_experiment(model: nn.Module, inputs: np.ndarray, labels: np.ndarray
         base_solved.append(out.solved)
         base_metric.append(out.metric)
         base_crit.append(out.critical_step)
-        base_final.append(out.answers[:, -1])
+        base_final.append(out.final)
         for g in start_segs:
             carries[g].append(out.carries[g])
         for k in steps:
@@ -265,7 +265,7 @@ def steering_experiment(model: nn.Module, inputs: np.ndarray, labels: np.ndarray
             after_solved.append(out.solved)
             after_metric.append(out.metric)
             after_crit.append(out.critical_step)
-            after_final.append(out.answers[:, -1])
+            after_final.append(out.final)
             n_cells.append(record["cells"].sum(-1).numpy() if "cells" in record else np.zeros(len(rows)))
             bar.update(len(rows))
         sa = np.concatenate(after_solved)

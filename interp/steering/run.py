@@ -9,7 +9,8 @@ state after each of its updates (the logit lens the tracer records). :class:`Ste
 * ``answers`` [B, T', L]: the decoded answer after each update of the answer state (``answer_steps`` [T']:
   their global step indices on the trace's step axis);
 * ``exact_by_segment`` [B, S']: whether the segment's answer is exactly right (every labelled position);
-* ``solved`` [B]: exactly right after the last segment (the evaluation depth; no halting);
+* ``solved`` [B]: exactly right after the last segment (the evaluation depth; no halting); ``final`` [B, L]:
+  that segment's answer (the model's own logits: for HRM-LM the fused output, not the lens of one state);
 * ``critical_step`` [B]: the first answer step from which the answer is exactly right to the end, -1 if never
   (``interp.analyses.jumps``' definition), as a global step;
 * ``metric`` [B]: ``logit_diff_max`` of the last segment over the target positions (``interp.causal.metrics``).
@@ -43,6 +44,7 @@ class SteerOutcome:
     metric: np.ndarray
     start_segment: int = 0
     carries: dict[int, States] | None = None  # the carry entering each segment named in ``keep_carries``
+    final: np.ndarray | None = None  # [B, L] the model's answer after the last segment (its own logits)
 
 
 def target_mask(inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -129,7 +131,7 @@ def steered_run(runner: SegmentRunner, batch: Prepared, labels: torch.Tensor, ta
     critical = np.where(first >= 0, steps[np.clip(first, 0, len(steps) - 1)], -1)
     exact_by_segment = np.stack(exact_seg, 1)
     return SteerOutcome(got.astype(np.int16), steps, exact_by_segment, exact_by_segment[:, -1].copy(), critical,
-                        metric, start_segment, kept)
+                        metric, start_segment, kept, logits.argmax(-1).cpu().numpy())
 
 
 __all__ = ["SteerOutcome", "target_mask", "answer_hooks", "state_hooks", "resolve_state", "steered_run"]

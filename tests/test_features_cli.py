@@ -60,6 +60,14 @@ def test_outputs_and_dictionary_config(run, ckpt):
     assert "var featuresHref = \"features.html\";" in html
 
 
+def test_rerun_into_its_own_output_folder(ckpt, run, tmp_path):
+    prov = json.loads((run / "provenance.json").read_text())
+    assert {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()} - {"provenance.json"} <= set(prov["files"])
+    out = tmp_path / "again"
+    for _ in range(2):  # the second run finds its own earlier output and replaces it
+        assert main(_args(ckpt, out, "--no-compare", "--kind", "sae", "--train-steps", "5")) == 0
+
+
 def test_saved_dictionary_evaluates_to_the_same_fit(run, ckpt, tmp_path):
     out = tmp_path / "eval"
     assert main(_args(ckpt, out, "--dictionary", str(run / "dictionary"))) == 0

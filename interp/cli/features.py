@@ -35,7 +35,7 @@ from common.cli_options import (
     set_threads,
     show_progress,
 )
-from common.cli_types import bounded_float, bounded_int, int_list, nonneg_float, nonneg_int, positive_int
+from common.cli_types import bounded_float, bounded_int, int_list, nonempty_str, nonneg_float, nonneg_int, positive_int
 
 MAX_FEATURES = 65536
 
@@ -151,18 +151,18 @@ def add_features_parser(sub: argparse._SubParsersAction) -> None:
                         "interp features out/moderate --kind sae --out out/features-sae",
                         "interp features --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
                         "--dictionary out/features/dictionary --out out/features-eval"))
-    p.add_argument("trace", nargs="?", help="a trace directory with full states of --state (instead of --ckpt and puzzles)")
-    p.add_argument("--ckpt", help=CKPT_HELP + " (with a trace directory: the model for the answer-head push)")
+    p.add_argument("trace", nargs="?", type=nonempty_str, help="a trace directory with full states of --state (instead of --ckpt and puzzles)")
+    p.add_argument("--ckpt", type=nonempty_str, help=CKPT_HELP + " (with a trace directory: the model for the answer-head push)")
     src = p.add_mutually_exclusive_group()
     add_puzzle_option(src)
     add_puzzle_file_option(src)
     add_task_option(p)
     add_limit_option(p)
-    p.add_argument("--state", help="the state to read (default: the answer state, e.g. TRM y, HRM z_H)")
+    p.add_argument("--state", type=nonempty_str, help="the state to read (default: the answer state, e.g. TRM y, HRM z_H)")
     p.add_argument("--kind", choices=["crosscoder", "sae"], default="crosscoder",
                    help="crosscoder: one latent per (puzzle, cell) over all steps, per-step decoders; "
                         "sae: one SAE on the states pooled over steps")
-    p.add_argument("--dictionary", help="evaluate this saved dictionary folder (ours or SAELens cfg.json + "
+    p.add_argument("--dictionary", type=nonempty_str, help="evaluate this saved dictionary folder (ours or SAELens cfg.json + "
                    "sae_weights.safetensors) instead of training one")
     p.add_argument("--features", type=bounded_int(1, MAX_FEATURES), default=256, help="dictionary width")
     p.add_argument("--l1", type=nonneg_float, default=0.05, help="L1 coefficient (ignored with --topk)")
@@ -183,6 +183,6 @@ def add_features_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0)
     add_threads_option(p)
     add_plotly(p)
-    p.add_argument("--out", default="out/features", help="output directory")
+    p.add_argument("--out", type=nonempty_str, default="out/features", help="output directory")
     add_quiet(p)
     p.set_defaults(func=cmd_features)

@@ -17,7 +17,7 @@ import torch
 
 from common.atomic import atomic_write_json, atomic_write_text
 from common.markdown import markdown_table
-from common.outputs import TOOL_MARK
+from common.outputs import TOOL_MARK, listed_files
 from probes.crosscoder import StepCrosscoder, crosscoder_stats, crosscoder_step_acts, step_profiles, train_crosscoder
 from probes.sae import SparseAutoencoder, encode_array, train_sae
 from probes.step_saes import step_sae_decoders, track_features, train_step_saes
@@ -233,6 +233,8 @@ def write_outputs(args: argparse.Namespace, out: Path, sub: Any, model: Any, tas
     atomic_write_text(out / "summary.md", summary)
     atomic_write_json(out / "settings.json", {k: v for k, v in vars(args).items() if k not in ("func",)},
                       default=str)
+    files = sorted(set(OUTPUTS) | set(listed_files(out)) - {"provenance.json"})  # whatever the viewers wrote beside
+    atomic_write_json(out / "provenance.json", {"tool": TOOL_MARK, "command": "features", "files": files})
 
 
 def _summary(result: dict[str, Any], info: dict[str, Any], shape: tuple[int, ...], steps: np.ndarray,

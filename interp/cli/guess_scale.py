@@ -234,8 +234,6 @@ DEPRECATION = ("note: `interp guess-scale` is deprecated, use `interp scale` (de
 def cmd_guess_scale(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    print(DEPRECATION, file=sys.stderr)
-
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     res = run_guess_scaling(args)
@@ -247,6 +245,7 @@ def cmd_guess_scale(args: argparse.Namespace) -> int:
         print(label_free.drop(columns=["uses_label"]).to_string(index=False))
     print(f"\nwrote {res['out']}/guess_scaling.{{csv,md,png,html}}, models.csv, provenance.json "
           f"({res['seconds']:.1f} s of forward passes)")
+    print(DEPRECATION, file=sys.stderr)  # after the work: bad input stays exactly one error line
     return 0
 
 

@@ -102,3 +102,12 @@ def test_eval_drops_puzzles_equivalent_to_training(tmp_path, capsys, monkeypatch
 
     assert "dropped 1 of the 3 puzzles: solution grid equivalent (up to symmetry)" in eval_headline(
         {**res, "ckpt": "x"})
+
+
+def test_eval_train_set_is_for_sudoku_only(capsys):
+    from training.cli import main
+
+    assert main(["eval", "--ckpt", str(REPO / "zoo" / "trm-maze9"), "--puzzle-file", str(REPO / "data" / "maze" / "maze9.txt"),
+                 "--train-set", str(REPO / "data" / "maze" / "maze9.txt"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--train-set deduplicates Sudoku sets" in err[0]

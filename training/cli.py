@@ -257,8 +257,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             set_name = f"{root.name} {args.split or 'test'} split, first {min(args.n, split.num_examples)} of " \
                        f"{split.num_examples}" if args.n else f"{root.name} {args.split or 'test'} split"
         dedup, eval_n = None, args.n or None
+        is_sudoku = task.get("name", "sudoku") == "sudoku"
+        if args.train_set and not is_sudoku:
+            raise ValueError(f"--train-set deduplicates Sudoku sets; checkpoint {args.ckpt} is a {task.get('name')} model")
         train_file = Path(args.train_set) if args.train_set else known_train_file(task)
-        if train_file is not None and task.get("name", "sudoku") == "sudoku":
+        if train_file is not None and is_sudoku:
             split, dedup = dedup_split(split, args.n, train_file, progress)
             eval_n = None
         halting = train.get("halting", "auto")

@@ -225,6 +225,14 @@ def test_bad_loops_are_one_line_errors():
         interp.trace_looped(m, x, loop="model.norm", head="nope")
     assert not any(mod._forward_hooks or mod._forward_pre_hooks for mod in m.modules())  # a failed plan leaves none
 
+def test_a_run_longer_than_the_plan_is_refused():
+    m, x, counts = early_exit_model()
+    short, long = int(np.argmin(counts)), int(np.argmax(counts))
+    w = interp.wrap_looped(m, x[[short, short]], loop="model.norm")
+    with pytest.raises(LoopError, match="ran in an order the planning run did not"):
+        interp.trace(w, x[[long]])
+
+
 def test_a_state_changing_shape_is_refused():
     class Growing(torch.nn.Module):
         def __init__(self):

@@ -420,7 +420,9 @@ def test_remote_code_needs_the_flag(tmp_path, capsys):
     assert err.count("\n") == 1 and "runs the folder's own code (modeling_tinyloop.TinyLoopForCausalLM); pass " \
         "--trust-remote-code" in err and not out.exists()
     assert main([*argv, "--trust-remote-code"]) == 0
-    assert "loop core=core (3 calls); lens lm_head(ln_f(state))" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "loop core=core (3 calls); lens lm_head(ln_f(state))" in printed.out
+    assert "note: modules called more than once per forward: core (3)" in printed.err
     tr = load_trace(out)
     assert tr.n_steps == 3 and tr.meta["model_config"]["model_class"] == "TinyLoopForCausalLM"
 

@@ -315,8 +315,9 @@ def test_cli_on_a_save_pretrained_folder_matches_the_dedicated_cli(tmp_path, cap
     folder = tmp_path / "hrm-text"
     tiny_hrm_text(2).save_pretrained(folder)
     ids = "3 1 4 1 5 9 2 6 5 3"
-    assert main(["trace", "--ckpt", str(folder), "--tokens", ids, "--out", str(tmp_path / "ded")]) == 0
-    assert main(["trace", "--ckpt", str(folder), "--tokens", ids, "--loop-module",
+    lens = ["--lens", "all"]  # every state's lens on both paths (language models default to the answer's only)
+    assert main(["trace", "--ckpt", str(folder), "--tokens", ids, *lens, "--out", str(tmp_path / "ded")]) == 0
+    assert main(["trace", "--ckpt", str(folder), "--tokens", ids, *lens, "--loop-module",
                  "z_H=model.H_module,z_L=model.L_module", "--out", str(tmp_path / "gen")]) == 0
     out = capsys.readouterr()
     assert "loop z_H=model.H_module, z_L=model.L_module (8 calls); lens lm_head(state)" in out.out

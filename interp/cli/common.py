@@ -91,6 +91,10 @@ def write_trace_viewer(tr: Any, out: Path, names: list[str] | None = None, n: in
         print(f"warning: could not write the HTML viewer ({type(e).__name__}: {e})", file=sys.stderr)
 
 
-def lens_options(args: argparse.Namespace) -> dict[str, bool]:
-    """``trace_to_disk`` keywords of ``--lens`` and ``--no-confidence`` (the per-step lens is most of a trace's cost)."""
-    return {"decode_latents": getattr(args, "lens", "all") == "all", "confidence": not getattr(args, "no_confidence", False)}
+def lens_options(args: argparse.Namespace, text: bool = False) -> dict[str, bool]:
+    """``trace_to_disk`` keywords of ``--lens`` and ``--no-confidence`` (the per-step lens is most of a trace's cost).
+
+    Without ``--lens``: every state for puzzle models, the answer state only for language models (``text``),
+    whose printed story reads only the answer state and whose every decode is a pass over the whole vocabulary."""
+    lens = getattr(args, "lens", None) or ("answer" if text else "all")
+    return {"decode_latents": lens == "all", "confidence": not getattr(args, "no_confidence", False)}

@@ -103,7 +103,7 @@ def cmd_trace_looped(args: argparse.Namespace) -> int:
     states = args.states if args.states in ("all", "summary") else [s.strip() for s in args.states.split(",")]
     trace_to_disk(wrapped, inputs, out, batch_size=1, states=states, task={"name": "text"}, checkpoint=folder,
                   overwrite=args.overwrite, progress=False, attention=bool(getattr(args, "attention", False)),
-                  **lens_options(args))
+                  **lens_options(args, text=True))
     tr = load_trace(out)
     c = wrapped.cfg
     print(f"model: {c.model_class} from {args.ckpt} on {device}; loop {', '.join(f'{s}={p}' for s, p in c.loop.items())}"

@@ -403,6 +403,7 @@ class LoopedTraced(HookedModel):
             if self._calls is None or state not in self.cfg.inputs:
                 return None
             k = len(self._calls)
+            self._check_order(k, state)
             if args and isinstance(args[0], torch.Tensor):
                 new = self.hook(act_name(f"{state}_in", seg=self._seg, step=k), args[0])
                 return None if new is args[0] else ((new, *args[1:]), kwargs)
@@ -411,6 +412,15 @@ class LoopedTraced(HookedModel):
                 return None if new is kwargs["hidden_states"] else (args, {**kwargs, "hidden_states": new})
             return None
         return fn
+
+    def _check_order(self, k: int, state: str) -> None:
+        """Call ``k`` of the run must be the planned one (a later or other call has no hook point)."""
+        order = self.cfg.order
+        if k >= len(order) or order[k] != state:
+            ran = [*(self._calls or [])[:8], state]
+            raise LoopError(f"the loop modules ran in an order the planning run did not (call {k}: {state}; so far "
+                            f"{','.join(ran)}); plan on these inputs first (a model that loops differently from run "
+                            f"to run cannot be traced)")
 
     def _out_hook(self, state: str):
         def fn(module: nn.Module, args: tuple, output: Any) -> Any:
@@ -422,11 +432,8 @@ class LoopedTraced(HookedModel):
             if calls is None:  # the wrapped model run directly, not through this wrapper
                 return None
             k = len(calls)
+            self._check_order(k, state)
             calls.append(state)
-            order = self.cfg.order
-            if k >= len(order) or order[k] != state:
-                raise RuntimeError(f"the loop modules ran in an order the planning run did not ({''.join(calls[:20])}"
-                                   f"...); plan on these inputs first")
             new = self.hook(act_name(state, seg=self._seg, step=k), t)
             return None if new is t else rebuild(new)
         return fn
@@ -462,7 +469,7 @@ class LoopedTraced(HookedModel):
         finally:
             self._calls = None
         if not calls or (len(calls) != len(self.cfg.order) and not self.cfg.variable_steps):
-            raise RuntimeError(f"the loop modules ran {len(calls)} times, {len(self.cfg.order)} in the planning run")
+            raise LoopError(f"the loop modules ran {len(calls)} times, {len(self.cfg.order)} in the planning run")
         return self.hook(act_name("logits", seg=seg), _logits_of(out))
 
     def segment(self, states: dict[str, torch.Tensor], inputs: torch.Tensor, puzzle_ids: Any = None,

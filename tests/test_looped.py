@@ -225,6 +225,14 @@ def test_bad_loops_are_one_line_errors():
         interp.trace_looped(m, x, loop="model.norm", head="nope")
     assert not any(mod._forward_hooks or mod._forward_pre_hooks for mod in m.modules())  # a failed plan leaves none
 
+def test_a_run_longer_than_the_plan_is_refused():
+    m, x, counts = early_exit_model()
+    short, long = int(np.argmin(counts)), int(np.argmax(counts))
+    w = interp.wrap_looped(m, x[[short, short]], loop="model.norm")
+    with pytest.raises(LoopError, match="ran in an order the planning run did not"):
+        interp.trace(w, x[[long]])
+
+
 def test_a_state_changing_shape_is_refused():
     class Growing(torch.nn.Module):
         def __init__(self):
@@ -307,8 +315,9 @@ def test_cli_on_a_save_pretrained_folder_matches_the_dedicated_cli(tmp_path, cap
     folder = tmp_path / "hrm-text"
     tiny_hrm_text(2).save_pretrained(folder)
     ids = "3 1 4 1 5 9 2 6 5 3"
-    assert main(["trace", "--ckpt", str(folder), "--tokens", ids, "--out", str(tmp_path / "ded")]) == 0
-    assert main(["trace", "--ckpt", str(folder), "--tokens", ids, "--loop-module",
+    lens = ["--lens", "all"]  # every state's lens on both paths (language models default to the answer's only)
+    assert main(["trace", "--ckpt", str(folder), "--tokens", ids, *lens, "--out", str(tmp_path / "ded")]) == 0
+    assert main(["trace", "--ckpt", str(folder), "--tokens", ids, *lens, "--loop-module",
                  "z_H=model.H_module,z_L=model.L_module", "--out", str(tmp_path / "gen")]) == 0
     out = capsys.readouterr()
     assert "loop z_H=model.H_module, z_L=model.L_module (8 calls); lens lm_head(state)" in out.out
@@ -412,7 +421,9 @@ def test_remote_code_needs_the_flag(tmp_path, capsys):
     assert err.count("\n") == 1 and "runs the folder's own code (modeling_tinyloop.TinyLoopForCausalLM); pass " \
         "--trust-remote-code" in err and not out.exists()
     assert main([*argv, "--trust-remote-code"]) == 0
-    assert "loop core=core (3 calls); lens lm_head(ln_f(state))" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "loop core=core (3 calls); lens lm_head(ln_f(state))" in printed.out
+    assert "note: modules called more than once per forward: core (3)" in printed.err
     tr = load_trace(out)
     assert tr.n_steps == 3 and tr.meta["model_config"]["model_class"] == "TinyLoopForCausalLM"
 

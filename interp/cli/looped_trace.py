@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,22 @@ def cmd_trace_looped(args: argparse.Namespace) -> int:
         raise ValueError(f"token ids must lie in [0, {vocab}), got [{ids.min()}, {ids.max()}]")
     inputs = ids[None]
     wrapped = wrap_looped(model, inputs, loop, head=args.lens_head, norm=norm, batch_size=1)
+    if loop is None:  # say what the dry run saw, so the user can name another loop
+        import torch
+
+        from models.looped import default_call, find_loop_modules
+
+        x = torch.as_tensor(inputs, device=device)
+        found = find_loop_modules(model, lambda: default_call(model, x))
+        print("note: modules called more than once per forward: "
+              + ", ".join(f"{n} ({c})" for n, c in list(found.items())[:12]) + ("" if len(found) <= 12 else ", ..."),
+              file=sys.stderr)
     h = hashlib.sha256(inputs.tobytes() + args.loop_module.encode()).hexdigest()[:8]
     out = Path(args.out) if args.out else Path("traces") / f"{Path(folder).name}-{h}"
     states = args.states if args.states in ("all", "summary") else [s.strip() for s in args.states.split(",")]
     trace_to_disk(wrapped, inputs, out, batch_size=1, states=states, task={"name": "text"}, checkpoint=folder,
                   overwrite=args.overwrite, progress=False, attention=bool(getattr(args, "attention", False)),
-                  **lens_options(args))
+                  **lens_options(args, text=True))
     tr = load_trace(out)
     c = wrapped.cfg
     print(f"model: {c.model_class} from {args.ckpt} on {device}; loop {', '.join(f'{s}={p}' for s, p in c.loop.items())}"

@@ -28,6 +28,7 @@ Command line::
 from __future__ import annotations
 
 import json
+import sys
 import os
 import re
 import shutil
@@ -200,6 +201,10 @@ def _download(spec: HubSpec, patterns: list[str], cache_dir: Path, offline: bool
     )
 
     check_cache_entries(spec, cache_dir)
+    if not sys.stderr.isatty():  # the Hub client's progress bars only on a terminal: an error stays one line
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     try:
         root = _with_time_limit(lambda: snapshot_download(spec.repo_id, revision=spec.revision, cache_dir=str(cache_dir),
                                                           allow_patterns=patterns, local_files_only=offline),

@@ -122,7 +122,7 @@ def test_puzzle_file_and_show(ckpts, tmp_path, capsys):
     assert main(["show", str(out), "--puzzle", "1", "--color", "never"]) == 0  # the story, without the model
     shown = capsys.readouterr().out
     assert "answer after step" in shown and "=== puzzle 1 of 3 ===" in shown  # 1-based, as lines in a file
-    assert main(["show", str(out), "--puzzle", "0"]) == 2 and "counts from 1" in capsys.readouterr().err
+    assert main(["show", str(out), "--puzzle", "0"]) == 2 and "--puzzle: must be >= 1" in capsys.readouterr().err
     assert main(["show", str(out), "--puzzle", "7"]) == 2 and "to 3, got 7" in capsys.readouterr().err
     # re-running on the same directory resumes (nothing to do); another input needs --overwrite
     assert main(["trace", "--ckpt", str(ckpts / "trm"), "--puzzle-file", str(f), "--out", str(out), "--show", "0",

@@ -134,7 +134,7 @@ def _main_refuses(c: Command, argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize("item", OPTIONS, ids=_id)
-@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(data=st.data())
 @example(data=None)
 def test_hostile_value_is_refused_in_one_line_or_sane(item, data):

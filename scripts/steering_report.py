@@ -31,20 +31,22 @@ PUZZLES = "data/sudoku/top1465.sdm"
 # The start step is the first update of the answer state in segment 4 (HRM) or 8 (TRM: only half the segments
 # are recomputed, which halves the cost); both are default start steps of `interp steer`.
 SETTINGS = {"trm-sudoku9-hard": (80, 174, 0.25), "hrm-sudoku9-hard": (120, 26, 0.25)}
+# a second run per model with several random controls per setting (the clamp left out: see the page)
+CONTROLS = {"hrm-sudoku9-hard": ["--direction", "mean_diff,sae", "--controls", "3"]}
 
 
-def command(model: str, limit: int | None, out: Path) -> list[str]:
+def command(model: str, limit: int | None, out: Path, extra: list[str] = ()) -> list[str]:
     n, step, scale = SETTINGS.get(model, (200, None, None))
-    extra = (["--steps", str(step)] if step is not None else []) + (["--scale", str(scale)] if scale else [])
+    where = (["--steps", str(step)] if step is not None else []) + (["--scale", str(scale)] if scale else [])
     return [sys.executable, "-m", "interp", "steer", "--ckpt", f"zoo/{model}", "--puzzle-file", PUZZLES,
-            "--limit", str(limit or n), *extra, "--threads", "1", "-q", "--out", str(out)]
+            "--limit", str(limit or n), *where, *extra, "--threads", "1", "-q", "--out", str(out)]
 
 
-def run(model: str, limit: int, out: Path, rerun: bool) -> None:
+def run(model: str, limit: int | None, out: Path, rerun: bool, extra: list[str] = ()) -> None:
     if (out / "steering.csv").exists() and not rerun:
         print(f"{model}: {out / 'steering.csv'} exists (--rerun to run it again)")
         return
-    cmd = command(model, limit, out)
+    cmd = command(model, limit, out, extra)
     print("running:", " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
 
@@ -53,17 +55,17 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}"
 
 
-def model_section(model: str, out: Path) -> list[str]:
+def model_section(model: str, out: Path, rel: str, title: str, extra: list[str] = ()) -> list[str]:
     table = pd.read_csv(out / "steering.csv")
     info = json.loads((out / "settings.json").read_text())
-    lines = [f"## {model}", "",
+    lines = [f"## {title}", "",
              f"{info['n_puzzles']} puzzles of `{PUZZLES}` (the first ones), {info['unsteered_solved']} solved unsteered "
              f"(all {info['n_segments']} segments, no halting). Directions fitted on the first {info['n_fit']} "
              f"({info['fit_solved']} solved); evaluated on the {info['n_evaluated']} puzzles of the other "
              f"{info['n_puzzles'] - info['n_fit']} that the model fails (disjoint from the fit set). Steered state "
              f"`{info['state']}`, at the blank cells, at every update from the start step to the end. Command:", "",
-             "```bash", " ".join(["interp", *command(model, info["n_puzzles"], Path("out/steering") / model)[3:-3],
-                                  "--out", f"out/steering/{model}"]), "```", ""]
+             "```bash", " ".join(["interp", *command(model, info["n_puzzles"], Path(rel), extra)[3:-3],
+                                  "--out", rel]), "```", ""]
     fits = info.get("fits", {})
     notes = []
     for step, f in fits.items():
@@ -80,19 +82,29 @@ def model_section(model: str, out: Path) -> list[str]:
         rows.append([r["direction"], "yes" if r["control"] else "", int(r["segment"]), int(r["step"]),
                      "" if pd.isna(r["scale"]) else f"{r['scale']:g}", int(r["n"]), int(r["solved_after"]),
                      f"{r['rate_after']:.2f} [{r['after_lo']:.2f}, {r['after_hi']:.2f}]", int(r["broken"]),
-                     _fmt(r["metric_before"]), _fmt(r["metric_after"]), _fmt(r["cells_changed"])])
+                     _fmt(r["metric_before"]), _fmt(r["metric_after"]), _fmt(r["cells_changed"]),
+                     f"{r['cells_steered']:.1f}"])
     cols = ["direction", "control", "segment", "step", "scale", "n failed", "solved after",
-            "solve rate [Wilson 95%]", "broken", "metric before", "metric after", "cells changed"]
+            "solve rate [Wilson 95%]", "broken", "metric before", "metric after", "cells changed", "cells steered"]
     lines.append(markdown_table(pd.DataFrame(rows, columns=cols)))
     steered = table[table["control"] == 0]
     control = table[table["control"] == 1]
     lines += ["", f"All steered settings together: {int(steered['solved_after'].sum())} of "
               f"{int(steered['n'].sum())} failed runs solved; their controls: {int(control['solved_after'].sum())} of "
               f"{int(control['n'].sum())}.", ""]
+    clamp = table[table["direction"] == "clamp_decided"]
+    pushed = table[table["mode"] != "hold"] if "mode" in table else table[table["kind"] != "clamp"]
+    if len(clamp) and len(pushed):
+        lines += [f"Clamp: on average {clamp['cells_steered'].mean():.1f} of the {pushed['cells_steered'].mean():.1f} "
+                  f"blank cells per failed puzzle were already decoded with probability >= {info.get('threshold', 0.9)} "
+                  "at the start step, so clamping the decided cells nearly freezes the answer there, and its "
+                  "random-cell control (as many random blank cells) picks nearly the same cells: at that step the model "
+                  "is already confident about nearly every cell of a puzzle it will fail, right or wrong.", ""]
     return lines
 
 
-def page(outs: dict[str, Path]) -> str:
+def page(sections: list[tuple[str, Path, str, str, list[str]]]) -> str:
+    """The page from ``(model, run folder, folder as shown, title, extra options)`` per run."""
     lines = ["# Steering out of failures (hard zoo)", "",
              "*Regenerated by `python scripts/steering_report.py`: `interp steer` on each model with the number of "
              "puzzles, start step and scale of the script's `SETTINGS` (sized to one CPU thread) and every other "
@@ -106,19 +118,20 @@ def page(outs: dict[str, Path]) -> str:
              "Intervals are Wilson 95% intervals of the solve rate over the failed puzzles. *Metric* is "
              "`logit_diff_max` (correct minus best wrong digit, mean over blank cells) of the last segment; "
              "*cells changed* the fraction of blank cells whose final answer differs from the unsteered run.", ""]
-    for model, out in outs.items():
+    for model, out, rel, title, extra in sections:
         if (out / "steering.csv").exists():
-            lines += model_section(model, out)
+            lines += model_section(model, out, rel, title, extra)
         else:
-            lines += [f"## {model}", "", "Not run yet.", ""]
+            lines += [f"## {title}", "", "Not run yet.", ""]
     lines += ["## Reading the result", ""]
-    for model, out in outs.items():
+    for model, out, rel, title, extra in sections:
         if (out / "steering.csv").exists():
-            lines += verdicts(model, pd.read_csv(out / "steering.csv"))
+            lines += verdicts(title, pd.read_csv(out / "steering.csv"))
     lines += ["A direction helps only where its solve rate is above its own control's; where the intervals overlap, "
               "this run has no evidence that the direction does more than a random push of the same size. The "
               "fit and evaluated puzzles are disjoint, N is small (tens of failures per model: the experiment is "
-              "sized to one CPU thread), and one random direction per setting is the control.", ""]
+              "sized to one CPU thread), and the controls are one random direction per setting (three in the second "
+              "HRM run, pooled in its verdicts).", ""]
     return "\n".join(lines)
 
 
@@ -128,18 +141,27 @@ def verdicts(model: str, table: pd.DataFrame) -> list[str]:
 
     out = [f"**{model}**:", ""]
     rows = table.to_dict("records")
-    for i in range(0, len(rows) - 1, 2):
-        a, c = rows[i], rows[i + 1]
-        if a["control"] or not c["control"]:
+    for i, a in enumerate(rows):
+        if a["control"]:
             continue
+        group = []
+        for c in rows[i + 1:]:
+            if not c["control"]:
+                break
+            group.append(c)
+        if not group:
+            continue
+        sc, nc = sum(int(c["solved_after"]) for c in group), sum(int(c["n"]) for c in group)
         la, ha = wilson_interval(int(a["solved_after"]), int(a["n"]))
-        lc, hc = wilson_interval(int(c["solved_after"]), int(c["n"]))
+        lc, hc = wilson_interval(sc, nc)
         verdict = ("above its control (intervals disjoint)" if la > hc else
                    "below its control (intervals disjoint)" if ha < lc else "not distinguishable from its control")
         scale = "" if pd.isna(a["scale"]) else f", scale {a['scale']:g}"
+        what = group[0]["direction"].split("#")[0] + (f" x{len(group)} pooled" if len(group) > 1 else "")
+        mc = sum(float(c["metric_after"]) for c in group) / len(group)
         out.append(f"- {a['direction']} (step {int(a['step'])}{scale}): {int(a['solved_after'])}/{int(a['n'])} "
-                   f"failures solved [{la:.2f}, {ha:.2f}] vs {c['direction']} {int(c['solved_after'])}/{int(c['n'])} "
-                   f"[{lc:.2f}, {hc:.2f}]: {verdict}.")
+                   f"failures solved [{la:.2f}, {ha:.2f}] vs {what} {sc}/{nc} [{lc:.2f}, {hc:.2f}]: {verdict}; "
+                   f"metric after {float(a['metric_after']):.2f} vs {mc:.2f} (before {float(a['metric_before']):.2f}).")
     return out + [""]
 
 
@@ -152,11 +174,16 @@ def main(argv=None) -> int:
     p.add_argument("--rerun", action="store_true", help="run models whose steering.csv exists again")
     p.add_argument("--doc", default="docs/steering.md", help="the page to write")
     args = p.parse_args(argv)
-    outs = {m: ROOT / args.out / m for m in args.models.split(",") if m}
+    sections = []
+    for m in [m for m in args.models.split(",") if m]:
+        sections.append((m, ROOT / args.out / m, f"{args.out}/{m}", m, []))
+        if m in CONTROLS:
+            rel = f"{args.out}-controls/{m}"
+            sections.append((m, ROOT / rel, rel, f"{m}, several random controls per setting", CONTROLS[m]))
     if not args.page:
-        for m, out in outs.items():
-            run(m, args.limit, out, args.rerun)
-    text = page(outs)
+        for m, out, _, _, extra in sections:
+            run(m, args.limit, out, args.rerun, extra)
+    text = page(sections)
     atomic_write_text(ROOT / args.doc, text + "\n")
     print(f"written {args.doc}")
     return 0

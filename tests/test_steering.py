@@ -281,5 +281,8 @@ def test_a_zero_push_reproduces_the_unsteered_run_and_ablation_uses_no_scale():
     assert (steered["solved_after"] == steered["solved_before"]).all() and (steered["cells_changed"] == 0).all()
     np.testing.assert_allclose(steered["metric_after"], steered["metric_before"], rtol=1e-5)
     assert (steered["critical_shift"].dropna() == 0).all() and steered["critical_shift"].notna().any()
-    res = steering_experiment(model, x, y, SteerSettings(directions=("user",), user=zero, mode="ablate", on="all"))
+    res = steering_experiment(model, x, y, SteerSettings(directions=("user",), user=zero, mode="ablate", on="all",
+                                                         controls=3))
     assert res.table["scale"].isna().all() and (res.table["mode"] == "ablate").all()
+    assert len(res.table) == 4 * len(res.info["steps"]) and res.table["control"].sum() == 3 * len(res.info["steps"])
+    assert res.table["direction"].nunique() == 4  # three distinct random controls

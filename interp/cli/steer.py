@@ -159,7 +159,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
     if args.feature is not None and not 0 <= args.feature < n_feat:
         raise DirectionError(f"unknown feature {args.feature}: the dictionary has features 0..{n_feat - 1}")
     settings = SteerSettings(directions=args.direction, state=state, steps=args.steps, window=args.window,
-                             scales=args.scale, mode=args.mode, cells=args.cells, fit_fraction=args.fit_fraction, on=args.on,
+                             scales=args.scale, controls=args.controls, mode=args.mode, cells=args.cells, fit_fraction=args.fit_fraction, on=args.on,
                              threshold=args.threshold, seed=args.seed, sae_features=args.sae_features,
                              sae_steps=args.sae_steps, feature=args.feature, batch_size=args.batch_size, user=user,
                              sae=sae)
@@ -208,6 +208,8 @@ def add_steer_parser(sub: argparse._SubParsersAction) -> None:
                    "(0 = every later update)")
     p.add_argument("--scale", type=float_list(bounded_float(-1000, 1000)), default=[0.25, 1.0],
                    help="comma list of scales; 1 adds a vector as long as the mean target-cell state")
+    p.add_argument("--controls", type=bounded_int(1, 100), default=1,
+                   help="random controls per setting (same norm, same puzzles, same cells; one run each)")
     p.add_argument("--mode", choices=["add", "ablate", "clamp"], default="add",
                    help="add scale * v; ablate the direction (remove its coefficient; --scale unused); clamp its "
                         "coefficient to --scale (clamp_decided always holds cells)")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -70,6 +70,7 @@ class SteerSettings:
     steps: Sequence[int] | None = None
     window: int = 0
     scales: Sequence[float] = (1.0,)
+    controls: int = 1  # random controls per setting (each one run over the same puzzles)
     mode: str = "add"  # what is done with the directions: add (scale * v), ablate (scale unused), clamp (to scale)
     cells: str = "auto"  # "targets", "all", or "auto" (targets for puzzles, all positions for language models)
     fit_fraction: float = 0.5
@@ -127,6 +128,8 @@ def _check(settings: SteerSettings, steps_of_state: list[int], steps: list[int])
         raise DirectionError(f"on must be 'failed' or 'all', got {settings.on!r}")
     if settings.mode not in MODES:
         raise DirectionError(f"unknown mode {settings.mode!r} (one of {', '.join(MODES)})")
+    if settings.controls < 1:
+        raise DirectionError(f"controls must be >= 1, got {settings.controls}")
     if settings.window < 0:
         raise DirectionError(f"window must be >= 0, got {settings.window}")
 
@@ -240,10 +243,14 @@ def steering_experiment(model: nn.Module, inputs: np.ndarray, labels: np.ndarray
         for d in fitted:
             for a in (s.scales if s.mode != "ablate" else [float("nan")]):
                 plan.append((d, k, g, later, s.mode, float(a)))
-                plan.append((random_like(d, s.seed * 100_003 + len(plan)), k, g, later, s.mode, float(a)))
+                for c in range(s.controls):
+                    r = random_like(d, s.seed * 100_003 + len(plan))
+                    if s.controls > 1:
+                        r = replace(r, name=f"{r.name}#{c}")
+                    plan.append((r, k, g, later, s.mode, float(a)))
         if "clamp" in s.directions:
             plan.append(("clamp", k, g, later, "hold", None))
-            plan.append(("clamp_control", k, g, later, "hold", None))
+            plan += [("clamp_control", k, g, later, "hold", None)] * s.controls
     bar = _bar(len(plan) * len(evaluated), progress, "steered runs")
     for i, (d, k, g, later, mode, a) in enumerate(plan):
         after_solved, after_metric, after_crit, after_final, n_cells = [], [], [], [], []

@@ -199,8 +199,9 @@ _JS = """
       return Plotly.react('chart', [
         {x: D.steps, y: f.mean_by_step, name: 'mean activation', mode: 'lines+markers'},
         {x: D.steps, y: f.rate_by_step, name: 'firing rate', mode: 'lines', yaxis: 'y2', line: {dash: 'dot'}}],
-        {margin: {t: 20, b: 40, l: 50, r: 50}, xaxis: {title: {text: 'step'}}, yaxis: {title: {text: 'mean activation'}},
-         yaxis2: {overlaying: 'y', side: 'right', range: [0, 1.05], autorange: false, title: {text: 'firing rate'}}, showlegend: true},
+        {margin: {t: 20, b: 40, l: 60, r: 20}, xaxis: {title: {text: 'step'}, anchor: 'y2'},
+         yaxis: {title: {text: 'mean'}, domain: [0.45, 1]}, yaxis2: {title: {text: 'firing'}, domain: [0, 0.35], range: [0, 1]},
+         showlegend: false},
         {displaylogo: false, responsive: true});
     }
     return Promise.resolve();

@@ -37,6 +37,8 @@ SUDOCUE = DATA / "sudocue_top10000.sdm"
 RUNS: dict[str, list[str]] = {
     "trm_top1465": ["--ckpt", "zoo/trm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "16",
                     "--budget", "8", "--depth", "32", "--k", "4", "--strategies", "aug", "--chunk", "8"],
+    "trm_top1465_deep": ["--ckpt", "zoo/trm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "24", "--seed", "1",
+                         "--budget", "3", "--depth", "48", "--k", "1", "--strategies", "aug", "--chunk", "8"],
     "hrm_top1465": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "32",
                     "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
     "hrm_hardest500": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", "{out}/sudocue_hardest500.sdm", "--sample", "16",
@@ -117,7 +119,7 @@ def tables(out: Path, names: list[str] | None = None, heading: str = "#") -> str
 
 
 START, END = "<!-- hard-zoo-scale:start -->", "<!-- hard-zoo-scale:end -->"
-TARGETS = {"docs/scaling.md": None, "zoo/trm-sudoku9-hard/CARD.md": ["trm_top1465"],
+TARGETS = {"docs/scaling.md": None, "zoo/trm-sudoku9-hard/CARD.md": ["trm_top1465", "trm_top1465_deep"],
            "zoo/hrm-sudoku9-hard/CARD.md": ["hrm_top1465", "hrm_hardest500"]}
 
 

@@ -293,6 +293,46 @@ def _eval_data_dir(root: Path) -> list[str]:
     return ["training", "eval", "--ckpt", str(d)]
 
 
+def _hub_export_thesis(root: Path) -> list[str]:
+    (root / "hub").mkdir()
+    (root / "hub" / "thesis.tex").write_text("\\documentclass{thesis}")
+    return ["models.hub", "export", str(_ckpt(root)), str(root / "hub"), "--overwrite"]
+
+
+def _stability(root: Path, out: Path) -> list[str]:
+    pf = root / "p.sdm"
+    pf.write_text(PUZZLE + "\n")
+    return ["interp", "stability", "--ckpt", str(_ckpt(root)), "--puzzle-file", str(pf), "--out", str(out)]
+
+
+def _stability_user_report(root: Path) -> list[str]:
+    (root / "stab").mkdir()
+    (root / "stab" / "report.md").write_text("my notes")
+    return _stability(root, root / "stab")
+
+
+def _stability_out_symlink(root: Path) -> list[str]:
+    (root / "elsewhere").mkdir()
+    os.symlink(root / "elsewhere", root / "link")
+    return _stability(root, root / "link")
+
+
+def _trace_user_file(name: str) -> Callable[[Path], list[str]]:
+    def setup(root: Path) -> list[str]:
+        (root / "t").mkdir()
+        (root / "t" / name).write_text("the user's own")
+        return ["interp", "trace", "--ckpt", str(_ckpt(root)), "--puzzle", PUZZLE, "--out", str(root / "t"), "--overwrite"]
+    return setup
+
+
+def _forged_grid(d: Path) -> None:
+    from interp.tracing.store import write_manifest
+
+    m = json.loads((d / "manifest.json").read_text())
+    m["meta"]["task"] = {"name": "sudoku", "grid": [10 ** 6, 10 ** 6]}
+    write_manifest(d, m)  # the metadata hash recomputed, as a forger would
+
+
 CORPUS: list[Case] = [
     Case("config_hidden_list", _model_field("hidden_size", [32])),
     Case("config_eps_string", _model_field("rms_norm_eps", "tiny")),
@@ -334,6 +374,13 @@ CORPUS: list[Case] = [
     Case("report_user_dir", _report_user_dir, foreign=("rep/provenance.json", "rep/notes.md")),
     Case("train_foreign_metrics", _train_metrics, foreign=("run/metrics.jsonl",)),
     Case("eval_data_dir_file", _eval_data_dir, foreign=("secret.txt",)),
+    Case("hub_export_overwrite_thesis", _hub_export_thesis, foreign=("hub/thesis.tex",)),
+    Case("stability_user_report", _stability_user_report, foreign=("stab/report.md",)),
+    Case("stability_out_symlink", _stability_out_symlink),
+    Case("trace_user_viewer", _trace_user_file("viewer.html"), foreign=("t/viewer.html",)),
+    Case("trace_user_attention_csv", _trace_user_file("attention_mass.csv"), foreign=("t/attention_mass.csv",)),
+    Case("trace_user_plotly", _trace_user_file("plotly.min.js"), foreign=("t/plotly.min.js",)),
+    Case("trace_forged_grid_rehashed", _show(_forged_grid)),
 ]
 # issue 26: options, loaders, third-party configs, the Hub cache, HRM-Text, the remaining old cases
 CORPUS += [Case(name, setup, raw=True, env=env, must=must, no_out=True) for name, setup, env, must in ISSUE_26]

@@ -235,7 +235,8 @@ def _check_meta_values(man: dict[str, Any], bad: Any) -> None:
     spec = man["arrays"].get("inputs") if isinstance(man["arrays"], dict) else None
     if _is_int(meta.get("seq_len")) and isinstance(spec, dict) and isinstance(spec.get("tail"), list) \
             and spec["tail"][:1] and spec["tail"][0] != meta["seq_len"]:
-        raise bad(f"meta 'seq_len' is {meta['seq_len']} but the stored inputs hold {spec['tail'][0]} tokens")
+        raise bad(f"the stored inputs hold {spec['tail'][0]} tokens per puzzle, expected {meta['seq_len']} "
+                  "(meta 'seq_len')")
     task = meta.get("task")
     if task is None or isinstance(task, str):
         return

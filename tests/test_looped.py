@@ -176,10 +176,15 @@ def test_early_exit_records_only_the_steps_that_ran(tmp_path):
     assert counts[short] == 1  # the first input repeats no module: the loop is found on the next one
     two = interp.trace_looped(m, x[[short, long]])
     assert two.meta["looped"]["loop"] == {"norm": "model.norm"} and two.steps_ran.tolist() == [1, max(counts)]
-    from interp.views.trace_viewer import write_viewer
+    from interp.views.trace_viewer import step_panels, write_viewer
 
     html = write_viewer(two, tmp_path / "v" / "viewer.html", puzzle=[0, 1]) or tmp_path / "v" / "viewer.html"
-    assert "input mean" in html.read_text()
+    assert html.is_file()
+    panels = {p.title: p for p in step_panels(two, 0)}
+    assert [ln["name"] for ln in panels["input mean"].lines] == ["norm_in"] and "gate mean" not in panels
+    assert "relative change" not in panels  # the one-step input has no change to draw
+    ys = step_panels(two, 1)[[p.title for p in step_panels(two, 1)].index("relative change")].lines[0]["y"]
+    assert ys[0] is None and all(v > 0 for v in ys[1:])  # the full-length input: a change at every later step
 
 
 def test_analyses_respect_early_exit():

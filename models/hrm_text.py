@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -268,6 +269,30 @@ def default_dtype(device: str | torch.device) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
 
 
+@contextmanager
+def _transformers_log() -> Iterator[list[str]]:
+    """Collect transformers' log records (lines) instead of letting its handler print them to stderr."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.extend(record.getMessage().splitlines())
+
+    root = hf_logging.get_logger()
+    keep = Keep(level=logging.WARNING)
+    hf_logging.disable_default_handler()
+    root.addHandler(keep)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(keep)
+        hf_logging.enable_default_handler()
+
+
 def load_hrm_text(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
                   **_: Any) -> tuple[HrmTextTraced, dict[str, Any]]:
     """A ``save_pretrained`` folder of ``HrmTextForCausalLM`` (safetensors only) -> (traced wrapper, meta)."""
@@ -288,10 +313,16 @@ def load_hrm_text(path: str | os.PathLike, device: str | torch.device = "cpu", d
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     dtype = dtype or default_dtype(device)
-    try:
-        hf = HrmTextForCausalLM.from_pretrained(str(p), dtype=dtype, use_safetensors=True, local_files_only=True)
-    except Exception as e:  # noqa: BLE001 - safetensors and transformers raise their own types: one line
-        raise CheckpointError(f"{p}: cannot load HrmTextForCausalLM ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+    with _transformers_log() as log:  # its load report is kept, not printed: an error stays one line
+        try:
+            hf = HrmTextForCausalLM.from_pretrained(str(p), dtype=dtype, use_safetensors=True, local_files_only=True)
+        except Exception as e:  # noqa: BLE001 - safetensors and transformers raise their own types: one line
+            detail = next((" ".join(ln.split()) for ln in log if "MISMATCH" in ln and "ckpt" in ln), None)
+            why = f"weights do not match the config: {detail}" if detail else \
+                f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+            raise CheckpointError(f"{p}: cannot load HrmTextForCausalLM ({why[:300]})") from None
+    for line in [ln for ln in log if ln.strip()][:3]:
+        print(f"warning: transformers: {' '.join(line.split())[:200]}", file=sys.stderr)
     hf.to(device).eval()
     model = HrmTextTraced(hf).eval()
     meta = {"format": "transformers", "model": model.cfg.to_dict(), "source": {"path": str(p), "class": "HrmTextForCausalLM"},

@@ -200,6 +200,18 @@ def _pickle_safetensors(root: Path) -> list[str]:
     return _text_trace(d, root)
 
 
+def _shape_mismatch(root: Path) -> list[str]:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    d = _copy(hrm_text(root), root / "m")
+    w = next(d.glob("*.safetensors"))
+    tensors = load_file(str(w))
+    tensors["lm_head.weight"] = torch.zeros(3, 3)
+    save_file(tensors, str(w), metadata={"format": "pt"})
+    return _text_trace(d, root)
+
+
 def _invalid_utf8(root: Path) -> list[str]:
     return ["-m", "interp", "trace", "--ckpt", str(hrm_text(root)), "--out", str(root / "out"),
             "--text", os.fsdecode(b"caf\xe9 au lait")]
@@ -300,6 +312,7 @@ CASES: list[tuple[str, Setup, Any, str | None]] = [
     ("hf_token_negative", hf_cli(tokens="1 -2 3"), None, "token id"),
     ("hf_invalid_utf8", _invalid_utf8, None, "UTF-8"),
     ("hf_pickle_safetensors", _pickle_safetensors, None, "safetensors"),
+    ("hf_weights_shape_mismatch", _shape_mismatch, None, "weights do not match"),  # transformers' report kept off stderr
     # 8. remaining old cases
     ("old_vocab_size_list", model_field("model", "vocab_size", [11]), None, "vocab_size"),
     ("old_grid_size_list", model_field("task", "grid_size", [9]), None, "grid_size"),

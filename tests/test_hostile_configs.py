@@ -232,3 +232,35 @@ def test_no_progress_bar_on_stderr_when_not_a_terminal(hrm_text_folder, tmp_path
     assert interp_main(["trace", "--ckpt", str(hrm_text_folder), "--tokens", "1 2 3", "--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
     assert "Loading weights" not in err and "%|" not in err
+
+
+def test_weight_shape_mismatch_is_one_line_without_transformers_report(hrm_text_folder, tmp_path, capsys):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    d = tmp_path / "mm"
+    shutil.copytree(hrm_text_folder, d)
+    w = next(d.glob("*.safetensors"))
+    tensors = load_file(str(w))
+    tensors["lm_head.weight"] = torch.zeros(3, 3)
+    save_file(tensors, str(w), metadata={"format": "pt"})
+    assert interp_main(["trace", "--ckpt", str(d), "--tokens", "1 2 3", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "weights do not match the config" in err and "lm_head.weight" in err, err
+
+
+@pytest.mark.slow
+def test_red_team_issue_26_subset():
+    """A few issue-26 corpus cases end to end through scripts/red_team.py (the whole corpus: run the script)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(repo / "scripts" / "red_team.py"), "--only",
+                        "opt_abbreviated,hub_fifo_refs_main,hf_heads_0,old_resume_last_symlink"],
+                       capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "| 4 | 4 | 0 |" in r.stdout

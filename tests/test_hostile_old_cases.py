@@ -127,3 +127,10 @@ def test_sae_demo_options(tmp_path, capsys, monkeypatch, argv, word):
     assert e.main(["--puzzle-file", "p.sdm", *argv]) == 2
     _one_line(capsys, word)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_n_huge_without_a_cached_dataset(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RECURSE_INTERP_CACHE", str(tmp_path / "cache"))  # nothing cached: --n means fresh puzzles
+    assert train_main(["eval", "--ckpt", str(REPO / "zoo" / "trm-sudoku9"), "--n", "100000000"]) == 2
+    _one_line(capsys, "fresh puzzles")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.npy"))

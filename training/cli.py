@@ -159,8 +159,15 @@ def _puzzle_file_split(path: Path, meta: dict, ckpt: str, n: int):
     return split, f"{path.name} ({N} puzzle{'s' if N != 1 else ''})"
 
 
+FRESH_CAP = 100_000
+"""Most fresh puzzles ``eval --n`` generates when the dataset is not cached."""
+
+
 def _fresh_split(spec: dict, n: int, progress: bool):
     """``n`` fresh puzzles from a generator spec (same blank range), seed ``[data seed, 1]``; no dataset is built."""
+    if n > FRESH_CAP:
+        raise ValueError(f"--n {n}: generating more than {FRESH_CAP:,} fresh puzzles takes hours; pass a smaller "
+                         "--n, or --build to score the first N of the (cached) test split")
     import numpy as np
 
     from tasks.sudoku.generate import generate

@@ -41,6 +41,8 @@ RUNS: dict[str, list[str]] = {
                          "--budget", "3", "--depth", "48", "--k", "1", "--strategies", "aug", "--chunk", "8"],
     "hrm_top1465": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "32",
                     "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
+    "hrm_top1465_noise": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "32",
+                          "--budget", "8", "--depth", "32", "--k", "4", "--strategies", "ptrm,eqr", "--chunk", "8"],
     "hrm_hardest500": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", "{out}/sudocue_hardest500.sdm", "--sample", "16",
                        "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
 }
@@ -120,7 +122,7 @@ def tables(out: Path, names: list[str] | None = None, heading: str = "#") -> str
 
 START, END = "<!-- hard-zoo-scale:start -->", "<!-- hard-zoo-scale:end -->"
 TARGETS = {"docs/scaling.md": None, "zoo/trm-sudoku9-hard/CARD.md": ["trm_top1465", "trm_top1465_deep"],
-           "zoo/hrm-sudoku9-hard/CARD.md": ["hrm_top1465", "hrm_hardest500"]}
+           "zoo/hrm-sudoku9-hard/CARD.md": ["hrm_top1465", "hrm_top1465_noise", "hrm_hardest500"]}
 
 
 def write_docs(out: Path) -> None:

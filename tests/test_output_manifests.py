@@ -238,6 +238,29 @@ def test_training_run_refuses_a_folder_with_a_users_file(tmp_path):
     assert [p.name for p in out.iterdir()] == ["notes.md"]
 
 
+def test_training_run_records_its_files(tmp_path):
+    from tasks.puzzle_dataset import write_puzzle_split
+    from training.config import ConfigError, TrainConfig
+    from training.trainer import Trainer
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("test", 4)):
+        x = rng.integers(2, 6, size=(n, 8))
+        write_puzzle_split(tmp_path / "data" / split, x, (x - 1) % 4 + 2, np.zeros(n, np.int32), np.arange(n + 1),
+                           np.arange(n + 1), {"vocab_size": 6, "task": "sudoku"})
+    cfg = TrainConfig.from_dict({"model": {"family": "trm", "hidden_size": 16, "num_heads": 1, "num_layers": 1,
+                                           "H_cycles": 1, "L_cycles": 1, "halt_max_steps": 1},
+                                 "task": {"name": "sudoku", "data": str(tmp_path / "data")}, "steps": 2,
+                                 "batch_size": 4})
+    out = tmp_path / "run"
+    Trainer(cfg, out, progress=False).train()
+    rec = recorded_files(out)
+    assert "metrics.jsonl" in rec and "last/model.safetensors" in rec
+    assert rec["last/model.safetensors"] == _sha((out / "last" / "model.safetensors").read_bytes())
+    with pytest.raises(ConfigError, match="already holds a run"):
+        Trainer(cfg, out, progress=False)
+
+
 def test_influence_refuses_a_users_file_before_any_work(ckpt, puzzles, tmp_path, capsys):
     out = tmp_path / "inf"
     out.mkdir()

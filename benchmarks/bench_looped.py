@@ -19,7 +19,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -27,16 +26,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cli_format import Parser, UsageError, print_error  # noqa: E402
 from common.cli_options import add_threads_option, set_threads  # noqa: E402
 from common.cli_types import bounded_int  # noqa: E402
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=bounded_int(2, 1000), default=10, help="timed repeats per variant")
     p.add_argument("--seq", type=bounded_int(2, 4096), default=64, help="tokens in the sequence")
     add_threads_option(p)
-    args = p.parse_args()
+    try:
+        args = p.parse_args()
+    except UsageError as e:  # one line, status 2
+        return print_error(str(e))
     set_threads(args)
     import numpy as np
     import torch

@@ -44,7 +44,7 @@ class Progress:
             self.bar = tqdm(total=total, desc=desc, unit=f" {unit}s", initial=initial, file=self.file,
                             dynamic_ncols=True, mininterval=0.1, leave=leave, unit_scale=False,
                             bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt}{unit} "
-                                       "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+                                       "[{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]")
         self.t0 = time.perf_counter()
 
     def update(self, n: int = 1) -> None:

@@ -216,7 +216,8 @@ class LoopedTraced(HookedModel):
 
     def __init__(self, model: nn.Module, loop: str | Sequence[str] | dict[str, str], head: str | None = "auto",
                  norm: str | None = "auto", answer: str | None = None, record_inputs: bool = True,
-                 call: Callable[[nn.Module, torch.Tensor], Any] | None = None, lm: bool = True):
+                 call: Callable[[nn.Module, torch.Tensor], Any] | None = None, lm: bool = True,
+                 exit_steps: Callable[[nn.Module, torch.Tensor], Any] | None = None):
         super().__init__()
         self.inner = model
         if isinstance(loop, str):
@@ -234,6 +235,9 @@ class LoopedTraced(HookedModel):
         if answer is not None and answer not in names:
             raise LoopError(f"answer state {answer!r} is not one of the loop states {list(names)}")
         self._call = call or default_call
+        # per-row early exit inside a batch: after each forward, ``exit_steps(model, tokens)`` -> [B] steps that count
+        self._exit_steps = exit_steps
+        self.row_steps: torch.Tensor | None = None
         self.record_inputs = bool(record_inputs)
         self._answer = answer
         self.cfg = LoopedTraceConfig(loop=names, head=head or "auto", norm=norm, answer=answer or list(names)[-1],
@@ -315,7 +319,7 @@ class LoopedTraced(HookedModel):
                            and {sh[1:] for sh in in_shapes.get(s, {()}) if sh} == outs[s]
                            and all(len(sh) == 3 for sh in in_shapes.get(s, {()}))]
         self.cfg.max_steps = len(order)
-        self.cfg.variable_steps = len({len(r) for r in runs}) > 1
+        self.cfg.variable_steps = len({len(r) for r in runs}) > 1 or self._exit_steps is not None
         self.cfg.hidden_size = int(shape[-1])
         self.prefix_len = int(shape[1]) - int(sample.shape[1])
         if not self.cfg.causal:  # a puzzle-style model: every input has the planned length
@@ -470,6 +474,13 @@ class LoopedTraced(HookedModel):
             self._calls = None
         if not calls or (len(calls) != len(self.cfg.order) and not self.cfg.variable_steps):
             raise LoopError(f"the loop modules ran {len(calls)} times, {len(self.cfg.order)} in the planning run")
+        self.row_steps = None
+        if self._exit_steps is not None:
+            rows = torch.as_tensor(self._exit_steps(self.inner, tokens)).reshape(-1).long().cpu()
+            if rows.shape != (tokens.shape[0],) or int(rows.min()) < 1 or int(rows.max()) > len(calls):
+                raise LoopError(f"exit_steps must give one step count in 1..{len(calls)} per row "
+                                f"({tokens.shape[0]} rows), got {rows.tolist()[:8]}")
+            self.row_steps = rows
         return self.hook(act_name("logits", seg=seg), _logits_of(out))
 
     def segment(self, states: dict[str, torch.Tensor], inputs: torch.Tensor, puzzle_ids: Any = None,

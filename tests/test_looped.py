@@ -187,6 +187,23 @@ def test_early_exit_records_only_the_steps_that_ran(tmp_path):
     assert ys[0] is None and all(v > 0 for v in ys[1:])  # the full-length input: a change at every later step
 
 
+def test_per_row_exit_inside_a_batch():
+    m, x, counts = early_exit_model()
+    tr = interp.trace_looped(m, x, batch_size=len(x), exit_steps=lambda model, t: model.row_steps)
+    assert tr.steps_ran.tolist() == counts  # each row's own count, in one batch of 12
+    with torch.no_grad():
+        logits = m(x)  # the same batch: each row's logits come from its exit step
+    assert np.array_equal(tr.final_predictions, logits.argmax(-1).numpy())
+    for i, c in enumerate(counts):
+        hand = m.hand_states(x[i:i + 1])
+        assert np.allclose(tr.states("norm")[i, :c], torch.cat(hand).numpy(), atol=1e-5)  # batch vs single rows
+        assert np.isnan(tr.states("norm")[i, c:]).all() and np.isnan(tr.metric("ce")[i, c:]).all()
+    with pytest.raises(LoopError, match=r"exit_steps must give one step count in 1\.\.6 per row"):
+        interp.trace_looped(m, x[:2], batch_size=2, exit_steps=lambda model, t: [0, 9])
+    batch = interp.trace_looped(m, x, batch_size=len(x))  # without exit_steps: the batch's count for every row
+    assert batch.steps_ran.tolist() == [max(counts)] * len(x)
+
+
 def test_analyses_respect_early_exit():
     m, x, counts = early_exit_model()
     tr = interp.trace_looped(m, x)

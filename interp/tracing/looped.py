@@ -11,7 +11,8 @@ ordinary ``Trace``: per-step states ``state/<name>`` (the loop module's output) 
 (its input), the logit lens of every state through the model's own final norm and head, per-step
 metrics, and the analyses and the step viewer read it like any other trace. A model whose loop count
 varies per input (early exit) records only the steps that ran (``Trace.steps_ran``): with
-``batch_size=1`` (the default) each input's own count, with larger batches the batch's.
+``batch_size=1`` (the default) each input's own count, with larger batches the batch's, or each row's
+own when ``exit_steps`` says how many steps each row ran.
 """
 
 from __future__ import annotations
@@ -32,13 +33,17 @@ from models.looped import LoopedTraced, LoopError, auto_loop, default_call
 def wrap_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] | dict[str, str] | None = None,
                 head: str | None = "auto", norm: str | None = "auto", answer: str | None = None,
                 record_inputs: bool = True, call: Callable[[nn.Module, torch.Tensor], Any] | None = None,
-                lm: bool = True, batch_size: int = 1) -> LoopedTraced:
+                lm: bool = True, batch_size: int = 1,
+                exit_steps: Callable[[nn.Module, torch.Tensor], Any] | None = None) -> LoopedTraced:
     """``model`` wrapped for tracing and planned on ``inputs`` [N, L] (batches of ``batch_size``).
 
     ``loop``: module path(s) (``"model.layers.3"``, a list, or ``{state name: path}``); None finds them
     with a dry run (``models.looped.auto_loop``). ``head``/``norm``: the lens modules (paths, ``"auto"``,
     or ``norm=None`` for none). ``answer``: the state whose lens is the answer (default: the module the
-    planned run calls last, e.g. HRM-Text's ``H_module``). ``call(model, tokens)`` runs the model (default: ``input_ids=`` for transformers models).
+    planned run calls last, e.g. HRM-Text's ``H_module``).
+    ``exit_steps(model, tokens)`` -> [B] (called after each forward): how many steps each row of a batch really
+    ran, for a model that exits per row inside a batch (default: every row counts the batch's steps).
+    ``call(model, tokens)`` runs the model (default: ``input_ids=`` for transformers models).
     One-line ``LoopError`` (a ``ValueError``) for a loop that cannot be traced, before anything is written.
     The wrapper's hooks stay on ``model``'s loop modules until ``release()``.
     """
@@ -58,7 +63,7 @@ def wrap_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] |
                 if b is batches[-1]:
                     raise
     wrapped = LoopedTraced(model, loop, head=head, norm=norm, answer=answer, record_inputs=record_inputs,
-                           call=call, lm=lm)
+                           call=call, lm=lm, exit_steps=exit_steps)
     try:
         return wrapped.plan(batches).eval()
     except BaseException:
@@ -70,7 +75,8 @@ def trace_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] 
                  head: str | None = "auto", norm: str | None = "auto", answer: str | None = None,
                  labels: ArrayLike | None = None, record_inputs: bool = True,
                  call: Callable[[nn.Module, torch.Tensor], Any] | None = None, lm: bool = True,
-                 batch_size: int = 1, **trace_kwargs: Any) -> Trace:
+                 batch_size: int = 1, exit_steps: Callable[[nn.Module, torch.Tensor], Any] | None = None,
+                 **trace_kwargs: Any) -> Trace:
     """Trace every call of the loop module(s) of ``model`` on token ids ``inputs`` [N, L] -> ``Trace``.
 
     The arguments are ``wrap_looped``'s; ``labels`` and ``trace_kwargs`` (``states``, ``state_puzzles``,
@@ -79,7 +85,7 @@ def trace_looped(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] 
     (kept as it is); a wrapper made here is released afterwards, leaving no hook on ``model``.
     """
     own = not isinstance(model, LoopedTraced)
-    wrapped = wrap_looped(model, inputs, loop, head, norm, answer, record_inputs, call, lm, batch_size)
+    wrapped = wrap_looped(model, inputs, loop, head, norm, answer, record_inputs, call, lm, batch_size, exit_steps)
     extra = {"looped": {"loop": dict(wrapped.cfg.loop), "lens": wrapped.lens_description(),
                         "model_class": wrapped.cfg.model_class}}
     try:

@@ -193,12 +193,23 @@ class StepRecorder:
             raise TraceError(f"the model did not fire the hooks of step(s) {missing}; its step grid does not match "
                              f"the schema (was it run with non-default cycles?)")
         out = {k: t.cpu().numpy().astype(dtype, copy=False) for k, (t, dtype) in self.out.items()}
-        if self.schema.variable_steps:  # early exit: steps >= ran did not run (NaN; answers repeat the last one)
+        counts = np.full(self.B, ran)
+        if self.schema.variable_steps:  # early exit: steps >= a row's count did not run (NaN; answers repeat)
+            row_steps = getattr(self.model, "row_steps", None)  # a looped model's per-row counts (models.looped)
+            if row_steps is not None:
+                counts = np.minimum(np.asarray(row_steps), ran)
             for k, v in out.items():
-                if k.startswith("pred/"):
-                    v[:, ran:] = v[:, ran - 1:ran]
-            out["steps_ran"] = np.full(self.B, ran, dtype=np.int32)
+                if v.ndim < 2 or v.shape[1] != self.T or k.startswith("seg/"):
+                    continue
+                for i, c in enumerate(counts):
+                    if c < self.T:
+                        v[i, c:] = v[i, c - 1] if k.startswith("pred/") else (False if v.dtype == bool else np.nan)
+            out["steps_ran"] = counts.astype(np.int32)
         states = {f"state/{s}": v for s, v in self.states_out.items()}
+        for v in states.values():  # rows that exited before the batch's last step
+            for j, r in enumerate(self.keep_rows.tolist()):
+                if counts[r] < self.T:
+                    v[j, int(counts[r]):] = float("nan")
         states.update(self.init_kept)
         return out, {k: v.cpu().numpy().astype(self.state_dtype, copy=False) for k, v in states.items()}
 

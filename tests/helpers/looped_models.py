@@ -5,8 +5,9 @@
 * ``TinyOuro``: an Ouro-style looped LM: a shared stack of layers (each returning a ``(hidden, None)``
   tuple as transformers layers do) applied up to ``ut_steps`` times, an RMSNorm after every pass and an
   exit gate ``Linear(d, 1)`` read after it; with ``exit_threshold`` the loop stops once the cumulative exit
-  probability ``1 - prod(1 - sigmoid(g_t))`` at the last position reaches it for every row (early exit).
-  ``last_steps`` holds how many passes the last forward ran.
+  probability ``1 - prod(1 - sigmoid(g_t))`` at the last position reaches it for every row (early exit);
+  each row's logits read its state at its own exit step. ``last_steps`` holds how many passes the last
+  forward ran, ``row_steps`` [B] each row's exit step.
 
 * ``TinyHuginn``: a Huginn-style recurrent-depth LM with Huginn's module names and a random initial state.
 
@@ -101,16 +102,24 @@ class TinyOuro(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         h = self.model.embed_tokens(tokens)
-        cdf = torch.zeros(tokens.shape[0], device=tokens.device)
+        B = tokens.shape[0]
+        cdf = torch.zeros(B, device=tokens.device)
+        out = h  # per row: the state at the row's exit step (Ouro reads each row where it exits)
+        self.row_steps = torch.zeros(B, dtype=torch.long)
         for t in range(self.ut_steps):
             for layer in self.model.layers:
                 h = layer(h)[0]
             h = self.model.norm(h)
             cdf = self.exit_cdf(h, cdf)
             self.last_steps = t + 1
-            if self.exit_threshold is not None and bool((cdf >= self.exit_threshold).all()):
-                break
-        return self.lm_head(h)
+            live = self.row_steps == 0  # rows that had not exited before this step
+            out = torch.where(live[:, None, None], h, out)
+            if self.exit_threshold is not None:
+                self.row_steps[live & (cdf >= self.exit_threshold).cpu()] = t + 1
+                if bool((self.row_steps > 0).all()):
+                    break
+        self.row_steps[self.row_steps == 0] = self.last_steps
+        return self.lm_head(out)
 
     @torch.no_grad()
     def hand_states(self, tokens: torch.Tensor) -> list[torch.Tensor]:

@@ -89,8 +89,9 @@ def _fmt(r: pd.Series) -> str:
 def tables(out: Path, names: list[str] | None = None, heading: str = "#") -> str:
     """Markdown tables of the finished runs ``names`` (default all) under ``out``."""
     parts = [f"{heading} Hard zoo: test-time compute (interp scale)", "",
-             "Accuracy: exact, N puzzles (a seed-0 random sample), Wilson 95%. Passes and GFLOPs: forward, per puzzle.",
-             "Every row is read off the same candidates; `oracle` looks at the answer (the ceiling).", ""]
+             "Accuracy: exact, N puzzles (a seed-fixed random sample, `--seed`, default 0), Wilson 95%. Passes and GFLOPs:",
+             "forward, per puzzle. Every row is read off the same candidates; `oracle` looks at the answer (the ceiling);",
+             "at k = 1 every rule gives the same answer.", ""]
     for name in names or list(RUNS):
         f = out / name / "scaling.csv"
         if not f.is_file():
@@ -111,6 +112,17 @@ def tables(out: Path, names: list[str] | None = None, heading: str = "#") -> str
             rows.append(("ceiling (oracle pass@k)", orc.iloc[0]))
         for label, r in rows:
             parts.append(f"| {label} | {r['strategy']} | {r['rule']} | {r['halting']} | {r['depth']} | {r['k']} | {_fmt(r)} |")
+        kmax, dmax = int(t["k"].max()), int(t["depth"].max())
+        if kmax > 1:
+            parts += ["", f"Rules side by side on the same candidates (k = {kmax}, depth {dmax}):", "",
+                      "| strategy | rule | halting off | halting q_head |", "|---|---|---|---|"]
+            top = t[(t["k"] == kmax) & (t["depth"] == dmax)]
+            for (s, rule), g in top.groupby(["strategy", "rule"], sort=False):
+                cells = []
+                for mode in ("off", "q_head"):
+                    r = g[g["halting"] == mode]
+                    cells.append(_fmt(r.iloc[0]).split(" | ")[0] + f" ({r.iloc[0]['passes']:.2f} passes)" if len(r) else "-")
+                parts.append(f"| {s} | {rule} | {cells[0]} | {cells[1]} |")
         front = pd.read_csv(out / name / "pareto.csv")
         parts += ["", "Pareto front:", "", "| strategy | rule | halting | depth | k | accuracy | passes | GFLOPs |",
                   "|---|---|---|---|---|---|---|---|"]

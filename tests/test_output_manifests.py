@@ -269,3 +269,21 @@ def test_influence_refuses_a_users_file_before_any_work(ckpt, puzzles, tmp_path,
                  "--out", str(out)]) == 2
     assert "influence_share.csv (not written by this tool)" in one_error_line(capsys)
     assert (out / "influence_share.csv").read_text() == "mine"
+
+
+def test_demo_records_its_files_and_refuses_a_users_file(tmp_path, capsys):
+    out = tmp_path / "demo"
+    cmd = ["demo", "--n", "1", "--out", str(out), "--quiet"]
+    assert main(cmd) == 0
+    rec = recorded_files(out)
+    assert "puzzles.sdm" in rec and "trace/viewer.html" in rec and "trace/manifest.json" in rec
+    assert main(cmd) == 0  # a re-run replaces its own files
+    capsys.readouterr()
+    (out / "trace" / "viewer.html").write_text("edited")
+    assert main(cmd) == 2
+    assert "viewer.html (changed since" in one_error_line(capsys)
+    (out / "trace" / "viewer.html").unlink()
+    (out / "notes.md").write_text("mine")
+    assert main(cmd) == 2
+    assert "notes.md (not written by this tool)" in one_error_line(capsys)
+    assert (out / "notes.md").read_text() == "mine"

@@ -32,7 +32,8 @@ PUZZLES = "data/sudoku/top1465.sdm"
 # are recomputed, which halves the cost); both are default start steps of `interp steer`.
 SETTINGS = {"trm-sudoku9-hard": (80, 174, 0.25), "hrm-sudoku9-hard": (120, 26, 0.25)}
 # a second run per model with several random controls per setting (the clamp left out: see the page)
-CONTROLS = {"hrm-sudoku9-hard": ["--direction", "mean_diff,sae", "--controls", "3"]}
+CONTROLS = {"trm-sudoku9-hard": ["--direction", "mean_diff", "--controls", "3"],
+            "hrm-sudoku9-hard": ["--direction", "mean_diff,sae", "--controls", "3"]}
 
 
 def command(model: str, limit: int | None, out: Path, extra: list[str] = ()) -> list[str]:
@@ -137,7 +138,7 @@ def page(sections: list[tuple[str, Path, str, str, list[str]]]) -> str:
               "this run has no evidence that the direction does more than a random push of the same size. The "
               "fit and evaluated puzzles are disjoint, N is small (tens of failures per model: the experiment is "
               "sized to one CPU thread), and the controls are one random direction per setting (three in the second "
-              "HRM run, pooled in its verdicts).", ""]
+              "run of each model, pooled in its verdicts).", ""]
     return "\n".join(lines)
 
 

@@ -32,7 +32,8 @@ PUZZLES = "data/sudoku/top1465.sdm"
 # are recomputed, which halves the cost); both are default start steps of `interp steer`.
 SETTINGS = {"trm-sudoku9-hard": (80, 174, 0.25), "hrm-sudoku9-hard": (120, 26, 0.25)}
 # a second run per model with several random controls per setting (the clamp left out: see the page)
-CONTROLS = {"hrm-sudoku9-hard": ["--direction", "mean_diff,sae", "--controls", "3"]}
+CONTROLS = {"trm-sudoku9-hard": ["--direction", "mean_diff", "--controls", "3"],
+            "hrm-sudoku9-hard": ["--direction", "mean_diff,sae", "--controls", "3"]}
 
 
 def command(model: str, limit: int | None, out: Path, extra: list[str] = ()) -> list[str]:
@@ -79,7 +80,7 @@ def model_section(model: str, out: Path, rel: str, title: str, extra: list[str] 
         lines += ["Fitted at each start step: " + " | ".join(notes) + ".", ""]
     rows = []
     for _, r in table.iterrows():
-        rows.append([r["direction"], "yes" if r["control"] else "", int(r["segment"]), int(r["step"]),
+        rows.append([f"`{r['direction']}`", "yes" if r["control"] else "", int(r["segment"]), int(r["step"]),
                      "" if pd.isna(r["scale"]) else f"{r['scale']:g}", int(r["n"]), int(r["solved_after"]),
                      f"{r['rate_after']:.2f} [{r['after_lo']:.2f}, {r['after_hi']:.2f}]", int(r["broken"]),
                      _fmt(r["metric_before"]), _fmt(r["metric_after"]), _fmt(r["cells_changed"]),
@@ -124,15 +125,29 @@ def page(sections: list[tuple[str, Path, str, str, list[str]]]) -> str:
         else:
             lines += [f"## {title}", "", "Not run yet.", ""]
     lines += ["## Reading the result", ""]
+    body = []
     for model, out, rel, title, extra in sections:
         if (out / "steering.csv").exists():
-            lines += verdicts(title, pd.read_csv(out / "steering.csv"))
+            body += verdicts(title, pd.read_csv(out / "steering.csv"))
+    above = sum("above its control" in b for b in body)
+    higher = sum(_solves(b)[0] > _solves(b)[1] for b in body if b.startswith("- "))
+    settings = sum(b.startswith("- ") for b in body)
+    lines += [f"Summary: {above} of {settings} steered settings solved more failures than their control with disjoint "
+              f"Wilson intervals; {higher} of {settings} solved a larger fraction than their control.", "", *body]
     lines += ["A direction helps only where its solve rate is above its own control's; where the intervals overlap, "
               "this run has no evidence that the direction does more than a random push of the same size. The "
               "fit and evaluated puzzles are disjoint, N is small (tens of failures per model: the experiment is "
               "sized to one CPU thread), and the controls are one random direction per setting (three in the second "
-              "HRM run, pooled in its verdicts).", ""]
+              "run of each model, pooled in its verdicts).", ""]
     return "\n".join(lines)
+
+
+def _solves(line: str) -> tuple[float, float]:
+    """The steered and control solve fractions of a verdict line."""
+    import re
+
+    found = [int(a) / int(b) for a, b in re.findall(r" (\d+)/(\d+) ", line)]
+    return (found[0], found[1]) if len(found) >= 2 else (0.0, 0.0)
 
 
 def verdicts(model: str, table: pd.DataFrame) -> list[str]:
@@ -157,9 +172,9 @@ def verdicts(model: str, table: pd.DataFrame) -> list[str]:
         verdict = ("above its control (intervals disjoint)" if la > hc else
                    "below its control (intervals disjoint)" if ha < lc else "not distinguishable from its control")
         scale = "" if pd.isna(a["scale"]) else f", scale {a['scale']:g}"
-        what = group[0]["direction"].split("#")[0] + (f" x{len(group)} pooled" if len(group) > 1 else "")
+        what = f"`{group[0]['direction'].split('#')[0]}`" + (f" x{len(group)} pooled" if len(group) > 1 else "")
         mc = sum(float(c["metric_after"]) for c in group) / len(group)
-        out.append(f"- {a['direction']} (step {int(a['step'])}{scale}): {int(a['solved_after'])}/{int(a['n'])} "
+        out.append(f"- `{a['direction']}` (step {int(a['step'])}{scale}): {int(a['solved_after'])}/{int(a['n'])} "
                    f"failures solved [{la:.2f}, {ha:.2f}] vs {what} {sc}/{nc} [{lc:.2f}, {hc:.2f}]: {verdict}; "
                    f"metric after {float(a['metric_after']):.2f} vs {mc:.2f} (before {float(a['metric_before']):.2f}).")
     return out + [""]

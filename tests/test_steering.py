@@ -185,7 +185,7 @@ def test_experiment_runs_on_a_language_model():
     y = np.full_like(x, -100)
     y[:, -1] = g.integers(0, 256, size=8)
     y[::2, -1] = logits[::2, -1].argmax(-1).numpy()  # even rows "solved": the greedy next token is the label
-    res = steering_experiment(model, x, y, SteerSettings(directions=("mean_diff", "clamp"), on="all", sae_steps=10))
+    res = steering_experiment(model, x, y, SteerSettings(directions=("mean_diff", "clamp"), on="all", scales=(1.0,)))
     assert res.info["cells"] == "all" and res.info["state"] == "fast"
     assert len(res.table) == 2 * 2 * 2 and (res.table["solved_before"] == 2).all()
 
@@ -265,7 +265,7 @@ def test_experiment_runs_on_hrm_text():
     y = np.full_like(x, -100)
     y[:, -1] = (logits[:, -1].argmax(-1).numpy() + 1) % 40
     y[::2, -1] = logits[::2, -1].argmax(-1).numpy()
-    res = steering_experiment(model, x, y, SteerSettings(directions=("mean_diff", "clamp"), on="all"))
+    res = steering_experiment(model, x, y, SteerSettings(directions=("mean_diff", "clamp"), on="all", scales=(1.0,)))
     assert res.info["state"] == "z_H" and res.info["unsteered_solved"] == 4
     assert len(res.table) == len(res.info["steps"]) * 2 * 2 and (res.table["solved_before"] == 2).all()
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -69,7 +69,7 @@ class SteerSettings:
     state: str = "answer"
     steps: Sequence[int] | None = None
     window: int = 0
-    scales: Sequence[float] = (1.0,)
+    scales: Sequence[float] = (0.25, 1.0)
     controls: int = 1  # random controls per setting (each one run over the same puzzles)
     mode: str = "add"  # what is done with the directions: add (scale * v), ablate (scale unused), clamp (to scale)
     cells: str = "auto"  # "targets", "all", or "auto" (targets for puzzles, all positions for language models)
@@ -83,7 +83,6 @@ class SteerSettings:
     batch_size: int = 32
     user: Direction | None = None
     sae: object | None = None  # a loaded probes.sae.SparseAutoencoder (else one is trained on the fit set)
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -113,7 +113,7 @@ def _ends_with_norm(m: nn.Module) -> bool:
         m = kids[-1]
 
 
-def _split(output: Any) -> tuple[torch.Tensor | None, Callable[[torch.Tensor], Any]]:
+def split_output(output: Any) -> tuple[torch.Tensor | None, Callable[[torch.Tensor], Any]]:
     """The state tensor of a module's output and a function rebuilding the output around a replacement."""
     if isinstance(output, torch.Tensor):
         return output, lambda t: t
@@ -146,7 +146,7 @@ def call_log(model: nn.Module, run: Callable[[], Any]) -> list[tuple[str, tuple[
     log: list[tuple[str, tuple[int, ...]]] = []
 
     def note(name: str, output: Any) -> None:
-        t = _split(output)[0]
+        t = split_output(output)[0]
         log.append((name, tuple(t.shape) if t is not None else ()))
 
     handles = [m.register_forward_hook(lambda mod, a, o, n=n: note(n, o)) for n, m in model.named_modules() if n]
@@ -262,6 +262,11 @@ class LoopedTraced(HookedModel):
             self._handles.append(m.register_forward_hook(self._out_hook(s)))
         self._head: nn.Module | None = None
         self._norm: nn.Module | None = None
+
+    def call_model(self, tokens: torch.Tensor) -> Any:
+        """Run the wrapped model on token ids as the tracer does (its ``call``), outside any trace: no step
+        hook point fires, and what it returns is the model's own output."""
+        return self._call(self.inner, tokens.long())
 
     def release(self) -> None:
         """Take this wrapper's hooks off the wrapped model's loop modules (the wrapper no longer records)."""
@@ -428,7 +433,7 @@ class LoopedTraced(HookedModel):
 
     def _out_hook(self, state: str):
         def fn(module: nn.Module, args: tuple, output: Any) -> Any:
-            t, rebuild = _split(output)
+            t, rebuild = split_output(output)
             if self._plan is not None:
                 self._plan.append((state, tuple(t.shape) if t is not None else ()))
                 return None
@@ -507,4 +512,4 @@ def _fmt(run: list[tuple[str, tuple[int, ...]]]) -> str:
 
 
 __all__ = ["LoopError", "LoopedTraced", "LoopedTraceConfig", "auto_loop", "call_log", "default_call",
-           "find_loop_modules", "get_module", "module_path", "state_names_for"]
+           "find_loop_modules", "get_module", "module_path", "split_output", "state_names_for"]

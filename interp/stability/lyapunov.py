@@ -14,7 +14,7 @@ direction at step t; the i-th finite-time exponent is its mean over steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -74,10 +74,11 @@ def random_tangents(z: States, k: int, generator: torch.Generator | None = None)
     return q
 
 
-def jvp_step(f: StepMap, z: States, tangents: torch.Tensor) -> tuple[States, torch.Tensor]:
+def jvp_step(f: StepMap, z: States, tangents: torch.Tensor, batched: bool = True) -> tuple[States, torch.Tensor]:
     """``f(z)`` and ``J_f(z) v`` for each of the k tangents ``[B, dim, k]`` -> (f(z), [B, dim, k]).
 
-    One ``torch.func.jvp`` per tangent, batched with ``vmap`` over k; attention runs on
+    One ``torch.func.jvp`` per tangent, batched with ``vmap`` over k (``batched=False``: one after the
+    other, for maps with data-dependent Python control flow, which ``vmap`` cannot run); attention runs on
     the math kernel, the one with a forward-mode derivative.
     """
     names = sorted(z)
@@ -88,6 +89,10 @@ def jvp_step(f: StepMap, z: States, tangents: torch.Tensor) -> tuple[States, tor
         return jvp(f, (z,), (tan,))
 
     with sdpa_kernel(SDPBackend.MATH):  # the fused CPU attention kernels have no forward-mode derivative
+        if not batched:
+            pairs = [one({n: v[i] for n, v in t.items()}) for i in range(tangents.shape[2])]
+            jv = {n: torch.stack([p[1][n] for p in pairs]) for n in names}
+            return pairs[0][0], flat_k(jv, names)
         out, jv = vmap(one, in_dims=(0,))(t)  # the primal output comes back repeated k times
     return {n: v[0] for n, v in out.items()}, flat_k(jv, names)
 
@@ -97,8 +102,12 @@ def flat_k(jv: States, names: list[str]) -> torch.Tensor:
     return torch.cat([jv[n].flatten(2) for n in names], dim=2).permute(1, 2, 0)
 
 
-def ftle(f: StepMap, z0: States, n_steps: int, k: int = 1, burn_in: int = 0, seed: int = 0) -> FTLEResult:
-    """Benettin estimate of the top-``k`` finite-time Lyapunov exponents of ``f`` from ``z0``; see module doc."""
+def ftle(f: StepMap | Sequence[StepMap], z0: States, n_steps: int, k: int = 1, burn_in: int = 0, seed: int = 0,
+         batched: bool = True) -> FTLEResult:
+    """Benettin estimate of the top-``k`` finite-time Lyapunov exponents of ``f`` from ``z0``; see module doc.
+
+    ``f`` may be a sequence of ``n_steps`` maps, step ``t`` running ``f[t]`` (a non-autonomous loop, such as
+    a looped model whose calls differ in their other arguments); ``batched``: as in ``jvp_step``."""
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     if not 0 <= burn_in < n_steps:
@@ -108,9 +117,12 @@ def ftle(f: StepMap, z0: States, n_steps: int, k: int = 1, burn_in: int = 0, see
     q = random_tangents(z, k, gen)
     stretch, drift, rel = [], [], []
     states = [z]
-    for _ in range(n_steps):
+    if not callable(f) and len(f) != n_steps:
+        raise ValueError(f"{len(f)} step maps for {n_steps} steps")
+    for step in range(n_steps):
+        fn = f if callable(f) else f[step]
         with torch.no_grad():  # forward-mode AD still runs; no reverse graph over the weights
-            z_next, v = jvp_step(f, z, q.to(next(iter(z.values())).device))
+            z_next, v = jvp_step(fn, z, q.to(next(iter(z.values())).device), batched)
         q, r = torch.linalg.qr(v.double().cpu())
         diag = torch.diagonal(r, dim1=-2, dim2=-1).abs()
         stretch.append(torch.log(diag.clamp_min(1e-300)))

@@ -35,7 +35,7 @@ def build_parser() -> Parser:
     """The parser of ``recurse-train`` / ``python -m training``."""
     p = Parser(prog="recurse-train", description="Train and evaluate HRM / TRM / HRM-LM and baselines "
                                 "(also: python -m training).",
-                                epilog=examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
+                                epilog=examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 64",
                                                  "recurse-train train --config training/configs/sudoku4_trm_mlp.yaml "
                                                  "--out runs/s4 --set steps=20"))
     p.add_argument("--version", action=VersionAction)
@@ -57,10 +57,10 @@ def build_parser() -> Parser:
                        description="Score a checkpoint. Puzzle models: exact accuracy at the model's own halt and "
                                    "after all segments (Wilson intervals), blank-cell accuracy and mean segments "
                                    "(bootstrap intervals), the set and its blank range. Language models: loss.",
-                       epilog=examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 128",
+                       epilog=examples("recurse-train eval --ckpt zoo/trm-sudoku9 --n 64",
                                         "recurse-train eval --ckpt zoo/trm-sudoku9 --puzzle-file "
                                         "data/sudoku/generated_moderate.sdm",
-                                        "recurse-train eval --ckpt zoo/trm-sudoku9 --n 128 --build   # first 128 of "
+                                        "recurse-train eval --ckpt zoo/trm-sudoku9 --n 64 --build   # first 64 of "
                                         "the test split"))
     add_ckpt_option(e, help="checkpoint directory")
     e.add_argument("--data", type=path_str, help="dataset directory, or a puzzle file (.sdm/.txt/.csv/maze text) like --puzzle-file "

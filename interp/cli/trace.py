@@ -399,7 +399,7 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
                            'interp trace --ckpt zoo/trm-sudoku9 --puzzle "4.....8.5.3..........7......2.....6.....8.4'
                            '......1.......6.3.7.5..2.....1.4......"',
                            "interp trace --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
-                           "--limit 100 --out traces/run100",
+                           "--limit 32 --out traces/run32",
                            "interp trace --ckpt zoo/trm-maze9 --puzzle-file data/maze/maze9.txt --show 2 --out traces/maze",
                            "interp trace --ckpt zoo/hrm-lm-pydoc --text 'def main():' --out traces/lm"))
     src = _common(p)
@@ -450,7 +450,7 @@ def add_trace_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_show)
     p = sub.add_parser("ablate", help="Slow/H-module ablation table on puzzles",
                        epilog=examples("interp ablate --ckpt zoo/hrm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
-                                       "--limit 64",
+                                       "--limit 16",
                                        "interp ablate --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/qqwing_expert.sdm "
                                        "--limit 16 --target y --mode zero"))
     _common(p)

@@ -38,8 +38,8 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("report", help="build a report directory (tables, figures, HTML) from a config",
                               description="Build Markdown/LaTeX tables (mean ± 95% CI), PNG/SVG figures, "
                                           "interactive HTML and provenance from a YAML/JSON config.",
-                              epilog=examples("interp report --config reports/seed003_hrm_lm.yaml --out out/report-seed003   "
-                                              "# the zoo HRM-LM; reports/cgar.yaml needs scripts/run_seed_tables.sh's runs"))
+                              epilog=examples("interp report --config reports/zoo_quick.yaml --out out/report-quick   # zoo models, "
+                                              "shipped puzzles; reports/*.yaml holds the seed-table configs"))
     p.add_argument("--config", type=path_str, required=True, help="report config (.yaml/.yml/.json); see interp/report/config.py")
     p.add_argument("--out", type=path_str, required=True, help="output directory (new or empty; --overwrite replaces a report)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report directory")

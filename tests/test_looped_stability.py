@@ -144,3 +144,38 @@ def test_bad_settings_are_one_line_errors():
         looped_stability(m, tokens(1), k=1, burn_in=3)
     with pytest.raises(LoopError, match="does not exist"):
         looped_stability(m, tokens(1), loop="nope")
+
+
+def test_cli_matches_the_python_api_and_bad_input_is_one_line(tmp_path, capsys):
+    import pandas as pd
+
+    from interp.cli import main
+    from test_looped import HRM_LOOP, tiny_hrm_text
+
+    folder = tmp_path / "hrm-text"
+    hf = tiny_hrm_text(3)
+    hf.save_pretrained(folder)
+    out = tmp_path / "out"
+    loop = ",".join(f"{s}={p}" for s, p in HRM_LOOP.items())
+    argv = ["stability", "--ckpt", str(folder), "--tokens", "1 2 3 4 5", "--tangents", "2", "--out", str(out)]
+    assert main([*argv, "--loop-module", loop]) == 0
+    printed = capsys.readouterr().out
+    assert "8 calls, 4 steps measured" in printed
+    got = pd.read_csv(out / "per_puzzle.csv")
+    want = looped_stability(hf, torch.tensor([[1, 2, 3, 4, 5]]), loop=HRM_LOOP, k=2).per_puzzle
+    assert np.allclose(got[["ftle", "ftle_1", "residual"]].to_numpy(), want[["ftle", "ftle_1", "residual"]].to_numpy(),
+                       rtol=1e-6, atol=1e-9)
+    assert len(pd.read_csv(out / "per_step.csv")) == 4
+    bad = tmp_path / "bad"
+    cases = [
+        (["--loop-module", "model.nope"], "loop module 'model.nope' does not exist in HrmTextForCausalLM"),
+        (["--loop-module", loop, "--segments", "2"], "--segments and --unit do not apply to --loop-module"),
+        (["--loop-module", loop, "--burn-in", "4"], r"burn_in 4 leaves no step to average"),
+        ([], "--text/--tokens need --loop-module"),
+    ]
+    for extra, msg in cases:
+        argv = ["stability", "--ckpt", str(folder), "--tokens", "1 2 3 4 5", "--out", str(bad), *extra]
+        assert main(argv) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ") and msg in err, err
+        assert not bad.exists()

@@ -49,19 +49,14 @@ def _tokenizer(folder: str, trust: bool) -> Any:
         raise ValueError(f"no usable tokenizer in {folder} ({type(e).__name__}); pass token ids with --tokens") from None
 
 
-def cmd_trace_looped(args: argparse.Namespace) -> int:
-    """Load, tokenise, plan the loop, trace to disk, print the per-step story of the last position."""
+def load_looped_lm(args: argparse.Namespace) -> tuple[Any, str, Any, Any, Any]:
+    """The transformers model of ``--ckpt`` and its ``--text``/``--tokens`` ids, checked before anything is written:
+    (model, folder, device, inputs [1, L] int64, decode(ids) -> text). Shared by ``trace`` and ``stability``."""
     if args.text is None and args.tokens is None:
-        raise ValueError("--loop-module traces a language model on --text or --tokens, not on puzzles")
-    loop = parse_loop(args.loop_module)
-    norm = None if args.lens_norm == "none" else args.lens_norm
+        raise ValueError("--loop-module runs a language model on --text or --tokens, not on puzzles")
     import numpy as np
 
-    from interp.cli.common import lens_options, write_trace_viewer
-    from interp.cli.text_trace import parse_tokens, print_text_steps
-    from interp.tracing.looped import wrap_looped
-    from interp.tracing.store import load_trace
-    from interp.tracing.stream import trace_to_disk
+    from interp.cli.text_trace import parse_tokens
     from models.hrm_text import default_dtype
     from models.hub import local_checkpoint
     from models.transformers_lm import load_causal_lm
@@ -86,7 +81,23 @@ def cmd_trace_looped(args: argparse.Namespace) -> int:
     vocab = getattr(model.config, "vocab_size", None)
     if vocab is not None and (ids.min() < 0 or ids.max() >= int(vocab)):
         raise ValueError(f"token ids must lie in [0, {vocab}), got [{ids.min()}, {ids.max()}]")
-    inputs = ids[None]
+    return model, folder, device, ids[None], decode
+
+
+def cmd_trace_looped(args: argparse.Namespace) -> int:
+    """Load, tokenise, plan the loop, trace to disk, print the per-step story of the last position."""
+    if args.text is None and args.tokens is None:
+        raise ValueError("--loop-module traces a language model on --text or --tokens, not on puzzles")
+    loop = parse_loop(args.loop_module)
+    norm = None if args.lens_norm == "none" else args.lens_norm
+
+    from interp.cli.common import lens_options, write_trace_viewer
+    from interp.cli.text_trace import print_text_steps
+    from interp.tracing.looped import wrap_looped
+    from interp.tracing.store import load_trace
+    from interp.tracing.stream import trace_to_disk
+
+    model, folder, device, inputs, decode = load_looped_lm(args)
     wrapped = wrap_looped(model, inputs, loop, head=args.lens_head, norm=norm, batch_size=1)
     if loop is None:  # say what the dry run saw, so the user can name another loop
         import torch
@@ -129,4 +140,4 @@ def add_looped_options(p: argparse.ArgumentParser) -> None:
                    help="with --loop-module: the norm before the head (auto: the last norm after the loop; none)")
 
 
-__all__ = ["add_looped_options", "cmd_trace_looped", "parse_loop"]
+__all__ = ["add_looped_options", "cmd_trace_looped", "load_looped_lm", "parse_loop"]

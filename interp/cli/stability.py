@@ -13,13 +13,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.cli_types import batch_int, bounded_int, nonneg_int, path_str, seed_int
-from common.cli_options import add_threads_option, set_threads
+from common.cli_types import batch_int, bounded_int, nonempty_str, nonneg_int, path_str, seed_int
+from common.cli_options import add_device_option, add_threads_option, set_threads
 from common.outputs import check_replaceable
 from interp.cli.common import add_puzzle_inputs, checkpoint_task, load_model
+from interp.cli.looped_trace import add_looped_options
 
 
 def cmd_stability(args: argparse.Namespace) -> int:
+    if args.loop_module is not None:  # any transformers LM, per call of its loop module(s)
+        from interp.cli.looped_stability import cmd_stability_looped
+
+        return cmd_stability_looped(args)
+    if args.text is not None or args.tokens is not None:
+        raise ValueError("--text/--tokens need --loop-module (the step map of a looped language model)")
     from tasks.puzzles import read_puzzles
 
     if args.tangents < 1:
@@ -57,8 +64,15 @@ def add_stability_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("stability", help="FTLE, drift and fixed-point residual of the step map; failure AUCs",
                        epilog=examples("interp stability --ckpt zoo/hrm-sudoku9 --puzzle-file data/sudoku/qqwing_expert.sdm "
-                                       "--limit 16 --out out/stability"))
-    add_puzzle_inputs(p)
+                                       "--limit 16 --out out/stability",
+                                       "interp stability --ckpt DIR --loop-module model.norm --tokens '1 2 3 4'"))
+    src = add_puzzle_inputs(p)
+    src.add_argument("--text", type=nonempty_str, help="with --loop-module: one text, tokenised with the folder's tokenizer")
+    src.add_argument("--tokens", type=nonempty_str, help="with --loop-module: token ids separated by commas or spaces")
+    add_looped_options(p)
+    add_device_option(p, help="with --loop-module: auto (cuda when available, else cpu), cpu or cuda")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                   help="with --loop-module: override the weights' dtype")
     p.add_argument("--unit", choices=["segment", "cycle"], default="segment",
                    help="one step = one ACT segment (default) or one outer cycle")
     p.add_argument("--tangents", type=bounded_int(1, 1024), default=4, help="tangent vectors k (top-k spectrum; default 4)")

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from common.atomic import atomic_write_text
 from common.hashing import file_sha256
+from common.untrusted import regular_file
 from tasks.sudoku.canonical import canonical_keys, equivalent_mask
 from tasks.sudoku.grid import PuzzleFormatError, iter_puzzle_file
 from tasks.sudoku.solver import solve
@@ -52,7 +53,7 @@ def keys_of(grids: np.ndarray, progress: bool = False, desc: str = "canonical fo
 def training_keys(path: "str | Path", size: int = 9, cache_dir: Optional[Path] = None,
                   progress: bool = False) -> set[str]:
     """The canonical keys of a training file's solution grids (cached by the file's SHA-256 in ``cache_dir``)."""
-    path = Path(path)
+    path = regular_file(path, None, PuzzleFormatError, where=f"training set {path}")  # a FIFO would block the hash
     cached = Path(cache_dir) / f"{file_sha256(path)}.s{size}.txt" if cache_dir is not None else None
     if cached is not None and cached.is_file() and not cached.is_symlink():
         keys = cached.read_text().split()

@@ -133,7 +133,7 @@ def test_hrm_text_two_stacks_replay_bit_for_bit():
                 assert torch.equal(nxt[s], sm.states[t + 1][s])
                 assert np.array_equal(sm.states[t + 1][s][0].numpy(), tr.states(s)[0, sm.first + t + 1])
     w.release()
-    res = looped_stability(hf, x, loop=HRM_LOOP, k=2)
+    res = looped_stability(hf, x, loop={"z_L": HRM_LOOP["z_L"], "z_H": HRM_LOOP["z_H"]}, k=2)  # unsorted names
     assert res.per_step["state"].tolist() == ["z_L", "z_L", "z_L", "z_H"]
     assert np.isfinite(res.per_puzzle[["ftle", "ftle_1", "residual"]].to_numpy()).all()
 

@@ -144,6 +144,9 @@ def test_bad_settings_are_one_line_errors():
         looped_stability(m, tokens(1), k=1, burn_in=3)
     with pytest.raises(LoopError, match="does not exist"):
         looped_stability(m, tokens(1), loop="nope")
+    with pytest.raises(LoopError, match=r"the loop ran 5 calls; a step needs two calls after every loop state "
+                                        r"\(block, norm\) has been written"):
+        looped_stability(m, tokens(1), loop="block,norm")  # the final norm runs once, after the loop
 
 
 def test_cli_matches_the_python_api_and_bad_input_is_one_line(tmp_path, capsys):

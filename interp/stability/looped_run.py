@@ -56,6 +56,9 @@ def looped_stability(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[s
                 puzzle_rows.append({"puzzle": a, "calls": sm.calls_ran, "n_steps": 0})
                 bar.update(b - a)
                 continue
+            if sm.n_steps == 0:
+                raise LoopError(f"the loop ran {sm.calls_ran} calls; a step needs two calls after every loop state "
+                                f"({', '.join(wrapped.cfg.loop)}) has been written")
             if burn_in >= sm.n_steps:
                 raise LoopError(f"burn_in {burn_in} leaves no step to average ({sm.n_steps} steps for rows {a}..{b - 1})")
             res = ftle(sm.maps, sm.init, sm.n_steps, k=k, burn_in=burn_in, seed=seed + a, batched=False)

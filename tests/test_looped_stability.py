@@ -94,6 +94,9 @@ def test_ftle_equals_an_independent_jacobian_and_qr(make):
     assert row["ftle"] == pytest.approx(float(logs[:, 0].mean()), abs=1e-6)
     for j in range(1, k):
         assert row[f"ftle_{j}"] == pytest.approx(float(logs[:, j].mean()), abs=1e-6)
+    tr = interp.trace_looped(m.float(), x)  # the per-step lens cross-entropy is the trace's
+    assert np.allclose(res.per_step["ce"], tr.metric("ce")[0, 1:], rtol=1e-4)
+    m.double()
     with torch.no_grad():  # residual: the last step's map once more from the final state
         extra = step(sm.n_steps - 1)(z)
     assert row["residual"] == pytest.approx(float((extra - z).norm() / z.norm()), rel=1e-4)

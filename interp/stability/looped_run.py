@@ -9,7 +9,8 @@ replayed step maps of ``interp.stability.looped_map`` and runs the Benettin esti
   (``||f(z_T) - z_T|| / ||z_T||`` with the last step's map applied once more; NaN when the replayed model
   exits before that call), ``drift_final``.
 * ``per_step``: puzzle, step (1..n_steps), ``call`` (the trace's step index of the state reached), ``state``
-  (the loop state that call wrote), ``log_stretch``, ``drift``, ``rel_drift``.
+  (the loop state that call wrote), ``log_stretch``, ``drift``, ``rel_drift``, ``ce`` (mean next-token
+  cross-entropy of the logit lens of the answer state, as ``interp.trace_looped`` reads it; NaN unless ``lm``).
 
 A model whose loop count varies (early exit) runs one input per batch, so every row uses only the steps
 that ran for it.
@@ -31,6 +32,19 @@ from interp.tracing.inputs import ArrayLike, as_token_tensor
 from interp.tracing.looped import wrap_looped
 from models.device import model_device
 from models.looped import LoopedTraced, LoopError
+
+
+def _lens_ce(wrapped: LoopedTraced, x: torch.Tensor, answers: list[torch.Tensor]) -> torch.Tensor:
+    """[T, B] mean next-token cross-entropy of the lens of each step's answer state (NaN for a non-causal model)."""
+    if not wrapped.cfg.causal or x.shape[1] < 2:
+        return torch.full((len(answers), x.shape[0]), float("nan"))
+    rows = []
+    with torch.no_grad():
+        for h in answers:
+            logits = wrapped.decode(h)[:, :-1].float()
+            ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
+            rows.append(ce.mean(dim=1).cpu())
+    return torch.stack(rows)
 
 
 def looped_stability(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[str] | dict[str, str] | None = None,
@@ -56,6 +70,9 @@ def looped_stability(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[s
                 puzzle_rows.append({"puzzle": a, "calls": sm.calls_ran, "n_steps": 0})
                 bar.update(b - a)
                 continue
+            if sm.n_steps == 0:
+                raise LoopError(f"the loop ran {sm.calls_ran} calls; a step needs two calls after every loop state "
+                                f"({', '.join(wrapped.cfg.loop)}) has been written")
             if burn_in >= sm.n_steps:
                 raise LoopError(f"burn_in {burn_in} leaves no step to average ({sm.n_steps} steps for rows {a}..{b - 1})")
             res = ftle(sm.maps, sm.init, sm.n_steps, k=k, burn_in=burn_in, seed=seed + a, batched=False)
@@ -67,6 +84,7 @@ def looped_stability(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[s
                              / flat(last).double().norm(dim=1).clamp_min(1e-300)).cpu()
                 except LoopError:
                     resid = torch.full((b - a,), float("nan"), dtype=torch.float64)
+            ce = _lens_ce(wrapped, x[a:b], [z[sm.answer_state] for z in res.states[1:]])
             expo = res.exponents.numpy()
             for i in range(b - a):
                 row = {"puzzle": a + i, "calls": sm.calls_ran, "n_steps": sm.n_steps, "ftle": float(expo[i, 0])}
@@ -77,7 +95,7 @@ def looped_stability(model: nn.Module, inputs: ArrayLike, loop: str | Sequence[s
                     c = sm.first + t + 1
                     step_rows.append({"puzzle": a + i, "step": t + 1, "call": c, "state": sm.calls[c],
                                       "log_stretch": float(res.log_stretch[i, t, 0]), "drift": float(res.drift[i, t]),
-                                      "rel_drift": float(res.rel_drift[i, t])})
+                                      "rel_drift": float(res.rel_drift[i, t]), "ce": float(ce[t, i])})
             bar.update(b - a)
         bar.close()
     finally:

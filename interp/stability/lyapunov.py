@@ -84,6 +84,7 @@ def jvp_step(f: StepMap, z: States, tangents: torch.Tensor, batched: bool = True
     names = sorted(z)
     dtype = next(iter(z.values())).dtype
     t = unflat(tangents.permute(2, 0, 1).to(dtype), z, names)  # {name: [k, B, ...]}
+    t = {n: t[n] for n in z}  # jvp wants the primals' key order
 
     def one(tan: States) -> tuple[States, States]:
         return jvp(f, (z,), (tan,))

@@ -286,3 +286,28 @@ def test_a_zero_push_reproduces_the_unsteered_run_and_ablation_uses_no_scale():
     assert res.table["scale"].isna().all() and (res.table["mode"] == "ablate").all()
     assert len(res.table) == 4 * len(res.info["steps"]) and res.table["control"].sum() == 3 * len(res.info["steps"])
     assert res.table["direction"].nunique() == 4  # three distinct random controls
+
+
+def test_a_saelens_folder_is_read_and_checked_like_a_dictionary_file(tmp_path):
+    sae_files = pytest.importorskip("probes.sae_files")
+    from interp.tracing.model_hash import model_sha256
+
+    model = tiny_trm().eval()
+    runner = SegmentRunner(model)
+    hooks = [h for h in model.hook_names() if h.endswith(".hook_y")]
+    sae = SparseAutoencoder(32, 8, seed=2)
+    folder = sae_files.save_sae(sae, tmp_path / "sae", {"hook_names": hooks, "state": "y",
+                                                        "model_sha256": model_sha256(model)})
+    back, meta = load_dictionary(folder, model, "y", 32)
+    t = torch.randn(5, 32)
+    torch.testing.assert_close(back.encode(t), sae.encode(t), rtol=1e-4, atol=1e-5)
+    assert meta["state"] == "y" and answer_hooks(runner)[0] in hooks
+    other = tiny_trm()
+    with torch.no_grad():
+        other.lm_head.weight.add_(1.0)
+    with pytest.raises(DirectionError, match="another model"):
+        load_dictionary(folder, other, "y", 32)
+    with pytest.raises(DirectionError, match="state 'y'"):
+        load_dictionary(folder, model, "z", 32)
+    with pytest.raises(DirectionError, match="width"):
+        load_dictionary(folder, model, "y", 64)

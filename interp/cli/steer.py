@@ -222,8 +222,8 @@ def add_steer_parser(sub: argparse._SubParsersAction) -> None:
                    help="fraction of the puzzles (the first ones) that fit the directions; the rest are evaluated")
     p.add_argument("--threshold", type=bounded_float(0, 1, lo_open=True), default=0.9,
                    help="clamp: a cell is decided when its decoded answer has at least this probability")
-    p.add_argument("--sae", help="a dictionary file (sae.safetensors bound to this model and state); default: an SAE "
-                   "is trained on the fit puzzles' states")
+    p.add_argument("--sae", help="a dictionary: a sae.safetensors file bound to this model and state, or a SAELens-layout "
+                   "folder (interp features); default: an SAE is trained on the fit puzzles' states")
     p.add_argument("--feature", type=nonneg_int, help="the SAE feature to steer with (default: the one that best "
                    "separates solved from failed fit puzzles)")
     p.add_argument("--sae-features", type=bounded_int(2, 4096), default=64, help="features of the trained SAE")

@@ -6,7 +6,8 @@
 ``n_features``, ``k`` and ``model_sha256`` (:func:`interp.tracing.model_hash.model_sha256` of the weights).
 :func:`load_dictionary` refuses, in one line, a file whose state, width or model digest does not match the
 model it is used on (a dictionary trained on another model), or whose hook glob names no hook point of the
-model, and reads tensors only (no pickle).
+model, and reads tensors only (no pickle). A folder in the SAELens layout written by ``probes.sae_files`` (where
+that module is installed) is read and checked the same way.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def load_dictionary(path: str | os.PathLike, model: nn.Module | None = None, sta
 
     from common.untrusted import regular_file
 
+    if Path(path).is_dir():
+        return _load_folder(Path(path), model, state, width)
     p = regular_file(path, MAX_BYTES, DirectionError)
     try:
         with safe_open(str(p), framework="pt") as f:
@@ -80,6 +83,40 @@ def load_dictionary(path: str | os.PathLike, model: nn.Module | None = None, sta
     if not all(bool(torch.isfinite(getattr(sae, n)).all()) for n in TENSORS):
         raise DirectionError(f"{p}: dictionary holds NaN or inf")
     return sae.eval(), meta
+
+
+def _load_folder(folder: Path, model: nn.Module | None, state: str | None,
+                 width: int | None) -> tuple[SparseAutoencoder, dict[str, str]]:
+    """A SAELens-layout folder (``cfg.json`` + ``sae_weights.safetensors``, ``probes.sae_files``), checked the same
+    way: width, hook name against the model's hooks of ``state``, model hash, recorded state."""
+    try:
+        from probes import sae_files
+    except ImportError:
+        raise DirectionError(f"{folder}: a dictionary folder needs probes.sae_files (SAELens layout), "
+                             "which this installation lacks; pass a sae.safetensors file") from None
+    from models.hook_names import hook_state
+
+    try:
+        module, cfg = sae_files.load_dictionary(folder)
+        info = sae_files.dictionary_info(cfg)
+        if not isinstance(module, SparseAutoencoder):
+            raise DirectionError(f"{folder}: a {info['kind']} has one decoder per step; steer with one of its "
+                                 "decoder rows (interp.steering.directions.decoder_direction)")
+        if state is not None and info.get("state") and info["state"] != state:
+            raise DirectionError(f"{folder}: dictionary was trained on state {info['state']!r} "
+                                 f"(hook {info.get('hook_name')}), not {state!r}")
+        if model is not None:
+            hooks = [n for n in model.hook_names() if state is None or hook_state(n) == state]
+            sae_files.check_dictionary(cfg, width if width is not None else info["d_in"], hooks,
+                                       model_sha256(model), str(folder))
+        elif width is not None and info["d_in"] != width:
+            raise DirectionError(f"{folder}: dictionary width {info['d_in']} does not match the state width {width}")
+    except sae_files.DictionaryError as e:
+        raise DirectionError(str(e)) from None
+    meta = {"format": "saelens-folder", "state": str(info.get("state") or state or ""),
+            "hook": str(info.get("hook_name") or ""), "d_in": str(info["d_in"]),
+            "n_features": str(info["n_features"]), "model_sha256": str(info.get("model_sha256") or "")}
+    return module.eval(), meta
 
 
 __all__ = ["FORMAT", "save_dictionary", "load_dictionary"]

@@ -6,7 +6,6 @@ The config format is in :mod:`interp.report.config`; the command is ``interp rep
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import shlex

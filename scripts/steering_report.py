@@ -133,7 +133,10 @@ def page(sections: list[tuple[str, Path, str, str, list[str]]]) -> str:
     higher = sum(_solves(b)[0] > _solves(b)[1] for b in body if b.startswith("- "))
     settings = sum(b.startswith("- ") for b in body)
     lines += [f"Summary: {above} of {settings} steered settings solved more failures than their control with disjoint "
-              f"Wilson intervals; {higher} of {settings} solved a larger fraction than their control.", "", *body]
+              f"Wilson intervals; {higher} of {settings} solved a larger fraction than their control (a setting "
+              "rerun with more controls counts twice). With this many comparisons and no correction for them, a "
+              "single disjoint interval is a lead to replicate on more puzzles, not an established effect.", "",
+              *body]
     lines += ["A direction helps only where its solve rate is above its own control's; where the intervals overlap, "
               "this run has no evidence that the direction does more than a random push of the same size. The "
               "fit and evaluated puzzles are disjoint, N is small (tens of failures per model: the experiment is "

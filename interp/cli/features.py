@@ -94,6 +94,16 @@ def _checkpoint_name(ckpt: Any) -> str:
     return str(ckpt or "")
 
 
+def state_hooks(hooks: list[str], state: str) -> list[str]:
+    """Per step, the hook that writes ``state`` among the step's hooks joined by ``|`` (HRM-LM steps write
+    ``hook_gate_fast|hook_fast``); a step without one keeps its joined name."""
+    out = []
+    for h in hooks:
+        names = h.split("|")
+        out.append(next((n for n in names if n.endswith(f"hook_{state}")), h))
+    return out
+
+
 def _check_features(wanted: list[int] | None, width: int) -> None:
     bad = [f for f in (wanted or []) if not 0 <= f < width]
     if bad:
@@ -116,11 +126,18 @@ def cmd_features(args: argparse.Namespace) -> int:
         cfg = read_cfg(args.dictionary)  # a bad folder fails before any model is run
         _check_features(args.feature, cfg["d_sae"])
     set_threads(args)
-    tr, model, task = _source(args)
+    from interp.cli.features_text import is_text_source, text_source, write_text_outputs
+
+    text = is_text_source(args)
+    if text:
+        tr, model, decode, folder = text_source(args)
+        task = "text"
+    else:
+        tr, model, task = _source(args)
     state = args.state or tr.answer_state
     sub, states, steps, inputs, preds = _states(tr, state, args.limit if args.trace else None)
     N, T, L, D = states.shape
-    hooks = [str(h) for h in tr.steps["hooks"]]
+    hooks = state_hooks([str(h) for h in tr.steps["hooks"]], tr.resolve_state(state))
     info = {"hook_names": [hooks[s] for s in steps], "steps": steps.tolist(), "state": tr.resolve_state(state),
             "model_sha256": tr.meta.get("model_sha256"), "model_name": _checkpoint_name(tr.meta.get("checkpoint"))}
     from interp.cli.features_run import evaluate_dictionary, train_dictionary, write_outputs
@@ -133,12 +150,16 @@ def cmd_features(args: argparse.Namespace) -> int:
         result = evaluate_dictionary(dictionary, states, steps, matched)
     else:
         result = train_dictionary(args, states, progress=show_progress(args))
-    print(f"{N} puzzles x {T} steps x {L} cells, state {info['state']} (width {D}); "
+    print(f"{N} {'texts' if text else 'puzzles'} x {T} steps x {L} {'positions' if text else 'cells'}, state {info['state']} (width {D}); "
           f"{result['kind']}: {result['width']} features, variance explained {result['stats']['fve']:.3f}, "
           f"{result['stats']['l0']:.1f} active per sample", file=sys.stderr)
-    write_outputs(args, out, sub, model, task, info, result, steps, inputs, preds)
+    if text:
+        write_text_outputs(args, out, model, decode, info, result, steps, inputs)
+    else:
+        write_outputs(args, out, sub, model, task, info, result, steps, inputs, preds)
     print((out / "summary.md").read_text())
-    print(f"written to {out}: features.html (feature pages), viewer.html, features.csv, summary.md, dictionary/")
+    print(f"written to {out}: features.html (feature pages), {'' if text else 'viewer.html, '}features.csv, summary.md, "
+          "dictionary/")
     return 0
 
 
@@ -150,14 +171,23 @@ def add_features_parser(sub: argparse._SubParsersAction) -> None:
                         "--limit 64 --out out/features",
                         "interp features out/moderate --kind sae --out out/features-sae",
                         "interp features --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
-                        "--dictionary out/features/dictionary --out out/features-eval"))
+                        "--dictionary out/features/dictionary --out out/features-eval",
+                        "interp features --ckpt zoo/hrm-lm-pydoc --text-file README.md --limit 16 --out out/features-lm"))
     p.add_argument("trace", nargs="?", type=nonempty_str, help="a trace directory with full states of --state (instead of --ckpt and puzzles)")
     p.add_argument("--ckpt", type=nonempty_str, help=CKPT_HELP + " (with a trace directory: the model for the answer-head push)")
     src = p.add_mutually_exclusive_group()
     add_puzzle_option(src)
     add_puzzle_file_option(src)
+    src.add_argument("--text", type=nonempty_str, help="a language model: one text (tokenised with the checkpoint's tokenizer)")
+    src.add_argument("--text-file", type=nonempty_str, help="a language model: a UTF-8 text file, cut into windows of "
+                     "--context tokens (at most --limit)")
+    src.add_argument("--tokens", type=nonempty_str, help="a language model: token ids separated by commas or spaces")
     add_task_option(p)
     add_limit_option(p)
+    p.add_argument("--context", type=bounded_int(2, 1 << 16), default=64,
+                   help="texts: tokens per window (at most the model's sequence length)")
+    p.add_argument("--push-among", choices=["seen", "all"], default="seen",
+                   help="texts: rank the tokens a feature pushes among those of the texts (seen) or the whole vocabulary")
     p.add_argument("--state", type=nonempty_str, help="the state to read (default: the answer state, e.g. TRM y, HRM z_H)")
     p.add_argument("--kind", choices=["crosscoder", "sae"], default="crosscoder",
                    help="crosscoder: one latent per (puzzle, cell) over all steps, per-step decoders; "

@@ -128,7 +128,7 @@ def evaluate_dictionary(module: SparseAutoencoder | StepCrosscoder, states: np.n
             "acts": acts, "profiles": prof, "comparison": pd.DataFrame([row]), "steps": steps, "loaded": True}
 
 
-def _directions(module: Any, prof: pd.DataFrame) -> np.ndarray:
+def decoder_directions(module: Any, prof: pd.DataFrame) -> np.ndarray:
     """[F, D] unit decoder directions in state space (a crosscoder: at each feature's peak step)."""
     with torch.no_grad():
         if isinstance(module, StepCrosscoder):
@@ -201,7 +201,7 @@ def write_outputs(args: argparse.Namespace, out: Path, sub: Any, model: Any, tas
     if sudoku:
         y = sub.labels if sub.labelled else None
         labels = label_features(acts, cell_targets(inputs, preds, y), seed=args.seed)
-    push = _answer_push(model, _directions(result["module"], result["profiles"]), math.isqrt(acts.shape[2])) if sudoku else None
+    push = _answer_push(model, decoder_directions(result["module"], result["profiles"]), math.isqrt(acts.shape[2])) if sudoku else None
     flat = acts.reshape(-1, F)
     table = pd.DataFrame({"feature": np.arange(F), "firing_rate": (flat > 0).mean(0), "mean_activation": flat.mean(0)})
     table = table.merge(prof[["feature", "kind", "onset_step", "offset_step", "peak_step"]], on="feature")
@@ -260,4 +260,4 @@ def _summary(result: dict[str, Any], info: dict[str, Any], shape: tuple[int, ...
     return "\n".join(lines)
 
 
-__all__ = ["train_dictionary", "evaluate_dictionary", "write_outputs"]
+__all__ = ["train_dictionary", "evaluate_dictionary", "write_outputs", "decoder_directions"]

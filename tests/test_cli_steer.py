@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from interp.cli import main as interp_main
-from interp.steering.dictionary import save_dictionary
 from models.checkpoint import save_checkpoint
 from probes.sae import SparseAutoencoder
 from tests.helpers.tiny_models import tiny_trm
@@ -65,7 +64,12 @@ def _other_dictionary(tmp_path: Path) -> Path:
     other = tiny_trm()
     with torch.no_grad():
         other.lm_head.weight.add_(1.0)
-    return save_dictionary(tmp_path / "sae.safetensors", SparseAutoencoder(32, 8), other, "y")
+    from interp.tracing.model_hash import model_sha256
+    from probes.sae_files import save_sae
+
+    hooks = [h for h in other.hook_names() if h.endswith(".hook_y")]
+    return save_sae(SparseAutoencoder(32, 8), tmp_path / "sae", {"hook_names": hooks, "state": "y",
+                                                                 "model_sha256": model_sha256(other)})
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -108,3 +112,41 @@ def test_steer_on_a_language_model_reads_a_text_file(tmp_path, capsys):
     assert info["n_puzzles"] == 6 and info["cells"] == "all" and info["state"] == "fast"
     t = pd.read_csv(out / "steering.csv")
     assert len(t) == 2 * len(info["steps"]) and (t["n"] == 3).all()
+
+
+def test_direction_kinds_match_the_experiment():
+    from interp.cli.steer import KINDS
+    from interp.steering.experiment import KINDS as EXPERIMENT_KINDS
+
+    assert KINDS == EXPERIMENT_KINDS
+
+
+@pytest.mark.slow  # about 25 s on a loaded 2-core machine
+def test_steer_takes_an_sae_or_crosscoder_folder_written_in_the_saelens_layout(ckpt, tmp_path, capsys):
+    from interp.cli.common import load_model
+    from interp.tracing.model_hash import model_sha256
+    from probes.crosscoder import StepCrosscoder
+    from probes.sae_files import save_crosscoder, save_sae
+
+    model, _ = load_model(str(ckpt))
+    hooks = [h for h in model.hook_names() if h.endswith(".hook_y")]
+    info = {"hook_names": hooks, "state": "y", "model_sha256": model_sha256(model)}
+    cc = StepCrosscoder(len(hooks), 32, 8, seed=3)
+    folders = {"sae": save_sae(SparseAutoencoder(32, 8, seed=1), tmp_path / "sae", info),
+               "cc": save_crosscoder(cc, tmp_path / "cc", info)}
+    for name, folder in folders.items():
+        out = tmp_path / f"out-{name}"
+        rc = interp_main(["steer", "--ckpt", str(ckpt), "--puzzle-file", PUZZLES, "--limit", "4", "--direction", "sae",
+                          "--sae", str(folder), "--feature", "3", "--scale", "1", "--on", "all", "--out", str(out)])
+        assert rc == 0, capsys.readouterr().err
+        t = pd.read_csv(out / "steering.csv")
+        steered, control = t[t["control"] == 0], t[t["control"] == 1]
+        want = "sae[3]" if name == "sae" else f"crosscoder[3]@{hooks[0]}"
+        assert set(steered["direction"]) == {want} and len(control) == len(steered) > 0
+        np.testing.assert_allclose(steered["norm"].to_numpy(), control["norm"].to_numpy(), rtol=1e-5)
+    capsys.readouterr()
+    out = tmp_path / "out-bad"
+    rc = interp_main(["steer", "--ckpt", str(ckpt), "--puzzle-file", PUZZLES, "--limit", "4", "--direction", "sae",
+                      "--sae", str(folders["cc"]), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--feature" in err and err.count("\n") == 1 and not out.exists()

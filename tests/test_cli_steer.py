@@ -81,6 +81,8 @@ def _other_dictionary(tmp_path: Path) -> Path:
     (["--steps", "0"], "does not update"),
     (["--direction", "mean_diff,bogus"], "bogus"),
     (["--direction", "user"], "--vector"),
+    (["--attribution"], "--sae FOLDER"),
+    (["--attribution", "--sae", "OTHER"], "another model"),
 ])
 def test_steer_bad_input_is_one_line_and_writes_nothing(ckpt, tmp_path, capsys, extra, message):
     wrong = tmp_path / "wrong.npy"
@@ -150,3 +152,37 @@ def test_steer_takes_an_sae_or_crosscoder_folder_written_in_the_saelens_layout(c
                       "--sae", str(folders["cc"]), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and "--feature" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_steer_attribution_csv_equals_the_api(ckpt, tmp_path, capsys):
+    from interp.cli.common import checkpoint_task, load_model
+    from interp.steering.feature_attribution import feature_attribution, sae_dictionary
+    from interp.tracing.model_hash import model_sha256
+    from probes.sae_files import load_dictionary, save_sae
+    from tasks.puzzles import read_puzzles
+
+    model, _ = load_model(str(ckpt))
+    hooks = [h for h in model.hook_names() if h.endswith(".hook_y")]
+    folder = save_sae(SparseAutoencoder(32, 8, seed=4), tmp_path / "sae",
+                      {"hook_names": hooks, "state": "y", "model_sha256": model_sha256(model)})
+    out = tmp_path / "attr"
+    rc = interp_main(["steer", "--ckpt", str(ckpt), "--puzzle-file", PUZZLES, "--limit", "2", "--attribution",
+                      "--sae", str(folder), "--top", "5", "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    got = pd.read_csv(out / "attribution.csv")
+    batch = read_puzzles(checkpoint_task(str(ckpt), None, command="steer"), None, PUZZLES, 2)
+    sae, _ = load_dictionary(folder)
+    encode, decoder = sae_dictionary(sae)
+    want = feature_attribution(model, np.asarray(batch.inputs), np.asarray(batch.labels), encode, decoder,
+                               state="y").frame()
+    assert len(got) == len(want) > 0 and not (out / "steering.csv").exists()
+    np.testing.assert_array_equal(got[["puzzle", "step", "cell", "feature"]].to_numpy(),
+                                  want[["puzzle", "step", "position", "feature"]].to_numpy())
+    np.testing.assert_allclose(got["attribution"], want["score"], rtol=1e-6, atol=1e-9)
+    assert got["attribution"].abs().max() > 0
+    lines = cap.out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["puzzle", "segment"])
+    printed = [line.split() for line in lines[header + 1:header + 6]]
+    top = got.reindex(got["attribution"].abs().sort_values(ascending=False).index).head(5)
+    assert [int(r[4]) for r in printed] == top["cell"].tolist()  # the 5 largest |attribution| rows, in order

@@ -10,6 +10,10 @@ broken, metric_before, metric_after, cells_changed, critical_after, cells_steere
 norms, the SAE's fit and chosen feature) and ``provenance.json`` to ``--out``. For language models
 (HRM-LM, HRM-Text) ``--puzzle-file`` is a text file cut into windows of ``--context`` tokens; "solved" means
 the greedy next token after the window is the true one.
+
+``--attribution --sae FOLDER`` steers nothing: it writes ``attribution.csv``, gradient x activation of every
+feature of the SAE at every update of ``--state`` and every cell (``puzzle, segment, step, hook, cell, feature,
+activation, attribution``; :mod:`interp.steering.feature_attribution`), and prints the largest rows.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from common.cli_types import (
 from interp.cli.common import checkpoint_task, load_model
 
 OUTPUTS = ["steering.csv", "puzzles.csv", "settings.json"]
+ATTRIBUTION_OUTPUTS = ["attribution.csv"]
 KINDS = ("mean_diff", "sae", "probe", "clamp", "user")  # interp.steering.experiment.KINDS
 KINDS_HELP = ", ".join(KINDS)
 
@@ -158,11 +163,49 @@ def _crosscoder_slots(cfg: dict, hooks: list[str], matched: list[int]) -> list[t
     return out
 
 
+def _attribution(args: argparse.Namespace, out: Path) -> int:
+    """``--attribution``: gradient x activation of every feature of ``--sae`` at every update of the state, every
+    cell, written to ``attribution.csv`` (active entries); the largest ``|attribution|`` rows are printed."""
+    from common.io import TOOL_MARK, atomic_write_json, atomic_write_text
+    from interp.causal.runner import SegmentRunner
+    from interp.steering.directions import DirectionError
+    from interp.steering.feature_attribution import feature_attribution, sae_dictionary
+    from interp.steering.run import resolve_state
+    from training.distributed import pick_device
+
+    if not args.sae:
+        raise ValueError("--attribution needs a dictionary: pass --sae FOLDER (an SAE written by interp features)")
+    set_threads(args)
+    x, y, model, _ = _inputs(args)
+    state = resolve_state(SegmentRunner(model, args.segments), args.state)
+    sae, _, _ = _dictionary(args, model, state, int(model.cfg.hidden_size), ["sae"], None)
+    if sae is None:
+        raise DirectionError(f"{args.sae}: --attribution reads an SAE; a crosscoder encodes all steps at once")
+    model.to(pick_device(args.device))
+    encode, decoder = sae_dictionary(sae.to(pick_device(args.device)))
+    res = feature_attribution(model, x, y, encode, decoder, state=state, metric=args.metric,
+                              n_segments=args.segments)
+    table = res.frame().rename(columns={"position": "cell", "score": "attribution"})
+    table = table[["puzzle", "segment", "step", "hook", "cell", "feature", "activation", "attribution"]]
+    atomic_write_text(out / "attribution.csv", table.to_csv(index=False))
+    atomic_write_json(out / "provenance.json", {"tool": TOOL_MARK, "command": "steer --attribution",
+                                                "files": ATTRIBUTION_OUTPUTS, "metric": args.metric,
+                                                "checkpoint": args.ckpt, "dictionary": args.sae, "state": state})
+    top = table.reindex(table["attribution"].abs().sort_values(ascending=False).index).head(args.top)
+    print(f"{len(x)} puzzle(s), {len(res.hooks)} update(s) of {state}, {len(table)} active (step, feature, cell) "
+          f"entries; the {len(top)} largest |attribution| ({args.metric}):")
+    print(top.round(4).to_string(index=False))
+    print(f"written to {out}: {', '.join(ATTRIBUTION_OUTPUTS)}")
+    return 0
+
+
 def cmd_steer(args: argparse.Namespace) -> int:
     from common.io import TOOL_MARK, atomic_write_json, atomic_write_text, check_replaceable
 
     out = Path(args.out)
     check_replaceable(out, what="steering output")
+    if args.attribution:
+        return _attribution(args, out)
     if "user" in args.direction and not args.vector:
         raise ValueError("--direction user needs --vector FILE")
     if args.feature is not None and "sae" not in args.direction:
@@ -225,7 +268,9 @@ def add_steer_parser(sub: argparse._SubParsersAction) -> None:
         epilog=examples("interp steer --ckpt zoo/hrm-sudoku9-hard --puzzle-file data/sudoku/top1465.sdm --limit 40 "
                         "--out out/steer",
                         "interp steer --ckpt zoo/trm-sudoku9-hard --puzzle-file data/sudoku/top1465.sdm --limit 40 "
-                        "--direction mean_diff --steps 28 --scale 0.25,1 --out out/steer-trm"))
+                        "--direction mean_diff --steps 28 --scale 0.25,1 --out out/steer-trm",
+                        "interp steer --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm --limit 4 "
+                        "--attribution --sae out/features/dictionary --out out/attribution"))
     add_ckpt_option(p)
     src = p.add_mutually_exclusive_group(required=True)
     add_puzzle_option(src)
@@ -269,6 +314,12 @@ def add_steer_parser(sub: argparse._SubParsersAction) -> None:
                    help="language models: tokens per window of the text file")
     p.add_argument("--batch-size", type=bounded_int(1, 4096), default=32, help="puzzles per forward")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the SAE, the probe and the random controls")
+    p.add_argument("--attribution", action="store_true", help="instead of steering: gradient x activation of "
+                   "every --sae feature at every update of --state, every cell (attribution.csv: puzzle, segment, "
+                   "step, hook, cell, feature, activation, attribution)")
+    p.add_argument("--metric", choices=["logit_diff", "logit_diff_max", "cross_entropy"], default="logit_diff",
+                   help="--attribution: the metric of the last segment whose gradient is taken")
+    p.add_argument("--top", type=bounded_int(0, 10_000), default=10, help="--attribution: rows printed")
     add_threads_option(p)
     add_device_option(p)
     p.add_argument("--out", type=path_str, default="out/steer", help="output directory")

@@ -186,3 +186,21 @@ def test_steer_attribution_csv_equals_the_api(ckpt, tmp_path, capsys):
     printed = [line.split() for line in lines[header + 1:header + 6]]
     top = got.reindex(got["attribution"].abs().sort_values(ascending=False).index).head(5)
     assert [int(r[4]) for r in printed] == top["cell"].tolist()  # the 5 largest |attribution| rows, in order
+
+
+@pytest.mark.slow  # about 40 s on a loaded 2-core machine
+def test_interp_features_dictionaries_feed_interp_steer(ckpt, tmp_path, capsys):
+    """The folder `interp features` writes (SAE or crosscoder) is what `interp steer --sae` reads."""
+    for kind in ("sae", "crosscoder"):
+        feats = tmp_path / f"feat-{kind}"
+        assert interp_main(["features", "--ckpt", str(ckpt), "--puzzle-file", PUZZLES, "--limit", "3", "--kind", kind,
+                            "--features", "8", "--train-steps", "20", "--threads", "1", "--quiet",
+                            "--out", str(feats)]) == 0, capsys.readouterr().err
+        out = tmp_path / f"steer-{kind}"
+        rc = interp_main(["steer", "--ckpt", str(ckpt), "--puzzle-file", PUZZLES, "--limit", "4", "--direction", "sae",
+                          "--sae", str(feats / "dictionary"), "--feature", "1", "--scale", "1", "--on", "all",
+                          "--quiet", "--out", str(out)])
+        assert rc == 0, capsys.readouterr().err
+        names = set(pd.read_csv(out / "steering.csv")["direction"])
+        assert ("sae[1]" if kind == "sae" else "crosscoder[1]@seg0.") in " ".join(names)
+    capsys.readouterr()

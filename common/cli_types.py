@@ -181,6 +181,21 @@ def float_list(kind: Callable[[str], float] = finite_float) -> Callable[[str], l
     return parse
 
 
+def choice_list(choices: tuple[str, ...] | list[str]) -> Callable[[str], list[str]]:
+    """Comma-separated names, each one of ``choices``, duplicates dropped: ``a,b`` -> ["a", "b"]."""
+    allowed = tuple(choices)
+
+    def parse(text: str) -> list[str]:
+        parts = [p.strip() for p in nonempty_str(text).split(",")]
+        bad = [p for p in parts if p not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown item {bad[0]!r} (comma list of {', '.join(allowed)})")
+        return list(dict.fromkeys(parts))
+
+    parse.__name__ = f"comma-separated list of {', '.join(allowed)}"
+    return parse
+
+
 SEGMENTS_CAP = 1024
 """Most ACT segments any command runs (the models' own ``halt_max_steps`` bound)."""
 

@@ -239,5 +239,21 @@ def check_dictionary(cfg: dict[str, Any], d_in: int, step_hooks: list[str], mode
     return idx
 
 
-__all__ = ["DictionaryError", "save_sae", "save_crosscoder", "load_dictionary", "read_cfg", "check_dictionary",
+def load_for_model(folder: str | os.PathLike, d_in: int, step_hooks: list[str], model_sha256: str | None = None,
+                   state: str | None = None) -> tuple[SparseAutoencoder | StepCrosscoder, dict[str, Any], list[int]]:
+    """A dictionary folder checked against the model it is used on, before its weights are read: recorded
+    ``state`` (when both sides name one), then :func:`check_dictionary` (width, hook name, model hash).
+    Returns (module, cfg, matched step indices into ``step_hooks``)."""
+    cfg = read_cfg(folder)
+    info = dictionary_info(cfg)
+    if state is not None and info.get("state") and info["state"] != state:
+        raise DictionaryError(f"{folder}: dictionary was trained on state {info['state']!r} "
+                              f"(hook {info.get('hook_name')}), not {state!r}")
+    matched = check_dictionary(cfg, d_in, step_hooks, model_sha256, where=str(folder))
+    module, cfg = load_dictionary(folder)
+    return module, cfg, matched
+
+
+__all__ = ["DictionaryError", "save_sae", "save_crosscoder", "load_dictionary", "load_for_model", "read_cfg",
+           "check_dictionary",
            "dictionary_info", "resolve_hook", "hook_for_steps", "CFG_FILE", "WEIGHTS_FILE"]

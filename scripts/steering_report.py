@@ -10,7 +10,6 @@ the shipped ``data/sudoku/top1465.sdm``, one thread, into ``out/steering/<model>
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -22,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common.atomic import atomic_write_text  # noqa: E402
-from common.cli_types import positive_int  # noqa: E402
+from common.cli_format import Parser  # noqa: E402
+from common.cli_types import nonempty_str, path_str, positive_int  # noqa: E402
 from common.markdown import markdown_table  # noqa: E402
 
 MODELS = ("trm-sudoku9-hard", "hrm-sudoku9-hard")
@@ -184,14 +184,14 @@ def verdicts(model: str, table: pd.DataFrame) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--limit", type=positive_int, help="puzzles per model (default: the model's entry of SETTINGS)")
-    p.add_argument("--models", default=",".join(MODELS), help="comma list of zoo models")
-    p.add_argument("--out", default="out/steering", help="where the runs go")
+    p.add_argument("--models", type=nonempty_str, default=",".join(MODELS), help="comma list of zoo models")
+    p.add_argument("--out", type=path_str, default="out/steering", help="where the runs go")
     p.add_argument("--page", action="store_true", help="only rewrite the page from existing runs")
     p.add_argument("--rerun", action="store_true", help="run models whose steering.csv exists again")
-    p.add_argument("--doc", default="docs/steering.md", help="the page to write")
-    args = p.parse_args(argv)
+    p.add_argument("--doc", type=path_str, default="docs/steering.md", help="the page to write")
+    args = p.parse_cli(argv)
     sections = []
     for m in [m for m in args.models.split(",") if m]:
         sections.append((m, ROOT / args.out / m, f"{args.out}/{m}", m, []))

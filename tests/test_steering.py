@@ -10,7 +10,6 @@ import torch
 
 from interp.causal.metrics import answer_alphabet, metric_fn
 from interp.causal.runner import SegmentRunner
-from interp.steering.dictionary import load_dictionary, save_dictionary
 from interp.steering.directions import Direction, DirectionError, mean_difference, random_like, sae_feature
 from interp.steering.experiment import COLUMNS, SteerSettings, steering_experiment
 from interp.steering.feature_attribution import feature_attribution, sae_dictionary
@@ -223,30 +222,6 @@ def test_a_direction_of_the_wrong_width_is_refused_at_the_hook():
         _run(model, x, y, direction_hooks(Direction("v", torch.ones(5), "y"), answer_hooks(runner)[-1:]))
 
 
-def test_dictionary_file_is_bound_to_its_model_state_and_width(tmp_path):
-    model = tiny_trm().eval()
-    sae = SparseAutoencoder(32, 8, seed=1)
-    path = save_dictionary(tmp_path / "sae.safetensors", sae, model, "y", "seg*.t*.hook_y")
-    back, meta = load_dictionary(path, model, "y", 32)
-    torch.testing.assert_close(back.W_dec, sae.W_dec)
-    assert meta["state"] == "y" and meta["n_features"] == "8"
-    other = tiny_trm()
-    with torch.no_grad():
-        other.lm_head.weight.add_(1.0)
-    with pytest.raises(DirectionError, match="another model"):
-        load_dictionary(path, other, "y", 32)
-    with pytest.raises(DirectionError, match="state 'y'"):
-        load_dictionary(path, model, "z", 32)
-    with pytest.raises(DirectionError, match="width 32"):
-        load_dictionary(path, None, "y", 64)
-    elsewhere = save_dictionary(tmp_path / "sae2.safetensors", sae, model, "y", "seg*.h*.hook_z_H")
-    with pytest.raises(DirectionError, match="hook 'seg\\*.h\\*.hook_z_H'"):
-        load_dictionary(elsewhere, model, "y", 32)
-    (tmp_path / "junk.safetensors").write_bytes(b"not a file")
-    with pytest.raises(DirectionError, match="not a safetensors"):
-        load_dictionary(tmp_path / "junk.safetensors")
-
-
 def test_experiment_runs_on_hrm_text():
     transformers = pytest.importorskip("transformers")
     from models.hrm_text import wrap_hrm_text
@@ -288,26 +263,33 @@ def test_a_zero_push_reproduces_the_unsteered_run_and_ablation_uses_no_scale():
     assert res.table["direction"].nunique() == 4  # three distinct random controls
 
 
-def test_a_saelens_folder_is_read_and_checked_like_a_dictionary_file(tmp_path):
-    sae_files = pytest.importorskip("probes.sae_files")
+def _y_hooks(model) -> list[str]:
+    return [h for h in model.hook_names() if h.endswith(".hook_y")]
+
+
+def test_a_saelens_folder_is_bound_to_its_model_hook_state_and_width(tmp_path):
     from interp.tracing.model_hash import model_sha256
+    from probes.sae_files import DictionaryError, load_for_model, save_sae
 
     model = tiny_trm().eval()
     runner = SegmentRunner(model)
-    hooks = [h for h in model.hook_names() if h.endswith(".hook_y")]
+    hooks = _y_hooks(model)
     sae = SparseAutoencoder(32, 8, seed=2)
-    folder = sae_files.save_sae(sae, tmp_path / "sae", {"hook_names": hooks, "state": "y",
-                                                        "model_sha256": model_sha256(model)})
-    back, meta = load_dictionary(folder, model, "y", 32)
+    sha = model_sha256(model)
+    folder = save_sae(sae, tmp_path / "sae", {"hook_names": hooks, "state": "y", "model_sha256": sha})
+    back, cfg, matched = load_for_model(folder, 32, hooks, sha, "y")
     t = torch.randn(5, 32)
     torch.testing.assert_close(back.encode(t), sae.encode(t), rtol=1e-4, atol=1e-5)
-    assert meta["state"] == "y" and answer_hooks(runner)[0] in hooks
+    assert matched == list(range(len(hooks))) and answer_hooks(runner)[0] in hooks
     other = tiny_trm()
     with torch.no_grad():
         other.lm_head.weight.add_(1.0)
-    with pytest.raises(DirectionError, match="another model"):
-        load_dictionary(folder, other, "y", 32)
-    with pytest.raises(DirectionError, match="state 'y'"):
-        load_dictionary(folder, model, "z", 32)
-    with pytest.raises(DirectionError, match="width"):
-        load_dictionary(folder, model, "y", 64)
+    with pytest.raises(DictionaryError, match="another model"):
+        load_for_model(folder, 32, hooks, model_sha256(other), "y")
+    with pytest.raises(DictionaryError, match="state 'y'"):
+        load_for_model(folder, 32, hooks, sha, "z")
+    with pytest.raises(DictionaryError, match="width"):
+        load_for_model(folder, 64, hooks, sha, "y")
+    elsewhere = save_sae(sae, tmp_path / "sae2", {"hook_names": ["seg0.h0.hook_z_H"], "state": "y"})
+    with pytest.raises(DictionaryError, match="hook_z_H"):
+        load_for_model(elsewhere, 32, hooks, sha, "y")

@@ -41,8 +41,6 @@ RUNS: dict[str, list[str]] = {
                          "--budget", "3", "--depth", "48", "--k", "1", "--strategies", "aug", "--chunk", "8"],
     "trm_top1465_depth64": ["--ckpt", "zoo/trm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "64", "--seed", "2",
                             "--budget", "2", "--depth", "32", "--k", "1", "--strategies", "aug", "--chunk", "16"],
-    "trm_top1465_k2": ["--ckpt", "zoo/trm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "64", "--seed", "2",
-                       "--budget", "4", "--depth", "32", "--k", "2", "--strategies", "aug", "--chunk", "16"],
     "hrm_top1465": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "32",
                     "--budget", "16", "--depth", "32", "--k", "8", "--strategies", "aug", "--chunk", "8"],
     "hrm_top1465_noise": ["--ckpt", "zoo/hrm-sudoku9-hard", "--puzzle-file", TOP1465, "--sample", "32",
@@ -138,7 +136,7 @@ def tables(out: Path, names: list[str] | None = None, heading: str = "#") -> str
 
 START, END = "<!-- hard-zoo-scale:start -->", "<!-- hard-zoo-scale:end -->"
 TARGETS = {"docs/scaling.md": None, "zoo/trm-sudoku9-hard/CARD.md": ["trm_top1465", "trm_top1465_deep",
-                                                                                  "trm_top1465_depth64", "trm_top1465_k2"],
+                                                                                  "trm_top1465_depth64"],
            "zoo/hrm-sudoku9-hard/CARD.md": ["hrm_top1465", "hrm_top1465_noise", "hrm_hardest500"]}
 
 

@@ -268,9 +268,7 @@ def add_steer_parser(sub: argparse._SubParsersAction) -> None:
         epilog=examples("interp steer --ckpt zoo/hrm-sudoku9-hard --puzzle-file data/sudoku/top1465.sdm --limit 40 "
                         "--out out/steer",
                         "interp steer --ckpt zoo/trm-sudoku9-hard --puzzle-file data/sudoku/top1465.sdm --limit 40 "
-                        "--direction mean_diff --steps 28 --scale 0.25,1 --out out/steer-trm",
-                        "interp steer --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm --limit 4 "
-                        "--attribution --sae out/features/dictionary --out out/attribution"))
+                        "--direction mean_diff --steps 28 --scale 0.25,1 --out out/steer-trm"))
     add_ckpt_option(p)
     src = p.add_mutually_exclusive_group(required=True)
     add_puzzle_option(src)

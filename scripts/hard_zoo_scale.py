@@ -29,6 +29,7 @@ if str(REPO) not in sys.path:
 from common.atomic import atomic_write_text  # noqa: E402
 from common.cli_format import Parser  # noqa: E402
 from common.cli_options import add_threads_option  # noqa: E402
+from common.cli_types import path_str  # noqa: E402
 
 DATA = Path("/work/shared/data/sudoku")
 TOP1465 = "data/sudoku/top1465.sdm"  # relative: the settings of a resumable run must not name this checkout
@@ -155,12 +156,12 @@ def write_docs(out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="hard_zoo_scale.py", description=__doc__.splitlines()[0])
     p.add_argument("step", choices=["all", "select", "run", "tables"])
-    p.add_argument("--out", default="reports/hard_zoo_scale")
+    p.add_argument("--out", type=path_str, default="reports/hard_zoo_scale")
     p.add_argument("--only", choices=list(RUNS), help="run only this entry of RUNS")
-    p.add_argument("--sudocue", default=str(SUDOCUE), help="sudocue_top10000.sdm, read only when OUT has no "
+    p.add_argument("--sudocue", type=path_str, default=str(SUDOCUE), help="sudocue_top10000.sdm, read only when OUT has no "
                    "sudocue_hardest500.sdm yet (the committed report folder has it)")
     add_threads_option(p)
-    args = p.parse_args(argv)
+    args = p.parse_cli(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.step in ("all", "select") and not (out / "sudocue_hardest500.sdm").is_file():

@@ -128,7 +128,7 @@ def _dictionary(args, model, state: str, width: int, directions: list[str], user
     """``--sae FOLDER`` (SAELens layout, ``probes.sae_files``) checked against the model: hook, width, hash. An SAE
     is used as is; a crosscoder needs ``--feature`` and steers with that feature's decoder row at its first step
     slot whose hook updates ``state`` (it stands in for the ``sae`` kind). Returns (sae, user, directions)."""
-    from interp.steering.directions import DirectionError, decoder_direction
+    from interp.steering.directions import DirectionError, crosscoder_feature
     from interp.tracing.model_hash import model_sha256
     from models.hook_names import hook_state
     from probes.sae_files import DictionaryError, load_for_model
@@ -149,8 +149,7 @@ def _dictionary(args, model, state: str, width: int, directions: list[str], user
         raise DirectionError("--sae with a crosscoder and --direction user cannot be combined")
     slots = _crosscoder_slots(cfg, hooks, matched)
     slot, hook = slots[0]
-    vec = module.W_dec.detach()[:, slot] * module.scale[slot]
-    d = decoder_direction(vec, args.feature, state, f"crosscoder[{args.feature}]@{hook}", kind="sae")
+    d = crosscoder_feature(module, args.feature, slot, state, hook)
     return None, d, ["user" if k == "sae" else k for k in directions]
 
 

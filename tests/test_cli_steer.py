@@ -82,6 +82,7 @@ def _other_dictionary(tmp_path: Path) -> Path:
     (["--direction", "mean_diff,bogus"], "bogus"),
     (["--direction", "user"], "--vector"),
     (["--attribution"], "--sae FOLDER"),
+    (["--sae", "WRONG"], "not a dictionary folder"),
     (["--attribution", "--sae", "OTHER"], "another model"),
 ])
 def test_steer_bad_input_is_one_line_and_writes_nothing(ckpt, tmp_path, capsys, extra, message):

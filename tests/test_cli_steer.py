@@ -82,6 +82,7 @@ def _other_dictionary(tmp_path: Path) -> Path:
     (["--direction", "mean_diff,bogus"], "bogus"),
     (["--direction", "user"], "--vector"),
     (["--attribution"], "--sae FOLDER"),
+    (["--sae", "WRONG"], "not a dictionary folder"),
     (["--attribution", "--sae", "OTHER"], "another model"),
 ])
 def test_steer_bad_input_is_one_line_and_writes_nothing(ckpt, tmp_path, capsys, extra, message):
@@ -181,6 +182,14 @@ def test_steer_attribution_csv_equals_the_api(ckpt, tmp_path, capsys):
                                   want[["puzzle", "step", "position", "feature"]].to_numpy())
     np.testing.assert_allclose(got["attribution"], want["score"], rtol=1e-6, atol=1e-9)
     assert got["attribution"].abs().max() > 0
+    one = save_sae(SparseAutoencoder(32, 8, seed=4), tmp_path / "sae-one", {"hook_names": [hooks[2]], "state": "y",
+                                                                           "model_sha256": model_sha256(model)})
+    assert interp_main(["steer", "--ckpt", str(ckpt), "--puzzle-file", PUZZLES, "--limit", "2", "--attribution",
+                        "--sae", str(one), "--out", str(tmp_path / "attr-one")]) == 0
+    only = pd.read_csv(tmp_path / "attr-one" / "attribution.csv")
+    mine = want[want["hook"] == hooks[2]]
+    assert set(only["hook"]) == {hooks[2]} and len(only) == len(mine) > 0  # only the step the SAE was trained on
+    np.testing.assert_allclose(only["attribution"], mine["score"], rtol=1e-6, atol=1e-9)
     lines = cap.out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["puzzle", "segment"])
     printed = [line.split() for line in lines[header + 1:header + 6]]

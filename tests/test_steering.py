@@ -293,3 +293,19 @@ def test_a_saelens_folder_is_bound_to_its_model_hook_state_and_width(tmp_path):
     elsewhere = save_sae(sae, tmp_path / "sae2", {"hook_names": ["seg0.h0.hook_z_H"], "state": "y"})
     with pytest.raises(DictionaryError, match="hook_z_H"):
         load_for_model(elsewhere, 32, hooks, sha, "y")
+
+def test_a_crosscoder_feature_is_its_decoder_row_at_a_step_slot():
+    from interp.steering.directions import crosscoder_feature
+    from probes.crosscoder import StepCrosscoder
+
+    cc = StepCrosscoder(3, 32, 8, seed=5)
+    with torch.no_grad():
+        cc.scale.copy_(torch.tensor([1.0, 2.5, 0.5]))
+    d = crosscoder_feature(cc, 4, 1, "y", "seg0.t1.hook_y")
+    assert d.name == "crosscoder[4]@seg0.t1.hook_y" and d.kind == "sae"
+    torch.testing.assert_close(d.vector, cc.W_dec[4, 1].detach() * 2.5)
+    torch.testing.assert_close(d.vector / d.vector.norm(), cc.decoder_direction(4, 1))
+    with pytest.raises(DirectionError, match="unknown feature 8"):
+        crosscoder_feature(cc, 8, 0, "y")
+    with pytest.raises(DirectionError, match="slot 3"):
+        crosscoder_feature(cc, 0, 3, "y")

@@ -12,7 +12,7 @@ norms, the SAE's fit and chosen feature) and ``provenance.json`` to ``--out``. F
 the greedy next token after the window is the true one.
 
 ``--attribution --sae FOLDER`` steers nothing: it writes ``attribution.csv``, gradient x activation of every
-feature of the SAE at every update of ``--state`` and every cell (``puzzle, segment, step, hook, cell, feature,
+feature of the SAE at every update of ``--state`` whose hook the SAE was trained on, and every cell (``puzzle, segment, step, hook, cell, feature,
 activation, attribution``; :mod:`interp.steering.feature_attribution`), and prints the largest rows.
 """
 
@@ -127,8 +127,9 @@ def _user_vector(path: str):
 def _dictionary(args, model, state: str, width: int, directions: list[str], user):
     """``--sae FOLDER`` (SAELens layout, ``probes.sae_files``) checked against the model: hook, width, hash. An SAE
     is used as is; a crosscoder needs ``--feature`` and steers with that feature's decoder row at its first step
-    slot whose hook updates ``state`` (it stands in for the ``sae`` kind). Returns (sae, user, directions)."""
-    from interp.steering.directions import DirectionError, decoder_direction
+    slot whose hook updates ``state`` (it stands in for the ``sae`` kind). Returns (sae, user, directions, the
+    names of the model's hooks the dictionary was trained on)."""
+    from interp.steering.directions import DirectionError, crosscoder_feature
     from interp.tracing.model_hash import model_sha256
     from models.hook_names import hook_state
     from probes.sae_files import DictionaryError, load_for_model
@@ -142,16 +143,15 @@ def _dictionary(args, model, state: str, width: int, directions: list[str], user
     if args.feature is not None and not 0 <= args.feature < n_feat:
         raise DirectionError(f"unknown feature {args.feature}: the dictionary has features 0..{n_feat - 1}")
     if cfg["architecture"] != "step_crosscoder":
-        return module.eval(), user, directions
+        return module.eval(), user, directions, [hooks[i] for i in matched]
     if args.feature is None:
         raise DirectionError(f"{args.sae}: a crosscoder steers with one feature: pass --feature I")
     if "user" in directions:
         raise DirectionError("--sae with a crosscoder and --direction user cannot be combined")
     slots = _crosscoder_slots(cfg, hooks, matched)
     slot, hook = slots[0]
-    vec = module.W_dec.detach()[:, slot] * module.scale[slot]
-    d = decoder_direction(vec, args.feature, state, f"crosscoder[{args.feature}]@{hook}", kind="sae")
-    return None, d, ["user" if k == "sae" else k for k in directions]
+    d = crosscoder_feature(module, args.feature, slot, state, hook)
+    return None, d, ["user" if k == "sae" else k for k in directions], [hooks[i] for i in matched]
 
 
 def _crosscoder_slots(cfg: dict, hooks: list[str], matched: list[int]) -> list[tuple[int, str]]:
@@ -178,7 +178,7 @@ def _attribution(args: argparse.Namespace, out: Path) -> int:
     set_threads(args)
     x, y, model, _ = _inputs(args)
     state = resolve_state(SegmentRunner(model, args.segments), args.state)
-    sae, _, _ = _dictionary(args, model, state, int(model.cfg.hidden_size), ["sae"], None)
+    sae, _, _, trained_on = _dictionary(args, model, state, int(model.cfg.hidden_size), ["sae"], None)
     if sae is None:
         raise DirectionError(f"{args.sae}: --attribution reads an SAE; a crosscoder encodes all steps at once")
     model.to(pick_device(args.device))
@@ -187,12 +187,14 @@ def _attribution(args: argparse.Namespace, out: Path) -> int:
                               n_segments=args.segments)
     table = res.frame().rename(columns={"position": "cell", "score": "attribution"})
     table = table[["puzzle", "segment", "step", "hook", "cell", "feature", "activation", "attribution"]]
+    table = table[table["hook"].isin(trained_on)].reset_index(drop=True)  # only the steps the SAE was trained on
     atomic_write_text(out / "attribution.csv", table.to_csv(index=False))
     atomic_write_json(out / "provenance.json", {"tool": TOOL_MARK, "command": "steer --attribution",
                                                 "files": ATTRIBUTION_OUTPUTS, "metric": args.metric,
                                                 "checkpoint": args.ckpt, "dictionary": args.sae, "state": state})
     top = table.reindex(table["attribution"].abs().sort_values(ascending=False).index).head(args.top)
-    print(f"{len(x)} puzzle(s), {len(res.hooks)} update(s) of {state}, {len(table)} active (step, feature, cell) "
+    n_upd = len(set(res.hooks) & set(trained_on))
+    print(f"{len(x)} puzzle(s), {n_upd} update(s) of {state} the SAE was trained on, {len(table)} active (step, feature, cell) "
           f"entries; the {len(top)} largest |attribution| ({args.metric}):")
     print(top.round(4).to_string(index=False))
     print(f"written to {out}: {', '.join(ATTRIBUTION_OUTPUTS)}")
@@ -232,7 +234,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
         check_width(user, width, state)
     sae, directions = None, list(args.direction)
     if args.sae:
-        sae, user, directions = _dictionary(args, model, state, width, directions, user)
+        sae, user, directions, _ = _dictionary(args, model, state, width, directions, user)
     elif args.feature is not None and not 0 <= args.feature < args.sae_features:
         raise DirectionError(f"unknown feature {args.feature}: the dictionary has features 0..{args.sae_features - 1}")
     settings = SteerSettings(directions=directions, state=state, steps=args.steps, window=args.window,

@@ -145,5 +145,15 @@ def decoder_direction(decoder: np.ndarray | torch.Tensor, index: int, state: str
     return Direction(name or f"{kind}[{int(index)}]", W[int(index)], state, kind)
 
 
+def crosscoder_feature(cc, index: int, slot: int, state: str, hook: str = "") -> Direction:
+    """Feature ``index`` of a :class:`probes.crosscoder.StepCrosscoder` as a direction: its decoder row at step
+    slot ``slot`` in state units (``W_dec[i, slot] * scale[slot]``), named ``crosscoder[i]@hook``."""
+    if isinstance(slot, bool) or not 0 <= int(slot) < int(cc.n_steps):
+        raise DirectionError(f"step slot {slot!r} is out of range: the crosscoder has slots 0..{int(cc.n_steps) - 1}")
+    rows = (cc.W_dec.detach()[:, int(slot)] * cc.scale[int(slot)]).float()
+    return decoder_direction(rows, index, state, f"crosscoder[{index}]@{hook or slot}", kind="sae")
+
+
 __all__ = ["Coefficient", "Direction", "DirectionError", "check_width", "random_like", "mean_difference",
-           "probe_direction", "sae_feature", "decoder_direction"]
+           "probe_direction", "sae_feature", "decoder_direction",
+           "crosscoder_feature"]

@@ -206,3 +206,33 @@ def test_bad_text_input_is_one_line_and_writes_nothing(hrm_text, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
     assert not out.exists()
+
+
+_DRIVER = """<script>
+(function () {
+  window.__features.ready.then(function () {
+    var hit = document.querySelector('#examples .hit');
+    var ex = Array.prototype.map.call(document.querySelectorAll('#examples .ex'), function (e) { return e.getAttribute('data-example'); });
+    document.body.setAttribute('data-test', JSON.stringify({feature: document.body.getAttribute('data-feature'),
+      hit: hit ? hit.textContent : null, examples: ex, svg: !!document.querySelector('#chart svg'),
+      pushed: document.querySelectorAll('#push td').length}));
+  }).catch(function (e) { document.body.setAttribute('data-test', JSON.stringify({error: String(e)})); });
+})();
+</script>"""
+
+
+def test_chromium_text_feature_page(tmp_path):
+    from helpers.browser import CHROMIUM, drive_page
+    from interp.views.text_feature_pages import write_text_feature_pages
+
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    acts = np.zeros((2, 3, 6, 4), np.float32)
+    acts[1, 2, 4, 2], acts[0, 0, 1, 2] = 3.0, 1.0
+    tokens = np.arange(12).reshape(2, 6)
+    push = np.eye(4, 12, dtype=np.float32)
+    path = write_text_feature_pages(tmp_path / "features.html", acts, [5, 6, 7], tokens, lambda ids: f"<w{ids[0]}>",
+                                    push=push, k=3)
+    log = drive_page(path, _DRIVER, tmp_path, "#feature=2")
+    assert log["feature"] == "2" and log["hit"] == "<w10>" and log["svg"]  # escaped token text, highlighted
+    assert log["examples"] == ["1,7,4", "0,5,1"] and log["pushed"] == 6

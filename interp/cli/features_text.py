@@ -3,8 +3,9 @@
     interp features --ckpt zoo/hrm-lm-pydoc --text-file README.md --limit 16 --out out/features-lm
 
 The samples of the dictionary are (text window, token position) trajectories across the steps that write the
-state (default the answer state: HRM-LM ``fast``, HRM-Text ``z_H``). ``--text`` is one window, ``--text-file``
-is cut into windows of ``--context`` tokens (at most ``--limit``), ``--tokens`` gives ids. Writes
+state (default the answer state: HRM-LM ``fast``, HRM-Text ``z_H``). The tokens of ``--text``, ``--text-file``
+(UTF-8) or ``--tokens`` (ids) are cut into consecutive windows of ``--context`` tokens (at most the model's
+sequence length; at most ``--limit`` windows; a shorter text is one window). Writes
 ``dictionary/`` (SAELens layout, with hook names and model hash), ``features.csv`` (per feature: firing,
 step profile, most-pushed token, label), ``comparison.csv``, ``summary.md`` and ``features.html``
 (``interp.views.text_feature_pages``).

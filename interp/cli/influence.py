@@ -105,7 +105,7 @@ def add_influence_parser(sub: argparse._SubParsersAction) -> None:
         epilog=examples("interp influence --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
                         "--limit 16 --segments 1 --out out/influence/trm",
                         "interp influence --ckpt zoo/trm-maze9 --puzzle-file data/maze/maze9.txt --limit 4 "
-                        "--segments 1 --exact --out out/influence/maze"))
+                        "--segments 1 --out out/influence/maze"))
     add_puzzle_inputs(p)
     p.add_argument("--samples", type=bounded_int(1, 1 << 16), help="Gaussian probes per target cell of the unbiased estimate "
                    "(default 1; cost grows with it)")

@@ -236,3 +236,16 @@ def test_chromium_text_feature_page(tmp_path):
     log = drive_page(path, _DRIVER, tmp_path, "#feature=2")
     assert log["feature"] == "2" and log["hit"] == "<w10>" and log["svg"]  # escaped token text, highlighted
     assert log["examples"] == ["1,7,4", "0,5,1"] and log["pushed"] == 6
+
+
+def test_next_token_match_against_a_hand_count():
+    from interp.cli.features_text import next_token_match
+
+    tokens = np.array([[1, 2, 3, 4], [5, 2, 9, 4]])
+    tops = [[(0, 0, 0, 1.0), (1, 0, 0, 0.5)],  # next tokens 2, 2
+            [(0, 0, 2, 1.0), (1, 0, 2, 0.5), (0, 0, 3, 0.1)],  # next tokens 4, 4 (the last position has none)
+            []]
+    pushed = np.array([2, 9, 7])
+    m = next_token_match(tops, tokens, pushed, np.array([0, 1]))
+    assert m["n"] == 2 and m["feature"].mean == pytest.approx(0.5)  # feature 0: 2/2, feature 1: 0/2
+    assert m["control"].mean == pytest.approx(0.0)  # 9 never follows in feature 0's examples, 2 not in feature 1's

@@ -93,6 +93,25 @@ def text_source(args: argparse.Namespace) -> tuple[Any, Any, Callable[[list[int]
     return tr, model, decode, folder
 
 
+def next_token_match(tops: list[list[tuple[int, int, int, float]]], tokens: np.ndarray, pushed: np.ndarray,
+                     live: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """Per live feature, the share of its top examples (``tops[f]``: (text, step, position, activation)) whose next
+    token is the feature's most-pushed token ``pushed[f]``; the control uses the most-pushed token of another live
+    feature (a random cyclic shift of ``live``). Means with bootstrap intervals (``feature``, ``control``), ``n``."""
+    from common.stats import bootstrap_mean_ci
+
+    L = tokens.shape[1]
+    shift = int(np.random.default_rng(seed).integers(1, len(live))) if len(live) > 1 else 0
+    other = np.roll(live, -shift)
+    own, ctl = [], []
+    for f, g in zip(live, other):
+        nxt = np.asarray([tokens[n, p + 1] for n, _, p, _ in tops[f] if p + 1 < L])
+        if nxt.size:
+            own.append(float((nxt == pushed[f]).mean()))
+            ctl.append(float((nxt == pushed[g]).mean()))
+    return {"feature": bootstrap_mean_ci(own, seed=seed), "control": bootstrap_mean_ci(ctl, seed=seed), "n": len(own)}
+
+
 def write_text_outputs(args: argparse.Namespace, out: Path, model: Any, decode: Callable[[list[int]], str],
                        info: dict[str, Any], result: dict[str, Any], steps: np.ndarray, tokens: np.ndarray) -> None:
     """Every output file of ``interp features`` on texts (see the module docstring)."""
@@ -118,8 +137,10 @@ def write_text_outputs(args: argparse.Namespace, out: Path, model: Any, decode: 
     table = table.merge(prof[["feature", "kind", "onset_step", "offset_step", "peak_step"]], on="feature")
     table["top_pushed_token"] = [render(t) for t in top1]
     table["top_pushed_id"] = top1
-    table["label"] = [auto_label([int(tokens[n, p]) for n, _, p, _ in top_examples(acts, f, args.top)], int(top1[f]), render)
+    tops = [top_examples(acts, f, args.top) for f in range(F)]
+    table["label"] = [auto_label([int(tokens[n, p]) for n, _, p, _ in tops[f]], int(top1[f]), render)
                       if table.loc[f, "firing_rate"] > 0 else "" for f in range(F)]
+    match = next_token_match(tops, tokens, top1, np.flatnonzero(table["firing_rate"].to_numpy() > 0), args.seed)
     atomic_write_text(out / "features.csv", table.to_csv(index=False, float_format="%.5g"))
     if not result.get("loaded"):
         info = {**info, "extra": {"l1": args.l1, "k": args.topk, "train_steps": args.train_steps, "seed": args.seed}}
@@ -146,11 +167,16 @@ def write_text_outputs(args: argparse.Namespace, out: Path, model: Any, decode: 
                "Step profiles of the live features: " + ", ".join(f"{k} {int(counts.get(k, 0))}" for k in
                ("persistent", "appearing", "fading", "transient")) + f" (dead {int(counts.get('dead', 0))}).", "",
                f"Automatic labels: {int(lab['label'].str.startswith('on ').sum())} features sit mostly on one input "
-               f"token, {int(lab['label'].str.startswith('pushes ').sum())} are labelled by their most-pushed token.", ""]
+               f"token, {int(lab['label'].str.startswith('pushes ').sum())} are labelled by their most-pushed token.", "",
+               f"Next token = the feature's most-pushed token at its top examples (up to {args.top} per feature, "
+               f"N = {match['n']} live features, bootstrap 95% intervals): {100 * match['feature'].mean:.1f}% "
+               f"({100 * match['feature'].low:.1f}-{100 * match['feature'].high:.1f}); control, the most-pushed "
+               f"token of another live feature: {100 * match['control'].mean:.1f}% ({100 * match['control'].low:.1f}-"
+               f"{100 * match['control'].high:.1f}).", ""]
     atomic_write_text(out / "summary.md", "\n".join(summary))
     atomic_write_json(out / "settings.json", {k: v for k, v in vars(args).items() if k not in ("func",)}, default=str)
     files = sorted(set(OUTPUTS) | set(listed_files(out)) - {"provenance.json"})
     atomic_write_json(out / "provenance.json", {"tool": TOOL_MARK, "command": "features", "files": files})
 
 
-__all__ = ["is_text_source", "text_windows", "text_source", "write_text_outputs"]
+__all__ = ["is_text_source", "text_windows", "text_source", "next_token_match", "write_text_outputs"]

@@ -204,7 +204,9 @@ def test_foreign_objects_other_than_rng_and_carry_stay_refused(tmp_path):
 def test_export_round_trip_gives_identical_logits(tmp_path, fixture):
     dst = tmp_path / "out"
     assert hub_main(["export", str(FIXTURES / fixture), str(dst), "--seq-len", "16"]) == 0
-    assert sorted(p.name for p in dst.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in dst.iterdir()) == ["README.md", "config.json", "model.safetensors", "provenance.json"]
+    owned = json.loads((dst / "provenance.json").read_text())["files"]  # the manifest owns exactly what export wrote
+    assert sorted(owned) == ["README.md", "config.json", "model.safetensors"]
     cfg = json.loads((dst / "config.json").read_text())
     assert cfg["source"]["checkpoint"]["format"] == FORMATS[fixture][0]
     exported, _ = load_checkpoint(dst)

@@ -53,6 +53,22 @@ def cell_top_features(acts: np.ndarray, puzzle: int, k: int = 5) -> list[list[li
              for c in range(a.shape[1])] for t in range(a.shape[0])]
 
 
+def select_features(features: Sequence[int] | None, n_features: int) -> list[int]:
+    """The feature ids to draw (all ``n_features`` when ``features`` is None); ValueError on one out of range."""
+    feats = list(range(n_features)) if features is None else [int(f) for f in features]
+    bad = [f for f in feats if not 0 <= f < n_features]
+    if bad:
+        raise ValueError(f"feature {bad[0]} is out of range (the dictionary has {n_features} features: "
+                         f"0..{n_features - 1})")
+    return feats
+
+
+def step_profile(a: np.ndarray) -> dict[str, list[float]]:
+    """``mean_by_step`` and ``rate_by_step`` (firing rate) of one feature's activations ``a`` [N, T, L]."""
+    return {"mean_by_step": np.round(a.mean((0, 2)), 5).tolist(),
+            "rate_by_step": np.round((a > 0).mean((0, 2)), 4).tolist()}
+
+
 def _check(acts: np.ndarray, steps: np.ndarray, inputs: np.ndarray, predictions: np.ndarray) -> None:
     if acts.ndim != 4:
         raise ValueError(f"acts must be [N, T, L, F], got shape {acts.shape}")
@@ -77,10 +93,7 @@ def feature_page_data(acts: np.ndarray, steps: Sequence[int], inputs: np.ndarray
     inputs, predictions = np.asarray(inputs), np.asarray(predictions)
     _check(acts, steps_a, inputs, predictions)
     N, T, L, F = acts.shape
-    feats = list(range(F)) if features is None else [int(f) for f in features]
-    bad = [f for f in feats if not 0 <= f < F]
-    if bad:
-        raise ValueError(f"feature {bad[0]} is out of range (the dictionary has {F} features: 0..{F - 1})")
+    feats = select_features(features, F)
     lab = labels.set_index("feature") if labels is not None else None
     prof = profiles.set_index("feature") if profiles is not None else None
     out_feats, used = [], set(int(p) for p in lookup_puzzles)
@@ -88,9 +101,7 @@ def feature_page_data(acts: np.ndarray, steps: Sequence[int], inputs: np.ndarray
         a = acts[..., f]
         top = top_examples(acts, f, n_top)
         used.update(p for p, *_ in top)
-        rec = {"id": f, "mean_by_step": np.round(a.mean((0, 2)), 5).tolist(),
-               "rate_by_step": np.round((a > 0).mean((0, 2)), 4).tolist(), "top": [list(t) for t in top],
-               "label": "", "auc": None, "kind": None}
+        rec = {"id": f, **step_profile(a), "top": [list(t) for t in top], "label": "", "auc": None, "kind": None}
         if lab is not None and f in lab.index:
             rec["label"] = str(lab.loc[f, "label"] or "")
             auc = lab.loc[f, "auc"]
@@ -250,14 +261,21 @@ def write_feature_pages(path: str | os.PathLike, acts: np.ndarray, steps: Sequen
     """Write the feature pages (one HTML file; plotly.min.js beside it by default). ``kwargs``: those of
     :func:`feature_page_data` (features, labels, profiles, push, n_top, lookup_puzzles, title, puzzle_numbers)."""
     data = feature_page_data(acts, steps, inputs, predictions, **kwargs)
+    return write_page(path, _PAGE, _JS, data, plotly_js)
+
+
+def write_page(path: str | os.PathLike, template: str, js: str, data: dict, plotly_js: str = "file") -> Path:
+    """Fill a feature-page ``template`` (``__TITLE__``, ``__PLOTLY__``, ``__OPTIONS__``: one option per feature,
+    ``__JS__``, ``__DATA__``: ``data`` as JSON) and write it atomically."""
     if not data["features"]:
         raise ValueError("no feature to draw")
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     options = "".join(f'<option value="{f["id"]}">{f["id"]}' + (f' {html_lib.escape(f["label"])}' if f["label"] else "")
                       + "</option>" for f in data["features"])
-    page = (_PAGE.replace("__TITLE__", html_lib.escape(data["title"])).replace("__PLOTLY__", plotly_js_tag(path, plotly_js))
-            .replace("__OPTIONS__", options).replace("__JS__", _JS).replace("__DATA__", blob))
+    page = (template.replace("__TITLE__", html_lib.escape(data["title"])).replace("__PLOTLY__", plotly_js_tag(path, plotly_js))
+            .replace("__OPTIONS__", options).replace("__JS__", js).replace("__DATA__", blob))
     return atomic_write_text(path, page)
 
 
-__all__ = ["top_examples", "cell_top_features", "feature_page_data", "write_feature_pages"]
+__all__ = ["top_examples", "cell_top_features", "select_features", "step_profile", "feature_page_data", "write_page",
+           "write_feature_pages"]

@@ -16,8 +16,6 @@ drawn as the tokens ``context`` either side with the position highlighted. ``win
 
 from __future__ import annotations
 
-import html as html_lib
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,9 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.atomic import atomic_write_text
-from common.plotly_html import plotly_js_tag
-from interp.views.feature_pages import top_examples
+from interp.views.feature_pages import select_features, step_profile, top_examples, write_page
 
 
 def lm_push(decode: Callable[[torch.Tensor], torch.Tensor], directions: np.ndarray) -> np.ndarray:
@@ -73,10 +69,7 @@ def text_feature_page_data(acts: np.ndarray, steps: Sequence[int], tokens: np.nd
     N, T, L, F = acts.shape
     if len(steps) != T or tokens.shape != (N, L):
         raise ValueError(f"steps must have {T} entries and tokens be [{N}, {L}], got {len(steps)} and {tokens.shape}")
-    feats = list(range(F)) if features is None else [int(f) for f in features]
-    bad = [f for f in feats if not 0 <= f < F]
-    if bad:
-        raise ValueError(f"feature {bad[0]} is out of range (the dictionary has {F} features: 0..{F - 1})")
+    feats = select_features(features, F)
     render = lambda t: decode([int(t)])  # noqa: E731
     top_ids = top_pushed(push, k, among) if push is not None else None
     out = []
@@ -89,9 +82,7 @@ def text_feature_page_data(acts: np.ndarray, steps: Sequence[int], tokens: np.nd
             ex.append({"text": n, "step": int(steps[t]), "pos": pos, "act": round(v, 5),
                        "before": [render(x) for x in tokens[n, lo:pos]], "token": render(tokens[n, pos]),
                        "after": [render(x) for x in tokens[n, pos + 1:hi]]})
-        rec = {"id": f, "mean_by_step": np.round(a.mean((0, 2)), 5).tolist(),
-               "rate_by_step": np.round((a > 0).mean((0, 2)), 4).tolist(), "top": ex,
-               "top_keys": [[n, t, pos] for n, t, pos, _ in top]}
+        rec = {"id": f, **step_profile(a), "top": ex, "top_keys": [[n, t, pos] for n, t, pos, _ in top]}
         pushed = -1
         if top_ids is not None:
             rec["pushed"] = [{"token": render(i), "id": int(i), "logit": round(float(push[f, i]), 4)} for i in top_ids[f]]
@@ -175,14 +166,7 @@ def write_text_feature_pages(path: str | os.PathLike, acts: np.ndarray, steps: S
     """Write the pages (one HTML file; plotly.min.js beside it by default); ``kwargs``: those of
     :func:`text_feature_page_data`."""
     data = text_feature_page_data(acts, steps, tokens, decode, **kwargs)
-    if not data["features"]:
-        raise ValueError("no feature to draw")
-    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    options = "".join(f'<option value="{f["id"]}">{f["id"]}' + (f' {html_lib.escape(f["label"])}' if f["label"] else "")
-                      + "</option>" for f in data["features"])
-    page = (_PAGE.replace("__TITLE__", html_lib.escape(data["title"])).replace("__PLOTLY__", plotly_js_tag(path, plotly_js))
-            .replace("__OPTIONS__", options).replace("__JS__", _JS).replace("__DATA__", blob))
-    return atomic_write_text(path, page)
+    return write_page(path, _PAGE, _JS, data, plotly_js)
 
 
 __all__ = ["lm_push", "top_pushed", "auto_label", "text_feature_page_data", "write_text_feature_pages"]

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from interp.causal.errors import CausalError
+from interp.views.page_head import page_head
 
 QUANT = 999
 REQUIRED = ("puzzle", "method", "step", "segment", "state", "position", "score")
@@ -182,21 +183,14 @@ def _round_sig(x: float, digits: int = 6) -> float:
     return float(f"{x:.{digits}g}")
 
 
-_PAGE = """<!doctype html>
-<html>
-<head>
-<meta charset="utf-8" />
-<title>__TITLE__</title>
-<style>
-  body { margin: 0; font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 13px; }
-  #attr-bar { padding: 6px 10px; display: flex; flex-wrap: wrap; gap: 14px; align-items: center; }
+_CSS = """  #attr-bar { padding: 6px 10px; display: flex; flex-wrap: wrap; gap: 14px; align-items: center; }
   #attr-bar input[type=range] { width: 260px; vertical-align: middle; }
   #attr-bar .hint { color: #777; }
   #attr-title { padding: 0 10px; font-size: 14px; }
   #attr-legend { padding: 2px 10px; color: #444; font-size: 12px; }
-</style>
-</head>
-<body>
+"""
+
+_PAGE = page_head(_CSS, font_size=13) + """<body>
 __PLOTLY__
 <div id="attr-bar">
   <label>puzzle <select id="attr-puzzle">__PUZZLES__</select></label>

@@ -30,6 +30,7 @@ import pandas as pd
 
 from common.atomic import atomic_write_text
 from common.plotly_html import plotly_js_tag
+from interp.views.page_head import page_head
 
 
 def top_examples(acts: np.ndarray, feature: int, n: int = 8) -> list[tuple[int, int, int, float]]:
@@ -123,14 +124,7 @@ def feature_page_data(acts: np.ndarray, steps: Sequence[int], inputs: np.ndarray
             "puzzles": puzzles, "lookup": lookup}
 
 
-_PAGE = """<!doctype html>
-<html>
-<head>
-<meta charset="utf-8" />
-<title>__TITLE__</title>
-<style>
-  body { margin: 0; font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 14px; }
-  #bar { padding: 6px 10px; display: flex; gap: 14px; align-items: center; border-bottom: 1px solid #ddd; }
+_CSS = """  #bar { padding: 6px 10px; display: flex; gap: 14px; align-items: center; border-bottom: 1px solid #ddd; }
   #main { padding: 8px 14px; }
   .grids { display: flex; flex-wrap: wrap; gap: 14px; }
   .ex { font-size: 12px; text-align: center; }
@@ -142,9 +136,9 @@ _PAGE = """<!doctype html>
   .sgrid div.bR { border-right: 2px solid #000; } .sgrid div.bB { border-bottom: 2px solid #000; }
   table.push td { padding: 1px 6px; text-align: right; }
   .muted { color: #777; }
-</style>
-</head>
-<body>
+"""
+
+_PAGE = page_head(_CSS, font_size=14) + """<body>
 __PLOTLY__
 <div id="bar"><label>feature <select id="pick">__OPTIONS__</select></label>
 <span class="muted">open <code>#feature=F</code>, or <code>#puzzle=P&amp;step=K&amp;cell=C</code> for a cell's top features</span></div>

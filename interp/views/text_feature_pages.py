@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from interp.views.feature_pages import select_features, step_profile, top_examples, write_page
+from interp.views.page_head import page_head
 
 
 def lm_push(decode: Callable[[torch.Tensor], torch.Tensor], directions: np.ndarray) -> np.ndarray:
@@ -93,20 +94,13 @@ def text_feature_page_data(acts: np.ndarray, steps: Sequence[int], tokens: np.nd
     return {"title": title, "steps": [int(s) for s in steps], "features": out}
 
 
-_PAGE = """<!doctype html>
-<html>
-<head>
-<meta charset="utf-8" />
-<title>__TITLE__</title>
-<style>
-  body { margin: 0; font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 14px; }
-  #bar { padding: 6px 10px; border-bottom: 1px solid #ddd; } #main { padding: 8px 14px; }
+_CSS = """  #bar { padding: 6px 10px; border-bottom: 1px solid #ddd; } #main { padding: 8px 14px; }
   .ex { font-family: monospace; white-space: pre; margin: 3px 0; }
   .tok { border-right: 1px dotted #ccc; } .hit { background: #ffd08a; outline: 2px solid #d62728; }
   table.push td { padding: 1px 6px; font-family: monospace; } .muted { color: #777; }
-</style>
-</head>
-<body>
+"""
+
+_PAGE = page_head(_CSS, font_size=14) + """<body>
 __PLOTLY__
 <div id="bar"><label>feature <select id="pick">__OPTIONS__</select></label>
 <span class="muted">open <code>#feature=F</code></span></div>

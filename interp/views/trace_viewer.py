@@ -36,8 +36,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from common.atomic import atomic_write_text
-from common.plotly_html import compact_plotly_tag, plotly_js_tag
 from common.labels import IGNORE_LABEL
+from common.plotly_html import compact_plotly_tag, plotly_js_tag
 from interp.tracing.trace import Trace, TraceError
 from interp.views.grid import (
     CLASS_NAMES,
@@ -54,6 +54,7 @@ from interp.views.grid import (
     to_grid,
     with_crop,
 )
+from interp.views.page_head import page_head
 
 ANIMATE_OPTS = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
 PLAY_OPTS = {"mode": "immediate", "fromcurrent": True, "frame": {"duration": 250, "redraw": True},
@@ -507,18 +508,11 @@ def _axis_refs(pos: dict[str, int], fig: Any) -> dict[str, str]:
     return {"xref": sp.xaxis.plotly_name.replace("axis", ""), "yref": sp.yaxis.plotly_name.replace("axis", "")}
 
 
-_PAGE = """<!doctype html>
-<html>
-<head>
-<meta charset="utf-8" />
-<title>__TITLE__</title>
-<style>
-  body { margin: 0; font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; }
-  #viewer-bar { padding: 4px 10px; font-size: 13px; display: flex; gap: 14px; align-items: center; }
+_CSS = """  #viewer-bar { padding: 4px 10px; font-size: 13px; display: flex; gap: 14px; align-items: center; }
   #viewer-bar .hint { color: #777; }
-</style>
-</head>
-<body>
+"""
+
+_PAGE = page_head(_CSS) + """<body>
 __PLOTLY__
 <div id="viewer-bar">
   <label>puzzle <select id="viewer-puzzle">__OPTIONS__</select></label>

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from probes.dictionary_training import train_dictionary
+
 
 class StepCrosscoder(nn.Module):
     """Acausal crosscoder over T steps of a d_in-dimensional state, with n_features shared latents."""
@@ -159,30 +161,14 @@ def train_crosscoder(
     torch.manual_seed(seed)
     cc = StepCrosscoder(xt.shape[1], xt.shape[2], n_features, k=k, seed=seed)
     cc.fit_normalisation(xt)
-    opt = torch.optim.Adam(cc.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    history = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, unit="step", desc="crosscoder", leave=False)
-    for step in range(steps):
-        xb = xt[torch.randint(0, xt.shape[0], (min(batch_size, xt.shape[0]),), generator=g)]
+    def step_loss(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         f = cc.encode(xb)
         mse = (cc.decode_normalised(f) - cc.normalise(xb)).pow(2).sum((-1, -2)).mean()
-        sparsity = (f * cc.W_dec.norm(dim=-1).sum(-1)).sum(-1).mean()
-        loss = mse + (0.0 if k is not None else l1) * sparsity
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % log_every == 0 or step == steps - 1:
-            history.append({"step": step, "loss": float(loss.detach()), "mse": float(mse.detach()),
-                            "l1": float(sparsity.detach()), "l0": float((f.detach() > 0).float().sum(-1).mean())})
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        return mse, (f * cc.W_dec.norm(dim=-1).sum(-1)).sum(-1).mean(), f
+
+    history = train_dictionary(cc, xt, step_loss, 0.0 if k is not None else l1, steps, batch_size, lr, seed, log_every,
+                               desc="crosscoder" if progress else None)
     stats, step_fve = crosscoder_stats(cc, xt)
     return CrosscoderTraining(cc, history, stats, step_fve)
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from probes.dictionary_training import train_dictionary
+
 
 class SparseAutoencoder(nn.Module):
     """ReLU (L1) or TopK sparse autoencoder with unit-norm decoder rows."""
@@ -117,24 +119,15 @@ def train_sae(
         raise ValueError(f"x must be [n >= 2, d] samples, got shape {list(xt.shape)}")
     sae = SparseAutoencoder(xt.shape[1], n_features, k=k, seed=seed)
     sae.fit_normalisation(xt)
-    opt = torch.optim.Adam(sae.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    history = []
-    for step in range(steps):
-        xb = xt[torch.randint(0, xt.shape[0], (min(batch_size, xt.shape[0]),), generator=g)]
+
+    def step_loss(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         xn = (xb - sae.mean) / sae.scale
         a = sae.encode(xb)
-        xh = a @ sae.W_dec + sae.b_dec
-        mse = (xh - xn).pow(2).sum(-1).mean()
-        sparsity = a.sum(-1).mean()  # decoder rows have unit norm, so this is the usual L1 term
-        loss = mse + (0.0 if k is not None else l1) * sparsity
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sae.normalise_decoder()
-        if step % log_every == 0 or step == steps - 1:
-            history.append({"step": step, "loss": float(loss.detach()), "mse": float(mse.detach()), "l1": float(sparsity.detach()),
-                            "l0": float((a.detach() > 0).float().sum(-1).mean())})
+        mse = (a @ sae.W_dec + sae.b_dec - xn).pow(2).sum(-1).mean()
+        return mse, a.sum(-1).mean(), a  # decoder rows have unit norm, so the sparsity is the usual L1 term
+
+    history = train_dictionary(sae, xt, step_loss, 0.0 if k is not None else l1, steps, batch_size, lr, seed, log_every,
+                               after_step=sae.normalise_decoder)
     return SAETraining(sae, history, fit_stats(sae, xt))
 
 

@@ -29,9 +29,9 @@ from common.cli_types import bounded_float, nonempty_str  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from red_team_options import CASES as ISSUE_26  # noqa: E402
+from red_team_options import PUZZLE, trm  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
 
 
 @dataclass
@@ -47,27 +47,11 @@ class Case:
 
 
 # ----------------------------------------------------------------------------- corpus helpers
-def _ckpt(root: Path) -> Path:
-    """A tiny TRM Sudoku checkpoint (built once per corpus folder)."""
-    ck = root / "_base" / "trm"
-    if not ck.exists():
-        import torch
-
-        from models import TRMConfig, build_model
-        from models.checkpoint import save_checkpoint
-
-        torch.manual_seed(0)
-        m = build_model(TRMConfig(vocab_size=11, seq_len=81, hidden_size=32, num_heads=2, num_layers=1, H_cycles=1,
-                                  L_cycles=1, halt_max_steps=1, expansion=2.0))
-        save_checkpoint(ck, m, extra={"task": {"name": "sudoku", "grid_size": 9}})
-    return ck
-
-
 def _trace(root: Path) -> Path:
     """A small finished trace (two chunks) written by ``interp trace``."""
     tr = root / "_base" / "trace"
     if not tr.exists():
-        ck = _ckpt(root)
+        ck = trm(root)
         pf = root / "_base" / "p.sdm"
         pf.write_text((PUZZLE + "\n") * 4)
         subprocess.run([sys.executable, "-m", "interp", "trace", "--ckpt", str(ck), "--puzzle-file", str(pf),
@@ -82,7 +66,7 @@ def _env() -> dict[str, str]:
 
 def _copy_ckpt(root: Path, name: str, edit: Callable[[dict], None] | None = None) -> Path:
     d = root / name
-    shutil.copytree(_ckpt(root), d)
+    shutil.copytree(trm(root), d)
     if edit is not None:
         meta = json.loads((d / "config.json").read_text())
         edit(meta)
@@ -211,7 +195,7 @@ def _official_yaml(value: str) -> Callable[[Path], list[str]]:
 def _trace_overwrite_notebook(root: Path) -> list[str]:
     d = _copy_trace(root, "t")
     (d / "analysis.ipynb").write_text("{}")
-    return ["interp", "trace", "--ckpt", str(_ckpt(root)), "--puzzle", PUZZLE, "--out", str(d), "--overwrite"]
+    return ["interp", "trace", "--ckpt", str(trm(root)), "--puzzle", PUZZLE, "--out", str(d), "--overwrite"]
 
 
 def _trace_overwrite_webapp(root: Path) -> list[str]:
@@ -219,13 +203,13 @@ def _trace_overwrite_webapp(root: Path) -> list[str]:
     d.mkdir()
     (d / "manifest.json").write_text('{"name": "my app", "start_url": "/"}')
     (d / "index.html").write_text("<html></html>")
-    return ["interp", "trace", "--ckpt", str(_ckpt(root)), "--puzzle", PUZZLE, "--out", str(d), "--overwrite"]
+    return ["interp", "trace", "--ckpt", str(trm(root)), "--puzzle", PUZZLE, "--out", str(d), "--overwrite"]
 
 
 def _out_symlink(root: Path) -> list[str]:
     (root / "elsewhere").mkdir()
     os.symlink(root / "elsewhere", root / "link")
-    return ["interp", "trace", "--ckpt", str(_ckpt(root)), "--puzzle", PUZZLE, "--out", str(root / "link")]
+    return ["interp", "trace", "--ckpt", str(trm(root)), "--puzzle", PUZZLE, "--out", str(root / "link")]
 
 
 def _convert_nonempty(root: Path) -> list[str]:
@@ -244,7 +228,7 @@ def _convert_nonempty(root: Path) -> list[str]:
 def _demo_puzzles(root: Path) -> list[str]:
     (root / "demo").mkdir()
     (root / "demo" / "puzzles.sdm").write_text(PUZZLE + "\n")
-    return ["interp", "demo", "--ckpt", str(_ckpt(root)), "--n", "1", "--out", str(root / "demo")]
+    return ["interp", "demo", "--ckpt", str(trm(root)), "--n", "1", "--out", str(root / "demo")]
 
 
 def _demo_bad_ckpt(root: Path) -> list[str]:
@@ -257,7 +241,7 @@ def _guess_scale_user_dir(root: Path) -> list[str]:
     (root / "gs" / "guess_scaling.csv").write_text("my,own,data\n")
     pf = root / "p.sdm"
     pf.write_text(PUZZLE + "\n")
-    return ["interp", "guess-scale", "--ckpt", str(_ckpt(root)), "--puzzle-file", str(pf), "--out", str(root / "gs")]
+    return ["interp", "guess-scale", "--ckpt", str(trm(root)), "--puzzle-file", str(pf), "--out", str(root / "gs")]
 
 
 def _report_user_dir(root: Path) -> list[str]:
@@ -296,13 +280,13 @@ def _eval_data_dir(root: Path) -> list[str]:
 def _hub_export_thesis(root: Path) -> list[str]:
     (root / "hub").mkdir()
     (root / "hub" / "thesis.tex").write_text("\\documentclass{thesis}")
-    return ["models.hub", "export", str(_ckpt(root)), str(root / "hub"), "--overwrite"]
+    return ["models.hub", "export", str(trm(root)), str(root / "hub"), "--overwrite"]
 
 
 def _stability(root: Path, out: Path) -> list[str]:
     pf = root / "p.sdm"
     pf.write_text(PUZZLE + "\n")
-    return ["interp", "stability", "--ckpt", str(_ckpt(root)), "--puzzle-file", str(pf), "--out", str(out)]
+    return ["interp", "stability", "--ckpt", str(trm(root)), "--puzzle-file", str(pf), "--out", str(out)]
 
 
 def _stability_user_report(root: Path) -> list[str]:
@@ -321,7 +305,7 @@ def _trace_user_file(name: str) -> Callable[[Path], list[str]]:
     def setup(root: Path) -> list[str]:
         (root / "t").mkdir()
         (root / "t" / name).write_text("the user's own")
-        return ["interp", "trace", "--ckpt", str(_ckpt(root)), "--puzzle", PUZZLE, "--out", str(root / "t"), "--overwrite"]
+        return ["interp", "trace", "--ckpt", str(trm(root)), "--puzzle", PUZZLE, "--out", str(root / "t"), "--overwrite"]
     return setup
 
 

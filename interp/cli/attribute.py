@@ -23,15 +23,13 @@ from common.cli_options import (
     add_ckpt_option,
     add_device_option,
     add_limit_option,
-    add_puzzle_file_option,
-    add_puzzle_option,
     add_quiet,
     add_task_option,
     add_threads_option,
     set_threads,
     show_progress,
 )
-from interp.cli.common import checkpoint_task, load_model
+from interp.cli.common import add_puzzle_source, checkpoint_task, load_model
 
 
 def parse_cell(text: str | None, rows: int, cols: int) -> str | int | None:
@@ -244,9 +242,7 @@ def add_attribute_parser(sub: argparse._SubParsersAction) -> None:
                         "interp attribute --ckpt zoo/hrm-lm-pydoc --text 'def main():' --method atp,patch "
                         "--out out/attribute-lm"))
     add_ckpt_option(p)
-    src = p.add_mutually_exclusive_group()  # not required: --text/--tokens are the alternatives (checked in the command)
-    add_puzzle_option(src)
-    add_puzzle_file_option(src)
+    src = add_puzzle_source(p)  # not required: --text/--tokens are the alternatives (checked in the command)
     src.add_argument("--text", type=nonempty_str, help="language models: a text whose last token is the answer")
     src.add_argument("--tokens", type=nonempty_str, help="language models: token ids (comma/space separated); the last is the answer")
     add_task_option(p)

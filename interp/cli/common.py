@@ -15,13 +15,21 @@ from common.cli_types import cap_note, segments_int
 from common.cli_options import add_ckpt_option, add_limit_option, add_puzzle_file_option, add_puzzle_option, add_task_option
 
 
+def add_puzzle_source(p: argparse.ArgumentParser, required: bool = False,
+                      file_help: str | None = None) -> argparse._MutuallyExclusiveGroup:
+    """The exclusive ``--puzzle``/``--puzzle-file`` group (``file_help``: that option's help); a command adds its
+    other sources (``--text``, ``--tokens``, ...) to the returned group."""
+    src = p.add_mutually_exclusive_group(required=required)
+    add_puzzle_option(src)
+    add_puzzle_file_option(src, help=file_help)
+    return src
+
+
 def add_puzzle_inputs(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
     """``--ckpt``, ``--puzzle``/``--puzzle-file`` (required, exclusive), ``--task``, ``--segments``, ``--limit``:
     the inputs of every command that runs a checkpoint on puzzles. Returns the puzzle-source group."""
     add_ckpt_option(p)
-    src = p.add_mutually_exclusive_group(required=True)
-    add_puzzle_option(src)
-    add_puzzle_file_option(src)
+    src = add_puzzle_source(p, required=True)
     add_task_option(p)
     p.add_argument("--segments", type=segments_int,
                    help=f"segments to run (default: the model's evaluation depth){cap_note(segments_int)}")

@@ -27,8 +27,6 @@ from common.cli_options import (
     CKPT_HELP,
     add_limit_option,
     add_plotly,
-    add_puzzle_file_option,
-    add_puzzle_option,
     add_quiet,
     add_task_option,
     add_threads_option,
@@ -36,6 +34,7 @@ from common.cli_options import (
     show_progress,
 )
 from common.cli_types import bounded_float, bounded_int, int_list, nonempty_str, nonneg_float, nonneg_int, positive_int
+from interp.cli.common import add_puzzle_source
 
 MAX_FEATURES = 65536
 
@@ -175,9 +174,7 @@ def add_features_parser(sub: argparse._SubParsersAction) -> None:
                         "interp features --ckpt zoo/hrm-lm-pydoc --text-file README.md --limit 16 --out out/features-lm"))
     p.add_argument("trace", nargs="?", type=nonempty_str, help="a trace directory with full states of --state (instead of --ckpt and puzzles)")
     p.add_argument("--ckpt", type=nonempty_str, help=CKPT_HELP + " (with a trace directory: the model for the answer-head push)")
-    src = p.add_mutually_exclusive_group()
-    add_puzzle_option(src)
-    add_puzzle_file_option(src)
+    src = add_puzzle_source(p)
     src.add_argument("--text", type=nonempty_str, help="a language model: one text (tokenised with the checkpoint's tokenizer)")
     src.add_argument("--text-file", type=nonempty_str, help="a language model: a UTF-8 text file, cut into windows of "
                      "--context tokens (at most --limit)")

@@ -28,8 +28,6 @@ from common.cli_options import (
     add_ckpt_option,
     add_device_option,
     add_limit_option,
-    add_puzzle_file_option,
-    add_puzzle_option,
     add_quiet,
     add_task_option,
     add_threads_option,
@@ -48,7 +46,7 @@ from common.cli_types import (
     path_str,
     positive_int,
 )
-from interp.cli.common import checkpoint_task, load_model
+from interp.cli.common import add_puzzle_source, checkpoint_task, load_model
 
 OUTPUTS = ["steering.csv", "puzzles.csv", "settings.json"]
 ATTRIBUTION_OUTPUTS = ["attribution.csv"]
@@ -272,9 +270,7 @@ def add_steer_parser(sub: argparse._SubParsersAction) -> None:
                         "interp steer --ckpt zoo/trm-sudoku9-hard --puzzle-file data/sudoku/top1465.sdm --limit 40 "
                         "--direction mean_diff --steps 28 --scale 0.25,1 --out out/steer-trm"))
     add_ckpt_option(p)
-    src = p.add_mutually_exclusive_group(required=True)
-    add_puzzle_option(src)
-    add_puzzle_file_option(src, help="puzzles (.sdm/.txt, CSV, maze text); for a language model a text file")
+    add_puzzle_source(p, required=True, file_help="puzzles (.sdm/.txt, CSV, maze text); for a language model a text file")
     add_task_option(p)
     add_limit_option(p)
     p.add_argument("--segments", type=positive_int, help="segments (passes) to run (default: the model's depth)")

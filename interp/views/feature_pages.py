@@ -124,6 +124,24 @@ def feature_page_data(acts: np.ndarray, steps: Sequence[int], inputs: np.ndarray
             "puzzles": puzzles, "lookup": lookup}
 
 
+# the end of every feature page: the data, the script, the close (write_page fills __DATA__ and __JS__)
+PAGE_TAIL = """<script type="application/json" id="feature-data">__DATA__</script>
+<script type="text/javascript">
+__JS__
+</script>
+</body>
+</html>
+"""
+
+# the start of every feature page's script: the data D, features by id, the picker, an HTML escape
+JS_PROLOGUE = """
+(function () {
+  var D = JSON.parse(document.getElementById('feature-data').textContent);
+  var byId = {}; D.features.forEach(function (f) { byId[f.id] = f; });
+  var pick = document.getElementById('pick');
+  function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]; }); }
+"""
+
 _CSS = """  #bar { padding: 6px 10px; display: flex; gap: 14px; align-items: center; border-bottom: 1px solid #ddd; }
   #main { padding: 8px 14px; }
   .grids { display: flex; flex-wrap: wrap; gap: 14px; }
@@ -144,21 +162,9 @@ __PLOTLY__
 <span class="muted">open <code>#feature=F</code>, or <code>#puzzle=P&amp;step=K&amp;cell=C</code> for a cell's top features</span></div>
 <div id="main"><h3 id="head"></h3><div id="info"></div><div id="chart" style="width:640px;height:260px"></div>
 <div id="push"></div><h4 id="exhead"></h4><div id="examples" class="grids"></div></div>
-<script type="application/json" id="feature-data">__DATA__</script>
-<script type="text/javascript">
-__JS__
-</script>
-</body>
-</html>
-"""
+""" + PAGE_TAIL
 
-_JS = """
-(function () {
-  var D = JSON.parse(document.getElementById('feature-data').textContent);
-  var byId = {}; D.features.forEach(function (f) { byId[f.id] = f; });
-  var pick = document.getElementById('pick');
-  function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]; }); }
-  function rc(c) { return 'r' + (Math.floor(c / D.side) + 1) + 'c' + (c % D.side + 1); }
+_JS = JS_PROLOGUE + """  function rc(c) { return 'r' + (Math.floor(c / D.side) + 1) + 'c' + (c % D.side + 1); }
   function grid(p, t, cell) {
     var P = D.puzzles[String(p)], h = '<div class="sgrid" style="grid-template-columns: repeat(' + D.side + ', 18px)">';
     for (var c = 0; c < D.side * D.side; c++) {
@@ -271,5 +277,5 @@ def write_page(path: str | os.PathLike, template: str, js: str, data: dict, plot
     return atomic_write_text(path, page)
 
 
-__all__ = ["top_examples", "cell_top_features", "select_features", "step_profile", "feature_page_data", "write_page",
+__all__ = ["PAGE_TAIL", "JS_PROLOGUE", "top_examples", "cell_top_features", "select_features", "step_profile", "feature_page_data", "write_page",
            "write_feature_pages"]

@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interp.views.feature_pages import select_features, step_profile, top_examples, write_page
+from interp.views.feature_pages import (
+    JS_PROLOGUE,
+    PAGE_TAIL,
+    select_features,
+    step_profile,
+    top_examples,
+    write_page,
+)
 from interp.views.page_head import page_head
 
 
@@ -106,21 +113,9 @@ __PLOTLY__
 <span class="muted">open <code>#feature=F</code></span></div>
 <div id="main"><h3 id="head"></h3><div id="info"></div><div id="chart" style="width:640px;height:240px"></div>
 <div id="push"></div><h4 id="exhead"></h4><div id="examples"></div></div>
-<script type="application/json" id="feature-data">__DATA__</script>
-<script type="text/javascript">
-__JS__
-</script>
-</body>
-</html>
-"""
+""" + PAGE_TAIL
 
-_JS = """
-(function () {
-  var D = JSON.parse(document.getElementById('feature-data').textContent);
-  var byId = {}; D.features.forEach(function (f) { byId[f.id] = f; });
-  var pick = document.getElementById('pick');
-  function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]; }); }
-  function toks(a) { return a.map(function (t) { return '<span class="tok">' + esc(t) + '</span>'; }).join(''); }
+_JS = JS_PROLOGUE + """  function toks(a) { return a.map(function (t) { return '<span class="tok">' + esc(t) + '</span>'; }).join(''); }
   function showFeature(id) {
     var f = byId[id];
     if (!f) { return Promise.reject(new Error('feature ' + id + ' is not on this page')); }

@@ -64,8 +64,10 @@ def add_stability_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("stability", help="FTLE, drift and fixed-point residual of the step map; failure AUCs",
                        epilog=examples("interp stability --ckpt zoo/hrm-sudoku9 --puzzle-file data/sudoku/qqwing_expert.sdm "
-                                       "--limit 16 --out out/stability",
-                                       "interp stability --ckpt DIR --loop-module model.norm --tokens '1 2 3 4'"))
+                                       "--limit 16 --out out/stability"),
+                       description="FTLE, drift and fixed-point residual of the step map; failure AUCs. A looped "
+                                   "transformers folder (docs/looped-models.md) takes --loop-module, e.g. "
+                                   "interp stability --ckpt FOLDER --loop-module auto --tokens '1 2 3 4'.")
     src = add_puzzle_inputs(p)
     src.add_argument("--text", type=nonempty_str, help="with --loop-module: one text, tokenised with the folder's tokenizer")
     src.add_argument("--tokens", type=nonempty_str, help="with --loop-module: token ids separated by commas or spaces")

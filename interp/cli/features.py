@@ -1,7 +1,7 @@
 """``interp features``: a dictionary of features across the steps of a recursion, evaluated and drawn as feature pages.
 
     interp features --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm --limit 64 --out out/features
-    interp features out/moderate --kind sae --features 256 --out out/features-sae      # from a trace directory
+    interp features traces/run100 --kind sae --features 256 --out out/features-sae      # from a trace directory
     interp features --ckpt zoo/trm-sudoku9 --puzzle-file F --dictionary out/features/dictionary --out out/eval
 
 Trains a crosscoder over the steps (``--kind crosscoder``, ``probes.crosscoder``) or one SAE on the states
@@ -168,7 +168,7 @@ def add_features_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0],
         epilog=examples("interp features --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
                         "--limit 64 --out out/features",
-                        "interp features out/moderate --kind sae --out out/features-sae",
+                        "interp features traces/run100 --kind sae --out out/features-sae",
                         "interp features --ckpt zoo/trm-sudoku9 --puzzle-file data/sudoku/generated_moderate.sdm "
                         "--dictionary out/features/dictionary --out out/features-eval",
                         "interp features --ckpt zoo/hrm-lm-pydoc --text-file README.md --limit 16 --out out/features-lm"))

@@ -268,7 +268,7 @@ def add_steer_parser(sub: argparse._SubParsersAction) -> None:
         epilog=examples("interp steer --ckpt zoo/hrm-sudoku9-hard --puzzle-file data/sudoku/top1465.sdm --limit 40 "
                         "--out out/steer",
                         "interp steer --ckpt zoo/trm-sudoku9-hard --puzzle-file data/sudoku/top1465.sdm --limit 40 "
-                        "--direction mean_diff --steps 28 --scale 0.25,1 --out out/steer-trm"))
+                        "--direction mean_diff --steps 27 --scale 0.25,1 --out out/steer-trm"))
     add_ckpt_option(p)
     add_puzzle_source(p, required=True, file_help="puzzles (.sdm/.txt, CSV, maze text); for a language model a text file")
     add_task_option(p)

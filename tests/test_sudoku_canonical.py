@@ -78,7 +78,7 @@ def test_invariant_under_random_group_actions(seed, size, which):
     g = solutions(size)[which]
     t = SudokuTransform.random(np.random.default_rng(seed), size)
     moved = t.apply(g)
-    assert not np.array_equal(moved, g) or t == SudokuTransform.identity(size)
+    # (a grid with automorphisms may be fixed by a non-identity transform, so `moved == g` proves nothing)
     np.testing.assert_array_equal(canonical_grid(moved), canonical_grid(g))
 
 

@@ -310,7 +310,7 @@ def _trace_to_disk(model, data, out_dir, chunk_size, batch_size, states, state_p
 
     # updated once per batch (not per chunk); a resumed trace starts at the puzzles already written
     with Progress(plan.n, f"trace -> {out.name}", enabled=bool(progress and main),
-                  initial=sum(c["stop"] - c["start"] for c in man["chunks"])) as bar:
+                  initial=sum(c["stop"] - c["start"] for c in man["chunks"]) if man is not None else 0) as bar:  # only rank 0 holds the manifest
         _trace_rounds(model, plan, group, out, man, done_idx, batch_size, state_dtype, confidence,
                       bar if bar.enabled else None)
     if main:

@@ -140,6 +140,16 @@ JS_PROLOGUE = """
   var byId = {}; D.features.forEach(function (f) { byId[f.id] = f; });
   var pick = document.getElementById('pick');
   function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]; }); }
+  function drawProfile(f) {  // the feature's mean activation and firing rate by step (both page kinds)
+    if (!window.Plotly) { return Promise.resolve(); }
+    return Plotly.react('chart', [
+      {x: D.steps, y: f.mean_by_step, name: 'mean activation', mode: 'lines+markers'},
+      {x: D.steps, y: f.rate_by_step, name: 'firing rate', mode: 'lines', yaxis: 'y2', line: {dash: 'dot'}}],
+      {margin: {t: 20, b: 40, l: 60, r: 20}, xaxis: {title: {text: 'step'}, anchor: 'y2'},
+       yaxis: {title: {text: 'mean'}, domain: [0.45, 1]}, yaxis2: {title: {text: 'firing'}, domain: [0, 0.35], range: [0, 1]},
+       showlegend: false},
+      {displaylogo: false, responsive: true});
+  }
 """
 
 _CSS = """  #bar { padding: 6px 10px; display: flex; gap: 14px; align-items: center; border-bottom: 1px solid #ddd; }
@@ -206,16 +216,7 @@ _JS = JS_PROLOGUE + """  function rc(c) { return 'r' + (Math.floor(c / D.side) +
     document.getElementById('chart').style.display = '';
     document.body.setAttribute('data-feature', String(id));
     document.body.setAttribute('data-top', JSON.stringify(f.top.map(function (e) { return e.slice(0, 3); })));
-    if (window.Plotly) {
-      return Plotly.react('chart', [
-        {x: D.steps, y: f.mean_by_step, name: 'mean activation', mode: 'lines+markers'},
-        {x: D.steps, y: f.rate_by_step, name: 'firing rate', mode: 'lines', yaxis: 'y2', line: {dash: 'dot'}}],
-        {margin: {t: 20, b: 40, l: 60, r: 20}, xaxis: {title: {text: 'step'}, anchor: 'y2'},
-         yaxis: {title: {text: 'mean'}, domain: [0.45, 1]}, yaxis2: {title: {text: 'firing'}, domain: [0, 0.35], range: [0, 1]},
-         showlegend: false},
-        {displaylogo: false, responsive: true});
-    }
-    return Promise.resolve();
+    return drawProfile(f);
   }
   function showCell(p, step, cell) {
     var L = D.lookup[String(p)];

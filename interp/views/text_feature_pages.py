@@ -131,15 +131,7 @@ _JS = JS_PROLOGUE + """  function toks(a) { return a.map(function (t) { return '
         ' step ' + e.step + ' (' + e.act.toFixed(3) + '): ' + toks(e.before) + '<span class="tok hit">' + esc(e.token) + '</span>' + toks(e.after) + '</div>';
     }).join('');
     document.body.setAttribute('data-feature', String(id));
-    if (window.Plotly) {
-      return Plotly.react('chart', [
-        {x: D.steps, y: f.mean_by_step, name: 'mean activation', mode: 'lines+markers'},
-        {x: D.steps, y: f.rate_by_step, name: 'firing rate', mode: 'lines', yaxis: 'y2', line: {dash: 'dot'}}],
-        {margin: {t: 20, b: 40, l: 60, r: 20}, xaxis: {title: {text: 'step'}, anchor: 'y2'},
-         yaxis: {title: {text: 'mean'}, domain: [0.45, 1]}, yaxis2: {title: {text: 'firing'}, domain: [0, 0.35], range: [0, 1]},
-         showlegend: false}, {displaylogo: false, responsive: true});
-    }
-    return Promise.resolve();
+    return drawProfile(f);
   }
   function route() { var m = (window.location.hash || '').match(/feature=(\\d+)/); return showFeature(m ? parseInt(m[1], 10) : D.features[0].id); }
   pick.addEventListener('change', function () { window.location.hash = 'feature=' + pick.value; });

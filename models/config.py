@@ -91,16 +91,22 @@ def check_bounds(cfg: Any, where: str = "config") -> None:
                 raise ConfigError(f"{where}: {name} must be in [{lo:g}, {hi:g}], got {v!r}")
 
 
+def env_limit(name: str, default: float, cap: float, unit: str) -> float:
+    """A positive finite limit from environment variable ``name`` (``default`` when unset, at most ``cap``);
+    anything else (inf, nan, garbage, 0) raises :class:`ConfigError` in one line naming ``unit``."""
+    raw = os.environ.get(name, "")
+    try:
+        v = float(raw) if raw.strip() else default
+    except ValueError:
+        v = float("nan")
+    if not (math.isfinite(v) and 0 < v <= cap):
+        raise ConfigError(f"{name} must be a number of {unit} in (0, {cap:g}], got {raw[:40]!r}")
+    return v
+
+
 def max_memory_bytes() -> int:
     """The memory limit for one model (``RECURSE_MAX_MEMORY_GB``, default 32 GB): estimates above it are refused."""
-    raw = os.environ.get(MEMORY_ENV, "")
-    try:
-        gb = float(raw) if raw.strip() else DEFAULT_MAX_MEMORY_GB
-    except ValueError:
-        gb = float("nan")
-    if not (math.isfinite(gb) and 0 < gb <= MAX_MEMORY_GB_CAP):
-        raise ConfigError(f"{MEMORY_ENV} must be a number of gigabytes in (0, {MAX_MEMORY_GB_CAP:g}], got {raw[:40]!r}")
-    return int(gb * 1e9)
+    return int(env_limit(MEMORY_ENV, DEFAULT_MAX_MEMORY_GB, MAX_MEMORY_GB_CAP, "gigabytes") * 1e9)
 
 
 def estimate_memory(cfg: "BaseConfig", batch_size: int = 1) -> dict[str, int]:

@@ -43,19 +43,9 @@ DEFAULT_MAX_PFLOP = 1000.0
 
 def max_work_flop() -> float:
     """The work limit in FLOP (``RECURSE_MAX_PFLOP`` petaFLOP, default :data:`DEFAULT_MAX_PFLOP`); garbage: one line."""
-    import math
-    import os
+    from models.config import env_limit
 
-    from models.config import ConfigError
-
-    raw = os.environ.get(WORK_ENV, "")
-    try:
-        v = float(raw) if raw.strip() else DEFAULT_MAX_PFLOP
-    except ValueError:
-        v = float("nan")
-    if not (math.isfinite(v) and 0 < v <= 1e9):
-        raise ConfigError(f"{WORK_ENV} must be a number of petaFLOP in (0, 1e9], got {raw[:40]!r}")
-    return v * 1e15
+    return env_limit(WORK_ENV, DEFAULT_MAX_PFLOP, 1e9, "petaFLOP") * 1e15
 
 
 def estimate_run_cost(model: nn.Module, n_inputs: int, segments: int, passes: int = 1, copies: int = 1,
